@@ -1,0 +1,128 @@
+"""The scanner's contracts: what a source yields, what a detector returns, and what a finding says.
+
+Flow: a `Source` walks an artifact (image archive, Dockerfile, manifests, directory), hands each piece of
+content to a `Detector`, and yields `Finding`s (secrets found by the detector, plus the source's own
+structural findings such as "COPY then rm" or "secret volume mode 0644"). Reports format findings; they
+redact `Finding.secret` unless the user opted in.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+
+class Severity(enum.IntEnum):
+    """Ordered so `finding.severity >= Severity.HIGH` reads naturally."""
+
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            names = ", ".join(s.name.lower() for s in cls)
+            raise ValueError(f"unknown severity {text!r}; expected one of: {names}") from None
+
+
+class FileStatus(enum.Enum):
+    """Whether a file found in an image layer is still visible in the final filesystem."""
+
+    PRESENT = "present"
+    DELETED = "deleted"  # removed by a later whiteout / opaque dir, still recoverable from the archive
+    NOT_APPLICABLE = "n/a"  # config, Dockerfile, manifest, plain file
+
+
+class FindingKind(enum.Enum):
+    SECRET = "secret"  # a secret value was found
+    MISCONFIG = "misconfig"  # a dangerous practice (COPY-then-rm, ADD URL, 0644 secret volume, ...)
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a finding is. Fields that do not apply to the artifact stay None."""
+
+    artifact: str  # the scanned thing as the user named it: an archive path, a Dockerfile, a manifest
+    path: str  # file inside the artifact/layer, or a pseudo path such as "config:Env[2]"
+    line: int | None = None
+    layer_index: int | None = None  # 0 = base layer
+    layer_diff_id: str | None = None
+    created_by: str | None = None  # history `created_by` of the layer that added the file
+    status: FileStatus = FileStatus.NOT_APPLICABLE
+    deleted_in_layer: int | None = None  # layer index whose whiteout removed the file
+    object_ref: str | None = None  # k8s "Secret/ns/name" or Dockerfile stage name, when useful
+
+
+@dataclass(frozen=True)
+class Match:
+    """One detector hit inside a buffer. Offsets are byte offsets into the scanned buffer."""
+
+    rule_id: str
+    start: int
+    end: int
+    secret: bytes = field(repr=False)
+    line: int
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule_id: str
+    title: str
+    severity: Severity
+    kind: FindingKind
+    location: Location
+    #: the matched secret; never shown unless the user asks (`--show-secrets`). Excluded from repr.
+    secret: str = field(default="", repr=False)
+    message: str = ""
+    fix: str = ""
+
+    def redacted_secret(self, keep: int = 4) -> str:
+        """The secret's first `keep` characters then asterisks; short secrets show nothing."""
+        if not self.secret:
+            return ""
+        if len(self.secret) <= keep * 3:
+            return "*" * 8
+        return self.secret[:keep] + "*" * 8
+
+
+@dataclass(frozen=True)
+class ScanWarning:
+    """Something that could not be scanned fully (missing blob, truncated archive, bomb limit hit)."""
+
+    artifact: str
+    message: str
+
+
+@dataclass
+class ScanResult:
+    findings: list[Finding] = field(default_factory=list)
+    warnings: list[ScanWarning] = field(default_factory=list)
+    bytes_scanned: int = 0
+    artifacts: list[str] = field(default_factory=list)
+
+
+class Detector(ABC):
+    """Finds secrets in a buffer. Implementations must be safe to call from several threads."""
+
+    @abstractmethod
+    def scan(self, data: bytes, *, path: str = "") -> list[Match]:
+        """All matches in `data`. `path` lets path-aware rules (e.g. `.pem`, `.p12`) and allow-lists apply."""
+
+    @abstractmethod
+    def rule_info(self, rule_id: str) -> tuple[str, Severity]:
+        """(title, severity) for a rule id, used to turn matches into findings."""
+
+
+class Source(ABC):
+    """An artifact kind that can be scanned."""
+
+    @abstractmethod
+    def scan(self, detector: Detector, result: ScanResult) -> Iterator[Finding]:
+        """Yield findings as they are found; append warnings and byte counts to `result`."""
