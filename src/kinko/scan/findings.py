@@ -1,0 +1,44 @@
+"""Turning detector `Match`es into `Finding`s: the one helper every source uses for secret hits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from kinko.scan.interface import Detector, Finding, FindingKind, Location, Match
+
+#: Shown to the user with every secret finding: what to do about a leaked value.
+LEAK_FIX = "Rotate the value, remove it from the artifact, and deliver it at run time (kinko, a mount)."
+
+
+def match_secret_text(match: Match) -> str:
+    """The matched secret as text; undecodable bytes are replaced so reports never crash on binary hits."""
+    return match.secret.decode("utf-8", errors="replace")
+
+
+def matches_to_findings(
+    detector: Detector,
+    matches: Iterable[Match],
+    location_for_line: Callable[[int], Location],
+) -> list[Finding]:
+    """One SECRET finding per distinct (rule, line, secret); title and severity come from the detector."""
+    findings: list[Finding] = []
+    seen: set[tuple[str, int, bytes]] = set()
+    for match in matches:
+        key = (match.rule_id, match.line, match.secret)
+        if key in seen:
+            continue
+        seen.add(key)
+        title, severity = detector.rule_info(match.rule_id)
+        findings.append(
+            Finding(
+                rule_id=match.rule_id,
+                title=title,
+                severity=severity,
+                kind=FindingKind.SECRET,
+                location=location_for_line(match.line),
+                secret=match_secret_text(match),
+                message=f"{title} found",
+                fix=LEAK_FIX,
+            )
+        )
+    return findings
