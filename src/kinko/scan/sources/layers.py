@@ -1,0 +1,302 @@
+"""Streams one image layer (uncompressed, gzip or zstd) through tarfile and scans every file, within limits.
+
+Runs in worker processes: it gets a (file, offset, size) reference, opens the archive itself, seeks to the blob
+and decompresses on the fly. Nothing is written to disk and no layer is held in memory: one file's content is
+read whole only up to `Limits.max_file_in_memory`, bigger files go through in overlapping chunks.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import tarfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO
+
+import zstandard
+
+from kinko.scan.findings import matches_to_findings as to_findings
+from kinko.scan.interface import Detector, FileStatus, Finding, Location, Match
+from kinko.scan.sources.archive import BlobRef, clean_member_name, printable_name
+
+_READ = 1 << 20
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps that keep hostile archives bounded in time and memory."""
+
+    max_entries_per_layer: int = 2_000_000
+    max_layer_bytes: int = 32 << 30  # uncompressed tar stream of one layer
+    max_total_bytes: int = 128 << 30  # all layers together
+    max_layer_ratio: float = 500.0  # decompressed/compressed, checked once past ratio_floor
+    ratio_floor: int = 256 << 20
+    max_file_in_memory: int = 64 << 20
+    chunk_size: int = 8 << 20
+    chunk_overlap: int = 4 << 10
+    max_file_bytes: int = 8 << 30
+    max_sparse_bytes: int = 64 << 20  # a sparse member's logical size can be huge; scan this much
+    max_inner_gzip_bytes: int = 64 << 20
+    max_inner_gzip_ratio: float = 200.0
+
+
+class LimitExceeded(Exception):
+    """A bomb limit was hit; the message names the limit (never content)."""
+
+
+@dataclass(frozen=True)
+class LayerJob:
+    artifact: str
+    index: int
+    blob: BlobRef
+    diff_id: str | None
+    created_by: str | None
+    limits: Limits
+
+
+@dataclass
+class LayerScan:
+    index: int
+    hits: list[tuple[str, Finding]] = field(default_factory=list)  # (file path in layer, finding)
+    entries: list[str] = field(default_factory=list)  # non-directory paths this layer adds or replaces
+    whiteouts: list[str] = field(default_factory=list)  # paths a `.wh.<name>` deletes from lower layers
+    opaque_dirs: list[str] = field(default_factory=list)  # dirs a `.wh..wh..opq` empties
+    warnings: list[str] = field(default_factory=list)
+    bytes_scanned: int = 0
+
+
+class _Window(io.RawIOBase):
+    """Read-only view of file[offset : offset+size]."""
+
+    def __init__(self, fh: IO[bytes], offset: int, size: int) -> None:
+        self.fh = fh
+        self.left = size
+        fh.seek(offset)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = min(len(b), self.left)
+        if n <= 0:
+            return 0
+        got = self.fh.readinto(memoryview(b)[:n])  # type: ignore[attr-defined]
+        got = got or 0
+        self.left -= got
+        return int(got)
+
+
+class _Inflate(io.RawIOBase):
+    """Decompresses gzip (multi-member) or zstd from a raw stream, counting output against the limits."""
+
+    def __init__(self, raw: io.RawIOBase, kind: str, limits: Limits) -> None:
+        self.raw = raw
+        self.kind = kind
+        self.limits = limits
+        self.consumed = 0
+        self.produced = 0
+        self.pending = b""
+        self.gz = zlib.decompressobj(31) if kind == "gzip" else None
+        self.zs = zstandard.ZstdDecompressor().decompressobj() if kind == "zstd" else None
+        self.eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> None:
+        while not self.pending and not self.eof:
+            chunk = self.raw.read(_READ)
+            if not chunk:
+                self.eof = True
+                return
+            self.consumed += len(chunk)
+            self.pending = self._decompress(chunk)
+
+    def _decompress(self, chunk: bytes) -> bytes:
+        out = []
+        while chunk:
+            if self.gz is not None:
+                out.append(self.gz.decompress(chunk))
+                chunk = self.gz.unused_data if self.gz.eof else b""
+                if chunk:  # concatenated gzip members
+                    self.gz = zlib.decompressobj(31)
+            else:
+                assert self.zs is not None
+                out.append(self.zs.decompress(chunk))
+                chunk = self.zs.unused_data if self.zs.eof else b""
+                if chunk:
+                    self.zs = zstandard.ZstdDecompressor().decompressobj()
+        return b"".join(out)
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        self._fill()
+        n = min(len(b), len(self.pending))
+        b[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        self.produced += n
+        lim = self.limits
+        if self.produced > lim.max_layer_bytes:
+            raise LimitExceeded(f"layer decompresses past {lim.max_layer_bytes} bytes")
+        if self.produced > lim.ratio_floor and self.produced > lim.max_layer_ratio * max(self.consumed, 1):
+            raise LimitExceeded(f"layer decompression ratio over {lim.max_layer_ratio:g}:1 (gzip/zstd bomb)")
+        return n
+
+
+def _open_stream(fh: IO[bytes], blob: BlobRef, limits: Limits) -> tuple[io.BufferedReader, str]:
+    fh.seek(blob.offset)
+    magic = fh.read(4)
+    window = _Window(fh, blob.offset, blob.size)
+    kind = "gzip" if magic[:2] == _GZIP_MAGIC else "zstd" if magic == _ZSTD_MAGIC else "tar"
+    raw: io.RawIOBase = window if kind == "tar" else _Inflate(window, kind, limits)
+    return io.BufferedReader(raw, _READ), kind
+
+
+def scan_layer(job: LayerJob, detector: Detector) -> LayerScan:
+    """Scan every file of one layer; a broken layer yields a warning plus whatever was found before it broke."""
+    out = LayerScan(job.index)
+    try:
+        with open(job.blob.file, "rb") as fh:
+            stream, _ = _open_stream(fh, job.blob, job.limits)
+            _walk(job, detector, stream, out)
+    except LimitExceeded as exc:
+        out.warnings.append(f"layer {job.index}: {exc}; scan of this layer stopped")
+    except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
+        out.warnings.append(f"layer {job.index}: truncated or corrupt ({type(exc).__name__}); findings so far are kept")
+    return out
+
+
+def _walk(job: LayerJob, detector: Detector, stream: io.BufferedReader, out: LayerScan) -> None:
+    hostile = 0
+    with tarfile.open(fileobj=stream, mode="r|", bufsize=_READ) as tar:
+        for count, info in enumerate(tar, start=1):
+            tar.members.clear()  # type: ignore[attr-defined]  # else tarfile keeps every header (tar bombs)
+            if count > job.limits.max_entries_per_layer:
+                raise LimitExceeded(f"over {job.limits.max_entries_per_layer} entries (tar bomb)")
+            path, bad = clean_member_name(printable_name(info.name))
+            hostile += bad
+            _entry(job, detector, tar, info, path, out)
+    if hostile:
+        out.warnings.append(
+            f"layer {job.index}: {hostile} absolute or `..` entry names (normalized; nothing is written to disk)"
+        )
+
+
+def _entry(
+    job: LayerJob, detector: Detector, tar: tarfile.TarFile, info: tarfile.TarInfo, path: str, out: LayerScan
+) -> None:
+    parent, base = posixpath.split(path)
+    if base == ".wh..wh..opq":
+        out.opaque_dirs.append(parent)
+        return
+    if base.startswith(".wh."):
+        out.whiteouts.append(posixpath.join(parent, base[4:]))
+        return
+    if info.isdir():
+        return
+    out.entries.append(path)
+    if info.issym() or info.islnk():
+        target = posixpath.normpath(posixpath.join(parent, info.linkname))
+        if target.startswith("../") or (info.islnk() and info.linkname.startswith("/")):
+            out.warnings.append(f"layer {job.index}: link {path} points outside the image root (not followed)")
+        return
+    if not info.isreg():
+        return
+    fobj = tar.extractfile(info)
+    if fobj is None:
+        return
+    limit = job.limits.max_file_bytes
+    if info.issparse():
+        limit = job.limits.max_sparse_bytes
+        if info.size > limit:
+            out.warnings.append(f"layer {job.index}: sparse file {path} scanned up to {limit} bytes")
+    _scan_file(job, detector, fobj, min(info.size, limit), path, out)
+    if info.size > limit and not info.issparse():
+        out.warnings.append(f"layer {job.index}: {path} scanned up to {limit} bytes only")
+
+
+def _location(job: LayerJob, path: str) -> Callable[[int], Location]:
+    def at(line: int) -> Location:
+        return Location(
+            artifact=job.artifact,
+            path=path,
+            line=line,
+            layer_index=job.index,
+            layer_diff_id=job.diff_id,
+            created_by=job.created_by,
+            status=FileStatus.PRESENT,  # resolved against later layers' whiteouts once all are known
+        )
+
+    return at
+
+
+def _scan_file(job: LayerJob, detector: Detector, fobj: IO[bytes], size: int, path: str, out: LayerScan) -> None:
+    lim = job.limits
+    if size <= lim.max_file_in_memory:
+        data = fobj.read(size)
+        _scan_buffer(job, detector, data, path, 1, out)
+        if data[:2] == _GZIP_MAGIC:
+            _scan_inner_gzip(job, detector, data, path, out)
+        return
+    _scan_chunks(job, detector, fobj, size, path, out)
+
+
+def _scan_buffer(job: LayerJob, detector: Detector, data: bytes, path: str, first_line: int, out: LayerScan) -> None:
+    out.bytes_scanned += len(data)
+    matches = detector.scan(data, path=path)
+    if not matches:
+        return
+    if first_line != 1:
+        matches = [Match(m.rule_id, m.start, m.end, m.secret, m.line + first_line - 1) for m in matches]
+    out.hits.extend((path.rstrip("!"), f) for f in to_findings(detector, matches, _location(job, path)))
+
+
+def _scan_chunks(job: LayerJob, detector: Detector, fobj: IO[bytes], size: int, path: str, out: LayerScan) -> None:
+    """Big files: fixed-size chunks that overlap, so a secret across a boundary is still whole in one chunk."""
+    lim = job.limits
+    overlap = b""
+    line = 1  # line number at the start of `overlap + chunk`
+    left = size
+    seen: set[tuple[str, int]] = set()
+    base = 0  # absolute offset of the start of `overlap + chunk`
+    while left > 0:
+        chunk = fobj.read(min(lim.chunk_size, left))
+        if not chunk:
+            break
+        left -= len(chunk)
+        buf = overlap + chunk
+        out.bytes_scanned += len(chunk)
+        matches = detector.scan(buf, path=path)
+        fresh = []
+        for m in matches:
+            key = (m.rule_id, base + m.start)
+            if key not in seen:
+                seen.add(key)
+                fresh.append(Match(m.rule_id, m.start, m.end, m.secret, m.line + line - 1))
+        if fresh:
+            out.hits.extend((path, f) for f in to_findings(detector, fresh, _location(job, path)))
+        keep = min(lim.chunk_overlap, len(buf))
+        line += buf.count(b"\n", 0, len(buf) - keep)
+        base += len(buf) - keep
+        overlap = buf[len(buf) - keep :]
+        # `seen` only needs keys that can reappear in the next overlap
+        seen = {k for k in seen if k[1] >= base}
+
+
+def _scan_inner_gzip(job: LayerJob, detector: Detector, data: bytes, path: str, out: LayerScan) -> None:
+    """A gzip'd file inside a layer (app.log.gz): inflate with a size and ratio cap, scan as `path!`."""
+    lim = job.limits
+    cap = int(min(lim.max_inner_gzip_bytes, max(1 << 20, lim.max_inner_gzip_ratio * len(data))))
+    inflater = zlib.decompressobj(31)
+    try:
+        inner = inflater.decompress(data, cap)
+    except zlib.error:
+        return  # not really gzip; the raw bytes were scanned already
+    if inflater.unconsumed_tail:
+        out.warnings.append(
+            f"layer {job.index}: {path} inflates past {cap} bytes (gzip bomb?); scanned the first {cap}"
+        )
+    _scan_buffer(job, detector, inner, path + "!", 1, out)
