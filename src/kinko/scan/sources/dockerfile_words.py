@@ -1,0 +1,163 @@
+"""Dockerfile word handling: splitting with quotes/escapes and `$VAR` / `${VAR:-x}` expansion (buildkit shlex)."""
+
+from __future__ import annotations
+
+import re
+
+_NAME = re.compile(r"[A-Za-z0-9_]+")
+_WHITESPACE = " \t\v\f\r\n"
+
+
+def split_words(text: str, escape: str = "\\", *, keep_quotes: bool = True, limit: int = 0) -> list[str]:
+    """Split on unquoted whitespace (buildkit `parseWords`); quotes and escapes are kept in the words.
+
+    `limit` > 0 stops after that many words.
+    """
+    words: list[str] = []
+    word: list[str] = []
+    quote = ""
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == escape and quote != "'" and i + 1 < len(text):
+            word += [ch, text[i + 1]] if keep_quotes else [text[i + 1]]
+            i += 2
+            continue
+        if quote:
+            if ch == quote:
+                quote = ""
+                if not keep_quotes:
+                    i += 1
+                    continue
+        elif ch in "'\"":
+            quote = ch
+            if not keep_quotes:
+                i += 1
+                continue
+        elif ch in _WHITESPACE:
+            if word:
+                words.append("".join(word))
+                word = []
+                if limit and len(words) >= limit:
+                    return words
+            i += 1
+            continue
+        word.append(ch)
+        i += 1
+    if word:
+        words.append("".join(word))
+    return words
+
+
+def expand(word: str, env: dict[str, str], escape: str = "\\") -> str:
+    """Process one word like buildkit's ProcessWord: remove quotes, apply escapes, expand variables.
+
+    Unknown variables expand to "" (as in buildkit). Single-quoted text is literal.
+    """
+    return _Expander(word, env, escape).run()
+
+
+class _Expander:
+    def __init__(self, text: str, env: dict[str, str], escape: str) -> None:
+        self.text = text
+        self.env = env
+        self.escape = escape
+        self.i = 0
+
+    def run(self) -> str:
+        out: list[str] = []
+        text = self.text
+        while self.i < len(text):
+            ch = text[self.i]
+            if ch == "'":
+                end = text.find("'", self.i + 1)
+                end = len(text) if end < 0 else end
+                out.append(text[self.i + 1 : end])
+                self.i = end + 1
+            elif ch == '"':
+                self.i += 1
+                out.append(self._double_quoted())
+            elif ch == self.escape and self.i + 1 < len(text):
+                out.append(text[self.i + 1])
+                self.i += 2
+            elif ch == "$":
+                out.append(self._dollar())
+            else:
+                out.append(ch)
+                self.i += 1
+        return "".join(out)
+
+    def _double_quoted(self) -> str:
+        out: list[str] = []
+        text = self.text
+        while self.i < len(text):
+            ch = text[self.i]
+            if ch == '"':
+                self.i += 1
+                break
+            if ch == self.escape and self.i + 1 < len(text) and text[self.i + 1] in ('"', "$", self.escape):
+                out.append(text[self.i + 1])
+                self.i += 2
+            elif ch == "$":
+                out.append(self._dollar())
+            else:
+                out.append(ch)
+                self.i += 1
+        return "".join(out)
+
+    def _dollar(self) -> str:
+        text = self.text
+        self.i += 1  # past '$'
+        if self.i < len(text) and text[self.i] == "{":
+            return self._braced()
+        match = _NAME.match(text, self.i)
+        if not match:
+            return "$"
+        self.i = match.end()
+        return self.env.get(match.group(0), "")
+
+    def _braced(self) -> str:
+        text = self.text
+        depth, j = 1, self.i + 1
+        while j < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        body = text[self.i + 1 : j - 1] if depth == 0 else text[self.i + 1 :]
+        self.i = j
+        match = _NAME.match(body)
+        if not match:
+            return ""
+        name, op = match.group(0), body[match.end() :]
+        value = self.env.get(name)
+        return _modifier(value, op, self.env, self.escape)
+
+
+def _modifier(value: str | None, op: str, env: dict[str, str], escape: str) -> str:
+    """`${VAR<op>}`: :- - :+ + :? ? (others, such as # % /, keep the value as is)."""
+    for prefix in (":-", ":+", ":?", "-", "+", "?"):
+        if op.startswith(prefix):
+            word = expand(op[len(prefix) :], env, escape)
+            unset = value is None or (prefix.startswith(":") and value == "")
+            if prefix.endswith("-"):
+                return word if unset else str(value)
+            if prefix.endswith("+"):
+                return "" if unset else word
+            return value or ""
+    return value or ""
+
+
+def name_values(args: list[str], env: dict[str, str], escape: str, *, legacy_ok: bool) -> list[tuple[str, str | None]]:
+    """ENV/ARG/LABEL words -> (name, expanded value) pairs; value None for a bare `ARG NAME`.
+
+    Legacy `ENV name value` (no `=` in the first word) when `legacy_ok`.
+    """
+    if not args:
+        return []
+    if legacy_ok and "=" not in args[0]:
+        value = " ".join(args[1:])
+        return [(args[0], expand(value, env, escape))]
+    pairs: list[tuple[str, str | None]] = []
+    for word in args:
+        name, sep, value = word.partition("=")
+        pairs.append((expand(name, env, escape), expand(value, env, escape) if sep else None))
+    return pairs
