@@ -1,0 +1,45 @@
+"""Opening the local vault file for one CLI process, unsealing it from a key file, env or prompts."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from kinko.errors import NotFound, Sealed
+from kinko.vault import Vault, open_vault
+
+
+def open_local(path: Path) -> Vault:
+    if not path.exists():
+        raise NotFound(f"no vault at {str(path)!r}; create one with `kinko operator init --vault {path}`")
+    return open_vault(path)
+
+
+def ensure_unsealed(vault: Vault) -> Vault:
+    """A local vault is unsealed per process: key file (auto), KINKO_PASSPHRASE / KINKO_UNSEAL_SHARES, or a prompt."""
+    status = vault.status()
+    if not status.initialized or not status.sealed:
+        return vault
+    if vault.keys.operator_sealed():
+        raise Sealed("vault was sealed by an operator; run `kinko operator unseal` first")
+    if status.seal_type == "passphrase":
+        passphrase = os.environ.get("KINKO_PASSPHRASE")
+        if passphrase is None and sys.stdin.isatty():
+            passphrase = click.prompt("Vault passphrase", hide_input=True, err=True)
+        if passphrase is not None:
+            vault.unseal(passphrase=passphrase)
+    elif status.seal_type == "shamir":
+        shares = os.environ.get("KINKO_UNSEAL_SHARES", "").split()
+        if not shares and sys.stdin.isatty():
+            shares = [click.prompt(f"Unseal share {i + 1}/{status.threshold}", hide_input=True, err=True)
+                      for i in range(status.threshold)]
+        for share in shares:
+            if not vault.unseal(share=share).sealed:
+                break
+    if vault.status().sealed:
+        raise Sealed("vault is sealed; give unseal material via KINKO_PASSPHRASE / KINKO_UNSEAL_SHARES "
+                     "or run interactively")
+    return vault

@@ -1,0 +1,153 @@
+"""`kinko operator`: init, unseal, seal, status and rotate a local vault file."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from kinko.cli._common import emit, handle_errors, output_option, vault_file, vault_option
+from kinko.cli._local import ensure_unsealed, open_local
+from kinko.core.model import Caller
+from kinko.crypto.seal import SealType
+from kinko.errors import InvalidInput
+from kinko.lifecycle import VaultStatus
+
+
+@click.group("operator")
+def cli() -> None:
+    """Initialise, unseal, seal, inspect and rotate a vault."""
+
+
+def _passphrase(confirm: bool) -> str:
+    passphrase = os.environ.get("KINKO_PASSPHRASE")
+    if passphrase is not None:
+        return passphrase
+    if not sys.stdin.isatty():
+        raise InvalidInput("no passphrase: set KINKO_PASSPHRASE or run in a terminal")
+    return str(click.prompt("Vault passphrase", hide_input=True, confirmation_prompt=confirm, err=True))
+
+
+def _status_text(status: VaultStatus) -> str:
+    if not status.initialized:
+        return "initialized: false\nsealed: true"
+    lines = ["initialized: true", f"sealed: {str(status.sealed).lower()}", f"seal type: {status.seal_type}"]
+    if status.seal_type == "shamir":
+        lines.append(f"shares: {status.shares}  threshold: {status.threshold}  progress: {status.progress}")
+    if status.key_term is not None:
+        lines.append(f"key term: {status.key_term}")
+    lines += [f"retention: {status.retention_days} days",
+              f"purge protection: {str(status.purge_protection).lower()}", f"vault id: {status.vault_id}"]
+    return "\n".join(lines)
+
+
+@cli.command("init")
+@vault_option
+@click.option("--seal", "seal_type", type=click.Choice([t.value for t in SealType]), default="shamir",
+              show_default=True, help="How the vault unseals.")
+@click.option("--shares", default=5, show_default=True, help="Shamir shares to create.")
+@click.option("--threshold", default=3, show_default=True, help="Shares needed to unseal.")
+@click.option("--key-file", type=click.Path(dir_okay=False), help="Key file to create (seal=keyfile).")
+@click.option("--retention-days", default=90, show_default=True, help="Soft-delete retention, 7-90 days.")
+@click.option("--purge-protection", is_flag=True, help="Refuse purge until retention ends (cannot be undone).")
+@output_option
+@handle_errors
+def init(vault_path: str, seal_type: str, shares: int, threshold: int, key_file: str | None,
+         retention_days: int, purge_protection: bool, output: str) -> None:
+    """Create and initialise a vault. Prints the unseal shares and the root token exactly once."""
+    from kinko.vault import open_vault
+
+    path = vault_file(vault_path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    seal = SealType(seal_type)
+    passphrase = _passphrase(confirm=True) if seal is SealType.PASSPHRASE else None
+    vault = open_vault(path, create=True)
+    result = vault.init(seal=seal, shares=shares, threshold=threshold, passphrase=passphrase,
+                        key_file=Path(key_file) if key_file else None, retention_days=retention_days,
+                        purge_protection=purge_protection)
+    data = {"vault_id": result.vault_id, "unseal_shares": list(result.shares), "threshold": result.threshold,
+            "root_token": result.root_token, "key_file": str(result.key_file) if result.key_file else None}
+
+    def text() -> str:
+        lines = [f"Initialised vault {result.vault_id} at {path}"]
+        for i, share in enumerate(result.shares, 1):
+            lines.append(f"Unseal share {i}: {share}")
+        if result.shares:
+            lines.append(f"\n{result.threshold} of these {len(result.shares)} shares unseal the vault.")
+        if result.key_file:
+            lines.append(f"Key file (auto-unseal): {result.key_file}  (mode 0400; keep it off this disk's backups)")
+        lines.append(f"Initial root token: {result.root_token}")
+        lines.append("\nThis is the only time these are shown. Store the shares apart from each other.")
+        return "\n".join(lines)
+
+    emit(output, data, text)
+
+
+@cli.command("unseal")
+@vault_option
+@click.argument("shares", nargs=-1)
+@click.option("--key-file", type=click.Path(dir_okay=False), help="Unseal with this key file.")
+@output_option
+@handle_errors
+def unseal(vault_path: str, shares: tuple[str, ...], key_file: str | None, output: str) -> None:
+    """Unseal with shares (arguments, KINKO_UNSEAL_SHARES or prompts), a passphrase or a key file.
+
+    A local vault is unsealed per process; this checks the material and lifts an operator seal.
+    """
+    vault = open_local(vault_file(vault_path))
+    status = vault.status()
+    if status.seal_type == "keyfile":
+        status = vault.unseal(key_file=Path(key_file) if key_file else None)
+    elif status.seal_type == "passphrase":
+        status = vault.unseal(passphrase=_passphrase(confirm=False))
+    else:
+        given = list(shares) or os.environ.get("KINKO_UNSEAL_SHARES", "").split()
+        if not given and sys.stdin.isatty():
+            given = [click.prompt(f"Unseal share {i + 1}/{status.threshold}", hide_input=True, err=True)
+                     for i in range(status.threshold)]
+        for share in given:
+            status = vault.unseal(share=share)
+            if not status.sealed:
+                break
+    emit(output, status.to_dict(), lambda: _status_text(status))
+    if status.sealed:
+        sys.exit(1)
+
+
+@cli.command("seal")
+@vault_option
+@handle_errors
+def seal(vault_path: str) -> None:
+    """Seal the vault: drop every key and refuse auto-unseal until an explicit unseal."""
+    vault = open_local(vault_file(vault_path))
+    vault.keys.seal()
+    click.echo("vault sealed")
+
+
+@cli.command("status")
+@vault_option
+@output_option
+@handle_errors
+def status(vault_path: str, output: str) -> None:
+    """Show whether the vault is initialised and sealed, and its seal and key settings."""
+    vault = open_local(vault_file(vault_path))
+    current = vault.status()
+    emit(output, current.to_dict(), lambda: _status_text(current))
+
+
+@cli.command("rotate")
+@vault_option
+@click.option("--rewrap/--no-rewrap", default=True, show_default=True,
+              help="Re-encrypt existing versions under the new key term.")
+@output_option
+@handle_errors
+def rotate(vault_path: str, rewrap: bool, output: str) -> None:
+    """Add a new key term; new writes use it, old terms stay readable."""
+    vault = ensure_unsealed(open_local(vault_file(vault_path)))
+    caller = Caller.local_operator()
+    term = vault.rotate(caller)
+    moved = vault.rewrap(caller) if rewrap else 0
+    emit(output, {"key_term": term, "rewrapped": moved},
+         lambda: f"key term {term} active; {moved} version(s) re-encrypted")

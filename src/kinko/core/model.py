@@ -1,0 +1,181 @@
+"""The vault's data model: secret values, version attributes, listing entries and the caller's identity."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kinko.errors import InvalidInput, TooLarge
+
+#: A secret value: one value, or a key -> value map like a Kubernetes Secret's `data`.
+SecretValue = bytes | Mapping[str, bytes]
+
+MAX_VALUE_BYTES = 1024 * 1024
+MAX_TAGS = 15
+MAX_TAG_NAME = 512
+MAX_TAG_VALUE = 256
+DEFAULT_CONTENT_TYPE = "text"
+
+
+def value_size(value: SecretValue) -> int:
+    if isinstance(value, bytes):
+        return len(value)
+    return sum(len(k.encode()) + len(v) for k, v in value.items())
+
+
+def encode_value(value: SecretValue) -> bytes:
+    """Canonical bytes for a value, the plaintext the barrier seals."""
+    if isinstance(value, bytes | bytearray):
+        doc: dict[str, Any] = {"t": "v", "v": base64.b64encode(bytes(value)).decode()}
+    else:
+        doc = {"t": "m", "v": {k: base64.b64encode(v).decode() for k, v in sorted(value.items())}}
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def decode_value(blob: bytes) -> SecretValue:
+    doc = json.loads(blob)
+    if doc["t"] == "v":
+        return base64.b64decode(doc["v"])
+    return {k: base64.b64decode(v) for k, v in doc["v"].items()}
+
+
+def check_value(value: SecretValue) -> None:
+    """Shape and size checks shared by every content type."""
+    if isinstance(value, bytes | bytearray):
+        pass
+    elif isinstance(value, Mapping):
+        if not value:
+            raise InvalidInput("a key/value secret needs at least one key")
+        for key, item in value.items():
+            if not isinstance(key, str) or not isinstance(item, bytes | bytearray):
+                raise InvalidInput("a key/value secret maps text keys to byte values")
+    else:
+        raise InvalidInput("a secret value is bytes or a mapping of keys to bytes")
+    if value_size(value) > MAX_VALUE_BYTES:
+        raise TooLarge(f"secret value is larger than {MAX_VALUE_BYTES} bytes")
+
+
+def check_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    if len(tags) > MAX_TAGS:
+        raise InvalidInput(f"a version may have at most {MAX_TAGS} tags, got {len(tags)}")
+    for name, value in tags.items():
+        if not isinstance(name, str) or not isinstance(value, str) or not name:
+            raise InvalidInput("tags map non-empty text names to text values")
+        if len(name) > MAX_TAG_NAME:
+            raise InvalidInput(f"tag name longer than {MAX_TAG_NAME} characters")
+        if len(value) > MAX_TAG_VALUE:
+            raise InvalidInput(f"tag {name!r}: value longer than {MAX_TAG_VALUE} characters")
+    return dict(tags)
+
+
+def check_time(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise InvalidInput(f"{name} must be a non-negative Unix timestamp")
+    return float(value)
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """Per-version attributes, modelled on Key Vault's secret attributes."""
+
+    enabled: bool = True
+    not_before: float | None = None
+    expires: float | None = None
+    content_type: str = DEFAULT_CONTENT_TYPE
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "not_before": iso(self.not_before),
+            "expires": iso(self.expires),
+            "content_type": self.content_type,
+            "tags": dict(self.tags),
+        }
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """What can be said about a version without decrypting it."""
+
+    path: str
+    version: int
+    attributes: Attributes
+    created: float
+    updated: float
+    key_term: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "version": self.version,
+            **self.attributes.to_dict(),
+            "created": iso(self.created),
+            "updated": iso(self.updated),
+        }
+
+
+@dataclass(frozen=True)
+class SecretInfo:
+    path: str
+    current_version: int
+    max_versions: int
+    created: float
+    updated: float
+    deleted: float | None = None
+    scheduled_purge: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "path": self.path,
+            "current_version": self.current_version,
+            "max_versions": self.max_versions,
+            "created": iso(self.created),
+            "updated": iso(self.updated),
+        }
+        if self.deleted is not None:
+            out["deleted"] = iso(self.deleted)
+            out["scheduled_purge"] = iso(self.scheduled_purge)
+        return out
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A decrypted version. The value is kept out of repr so it never lands in a log by accident."""
+
+    info: VersionInfo
+    value: SecretValue = field(repr=False)
+    metadata: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Direct children of a prefix: secrets and folders (a folder ends with '/')."""
+
+    prefix: str
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking. Authorization and audit key off this; the local operator is the CLI on its own file."""
+
+    subject: str
+    policies: frozenset[str] = frozenset()
+    accessor: str | None = None
+    remote_addr: str | None = None
+
+    @classmethod
+    def local_operator(cls) -> Caller:
+        return cls(subject="local-operator", policies=frozenset({"root"}))

@@ -1,0 +1,316 @@
+"""The vault's key lifecycle: init, unseal, seal, rotate. Holds the only in-memory copies of key material."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kinko.crypto.barrier import Barrier, associated_data, open_with_key, seal_with_key
+from kinko.crypto.keyring import KEY_BYTES, Keyring
+from kinko.crypto.seal import (
+    UNSEAL_KEY_BYTES,
+    SealConfig,
+    SealType,
+    ShareCollector,
+    check_shamir_params,
+    passphrase_key,
+    read_key_file,
+    unwrap_root_key,
+    wrap_root_key,
+    write_key_file,
+)
+from kinko.crypto.shares import encode_share, split
+from kinko.errors import (
+    AlreadyInitialized,
+    CorruptVault,
+    IntegrityError,
+    InvalidInput,
+    NotInitialized,
+    Sealed,
+    UnsealFailed,
+)
+from kinko.storage.interface import Store
+
+MIN_RETENTION_DAYS, MAX_RETENTION_DAYS, DEFAULT_RETENTION_DAYS = 7, 90, 90
+ROOT_TOKEN_PREFIX = "kinko_root_"
+
+# Meta keys (all values are bytes; only the wrapped ones are sensitive, and they are ciphertext).
+M_VAULT_ID, M_SEAL, M_ROOT, M_KEYRING = "vault_id", "seal_config", "root_key_wrapped", "keyring_wrapped"
+M_POLICY, M_ROOT_TOKEN, M_KEY_FILE, M_OPERATOR_SEALED = "policy", "root_token_sha256", "key_file", "sealed"
+
+
+@dataclass(frozen=True)
+class VaultPolicy:
+    """Settings fixed at init."""
+
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    purge_protection: bool = False
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"retention_days": self.retention_days,
+                           "purge_protection": self.purge_protection}).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> VaultPolicy:
+        doc = json.loads(raw)
+        return cls(int(doc["retention_days"]), bool(doc["purge_protection"]))
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """Shown to the operator exactly once; nothing here is stored in plaintext."""
+
+    vault_id: str
+    root_token: str = field(repr=False)
+    shares: tuple[str, ...] = field(default=(), repr=False)
+    threshold: int = 0
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class VaultStatus:
+    initialized: bool
+    sealed: bool
+    seal_type: str | None = None
+    shares: int = 0
+    threshold: int = 0
+    progress: int = 0
+    key_term: int | None = None
+    vault_id: str | None = None
+    retention_days: int | None = None
+    purge_protection: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class SealState:
+    """Owns the root key and keyring while unsealed; nothing while sealed."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = threading.RLock()
+        self._barrier: Barrier | None = None
+        self._root_key: bytearray | None = None
+        self._collector: ShareCollector | None = None
+
+    # -- facts ---------------------------------------------------------------------------------------------
+    def _meta(self, key: str) -> bytes:
+        value = self._store.get_meta(key)
+        if value is None:
+            raise CorruptVault(f"vault metadata {key!r} is missing")
+        return value
+
+    @property
+    def initialized(self) -> bool:
+        return self._store.get_meta(M_VAULT_ID) is not None
+
+    def vault_id(self) -> str:
+        if not self.initialized:
+            raise NotInitialized()
+        return self._meta(M_VAULT_ID).decode()
+
+    def seal_config(self) -> SealConfig:
+        return SealConfig.from_bytes(self._meta(M_SEAL))
+
+    def policy(self) -> VaultPolicy:
+        return VaultPolicy.from_bytes(self._meta(M_POLICY))
+
+    def status(self) -> VaultStatus:
+        if not self.initialized:
+            return VaultStatus(initialized=False, sealed=True)
+        config, policy = self.seal_config(), self.policy()
+        barrier = self._barrier
+        return VaultStatus(
+            initialized=True, sealed=barrier is None, seal_type=config.type.value, shares=config.shares,
+            threshold=config.threshold, progress=self._collector.progress if self._collector else 0,
+            key_term=barrier.keyring.active_term if barrier else None, vault_id=self.vault_id(),
+            retention_days=policy.retention_days, purge_protection=policy.purge_protection,
+        )
+
+    def operator_sealed(self) -> bool:
+        """True after `kinko operator seal` until an explicit unseal: auto-unseal stays off meanwhile."""
+        return self._store.get_meta(M_OPERATOR_SEALED) is not None
+
+    def barrier(self) -> Barrier:
+        barrier = self._barrier
+        if barrier is None:
+            if not self.initialized:
+                raise NotInitialized()
+            raise Sealed()
+        return barrier
+
+    # -- init ----------------------------------------------------------------------------------------------
+    def init(
+        self, *, seal: SealType = SealType.SHAMIR, shares: int = 5, threshold: int = 3,
+        passphrase: str | None = None, key_file: Path | None = None,
+        retention_days: int = DEFAULT_RETENTION_DAYS, purge_protection: bool = False,
+    ) -> InitResult:
+        if self.initialized:
+            raise AlreadyInitialized("vault is already initialized")
+        if not MIN_RETENTION_DAYS <= retention_days <= MAX_RETENTION_DAYS:
+            raise InvalidInput(f"retention must be {MIN_RETENTION_DAYS}-{MAX_RETENTION_DAYS} days")
+        config, unseal_key, share_texts = self._new_unseal_key(seal, shares, threshold, passphrase, key_file)
+        vault_id, root_key, keyring = str(uuid.uuid4()), os.urandom(KEY_BYTES), Keyring.new()
+        root_token = ROOT_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        items = {
+            M_VAULT_ID: vault_id.encode(), M_SEAL: config.to_bytes(),
+            M_ROOT: wrap_root_key(unseal_key, root_key, vault_id),
+            M_KEYRING: seal_with_key(root_key, keyring.to_bytes(), _keyring_aad(vault_id)),
+            M_POLICY: VaultPolicy(retention_days, purge_protection).to_bytes(),
+            M_ROOT_TOKEN: hashlib.sha256(root_token.encode()).hexdigest().encode(),
+        }
+        if key_file is not None:
+            items[M_KEY_FILE] = str(key_file.resolve()).encode()
+        if seal is SealType.KEY_FILE and key_file is not None:
+            write_key_file(key_file, unseal_key)
+        try:
+            self._store.init_meta(items)
+        except BaseException:
+            if seal is SealType.KEY_FILE and key_file is not None:
+                key_file.unlink(missing_ok=True)
+            raise
+        return InitResult(vault_id, root_token, tuple(share_texts), config.threshold,
+                          key_file if seal is SealType.KEY_FILE else None)
+
+    @staticmethod
+    def _new_unseal_key(
+        seal: SealType, shares: int, threshold: int, passphrase: str | None, key_file: Path | None
+    ) -> tuple[SealConfig, bytes, list[str]]:
+        if seal is SealType.SHAMIR:
+            check_shamir_params(shares, threshold)
+            key = os.urandom(UNSEAL_KEY_BYTES)
+            parts = [key] if shares == 1 else split(key, shares, threshold)
+            texts = [encode_share(p) for p in parts]
+            return SealConfig(SealType.SHAMIR, shares, threshold), key, texts
+        if seal is SealType.PASSPHRASE:
+            if passphrase is None:
+                raise InvalidInput("a passphrase seal needs a passphrase")
+            config = SealConfig.for_passphrase()
+            return config, passphrase_key(config, passphrase), []
+        if key_file is None:
+            raise InvalidInput("a key-file seal needs --key-file PATH")
+        if key_file.exists():
+            raise InvalidInput(f"key file {str(key_file)!r} already exists; refusing to overwrite it")
+        return SealConfig(SealType.KEY_FILE), os.urandom(UNSEAL_KEY_BYTES), []
+
+    # -- unseal / seal -----------------------------------------------------------------------------------
+    def unseal_share(self, share: str) -> VaultStatus:
+        with self._lock:
+            config = self._unseal_config(SealType.SHAMIR)
+            if self._barrier is None:
+                if config.shares == 1:
+                    from kinko.crypto.shares import decode_share
+
+                    self._open_with(decode_share(share))
+                else:
+                    self._collector = self._collector or ShareCollector(config.threshold)
+                    key = self._collector.add(share)
+                    if key is not None:
+                        self._open_with(key)
+            return self.status()
+
+    def unseal_passphrase(self, passphrase: str) -> VaultStatus:
+        with self._lock:
+            config = self._unseal_config(SealType.PASSPHRASE)
+            if self._barrier is None:
+                self._open_with(passphrase_key(config, passphrase))
+            return self.status()
+
+    def unseal_key_file(self, path: Path | None = None) -> VaultStatus:
+        with self._lock:
+            self._unseal_config(SealType.KEY_FILE)
+            if path is None:
+                hint = self._store.get_meta(M_KEY_FILE)
+                if hint is None:
+                    raise UnsealFailed("no key file given and none recorded at init")
+                path = Path(hint.decode())
+            if self._barrier is None:
+                self._open_with(read_key_file(path))
+            return self.status()
+
+    def auto_unseal(self) -> bool:
+        """Unseal from the recorded key file unless an operator sealed the vault. True if now unsealed."""
+        if not self.initialized or self._barrier is not None:
+            return self._barrier is not None
+        if self.seal_config().type is not SealType.KEY_FILE or self._store.get_meta(M_OPERATOR_SEALED):
+            return False
+        self.unseal_key_file()
+        return True
+
+    def _unseal_config(self, expected: SealType) -> SealConfig:
+        config = self.seal_config()
+        if config.type is not expected:
+            raise InvalidInput(f"this vault unseals with its {config.type.value}, not a {expected.value}")
+        return config
+
+    def _open_with(self, unseal_key: bytes) -> None:
+        vault_id = self.vault_id()
+        root_key = unwrap_root_key(unseal_key, self._meta(M_ROOT), vault_id)
+        keyring = self._load_keyring(root_key, vault_id)
+        self._root_key, self._barrier, self._collector = bytearray(root_key), Barrier(keyring), None
+        self._store.delete_meta(M_OPERATOR_SEALED)
+
+    def _load_keyring(self, root_key: bytes, vault_id: str) -> Keyring:
+        try:
+            raw = open_with_key(root_key, self._meta(M_KEYRING), _keyring_aad(vault_id))
+        except IntegrityError:
+            raise CorruptVault("keyring failed authentication") from None
+        return Keyring.from_bytes(raw)
+
+    def seal(self) -> None:
+        with self._lock:
+            self._store.put_meta(M_OPERATOR_SEALED, b"1")
+            self.forget()
+
+    def forget(self) -> None:
+        """Drop every key from memory (best effort: Python and OpenSSL may hold copies we cannot reach)."""
+        with self._lock:
+            if self._barrier is not None:
+                self._barrier.forget()
+                self._barrier.keyring.wipe()
+            if self._root_key is not None:
+                self._root_key[:] = b"\0" * len(self._root_key)
+            self._barrier, self._root_key, self._collector = None, None, None
+
+    # -- keyring -------------------------------------------------------------------------------------------
+    def reload_keyring(self) -> None:
+        """Pick up terms another process added (a read met a term this process has not seen)."""
+        with self._lock:
+            if self._root_key is None:
+                raise Sealed()
+            self._barrier = Barrier(self._load_keyring(bytes(self._root_key), self.vault_id()))
+
+    def rotate(self) -> int:
+        """Add a key term atomically (compare-and-swap on the stored keyring so no term is ever lost)."""
+        with self._lock:
+            if self._root_key is None:
+                raise Sealed()
+            root_key, vault_id = bytes(self._root_key), self.vault_id()
+            for _ in range(20):
+                stored = self._meta(M_KEYRING)
+                keyring = self._load_keyring(root_key, vault_id)
+                term = keyring.add_term()
+                wrapped = seal_with_key(root_key, keyring.to_bytes(), _keyring_aad(vault_id))
+                if self._store.swap_meta(M_KEYRING, stored, wrapped):
+                    self._barrier = Barrier(keyring)
+                    return term
+                time.sleep(0.01)
+            raise CorruptVault("could not rotate: the keyring kept changing underneath")
+
+    def check_root_token(self, token: str) -> bool:
+        stored = self._store.get_meta(M_ROOT_TOKEN)
+        digest = hashlib.sha256(token.encode()).hexdigest().encode()
+        return stored is not None and secrets.compare_digest(stored, digest)
+
+
+def _keyring_aad(vault_id: str) -> bytes:
+    return associated_data(["kinko", "keyring", vault_id])

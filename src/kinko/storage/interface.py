@@ -1,0 +1,107 @@
+"""The storage contract: ciphertext and non-sensitive metadata only. One implementation file per engine."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SecretRow:
+    path: str
+    current_version: int
+    max_versions: int
+    created: float
+    updated: float
+    deleted: float | None = None
+    scheduled_purge: float | None = None
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    path: str
+    version: int
+    value_ct: bytes = field(repr=False)
+    meta_ct: bytes = field(repr=False)
+    key_term: int
+    enabled: bool
+    not_before: float | None
+    expires: float | None
+    content_type: str
+    tags_json: str
+    created: float
+    updated: float
+
+
+class Store(ABC):
+    """Each method is one transaction. Implementations raise kinko.errors types, never driver errors."""
+
+    # -- vault-level metadata (seal config, wrapped root key, wrapped keyring) -------------------------------
+    @abstractmethod
+    def get_meta(self, key: str) -> bytes | None: ...
+
+    @abstractmethod
+    def init_meta(self, items: Mapping[str, bytes]) -> None:
+        """Write the initial metadata; AlreadyInitialized if the vault already has any."""
+
+    @abstractmethod
+    def put_meta(self, key: str, value: bytes) -> None: ...
+
+    @abstractmethod
+    def swap_meta(self, key: str, expected: bytes | None, value: bytes) -> bool:
+        """Set `key` to `value` only if it currently holds `expected` (None = absent). True if swapped."""
+
+    @abstractmethod
+    def delete_meta(self, key: str) -> None: ...
+
+    # -- secrets ----------------------------------------------------------------------------------------------
+    @abstractmethod
+    def get_secret(self, path: str) -> SecretRow | None: ...
+
+    @abstractmethod
+    def get_version(self, path: str, version: int) -> VersionRow | None: ...
+
+    @abstractmethod
+    def list_versions(self, path: str) -> list[VersionRow]: ...
+
+    @abstractmethod
+    def write_version(self, secret: SecretRow, version: VersionRow, expected_current: int | None) -> None:
+        """Insert `version` and make it current, atomically.
+
+        `expected_current`: None = unconditional; otherwise the stored current version must equal it (0 = the
+        secret must not exist). VersionConflict otherwise. Versions beyond `secret.max_versions` (if > 0) are
+        pruned oldest first in the same transaction. A soft-deleted secret refuses writes (AlreadyExists).
+        """
+
+    @abstractmethod
+    def update_version(self, row: VersionRow) -> None:
+        """Replace the attributes (and possibly the ciphertexts, for rewrap) of an existing version."""
+
+    @abstractmethod
+    def list_secrets(self, prefix: str, *, deleted: bool) -> list[SecretRow]:
+        """Secrets whose path is `prefix` or starts with `prefix/` ('' = all), live or soft-deleted."""
+
+    @abstractmethod
+    def set_deleted(self, path: str, deleted: float | None, scheduled_purge: float | None) -> None: ...
+
+    @abstractmethod
+    def purge(self, path: str) -> None: ...
+
+    @abstractmethod
+    def restore(self, secret: SecretRow, versions: list[VersionRow]) -> None:
+        """Insert a whole secret from a backup; AlreadyExists if the path is taken."""
+
+    @abstractmethod
+    def versions_below_term(self, term: int, limit: int) -> list[VersionRow]: ...
+
+    @abstractmethod
+    def iter_all_ciphertext(self) -> Iterator[bytes]:
+        """Every stored ciphertext (for integrity and hygiene checks)."""
+
+    @abstractmethod
+    def check(self) -> list[str]:
+        """Engine-level integrity check; empty list = healthy."""
+
+    @abstractmethod
+    def close(self) -> None: ...

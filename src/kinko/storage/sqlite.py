@@ -1,0 +1,290 @@
+"""SQLite storage: the embedded default. WAL, synchronous=FULL, one transaction per operation."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from kinko.errors import AlreadyExists, AlreadyInitialized, CorruptVault, NotFound, VersionConflict
+from kinko.storage.interface import SecretRow, Store, VersionRow
+
+#: Each entry migrates the schema from version i to i+1. Never edit a shipped entry; append.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+    CREATE TABLE secrets (
+        path TEXT PRIMARY KEY,
+        current_version INTEGER NOT NULL,
+        max_versions INTEGER NOT NULL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        deleted REAL,
+        scheduled_purge REAL
+    );
+    CREATE TABLE versions (
+        path TEXT NOT NULL REFERENCES secrets(path) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        value_ct BLOB NOT NULL,
+        meta_ct BLOB NOT NULL,
+        key_term INTEGER NOT NULL,
+        enabled INTEGER NOT NULL,
+        not_before REAL,
+        expires REAL,
+        content_type TEXT NOT NULL,
+        tags_json TEXT NOT NULL,
+        created REAL NOT NULL,
+        updated REAL NOT NULL,
+        PRIMARY KEY (path, version)
+    );
+    CREATE INDEX versions_by_term ON versions(key_term);
+    """,
+]
+
+_VERSION_COLUMNS = (
+    "path, version, value_ct, meta_ct, key_term, enabled, not_before, expires, content_type, tags_json, "
+    "created, updated"
+)
+_SECRET_COLUMNS = "path, current_version, max_versions, created, updated, deleted, scheduled_purge"
+
+
+def _secret(row: tuple[Any, ...]) -> SecretRow:
+    return SecretRow(*row)
+
+
+def _version(row: tuple[Any, ...]) -> VersionRow:
+    values = list(row)
+    values[5] = bool(values[5])
+    return VersionRow(*values)
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (SQLite gives its WAL/SHM the same mode)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+class SqliteStore(Store):
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            if not create:
+                raise NotFound(f"no vault at {str(self.path)!r}")
+            _create_private(self.path)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        with self._guard():
+            self._migrate(self._conn())
+
+    # -- connection handling ------------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            raise CorruptVault(f"vault file {str(self.path)!r} is not a readable kinko vault") from None
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        with self._guard():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _read(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._guard():
+            return list(self._conn().execute(sql, args).fetchall())
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            current = row[0] if row else 0
+            if row is None:
+                conn.execute("INSERT INTO schema_version (version) VALUES (0)")
+            if current > len(MIGRATIONS):
+                raise CorruptVault(f"vault schema {current} is newer than this kinko understands")
+            for index in range(current, len(MIGRATIONS)):
+                for statement in MIGRATIONS[index].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("UPDATE schema_version SET version = ?", (index + 1,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- meta -----------------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> bytes | None:
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return bytes(rows[0][0]) if rows else None
+
+    def init_meta(self, items: Mapping[str, bytes]) -> None:
+        with self._tx() as conn:
+            if conn.execute("SELECT 1 FROM meta LIMIT 1").fetchone():
+                raise AlreadyInitialized("vault is already initialized")
+            conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", list(items.items()))
+
+    def put_meta(self, key: str, value: bytes) -> None:
+        with self._tx() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def swap_meta(self, key: str, expected: bytes | None, value: bytes) -> bool:
+        with self._tx() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            current = bytes(row[0]) if row else None
+            if current != expected:
+                return False
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            return True
+
+    def delete_meta(self, key: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+
+    # -- secrets --------------------------------------------------------------------------------------------
+    def get_secret(self, path: str) -> SecretRow | None:
+        rows = self._read(f"SELECT {_SECRET_COLUMNS} FROM secrets WHERE path = ?", (path,))
+        return _secret(rows[0]) if rows else None
+
+    def get_version(self, path: str, version: int) -> VersionRow | None:
+        sql = f"SELECT {_VERSION_COLUMNS} FROM versions WHERE path = ? AND version = ?"
+        rows = self._read(sql, (path, version))
+        return _version(rows[0]) if rows else None
+
+    def list_versions(self, path: str) -> list[VersionRow]:
+        sql = f"SELECT {_VERSION_COLUMNS} FROM versions WHERE path = ? ORDER BY version"
+        return [_version(r) for r in self._read(sql, (path,))]
+
+    def write_version(self, secret: SecretRow, version: VersionRow, expected_current: int | None) -> None:
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT current_version, deleted FROM secrets WHERE path = ?", (secret.path,)
+            ).fetchone()
+            current = row[0] if row else 0
+            if row is not None and row[1] is not None:
+                raise AlreadyExists(f"secret {secret.path!r} is deleted; recover or purge it before writing")
+            if expected_current is not None and current != expected_current:
+                raise VersionConflict(
+                    f"secret {secret.path!r} is at version {current}, not the expected {expected_current}"
+                )
+            if version.version != current + 1:
+                raise VersionConflict(f"secret {secret.path!r} changed while writing; retry")
+            if row is None:
+                conn.execute(
+                    f"INSERT INTO secrets ({_SECRET_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL)",
+                    (secret.path, version.version, secret.max_versions, secret.created, secret.updated),
+                )
+            else:
+                conn.execute(
+                    "UPDATE secrets SET current_version = ?, max_versions = ?, updated = ? WHERE path = ?",
+                    (version.version, secret.max_versions, secret.updated, secret.path),
+                )
+            self._insert_version(conn, version)
+            if secret.max_versions > 0:
+                conn.execute(
+                    "DELETE FROM versions WHERE path = ? AND version <= ?",
+                    (secret.path, version.version - secret.max_versions),
+                )
+
+    @staticmethod
+    def _insert_version(conn: sqlite3.Connection, v: VersionRow) -> None:
+        conn.execute(
+            f"INSERT INTO versions ({_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (v.path, v.version, v.value_ct, v.meta_ct, v.key_term, int(v.enabled), v.not_before, v.expires,
+             v.content_type, v.tags_json, v.created, v.updated),
+        )
+
+    def update_version(self, row: VersionRow) -> None:
+        with self._tx() as conn:
+            cursor = conn.execute(
+                "UPDATE versions SET value_ct = ?, meta_ct = ?, key_term = ?, enabled = ?, not_before = ?, "
+                "expires = ?, content_type = ?, tags_json = ?, updated = ? WHERE path = ? AND version = ?",
+                (row.value_ct, row.meta_ct, row.key_term, int(row.enabled), row.not_before, row.expires,
+                 row.content_type, row.tags_json, row.updated, row.path, row.version),
+            )
+            if cursor.rowcount != 1:
+                raise NotFound(f"secret {row.path!r} has no version {row.version}")
+
+    def list_secrets(self, prefix: str, *, deleted: bool) -> list[SecretRow]:
+        where = "deleted IS NOT NULL" if deleted else "deleted IS NULL"
+        if prefix:
+            # substr keeps '%' and '_' in paths from acting as LIKE wildcards.
+            sql = (f"SELECT {_SECRET_COLUMNS} FROM secrets WHERE {where} AND "
+                   "(path = ? OR substr(path, 1, ?) = ?) ORDER BY path")
+            rows = self._read(sql, (prefix, len(prefix) + 1, prefix + "/"))
+        else:
+            rows = self._read(f"SELECT {_SECRET_COLUMNS} FROM secrets WHERE {where} ORDER BY path")
+        return [_secret(r) for r in rows]
+
+    def set_deleted(self, path: str, deleted: float | None, scheduled_purge: float | None) -> None:
+        with self._tx() as conn:
+            cursor = conn.execute(
+                "UPDATE secrets SET deleted = ?, scheduled_purge = ? WHERE path = ?",
+                (deleted, scheduled_purge, path),
+            )
+            if cursor.rowcount != 1:
+                raise NotFound(f"no secret at {path!r}")
+
+    def purge(self, path: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM versions WHERE path = ?", (path,))
+            if conn.execute("DELETE FROM secrets WHERE path = ?", (path,)).rowcount != 1:
+                raise NotFound(f"no secret at {path!r}")
+
+    def restore(self, secret: SecretRow, versions: list[VersionRow]) -> None:
+        with self._tx() as conn:
+            if conn.execute("SELECT 1 FROM secrets WHERE path = ?", (secret.path,)).fetchone():
+                raise AlreadyExists(f"secret {secret.path!r} already exists (live or deleted); purge it first")
+            conn.execute(
+                f"INSERT INTO secrets ({_SECRET_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL)",
+                (secret.path, secret.current_version, secret.max_versions, secret.created, secret.updated),
+            )
+            for version in versions:
+                self._insert_version(conn, version)
+
+    def versions_below_term(self, term: int, limit: int) -> list[VersionRow]:
+        sql = f"SELECT {_VERSION_COLUMNS} FROM versions WHERE key_term < ? LIMIT ?"
+        return [_version(r) for r in self._read(sql, (term, limit))]
+
+    def iter_all_ciphertext(self) -> Iterator[bytes]:
+        for value_ct, meta_ct in self._read("SELECT value_ct, meta_ct FROM versions"):
+            yield bytes(value_ct)
+            yield bytes(meta_ct)
+
+    def check(self) -> list[str]:
+        rows = self._read("PRAGMA integrity_check")
+        return [] if rows == [("ok",)] else [str(r[0]) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()

@@ -1,0 +1,351 @@
+"""The Vault service: every operation goes through here (validate -> authorize -> audit -> barrier -> store)."""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from kinko.core.model import (
+    DEFAULT_CONTENT_TYPE,
+    Attributes,
+    Caller,
+    Listing,
+    Secret,
+    SecretInfo,
+    SecretValue,
+    VersionInfo,
+    check_tags,
+    check_time,
+    check_value,
+    decode_value,
+    encode_value,
+    iso,
+)
+from kinko.core.names import validate_path, validate_prefix
+from kinko.core.types import validate_secret
+from kinko.crypto.barrier import term_of
+from kinko.crypto.seal import SealType
+from kinko.errors import (
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    PurgeProtected,
+    SecretDisabled,
+    SecretExpired,
+    SecretNotYetValid,
+)
+from kinko.lifecycle import InitResult, SealState, VaultStatus
+from kinko.storage.interface import SecretRow, Store, VersionRow
+
+BACKUP_MAGIC = b"kinko-backup-1:"
+_UNSET: Any = object()
+
+
+class Authorizer(Protocol):
+    def __call__(self, caller: Caller, capability: str, path: str) -> bool: ...
+
+
+class AuditSink(Protocol):
+    def __call__(self, caller: Caller, operation: str, path: str, outcome: str) -> None: ...
+
+
+def root_only(caller: Caller, capability: str, path: str) -> bool:
+    """The authorizer until policies exist: only root-policy callers (the local operator) may act."""
+    return "root" in caller.policies
+
+
+class Vault:
+    def __init__(
+        self, store: Store, *, clock: Callable[[], float] = time.time,
+        authorize: Authorizer = root_only, audit: AuditSink | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._authorize = authorize
+        self._audit = audit
+        self.keys = SealState(store)
+
+    # -- lifecycle (delegates to SealState) ----------------------------------------------------------------
+    def status(self) -> VaultStatus:
+        return self.keys.status()
+
+    def init(self, **options: Any) -> InitResult:
+        return self.keys.init(**options)
+
+    def unseal(self, *, share: str | None = None, passphrase: str | None = None,
+               key_file: Path | None = None) -> VaultStatus:
+        if share is not None:
+            return self.keys.unseal_share(share)
+        if passphrase is not None:
+            return self.keys.unseal_passphrase(passphrase)
+        return self.keys.unseal_key_file(key_file)
+
+    def seal(self, caller: Caller) -> None:
+        self._check(caller, "sudo", "sys/seal", "seal")
+        self.keys.seal()
+
+    def rotate(self, caller: Caller) -> int:
+        self._check(caller, "sudo", "sys/rotate", "rotate")
+        return self.keys.rotate()
+
+    def rewrap(self, caller: Caller, batch: int = 500) -> int:
+        """Re-encrypt every version sealed under an older key term with the newest term."""
+        self._check(caller, "sudo", "sys/rewrap", "rewrap")
+        barrier, moved = self.keys.barrier(), 0
+        while rows := self._store.versions_below_term(barrier.keyring.active_term, batch):
+            for row in rows:
+                value = self._open(row.value_ct, row.path, row.version, "value")
+                meta = self._open(row.meta_ct, row.path, row.version, "meta")
+                new_value = barrier.seal(value, self._aad(row.path, row.version, "value"))
+                self._store.update_version(replace(
+                    row, value_ct=new_value, meta_ct=barrier.seal(meta, self._aad(row.path, row.version, "meta")),
+                    key_term=term_of(new_value),
+                ))
+                moved += 1
+        return moved
+
+    def close(self) -> None:
+        self.keys.forget()
+        self._store.close()
+
+    # -- helpers -------------------------------------------------------------------------------------------
+    def _check(self, caller: Caller, capability: str, path: str, operation: str) -> None:
+        allowed = self._authorize(caller, capability, path)
+        if self._audit is not None:
+            self._audit(caller, operation, path, "allowed" if allowed else "denied")
+        if not allowed:
+            raise PermissionDenied()
+
+    def _aad(self, path: str, version: int, field: str) -> list[str | int]:
+        return [self.keys.vault_id(), path, version, field]
+
+    def _open(self, blob: bytes, path: str, version: int, field: str) -> bytes:
+        barrier = self.keys.barrier()
+        if term_of(blob) not in barrier.keyring.terms:
+            self.keys.reload_keyring()  # another process rotated
+            barrier = self.keys.barrier()
+        return barrier.open(blob, self._aad(path, version, field))
+
+    def _secret_row(self, path: str, *, deleted: bool = False) -> SecretRow:
+        row = self._store.get_secret(path)
+        if row is None or (row.deleted is not None) != deleted:
+            state = "deleted secret" if deleted else "secret"
+            raise NotFound(f"no {state} at {path!r}")
+        return row
+
+    @staticmethod
+    def _info(row: VersionRow) -> VersionInfo:
+        attributes = Attributes(row.enabled, row.not_before, row.expires, row.content_type,
+                                json.loads(row.tags_json))
+        return VersionInfo(row.path, row.version, attributes, row.created, row.updated, row.key_term)
+
+    @staticmethod
+    def _secret_info(row: SecretRow) -> SecretInfo:
+        return SecretInfo(row.path, row.current_version, row.max_versions, row.created, row.updated,
+                          row.deleted, row.scheduled_purge)
+
+    # -- secrets -------------------------------------------------------------------------------------------
+    def put(
+        self, caller: Caller, path: str, value: SecretValue, *, content_type: str = DEFAULT_CONTENT_TYPE,
+        enabled: bool = True, not_before: float | None = None, expires: float | None = None,
+        tags: Mapping[str, str] | None = None, cas: int | None = None, max_versions: int | None = None,
+    ) -> VersionInfo:
+        """Write a new version. `cas`: expected current version (0 = must not exist)."""
+        validate_path(path)
+        check_value(value)
+        metadata = validate_secret(content_type, value)
+        not_before, expires = check_time("not_before", not_before), check_time("expires", expires)
+        if not_before is not None and expires is not None and expires <= not_before:
+            raise InvalidInput("expires must be later than not_before")
+        tags = check_tags(tags or {})
+        if cas is not None and (isinstance(cas, bool) or cas < 0):
+            raise InvalidInput("cas must be a version number >= 0")
+        if max_versions is not None and not 0 <= max_versions <= 10_000:
+            raise InvalidInput("max_versions must be between 0 (unlimited) and 10000")
+        existing = self._store.get_secret(path)
+        self._check(caller, "update" if existing else "create", path, "secret.put")
+        barrier, now = self.keys.barrier(), self._clock()
+        version = (existing.current_version if existing else 0) + 1
+        value_ct = barrier.seal(encode_value(value), self._aad(path, version, "value"))
+        meta_ct = barrier.seal(json.dumps(metadata).encode(), self._aad(path, version, "meta"))
+        keep = max_versions if max_versions is not None else (existing.max_versions if existing else 0)
+        secret = SecretRow(path, version, keep, existing.created if existing else now, now)
+        row = VersionRow(path, version, value_ct, meta_ct, term_of(value_ct), enabled, not_before, expires,
+                         content_type, json.dumps(tags, sort_keys=True), now, now)
+        self._store.write_version(secret, row, cas if cas is not None else (existing.current_version
+                                                                           if existing else 0))
+        return self._info(row)
+
+    def get(self, caller: Caller, path: str, version: int | None = None) -> Secret:
+        validate_path(path)
+        self._check(caller, "read", path, "secret.get")
+        self.keys.barrier()
+        row = self._version_row(path, version)
+        self._check_readable(row)
+        value = decode_value(self._open(row.value_ct, path, row.version, "value"))
+        metadata = json.loads(self._open(row.meta_ct, path, row.version, "meta"))
+        return Secret(self._info(row), value, metadata)
+
+    def _version_row(self, path: str, version: int | None) -> VersionRow:
+        secret = self._secret_row(path)
+        number = secret.current_version if version is None else version
+        row = self._store.get_version(path, number)
+        if row is None:
+            raise NotFound(f"secret {path!r} has no version {number}")
+        return row
+
+    def _check_readable(self, row: VersionRow) -> None:
+        now, where = self._clock(), f"secret {row.path!r} version {row.version}"
+        if not row.enabled:
+            raise SecretDisabled(f"{where} is disabled")
+        if row.not_before is not None and now < row.not_before:
+            raise SecretNotYetValid(f"{where} is not valid before {iso(row.not_before)}")
+        if row.expires is not None and now >= row.expires:
+            raise SecretExpired(f"{where} expired at {iso(row.expires)}")
+
+    def info(self, caller: Caller, path: str) -> SecretInfo:
+        validate_path(path)
+        self._check(caller, "list", path, "secret.info")
+        self.keys.barrier()
+        return self._secret_info(self._secret_row(path))
+
+    def list(self, caller: Caller, prefix: str = "") -> Listing:
+        """Direct children of `prefix`: secret names, and folders ending in '/'."""
+        base = validate_prefix(prefix)
+        self._check(caller, "list", base, "secret.list")
+        self.keys.barrier()
+        start = len(base) + 1 if base else 0
+        keys: set[str] = set()
+        for row in self._store.list_secrets(base, deleted=False):
+            if row.path == base:
+                continue
+            head, slash, _ = row.path[start:].partition("/")
+            keys.add(head + slash)
+        return Listing(base, tuple(sorted(keys)))
+
+    def versions(self, caller: Caller, path: str) -> builtins.list[VersionInfo]:
+        validate_path(path)
+        self._check(caller, "list", path, "secret.versions")
+        self.keys.barrier()
+        self._secret_row(path)
+        return [self._info(r) for r in self._store.list_versions(path)]
+
+    def update_attributes(
+        self, caller: Caller, path: str, version: int | None = None, *, enabled: bool | None = None,
+        not_before: float | None = _UNSET, expires: float | None = _UNSET,
+        tags: Mapping[str, str] | None = None, content_type: str | None = None,
+    ) -> VersionInfo:
+        """Change a version's attributes (not its value). Unset arguments keep their current value."""
+        validate_path(path)
+        self._check(caller, "update", path, "secret.update")
+        self.keys.barrier()
+        row = self._version_row(path, version)
+        nbf = row.not_before if not_before is _UNSET else check_time("not_before", not_before)
+        exp = row.expires if expires is _UNSET else check_time("expires", expires)
+        if nbf is not None and exp is not None and exp <= nbf:
+            raise InvalidInput("expires must be later than not_before")
+        if content_type is not None and content_type != row.content_type:
+            raise InvalidInput("content_type is fixed per version; write a new version to change it")
+        updated = replace(
+            row, enabled=row.enabled if enabled is None else bool(enabled), not_before=nbf, expires=exp,
+            tags_json=row.tags_json if tags is None else json.dumps(check_tags(tags), sort_keys=True),
+            updated=self._clock(),
+        )
+        self._store.update_version(updated)
+        return self._info(updated)
+
+    # -- delete / recover / purge ------------------------------------------------------------------------
+    def delete(self, caller: Caller, path: str) -> SecretInfo:
+        """Soft delete: recoverable until the retention period ends."""
+        validate_path(path)
+        self._check(caller, "delete", path, "secret.delete")
+        self.keys.barrier()
+        self._secret_row(path)
+        now = self._clock()
+        purge_at = now + self.keys.policy().retention_days * 86400
+        self._store.set_deleted(path, now, purge_at)
+        return self._secret_info(self._secret_row(path, deleted=True))
+
+    def list_deleted(self, caller: Caller, prefix: str = "") -> builtins.list[SecretInfo]:
+        base = validate_prefix(prefix)
+        self._check(caller, "list", base, "secret.list_deleted")
+        self.keys.barrier()
+        return [self._secret_info(r) for r in self._store.list_secrets(base, deleted=True)]
+
+    def recover(self, caller: Caller, path: str) -> SecretInfo:
+        validate_path(path)
+        self._check(caller, "recover", path, "secret.recover")
+        self.keys.barrier()
+        self._secret_row(path, deleted=True)
+        self._store.set_deleted(path, None, None)
+        return self._secret_info(self._secret_row(path))
+
+    def purge(self, caller: Caller, path: str) -> None:
+        """Permanently remove a soft-deleted secret (refused under purge protection until retention ends)."""
+        validate_path(path)
+        self._check(caller, "purge", path, "secret.purge")
+        self.keys.barrier()
+        row = self._secret_row(path, deleted=True)
+        if self.keys.policy().purge_protection and self._clock() < (row.scheduled_purge or 0):
+            raise PurgeProtected(
+                f"purge protection is on: {path!r} can be purged after {iso(row.scheduled_purge)}"
+            )
+        self._store.purge(path)
+
+    # -- backup / restore --------------------------------------------------------------------------------
+    def backup(self, caller: Caller, path: str) -> bytes:
+        """All versions of a secret as an encrypted blob that only this vault can restore."""
+        validate_path(path)
+        self._check(caller, "read", path, "secret.backup")
+        barrier = self.keys.barrier()
+        secret = self._secret_row(path)
+        doc = {
+            "secret": {k: v for k, v in secret.__dict__.items() if k not in ("deleted", "scheduled_purge")},
+            "versions": [_row_doc(r) for r in self._store.list_versions(path)],
+        }
+        sealed = barrier.seal(json.dumps(doc).encode(), [self.keys.vault_id(), "backup"])
+        return BACKUP_MAGIC + base64.b64encode(sealed)
+
+    def restore(self, caller: Caller, blob: bytes) -> SecretInfo:
+        barrier = self.keys.barrier()
+        if not blob.startswith(BACKUP_MAGIC):
+            raise InvalidInput("not a kinko backup")
+        try:
+            sealed = base64.b64decode(blob[len(BACKUP_MAGIC):].strip(), validate=True)
+            doc = json.loads(barrier.open(sealed, [self.keys.vault_id(), "backup"]))
+        except (ValueError, IntegrityError):
+            raise InvalidInput("backup is corrupt or was made by another vault") from None
+        secret = SecretRow(**doc["secret"])
+        validate_path(secret.path)
+        self._check(caller, "create", secret.path, "secret.restore")
+        self._store.restore(secret, [_row_from_doc(d) for d in doc["versions"]])
+        return self._secret_info(self._secret_row(secret.path))
+
+
+def _row_doc(row: VersionRow) -> dict[str, Any]:
+    doc = dict(row.__dict__)
+    doc["value_ct"] = base64.b64encode(row.value_ct).decode()
+    doc["meta_ct"] = base64.b64encode(row.meta_ct).decode()
+    return doc
+
+
+def _row_from_doc(doc: dict[str, Any]) -> VersionRow:
+    return VersionRow(**{**doc, "value_ct": base64.b64decode(doc["value_ct"]),
+                         "meta_ct": base64.b64decode(doc["meta_ct"])})
+
+
+def open_vault(path: str | Path, *, create: bool = False, **options: Any) -> Vault:
+    """Open (or create) a vault file; auto-unseals when it was initialised with a key file."""
+    from kinko.storage.sqlite import SqliteStore
+
+    vault = Vault(SqliteStore(path, create=create), **options)
+    if vault.keys.initialized and vault.keys.seal_config().type is SealType.KEY_FILE:
+        vault.keys.auto_unseal()
+    return vault
