@@ -1,0 +1,222 @@
+"""Detection engines: one multi-pattern pass (hyperscan, or an Aho-Corasick keyword prefilter) then `re`.
+
+Both engines share the confirmation step: the rule's full regex runs only in spans the prefilter selected,
+then entropy, placeholder and identifier filters, per-rule overlap dedupe, generic-vs-specific dedupe and
+the `kinko:allow` inline comment. Line numbers are computed only for surviving matches.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from kinko.errors import InvalidInput
+from kinko.scan.detect.entropy import is_placeholder, looks_like_identifier, shannon_entropy
+from kinko.scan.detect.loader import Rule
+from kinko.scan.interface import Detector, Match, Severity
+
+ALLOW_MARKER = b"kinko:allow"
+Span = tuple[int, int]
+#: (rule, start, end, secret) before line numbers are known
+_Raw = tuple[Rule, int, int, bytes]
+
+
+def merge_windows(ends: Sequence[int], radius: int, size: int) -> list[Span]:
+    """Windows of +-radius around each prefilter end offset, clipped and merged where they overlap."""
+    spans: list[Span] = []
+    for end in sorted(ends):
+        lo, hi = max(0, end - radius), min(size, end + radius)
+        if spans and lo <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], hi))
+        else:
+            spans.append((lo, hi))
+    return spans
+
+
+def confirm(rule: Rule, data: bytes, spans: Iterable[Span]) -> Iterator[_Raw]:
+    """Run the rule's full regex inside `spans`; yield the secrets that pass the rule's filters."""
+    group = rule.secret_group
+    for lo, hi in spans:
+        for found in rule.regex.finditer(data, lo, hi):
+            start, end = found.span(group) if group is not None else found.span()
+            if start < 0:  # the secret group is optional and did not take part
+                continue
+            secret = data[start:end]
+            if len(secret) < rule.min_length:
+                continue
+            if rule.entropy is not None and shannon_entropy(secret) < rule.entropy:
+                continue
+            if rule.placeholders and is_placeholder(secret):
+                continue
+            if rule.generic and looks_like_identifier(secret):
+                continue
+            yield rule, start, end, secret
+
+
+def _dedupe(raw: list[_Raw]) -> list[_Raw]:
+    """Drop a match nested in another of the same rule, and generic matches overlapping a specific one."""
+    raw.sort(key=lambda r: (r[1], -r[2]))
+    kept: list[_Raw] = []
+    last_end: dict[str, int] = {}
+    for item in raw:
+        rule, start, end, _ = item
+        if start < last_end.get(rule.id, -1) and end <= last_end[rule.id]:
+            continue
+        last_end[rule.id] = max(end, last_end.get(rule.id, -1))
+        kept.append(item)
+    specific = [(s, e) for r, s, e, _ in kept if not r.generic]
+    if len(specific) == len(kept):
+        return kept
+    return [k for k in kept if not k[0].generic or not any(s < k[2] and k[1] < e for s, e in specific)]
+
+
+def _allowed(data: bytes, start: int) -> bool:
+    """True when the line holding `start` carries the inline `kinko:allow` comment."""
+    line_start = data.rfind(b"\n", 0, start) + 1
+    line_end = data.find(b"\n", start)
+    return ALLOW_MARKER in data[line_start : line_end if line_end >= 0 else len(data)]
+
+
+class RuleDetector(Detector):
+    """Shared logic: rule bookkeeping, path-gated rules, confirmation and result assembly."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self._rules = list(rules)
+        self._by_id = {rule.id: rule for rule in self._rules}
+        #: rules that apply only to matching file names run `re` over the whole (small) file
+        self._path_rules = [r for r in self._rules if r.path_regex is not None]
+        self._content_rules = [r for r in self._rules if r.path_regex is None]
+
+    @property
+    def rules(self) -> list[Rule]:
+        return list(self._rules)
+
+    def rule_info(self, rule_id: str) -> tuple[str, Severity]:
+        rule = self._by_id.get(rule_id)
+        if rule is None:
+            raise InvalidInput(f"unknown rule id {rule_id!r}")
+        return rule.title, rule.severity
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Compiled engines hold native state; a worker process rebuilds from the (picklable) rules.
+        return (type(self), (self._rules,))
+
+    @abstractmethod
+    def _candidates(self, data: bytes) -> Iterator[tuple[Rule, list[Span]]]:
+        """Rules worth confirming and the spans of `data` to run their regex in."""
+
+    def scan(self, data: bytes, *, path: str = "") -> list[Match]:
+        if not data:
+            return []
+        raw: list[_Raw] = []
+        for rule, spans in self._candidates(data):
+            raw.extend(confirm(rule, data, spans))
+        whole = [(0, len(data))]
+        for rule in self._path_rules:
+            if path and rule.path_regex is not None and rule.path_regex.search(path):
+                raw.extend(confirm(rule, data, whole))
+        if not raw:
+            return []
+        kept = _dedupe(raw)
+        check_allow = ALLOW_MARKER in data
+        matches: list[Match] = []
+        line, offset = 1, 0
+        for rule, start, end, secret in kept:  # sorted by start: count newlines incrementally
+            line += data.count(b"\n", offset, start)
+            offset = start
+            if check_allow and _allowed(data, start):
+                continue
+            matches.append(Match(rule_id=rule.id, start=start, end=end, secret=secret, line=line))
+        return matches
+
+
+class KeywordDetector(RuleDetector):
+    """Fallback engine: pyahocorasick over lowercased keywords, then each hit rule's regex on the buffer."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        import ahocorasick
+
+        super().__init__(rules)
+        by_keyword: dict[str, list[int]] = {}
+        self._always: list[int] = []
+        for index, rule in enumerate(self._content_rules):
+            if not rule.keywords:
+                self._always.append(index)
+            for keyword in rule.keywords:
+                by_keyword.setdefault(keyword.decode("latin-1"), []).append(index)
+        self._automaton = ahocorasick.Automaton()
+        for word, indexes in by_keyword.items():
+            self._automaton.add_word(word, tuple(indexes))
+        self._automaton.make_automaton()
+
+    def _candidates(self, data: bytes) -> Iterator[tuple[Rule, list[Span]]]:
+        # latin-1 maps bytes 1:1 to code points, so offsets and binary content survive the decode.
+        text = data.lower().decode("latin-1")
+        hit: set[int] = set(self._always)
+        for _end, indexes in self._automaton.iter(text):
+            hit.update(indexes)
+        whole = [(0, len(data))]
+        for index in sorted(hit):
+            yield self._content_rules[index], whole
+
+
+class HyperscanDetector(RuleDetector):
+    """Fast engine: every rule's prefilter in one hyperscan block database; `re` runs in windows around hits."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        import hyperscan
+
+        super().__init__(rules)
+        self._hs = hyperscan
+        self._db = self._compile(self._content_rules)
+        self._local = threading.local()  # hyperscan scratch space is per thread
+
+    def _flags(self, rule: Rule) -> int:
+        hs = self._hs
+        flags = 0
+        if rule.ignore_case:
+            flags |= hs.HS_FLAG_CASELESS
+        if rule.dotall:
+            flags |= hs.HS_FLAG_DOTALL
+        if rule.multiline:
+            flags |= hs.HS_FLAG_MULTILINE
+        return flags
+
+    def _compile(self, rules: Sequence[Rule]) -> Any:
+        hs = self._hs
+        db = hs.Database(mode=hs.HS_MODE_BLOCK)
+        try:
+            db.compile(
+                expressions=[r.prefilter for r in rules],
+                ids=list(range(len(rules))),
+                elements=len(rules),
+                flags=[self._flags(r) for r in rules],
+            )
+        except hs.error:
+            for rule in rules:  # find the culprit so the error names a rule
+                try:
+                    hs.Database(mode=hs.HS_MODE_BLOCK).compile(expressions=[rule.prefilter], flags=0)
+                except hs.error as exc:
+                    raise InvalidInput(f"rule {rule.id}: prefilter does not compile in hyperscan: {exc}") from None
+            raise
+        return db
+
+    def _scratch(self) -> Any:
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = self._hs.Scratch(self._db)
+        return scratch
+
+    def _candidates(self, data: bytes) -> Iterator[tuple[Rule, list[Span]]]:
+        ends: dict[int, list[int]] = {}
+
+        def on_match(pattern_id: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+            ends.setdefault(pattern_id, []).append(end)
+
+        self._db.scan(data, match_event_handler=on_match, scratch=self._scratch())
+        size = len(data)
+        for pattern_id, hit_ends in ends.items():
+            rule = self._content_rules[pattern_id]
+            yield rule, merge_windows(hit_ends, rule.window, size)

@@ -1,0 +1,136 @@
+"""Loading the rule set: YAML rule files shipped in `rules/` become validated, compiled `Rule` objects."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from kinko.errors import InvalidInput
+from kinko.scan.interface import Severity
+
+#: regex group holding the secret when a rule does not name one
+_VALUE_GROUP = "secret"
+_ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_KNOWN_KEYS = frozenset(
+    {
+        "id", "title", "description", "severity", "regex", "prefilter", "keywords", "secret_group",
+        "entropy", "path_regex", "ignore_case", "dotall", "multiline", "generic", "placeholders",
+        "window", "min_length",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One detection rule. `regex` is authoritative; `prefilter` is the cheaper pattern hyperscan runs."""
+
+    id: str
+    title: str
+    severity: Severity
+    family: str
+    regex: re.Pattern[bytes] = field(repr=False)
+    prefilter: bytes = field(repr=False)
+    keywords: tuple[bytes, ...] = ()
+    description: str = ""
+    secret_group: str | int | None = None
+    entropy: float | None = None
+    path_regex: re.Pattern[str] | None = None
+    ignore_case: bool = False
+    dotall: bool = False
+    multiline: bool = False
+    #: generic rules yield to a specific rule that matched an overlapping span
+    generic: bool = False
+    #: drop secrets that look like placeholders (changeme, ${VAR}, <token>, ...)
+    placeholders: bool = True
+    #: bytes of context around a prefilter hit in which the full regex is run
+    window: int = 4096
+    min_length: int = 1
+
+
+def _flags(spec: dict[str, Any]) -> int:
+    flags = 0
+    if spec.get("ignore_case"):
+        flags |= re.IGNORECASE
+    if spec.get("dotall"):
+        flags |= re.DOTALL
+    if spec.get("multiline"):
+        flags |= re.MULTILINE
+    return flags
+
+
+def _require(spec: dict[str, Any], key: str, where: str) -> Any:
+    if key not in spec:
+        raise InvalidInput(f"rule {where}: missing required field {key!r}")
+    return spec[key]
+
+
+def parse_rule(spec: dict[str, Any], family: str) -> Rule:
+    """Validate one rule mapping from a rules file; errors name the rule and the field."""
+    rule_id = str(_require(spec, "id", family))
+    where = f"{family}/{rule_id}"
+    if not _ID_RE.match(rule_id):
+        raise InvalidInput(f"rule {where}: id must be lowercase words joined by '-'")
+    unknown = set(spec) - _KNOWN_KEYS
+    if unknown:
+        raise InvalidInput(f"rule {where}: unknown fields {sorted(unknown)}")
+    try:
+        severity = Severity.parse(str(_require(spec, "severity", where)))
+    except ValueError as exc:
+        raise InvalidInput(f"rule {where}: {exc}") from None
+    source = str(_require(spec, "regex", where))
+    try:
+        regex = re.compile(source.encode(), _flags(spec))
+        path_regex = re.compile(spec["path_regex"]) if spec.get("path_regex") else None
+    except re.error as exc:
+        raise InvalidInput(f"rule {where}: bad regex: {exc}") from None
+    keywords = tuple(str(k).encode("latin-1").lower() for k in spec.get("keywords", ()))
+    secret_group = spec.get("secret_group")
+    if secret_group is None and _VALUE_GROUP in regex.groupindex:
+        secret_group = _VALUE_GROUP
+    return Rule(
+        id=rule_id,
+        title=str(_require(spec, "title", where)),
+        severity=severity,
+        family=family,
+        regex=regex,
+        prefilter=str(spec.get("prefilter", source)).encode(),
+        keywords=keywords,
+        description=str(spec.get("description", "")),
+        secret_group=secret_group,
+        entropy=float(spec["entropy"]) if spec.get("entropy") is not None else None,
+        path_regex=path_regex,
+        ignore_case=bool(spec.get("ignore_case", False)),
+        dotall=bool(spec.get("dotall", False)),
+        multiline=bool(spec.get("multiline", False)),
+        generic=bool(spec.get("generic", False)),
+        placeholders=bool(spec.get("placeholders", True)),
+        window=int(spec.get("window", 4096)),
+        min_length=int(spec.get("min_length", 1)),
+    )
+
+
+def parse_rules_text(text: str, family: str) -> list[Rule]:
+    """Rules from one YAML document: a top-level `rules:` list."""
+    doc = yaml.safe_load(text)
+    if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):
+        raise InvalidInput(f"rules file {family}: expected a mapping with a 'rules' list")
+    return [parse_rule(spec, family) for spec in doc["rules"]]
+
+
+def load_rules() -> list[Rule]:
+    """Every rule shipped in the package, in file then declaration order. Ids are unique."""
+    rules: list[Rule] = []
+    folder = resources.files("kinko.scan.detect") / "rules"
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".yaml"):
+            rules.extend(parse_rules_text(entry.read_text(encoding="utf-8"), entry.name[: -len(".yaml")]))
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.id in seen:
+            raise InvalidInput(f"rule {rule.family}/{rule.id}: duplicate rule id")
+        seen.add(rule.id)
+    return rules
