@@ -151,26 +151,21 @@ def key_metadata(key: PrivateKeyTypes) -> dict[str, str]:
     return meta
 
 
-def certificate_bundle(label: str, certs_pem: bytes, key_pem: bytes | None) -> dict[str, str]:
-    """Validate a cert chain and, if given, its (unencrypted) key; metadata describes the leaf."""
-    certs = load_certificates(label, certs_pem)
+def _certificate(value: bytes) -> dict[str, str]:
+    """A PEM chain, leaf first, optionally with the leaf's unencrypted private key anywhere in the text."""
+    certs = load_certificates("certificate: value", value)
     meta = certificate_metadata(certs[0])
     meta["chain_length"] = str(len(certs))
-    if key_pem is None:
+    if not has_private_key_block(value):
         meta["has_private_key"] = "false"
         return meta
-    key = load_pem_key(label, key_pem)
+    key = load_pem_key("certificate: value's private key", value)
     if key is None:
-        raise InvalidSecretType(f"{label}: the private key is password-protected; it cannot be matched")
+        raise InvalidSecretType("certificate: the private key is password-protected; it cannot be matched")
     if not key_matches_certificate(key, certs[0]):
-        raise InvalidSecretType(f"{label}: the private key does not match the (first) certificate")
+        raise InvalidSecretType("certificate: the private key does not match the (first) certificate")
     meta.update(has_private_key="true", key_matches="true", key_type=key_metadata(key)["key_type"])
     return meta
-
-
-def _certificate(value: bytes) -> dict[str, str]:
-    key_pem = value if has_private_key_block(value) else None
-    return certificate_bundle("certificate", value, key_pem)
 
 
 def _private_key(value: bytes) -> dict[str, str]:
