@@ -206,7 +206,16 @@ def test_docker_config_types(content_type: str, key: str) -> None:
     assert validate_secret(content_type, {key: b"null"})["registries"] == ""  # Go's Unmarshal accepts null
     with pytest.raises(InvalidSecretType, match=re.escape(f"key '{key}' is required")):
         validate_secret(content_type, {"other": b"{}"})
-    for bad in (b"", b"{", b"{}x", b"\xef\xbb\xbf{}", b'{"a": NaN}', b'{"a": 1e999}', b"[" * 5000):
+    for bad in (
+        b"",
+        b"{",
+        b"{}x",
+        b"\xef\xbb\xbf{}",
+        b'{"a": NaN}',
+        b'{"a": 1e999}',
+        b'{"a": 1' + b"0" * 400 + b"}",
+        b"[" * 5000,
+    ):
         with pytest.raises(InvalidSecretType, match=re.escape(f"key '{key}' must be valid JSON")):
             validate_secret(content_type, {key: bad})
     for not_object in (b"[]", b'"s"', b"1", b"true"):

@@ -59,6 +59,7 @@ def _fields(meta: dict[str, str]) -> tuple[str, ...]:
             f"jdbc:oracle:thin:scott/{PASSWORD}@//ora:1522/ORCL",
             ("jdbc:oracle:thin", "ora", "1522", "scott", "ORCL", "true"),
         ),
+        ("jdbc:mysql:loadbalance://h1:3306,h2/shop", ("jdbc:mysql:loadbalance", "h1,h2", "3306", "", "shop", "false")),
         ("jdbc:oracle:thin:@ora:1521:SID", ("jdbc:oracle:thin", "ora", "1521", "", "SID", "false")),
     ],
 )

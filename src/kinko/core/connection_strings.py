@@ -12,7 +12,8 @@ from urllib.parse import parse_qsl, unquote
 from kinko.errors import InvalidSecretType
 
 _KIND = "connection-string"
-_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://")
+# ':' is allowed for JDBC sub-protocols such as jdbc:mysql:loadbalance://
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.:\-]*)://")
 _DEFAULT_PORTS = {
     "postgres": "5432", "postgresql": "5432", "mysql": "3306", "mariadb": "3306", "mongodb": "27017",
     "redis": "6379", "rediss": "6379", "amqp": "5672", "amqps": "5671", "sqlserver": "1433", "mssql": "1433",

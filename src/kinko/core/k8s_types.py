@@ -77,6 +77,11 @@ def _reject_non_finite(text: str) -> float:
     return number
 
 
+def _go_number(text: str) -> int:
+    _reject_non_finite(text)  # Go decodes every number into float64, so huge integers overflow there too
+    return int(text)
+
+
 def _json_object(content_type: str, key: str, data: Mapping[str, bytes]) -> dict[str, object]:
     """`json.Unmarshal(data[key], &map[string]interface{}{})` must succeed; `null` does in Go, too."""
     if key not in data:
@@ -88,7 +93,7 @@ def _json_object(content_type: str, key: str, data: Mapping[str, bytes]) -> dict
         raise ValueError("NaN/Infinity are not JSON")
 
     try:
-        parsed = json.loads(text, parse_float=_reject_non_finite, parse_constant=no_constants)
+        parsed = json.loads(text, parse_float=_reject_non_finite, parse_int=_go_number, parse_constant=no_constants)
     except (ValueError, RecursionError):
         raise InvalidSecretType(f"{content_type}: key {show_key(key)} must be valid JSON") from None
     if parsed is None:
