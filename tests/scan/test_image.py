@@ -232,3 +232,20 @@ def test_nested_index_and_podman_style_dir(tmp_path: Path) -> None:
     findings, _ = scan(archive)
     layer_hits = [f for f in findings if not f.location.path.startswith("config:")]
     assert layer_hits[0].location.deleted_in_layer == 2
+
+
+def test_k8s_secret_base64_data_in_layer_yaml_is_decoded(tmp_path: Path) -> None:
+    import base64
+
+    encoded = base64.b64encode(b"token=" + CANARY).decode()
+    other = base64.b64encode(b"not secret at all").decode()
+    yaml_text = (
+        "apiVersion: v1\nkind: ConfigMap\ndata:\n  a: b\n---\n"
+        f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ndata:\n  user: {other}\n  password: {encoded}\n"
+        "type: Opaque\n"
+    )
+    archive = build_docker_archive(tmp_path / "k.tar", [{"deploy/secret.yaml": yaml_text.encode()}], ["COPY deploy"])
+    findings, _ = scan(archive)
+    assert [(f.location.path, f.location.line, f.secret) for f in findings] == [
+        ("deploy/secret.yaml!data.password", 12, CANARY.decode())
+    ]

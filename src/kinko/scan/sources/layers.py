@@ -20,6 +20,7 @@ import zstandard
 from kinko.scan.findings import matches_to_findings as to_findings
 from kinko.scan.interface import Detector, FileStatus, Finding, Location, Match
 from kinko.scan.sources.archive import BlobRef, clean_member_name, printable_name
+from kinko.scan.sources.embedded import is_yaml, k8s_secret_values
 
 _READ = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -240,6 +241,9 @@ def _scan_file(job: LayerJob, detector: Detector, fobj: IO[bytes], size: int, pa
         _scan_buffer(job, detector, data, path, 1, out)
         if data[:2] == _GZIP_MAGIC:
             _scan_inner_gzip(job, detector, data, path, out)
+        elif is_yaml(path):
+            for key, line, value in k8s_secret_values(data):
+                _scan_buffer(job, detector, value, f"{path}!data.{key}", line, out)
         return
     _scan_chunks(job, detector, fobj, size, path, out)
 
@@ -251,7 +255,7 @@ def _scan_buffer(job: LayerJob, detector: Detector, data: bytes, path: str, firs
         return
     if first_line != 1:
         matches = [Match(m.rule_id, m.start, m.end, m.secret, m.line + first_line - 1) for m in matches]
-    out.hits.extend((path.rstrip("!"), f) for f in to_findings(detector, matches, _location(job, path)))
+    out.hits.extend((path.split("!", 1)[0], f) for f in to_findings(detector, matches, _location(job, path)))
 
 
 def _scan_chunks(job: LayerJob, detector: Detector, fobj: IO[bytes], size: int, path: str, out: LayerScan) -> None:
