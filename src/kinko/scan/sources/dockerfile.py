@@ -8,6 +8,7 @@ from pathlib import Path
 from kinko.errors import ScanError
 from kinko.scan.findings import matches_to_findings
 from kinko.scan.interface import Detector, Finding, Location, ScanResult, Source
+from kinko.scan.sources.allow import allowed_lines
 from kinko.scan.sources.dockerfile_parser import parse
 from kinko.scan.sources.dockerfile_rules import misconfig_findings
 
@@ -42,4 +43,7 @@ class DockerfileSource(Source):
             return Location(artifact=self.artifact, path=self.artifact, line=line)
 
         yield from matches_to_findings(detector, detector.scan(data, path=self.artifact), location)
-        yield from dockerfile_misconfigs(data, self.artifact, self.artifact)
+        allow = allowed_lines(data)
+        yield from (
+            f for f in dockerfile_misconfigs(data, self.artifact, self.artifact) if f.location.line not in allow
+        )

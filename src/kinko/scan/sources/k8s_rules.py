@@ -33,11 +33,12 @@ class ObjectContext:
     base: PathKey
     ref: str
     detector: Detector
+    prefix: str = ""  # "file.yaml:" when the artifact is a directory
     findings: list[Finding] = field(default_factory=list)
 
     def location(self, rel: PathKey) -> Location:
         line = self.doc.line(self.base + rel)
-        return Location(self.artifact, f"{self.ref}:{dotted(rel)}", line=line, object_ref=self.ref)
+        return Location(self.artifact, f"{self.prefix}{self.ref}:{dotted(rel)}", line=line, object_ref=self.ref)
 
     def add(self, rule: str, title: str, sev: Severity, rel: PathKey, message: str, fix: str, **kw: Any) -> None:
         kind = kw.pop("kind", FindingKind.MISCONFIG)

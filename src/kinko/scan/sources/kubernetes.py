@@ -11,6 +11,7 @@ from typing import Any
 from kinko.errors import ScanError
 from kinko.scan.findings import matches_to_findings
 from kinko.scan.interface import Detector, Finding, FindingKind, Location, ScanResult, ScanWarning, Source
+from kinko.scan.sources.allow import allowed_lines
 from kinko.scan.sources.k8s_rules import ObjectContext, check_configmap, check_secret, object_ref
 from kinko.scan.sources.k8s_workloads import POD_SPEC_PATHS, check_workload
 from kinko.scan.sources.k8s_yaml import MAX_MANIFEST_BYTES, DocError, PathKey, load
@@ -25,7 +26,13 @@ def looks_like_manifest(data: bytes) -> bool:
 
 
 def manifest_findings(
-    data: bytes, artifact: str, path: str, detector: Detector, warn: Callable[[str], None]
+    data: bytes,
+    artifact: str,
+    path: str,
+    detector: Detector,
+    warn: Callable[[str], None],
+    *,
+    path_prefix: str = "",
 ) -> list[Finding]:
     """Structural findings for one manifest file; problems go to `warn` (file and document index named)."""
     if len(data) > MAX_MANIFEST_BYTES:
@@ -45,7 +52,7 @@ def manifest_findings(
             warn(f"{path}: document {doc.index}: {doc.message}")
             continue
         for obj, base in _objects(doc.data, ()):
-            ctx = ObjectContext(artifact, doc, base, object_ref(obj), detector)
+            ctx = ObjectContext(artifact, doc, base, object_ref(obj), detector, path_prefix)
             _check_object(ctx, obj)
             findings.extend(ctx.findings)
     return findings
@@ -121,4 +128,5 @@ class KubernetesSource(Source):
 
         structural = manifest_findings(data, artifact, artifact, detector, warn)
         plain = matches_to_findings(detector, detector.scan(data, path=artifact), location)
-        return structural + dedupe_secret_hits(structural, plain)
+        allow = allowed_lines(data)
+        return [f for f in structural + dedupe_secret_hits(structural, plain) if f.location.line not in allow]

@@ -1,0 +1,177 @@
+"""`DirectorySource`: walk a repository (honouring .gitignore files and excludes, never leaving the tree),
+run the detector over every file and the Dockerfile / Kubernetes rules over files that are those."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+from kinko.errors import ScanError
+from kinko.scan.findings import matches_to_findings
+from kinko.scan.interface import Detector, Finding, Location, Match, ScanResult, ScanWarning, Source
+from kinko.scan.sources.allow import allowed_lines
+from kinko.scan.sources.dockerfile import dockerfile_misconfigs
+from kinko.scan.sources.kubernetes import (
+    MANIFEST_SUFFIXES,
+    dedupe_secret_hits,
+    looks_like_manifest,
+    manifest_findings,
+)
+
+#: Files above this are scanned in windows instead of being read whole (bounded memory).
+MAX_WHOLE_FILE = 32 * 1024 * 1024
+CHUNK = 16 * 1024 * 1024
+OVERLAP = 64 * 1024  # longer than any secret we detect (PEM keys included)
+_DOCKERFILE_GLOBS = ("dockerfile", "dockerfile.*", "*.dockerfile", "containerfile", "containerfile.*")
+
+
+@dataclass
+class _Ignore:
+    """One .gitignore (or the excludes) and the directory its patterns are relative to."""
+
+    prefix: str  # "" for the root, else "sub/dir/"
+    spec: pathspec.GitIgnoreSpec
+
+    def verdict(self, rel: str) -> bool | None:
+        if self.prefix and not rel.startswith(self.prefix):
+            return None
+        return self.spec.check_file(rel[len(self.prefix) :]).include
+
+
+def is_dockerfile(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name.lower(), g) for g in _DOCKERFILE_GLOBS)
+
+
+class DirectorySource(Source):
+    def __init__(self, path: str | Path, *, excludes: Sequence[str] = ()) -> None:
+        self.root = Path(path)
+        self.artifact = str(path)
+        self.excludes = _Ignore("", pathspec.GitIgnoreSpec.from_lines(list(excludes)))
+
+    def scan(self, detector: Detector, result: ScanResult) -> Iterator[Finding]:
+        if not self.root.is_dir():
+            raise ScanError(f"not a directory: {self.artifact}")
+        result.artifacts.append(self.artifact)
+        for rel, full in self.files(result):
+            yield from self._scan_file(rel, full, detector, result)
+
+    def _ignored(self, rel: str, ignores: list[_Ignore]) -> bool:
+        if self.excludes.verdict(rel):
+            return True
+        ignored = False
+        for ignore in ignores:  # root first: a deeper .gitignore overrides (incl. `!negation`)
+            verdict = ignore.verdict(rel)
+            if verdict is not None:
+                ignored = verdict
+        return ignored
+
+    def files(self, result: ScanResult) -> Iterator[tuple[str, Path]]:
+        """(relative posix path, full path) of every regular, non-ignored file; symlinks are never followed."""
+        ignores: list[_Ignore] = []
+        for folder, dirs, names in os.walk(self.root, followlinks=False):
+            base = Path(folder)
+            rel_dir = base.relative_to(self.root).as_posix()
+            prefix = "" if rel_dir == "." else rel_dir + "/"
+            ignores = [i for i in ignores if prefix.startswith(i.prefix)]
+            if ".gitignore" in names:
+                ignores.append(_Ignore(prefix, _read_ignore(base / ".gitignore", result, self.artifact)))
+            dirs[:] = sorted(
+                d for d in dirs if d != ".git" and not self._ignored(prefix + d + "/", ignores)
+            )  # fmt: skip
+            for name in sorted(names):
+                rel = prefix + name
+                full = base / name
+                if self._ignored(rel, ignores):
+                    continue
+                try:
+                    mode = full.lstat().st_mode
+                except OSError:
+                    continue
+                if stat.S_ISREG(mode):  # skips symlinks, FIFOs, sockets and devices
+                    yield rel, full
+
+    def _scan_file(self, rel: str, full: Path, detector: Detector, result: ScanResult) -> list[Finding]:
+        def warn(message: str) -> None:
+            result.warnings.append(ScanWarning(self.artifact, message))
+
+        def location(line: int) -> Location:
+            return Location(artifact=self.artifact, path=rel, line=line)
+
+        try:
+            size = full.stat().st_size
+            if size > MAX_WHOLE_FILE:
+                matches = _scan_windows(full, rel, detector, result)
+                return matches_to_findings(detector, matches, location)
+            data = full.read_bytes()
+        except OSError as exc:
+            warn(f"{rel}: cannot read: {exc.strerror or exc}")
+            return []
+        result.bytes_scanned += len(data)
+        plain = matches_to_findings(detector, detector.scan(data, path=rel), location)
+        structural = self._structural(rel, data, detector, warn)
+        allow = allowed_lines(data)
+        merged = [f for f in structural + dedupe_secret_hits(structural, plain) if f.location.line not in allow]
+        return _dedupe(merged)
+
+    def _structural(self, rel: str, data: bytes, detector: Detector, warn: Callable[[str], None]) -> list[Finding]:
+        name = rel.rsplit("/", 1)[-1]
+        if is_dockerfile(name):
+            try:
+                return dockerfile_misconfigs(data, self.artifact, rel)
+            except ScanError as exc:
+                warn(f"{rel}: not parsed as a Dockerfile: {exc.message}")
+                return []
+        if name.lower().endswith(MANIFEST_SUFFIXES) and looks_like_manifest(data):
+            return manifest_findings(data, self.artifact, rel, detector, warn, path_prefix=rel + ":")
+        return []
+
+
+def _read_ignore(path: Path, result: ScanResult, artifact: str) -> pathspec.GitIgnoreSpec:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        result.warnings.append(ScanWarning(artifact, f"cannot read {path.name}: {exc.strerror or exc}"))
+        lines = []
+    return pathspec.GitIgnoreSpec.from_lines(lines)
+
+
+def _scan_windows(full: Path, rel: str, detector: Detector, result: ScanResult) -> list[Match]:
+    """Scan a big file in overlapping windows; offsets and lines are made absolute, overlap hits deduped."""
+    matches: list[Match] = []
+    seen: set[tuple[str, int]] = set()
+    offset, line_base = 0, 0
+    with full.open("rb") as handle:
+        while True:
+            handle.seek(offset)
+            window = handle.read(CHUNK + OVERLAP)
+            if not window:
+                break
+            for m in detector.scan(window, path=rel):
+                key = (m.rule_id, offset + m.start)
+                if key not in seen:
+                    seen.add(key)
+                    matches.append(Match(m.rule_id, offset + m.start, offset + m.end, m.secret, line_base + m.line))
+            result.bytes_scanned += min(len(window), CHUNK)
+            if len(window) <= CHUNK:
+                break
+            line_base += window.count(b"\n", 0, CHUNK)
+            offset += CHUNK
+    return matches
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    """One finding per (rule, path, line): the plain pass and a structural pass may see the same secret."""
+    seen: set[tuple[str, str, int | None]] = set()
+    out: list[Finding] = []
+    for finding in findings:
+        key = (finding.rule_id, finding.location.path, finding.location.line)
+        if key not in seen:
+            seen.add(key)
+            out.append(finding)
+    return out
