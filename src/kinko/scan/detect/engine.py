@@ -23,11 +23,11 @@ Span = tuple[int, int]
 _Raw = tuple[Rule, int, int, bytes]
 
 
-def merge_windows(ends: Sequence[int], radius: int, size: int) -> list[Span]:
-    """Windows of +-radius around each prefilter end offset, clipped and merged where they overlap."""
+def merge_windows(ends: Sequence[int], before: int, after: int, size: int) -> list[Span]:
+    """Windows [end-before, end+after] around each prefilter end offset, clipped and merged."""
     spans: list[Span] = []
     for end in sorted(ends):
-        lo, hi = max(0, end - radius), min(size, end + radius)
+        lo, hi = max(0, end - before), min(size, end + after)
         if spans and lo <= spans[-1][1]:
             spans[-1] = (spans[-1][0], max(spans[-1][1], hi))
         else:
@@ -219,4 +219,4 @@ class HyperscanDetector(RuleDetector):
         size = len(data)
         for pattern_id, hit_ends in ends.items():
             rule = self._content_rules[pattern_id]
-            yield rule, merge_windows(hit_ends, rule.window, size)
+            yield rule, merge_windows(hit_ends, rule.lookbehind, rule.window, size)

@@ -19,7 +19,7 @@ _KNOWN_KEYS = frozenset(
     {
         "id", "title", "description", "severity", "regex", "prefilter", "keywords", "secret_group",
         "entropy", "path_regex", "ignore_case", "dotall", "multiline", "generic", "placeholders",
-        "window", "min_length",
+        "window", "lookbehind", "min_length",
     }
 )  # fmt: skip
 
@@ -46,8 +46,9 @@ class Rule:
     generic: bool = False
     #: drop secrets that look like placeholders (changeme, ${VAR}, <token>, ...)
     placeholders: bool = True
-    #: bytes of context around a prefilter hit in which the full regex is run
-    window: int = 4096
+    #: bytes after / before a prefilter hit's end offset in which the full regex is run
+    window: int = 1024
+    lookbehind: int = 256
     min_length: int = 1
 
 
@@ -108,7 +109,8 @@ def parse_rule(spec: dict[str, Any], family: str) -> Rule:
         multiline=bool(spec.get("multiline", False)),
         generic=bool(spec.get("generic", False)),
         placeholders=bool(spec.get("placeholders", True)),
-        window=int(spec.get("window", 4096)),
+        window=int(spec.get("window", 1024)),
+        lookbehind=int(spec.get("lookbehind", 256)),
         min_length=int(spec.get("min_length", 1)),
     )
 
