@@ -1,0 +1,79 @@
+"""Shared fixtures: a fixed clock, an initialised + unsealed vault on a tmp SQLite file, and a database dump."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from kinko.core.model import Caller
+from kinko.crypto.seal import SealType
+from kinko.vault import Vault, open_vault
+
+#: 2030-01-01T00:00:00Z: far enough from "now" that a test relying on the real clock would show.
+T0 = 1_893_456_000.0
+DAY = 86_400.0
+
+Dump = dict[str, list[tuple[object, ...]]]
+
+
+class FixedClock:
+    """A clock that only moves when a test moves it."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def dump_db(path: Path) -> Dump:
+    """Every row of every table, read through a separate connection (sees committed WAL content too)."""
+    conn = sqlite3.connect(path)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
+    finally:
+        conn.close()
+
+
+def new_keyfile_vault(directory: Path, clock: Callable[[], float], *, name: str = "vault.db",
+                      **init: object) -> Vault:
+    """An initialised, unsealed key-file vault in `directory`."""
+    vault = open_vault(directory / name, create=True, clock=clock)
+    vault.init(seal=SealType.KEY_FILE, key_file=directory / (name + ".key"), **init)
+    vault.unseal(key_file=directory / (name + ".key"))
+    return vault
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture
+def caller() -> Caller:
+    return Caller.local_operator()
+
+
+@pytest.fixture
+def vault_path(tmp_path: Path) -> Path:
+    return tmp_path / "vault.db"
+
+
+@pytest.fixture
+def vault(tmp_path: Path, clock: FixedClock) -> Iterator[Vault]:
+    v = new_keyfile_vault(tmp_path, clock)
+    yield v
+    v.close()
+
+
+@pytest.fixture
+def snapshot(vault_path: Path) -> Callable[[], Dump]:
+    """Call before and after an operation; equal dumps mean nothing changed on disk."""
+    return lambda: dump_db(vault_path)
