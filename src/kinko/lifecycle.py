@@ -101,6 +101,7 @@ class SealState:
         self._barrier: Barrier | None = None
         self._root_key: bytearray | None = None
         self._collector: ShareCollector | None = None
+        self._vault_id: str | None = None  # immutable once initialised; cached off the hot path
 
     # -- facts ---------------------------------------------------------------------------------------------
     def _meta(self, key: str) -> bytes:
@@ -114,14 +115,19 @@ class SealState:
         return self._store.get_meta(M_VAULT_ID) is not None
 
     def vault_id(self) -> str:
-        if not self.initialized:
-            raise NotInitialized()
-        return self._meta(M_VAULT_ID).decode()
+        if self._vault_id is None:
+            raw = self._store.get_meta(M_VAULT_ID)
+            if raw is None:
+                raise NotInitialized()
+            self._vault_id = raw.decode()
+        return self._vault_id
 
     def seal_config(self) -> SealConfig:
+        self.vault_id()  # NotInitialized (not CorruptVault) on a vault that was never initialised
         return SealConfig.from_bytes(self._meta(M_SEAL))
 
     def policy(self) -> VaultPolicy:
+        self.vault_id()
         return VaultPolicy.from_bytes(self._meta(M_POLICY))
 
     def status(self) -> VaultStatus:
@@ -268,6 +274,8 @@ class SealState:
 
     def seal(self) -> None:
         with self._lock:
+            # Writing the marker into an uninitialised vault would make init refuse it forever.
+            self.vault_id()
             self._store.put_meta(M_OPERATOR_SEALED, b"1")
             self.forget()
 

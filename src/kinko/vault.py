@@ -7,7 +7,6 @@ import builtins
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,13 +22,13 @@ from kinko.core.model import (
     check_tags,
     check_time,
     check_value,
-    decode_value,
-    encode_value,
+    decode_payload,
+    encode_payload,
     iso,
 )
 from kinko.core.names import validate_path, validate_prefix
 from kinko.core.types import validate_secret
-from kinko.crypto.barrier import term_of
+from kinko.crypto.barrier import UnknownTerm, term_of
 from kinko.crypto.seal import SealType
 from kinko.errors import (
     IntegrityError,
@@ -101,13 +100,9 @@ class Vault:
         barrier, moved = self.keys.barrier(), 0
         while rows := self._store.versions_below_term(barrier.keyring.active_term, batch):
             for row in rows:
-                value = self._open(row.value_ct, row.path, row.version, "value")
-                meta = self._open(row.meta_ct, row.path, row.version, "meta")
-                new_value = barrier.seal(value, self._aad(row.path, row.version, "value"))
-                self._store.update_version(replace(
-                    row, value_ct=new_value, meta_ct=barrier.seal(meta, self._aad(row.path, row.version, "meta")),
-                    key_term=term_of(new_value),
-                ))
+                payload = self._open(row.value_ct, row.path, row.version, "value")
+                sealed = barrier.seal(payload, self._aad(row.path, row.version, "value"))
+                self._store.update_version(row._replace(value_ct=sealed, key_term=term_of(sealed)))
                 moved += 1
         return moved
 
@@ -127,11 +122,11 @@ class Vault:
         return [self.keys.vault_id(), path, version, field]
 
     def _open(self, blob: bytes, path: str, version: int, field: str) -> bytes:
-        barrier = self.keys.barrier()
-        if term_of(blob) not in barrier.keyring.terms:
-            self.keys.reload_keyring()  # another process rotated
-            barrier = self.keys.barrier()
-        return barrier.open(blob, self._aad(path, version, field))
+        try:
+            return self.keys.barrier().open(blob, self._aad(path, version, field))
+        except UnknownTerm:
+            self.keys.reload_keyring()  # another process rotated; its new term is in the stored keyring
+            return self.keys.barrier().open(blob, self._aad(path, version, field))
 
     def _secret_row(self, path: str, *, deleted: bool = False) -> SecretRow:
         row = self._store.get_secret(path)
@@ -142,8 +137,8 @@ class Vault:
 
     @staticmethod
     def _info(row: VersionRow) -> VersionInfo:
-        attributes = Attributes(row.enabled, row.not_before, row.expires, row.content_type,
-                                json.loads(row.tags_json))
+        tags = {} if row.tags_json == "{}" else json.loads(row.tags_json)
+        attributes = Attributes(bool(row.enabled), row.not_before, row.expires, row.content_type, tags)
         return VersionInfo(row.path, row.version, attributes, row.created, row.updated, row.key_term)
 
     @staticmethod
@@ -173,11 +168,10 @@ class Vault:
         self._check(caller, "update" if existing else "create", path, "secret.put")
         barrier, now = self.keys.barrier(), self._clock()
         version = (existing.current_version if existing else 0) + 1
-        value_ct = barrier.seal(encode_value(value), self._aad(path, version, "value"))
-        meta_ct = barrier.seal(json.dumps(metadata).encode(), self._aad(path, version, "meta"))
+        value_ct = barrier.seal(encode_payload(value, metadata), self._aad(path, version, "value"))
         keep = max_versions if max_versions is not None else (existing.max_versions if existing else 0)
         secret = SecretRow(path, version, keep, existing.created if existing else now, now)
-        row = VersionRow(path, version, value_ct, meta_ct, term_of(value_ct), enabled, not_before, expires,
+        row = VersionRow(path, version, value_ct, term_of(value_ct), enabled, not_before, expires,
                          content_type, json.dumps(tags, sort_keys=True), now, now)
         self._store.write_version(secret, row, cas if cas is not None else (existing.current_version
                                                                            if existing else 0))
@@ -187,10 +181,11 @@ class Vault:
         validate_path(path)
         self._check(caller, "read", path, "secret.get")
         self.keys.barrier()
-        row = self._version_row(path, version)
+        row = self._store.get_live_version(path, version)
+        if row is None:
+            row = self._version_row(path, version)  # raises the precise NotFound
         self._check_readable(row)
-        value = decode_value(self._open(row.value_ct, path, row.version, "value"))
-        metadata = json.loads(self._open(row.meta_ct, path, row.version, "meta"))
+        value, metadata = decode_payload(self._open(row.value_ct, path, row.version, "value"))
         return Secret(self._info(row), value, metadata)
 
     def _version_row(self, path: str, version: int | None) -> VersionRow:
@@ -253,8 +248,8 @@ class Vault:
             raise InvalidInput("expires must be later than not_before")
         if content_type is not None and content_type != row.content_type:
             raise InvalidInput("content_type is fixed per version; write a new version to change it")
-        updated = replace(
-            row, enabled=row.enabled if enabled is None else bool(enabled), not_before=nbf, expires=exp,
+        updated = row._replace(
+            enabled=row.enabled if enabled is None else bool(enabled), not_before=nbf, expires=exp,
             tags_json=row.tags_json if tags is None else json.dumps(check_tags(tags), sort_keys=True),
             updated=self._clock(),
         )
@@ -330,15 +325,13 @@ class Vault:
 
 
 def _row_doc(row: VersionRow) -> dict[str, Any]:
-    doc = dict(row.__dict__)
+    doc = row._asdict()
     doc["value_ct"] = base64.b64encode(row.value_ct).decode()
-    doc["meta_ct"] = base64.b64encode(row.meta_ct).decode()
     return doc
 
 
 def _row_from_doc(doc: dict[str, Any]) -> VersionRow:
-    return VersionRow(**{**doc, "value_ct": base64.b64decode(doc["value_ct"]),
-                         "meta_ct": base64.b64decode(doc["meta_ct"])})
+    return VersionRow(**{**doc, "value_ct": base64.b64decode(doc["value_ct"])})
 
 
 def open_vault(path: str | Path, *, create: bool = False, **options: Any) -> Vault:

@@ -28,20 +28,30 @@ def value_size(value: SecretValue) -> int:
     return sum(len(k.encode()) + len(v) for k, v in value.items())
 
 
-def encode_value(value: SecretValue) -> bytes:
-    """Canonical bytes for a value, the plaintext the barrier seals."""
+def encode_payload(value: SecretValue, metadata: Mapping[str, str]) -> bytes:
+    """The plaintext the barrier seals for one version: metadata and value together, so a read is one decrypt.
+
+    Layout: b"\x01" | metadata JSON length (4 bytes) | metadata JSON | b"v" + raw value, or b"m" + JSON map of base64.
+    """
+    meta = json.dumps(dict(metadata), separators=(",", ":"), sort_keys=True).encode()
     if isinstance(value, bytes | bytearray):
-        doc: dict[str, Any] = {"t": "v", "v": base64.b64encode(bytes(value)).decode()}
+        body = b"v" + bytes(value)
     else:
-        doc = {"t": "m", "v": {k: base64.b64encode(v).decode() for k, v in sorted(value.items())}}
-    return json.dumps(doc, separators=(",", ":")).encode()
+        body = b"m" + json.dumps({k: base64.b64encode(v).decode() for k, v in sorted(value.items())},
+                                 separators=(",", ":")).encode()
+    return b"\x01" + len(meta).to_bytes(4, "big") + meta + body
 
 
-def decode_value(blob: bytes) -> SecretValue:
-    doc = json.loads(blob)
-    if doc["t"] == "v":
-        return base64.b64decode(doc["v"])
-    return {k: base64.b64decode(v) for k, v in doc["v"].items()}
+def decode_payload(blob: bytes) -> tuple[SecretValue, bytes]:
+    """(value, metadata JSON bytes); metadata is parsed only if someone asks for it."""
+    if blob[:1] != b"\x01":
+        raise ValueError("unknown payload format")
+    size = int.from_bytes(blob[1:5], "big")
+    metadata = blob[5 : 5 + size]
+    body = blob[5 + size :]
+    if body[:1] == b"v":
+        return body[1:], metadata
+    return {k: base64.b64decode(v) for k, v in json.loads(body[1:]).items()}, metadata
 
 
 def check_value(value: SecretValue) -> None:
@@ -156,7 +166,13 @@ class Secret:
 
     info: VersionInfo
     value: SecretValue = field(repr=False)
-    metadata: Mapping[str, str] = field(default_factory=dict, repr=False)
+    metadata_json: bytes = field(default=b"{}", repr=False)
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """Non-sensitive facts the type validator recorded (host, subject, not_after, ...)."""
+        parsed: dict[str, str] = json.loads(self.metadata_json)
+        return parsed
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,18 @@ HEADER_BYTES = _HEADER.size + NONCE_BYTES
 AadPart = str | bytes | int
 
 
+class UnknownTerm(IntegrityError):
+    """The ciphertext names a key term this keyring does not hold (another process may have rotated)."""
+
+
 def associated_data(parts: Sequence[AadPart]) -> bytes:
     """Unambiguous encoding of the record identity: each part length-prefixed."""
-    out = bytearray()
+    out = []
     for part in parts:
         raw = part if isinstance(part, bytes) else str(part).encode()
-        out += struct.pack(">I", len(raw)) + raw
-    return bytes(out)
+        out.append(len(raw).to_bytes(4, "big"))
+        out.append(raw)
+    return b"".join(out)
 
 
 def seal_with_key(key: bytes, plaintext: bytes, aad: bytes, term: int = 0) -> bytes:
@@ -80,13 +85,14 @@ class Barrier:
         return _HEADER.pack(MAGIC, term) + nonce + self._cipher(term).encrypt(nonce, plaintext, aad)
 
     def open(self, blob: bytes, parts: Sequence[AadPart]) -> bytes:
-        term = term_of(blob)
-        if len(blob) < HEADER_BYTES + 16:
+        if len(blob) < HEADER_BYTES + 16 or blob[:2] != MAGIC:
             raise IntegrityError("stored ciphertext is malformed")
-        try:
+        term = int.from_bytes(blob[2:6], "big")
+        cipher = self._ciphers.get(term)
+        if cipher is None:
+            if term not in self._keyring.terms:
+                raise UnknownTerm(f"ciphertext uses unknown key term {term}")
             cipher = self._cipher(term)
-        except KeyError:
-            raise IntegrityError(f"ciphertext uses unknown key term {term}") from None
         try:
             return cipher.decrypt(blob[_HEADER.size : HEADER_BYTES], blob[HEADER_BYTES:], associated_data(parts))
         except InvalidTag:

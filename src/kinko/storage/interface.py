@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -18,12 +19,12 @@ class SecretRow:
     scheduled_purge: float | None = None
 
 
-@dataclass(frozen=True)
-class VersionRow:
+class VersionRow(NamedTuple):
+    """A stored version (a NamedTuple: built straight from a database row on the hot read path)."""
+
     path: str
     version: int
-    value_ct: bytes = field(repr=False)
-    meta_ct: bytes = field(repr=False)
+    value_ct: bytes  # sealed payload: metadata + value (see core.model.encode_payload)
     key_term: int
     enabled: bool
     not_before: float | None
@@ -61,6 +62,10 @@ class Store(ABC):
 
     @abstractmethod
     def get_version(self, path: str, version: int) -> VersionRow | None: ...
+
+    @abstractmethod
+    def get_live_version(self, path: str, version: int | None) -> VersionRow | None:
+        """One read for the hot path: `version` (None = current) of a secret that is not soft-deleted."""
 
     @abstractmethod
     def list_versions(self, path: str) -> list[VersionRow]: ...

@@ -25,12 +25,11 @@ MIGRATIONS: list[str] = [
         updated REAL NOT NULL,
         deleted REAL,
         scheduled_purge REAL
-    );
+    ) WITHOUT ROWID;
     CREATE TABLE versions (
         path TEXT NOT NULL REFERENCES secrets(path) ON DELETE CASCADE,
         version INTEGER NOT NULL,
         value_ct BLOB NOT NULL,
-        meta_ct BLOB NOT NULL,
         key_term INTEGER NOT NULL,
         enabled INTEGER NOT NULL,
         not_before REAL,
@@ -46,9 +45,15 @@ MIGRATIONS: list[str] = [
 ]
 
 _VERSION_COLUMNS = (
-    "path, version, value_ct, meta_ct, key_term, enabled, not_before, expires, content_type, tags_json, "
+    "path, version, value_ct, key_term, enabled, not_before, expires, content_type, tags_json, "
     "created, updated"
 )
+_LIVE_SQL = (
+    "SELECT " + ", ".join("v." + c.strip() for c in _VERSION_COLUMNS.split(",")) + " FROM secrets s "
+    "JOIN versions v ON v.path = s.path AND v.version = {match} WHERE s.path = ? AND s.deleted IS NULL"
+)
+_LIVE_CURRENT_SQL = _LIVE_SQL.format(match="s.current_version")
+_LIVE_VERSION_SQL = _LIVE_SQL.format(match="?")
 _SECRET_COLUMNS = "path, current_version, max_versions, created, updated, deleted, scheduled_purge"
 
 
@@ -57,9 +62,7 @@ def _secret(row: tuple[Any, ...]) -> SecretRow:
 
 
 def _version(row: tuple[Any, ...]) -> VersionRow:
-    values = list(row)
-    values[5] = bool(values[5])
-    return VersionRow(*values)
+    return VersionRow._make(row)
 
 
 def _create_private(path: Path) -> None:
@@ -117,8 +120,12 @@ class SqliteStore(Store):
             conn.execute("COMMIT")
 
     def _read(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._guard():
-            return list(self._conn().execute(sql, args).fetchall())
+        conn = getattr(self._local, "conn", None) or self._conn()
+        try:
+            return conn.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError:
+            with self._guard():
+                raise
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -178,6 +185,13 @@ class SqliteStore(Store):
         rows = self._read(sql, (path, version))
         return _version(rows[0]) if rows else None
 
+    def get_live_version(self, path: str, version: int | None) -> VersionRow | None:
+        if version is None:
+            rows = self._read(_LIVE_CURRENT_SQL, (path,))
+        else:
+            rows = self._read(_LIVE_VERSION_SQL, (version, path))
+        return _version(rows[0]) if rows else None
+
     def list_versions(self, path: str) -> list[VersionRow]:
         sql = f"SELECT {_VERSION_COLUMNS} FROM versions WHERE path = ? ORDER BY version"
         return [_version(r) for r in self._read(sql, (path,))]
@@ -216,17 +230,17 @@ class SqliteStore(Store):
     @staticmethod
     def _insert_version(conn: sqlite3.Connection, v: VersionRow) -> None:
         conn.execute(
-            f"INSERT INTO versions ({_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (v.path, v.version, v.value_ct, v.meta_ct, v.key_term, int(v.enabled), v.not_before, v.expires,
+            f"INSERT INTO versions ({_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (v.path, v.version, v.value_ct, v.key_term, int(bool(v.enabled)), v.not_before, v.expires,
              v.content_type, v.tags_json, v.created, v.updated),
         )
 
     def update_version(self, row: VersionRow) -> None:
         with self._tx() as conn:
             cursor = conn.execute(
-                "UPDATE versions SET value_ct = ?, meta_ct = ?, key_term = ?, enabled = ?, not_before = ?, "
+                "UPDATE versions SET value_ct = ?, key_term = ?, enabled = ?, not_before = ?, "
                 "expires = ?, content_type = ?, tags_json = ?, updated = ? WHERE path = ? AND version = ?",
-                (row.value_ct, row.meta_ct, row.key_term, int(row.enabled), row.not_before, row.expires,
+                (row.value_ct, row.key_term, int(bool(row.enabled)), row.not_before, row.expires,
                  row.content_type, row.tags_json, row.updated, row.path, row.version),
             )
             if cursor.rowcount != 1:
@@ -274,9 +288,8 @@ class SqliteStore(Store):
         return [_version(r) for r in self._read(sql, (term, limit))]
 
     def iter_all_ciphertext(self) -> Iterator[bytes]:
-        for value_ct, meta_ct in self._read("SELECT value_ct, meta_ct FROM versions"):
+        for (value_ct,) in self._read("SELECT value_ct FROM versions"):
             yield bytes(value_ct)
-            yield bytes(meta_ct)
 
     def check(self) -> list[str]:
         rows = self._read("PRAGMA integrity_check")
