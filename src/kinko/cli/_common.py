@@ -12,7 +12,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from kinko.errors import KinkoError
+from kinko.errors import KinkoError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_VAULT = "~/.kinko/vault.db"
@@ -28,7 +28,7 @@ output_option = click.option(
 
 
 def handle_errors(func: F) -> F:
-    """Turn kinko errors into one line on stderr and exit status 1 (click's usage errors stay 2)."""
+    """Turn kinko errors into one line on stderr and exit status 1; usage errors exit 2, like click's own."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -36,7 +36,7 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except KinkoError as exc:
             click.echo(f"error: {exc.code}: {exc.message}", err=True)
-            sys.exit(1)
+            sys.exit(2 if isinstance(exc, UsageError) else 1)
 
     return cast(F, wrapper)
 
