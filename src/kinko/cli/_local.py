@@ -24,7 +24,7 @@ def ensure_unsealed(vault: Vault) -> Vault:
     if not status.initialized or not status.sealed:
         return vault
     if vault.keys.operator_sealed():
-        raise Sealed("vault was sealed by an operator; run `kinko operator unseal` first")
+        raise Sealed("vault is sealed (by an operator); run `kinko operator unseal` first")
     if status.seal_type == "passphrase":
         passphrase = os.environ.get("KINKO_PASSPHRASE")
         if passphrase is None and sys.stdin.isatty():

@@ -122,7 +122,7 @@ def unseal(vault_path: str, shares: tuple[str, ...], key_file: str | None, outpu
 def seal(vault_path: str) -> None:
     """Seal the vault: drop every key and refuse auto-unseal until an explicit unseal."""
     vault = open_local(vault_file(vault_path))
-    vault.keys.seal()
+    vault.seal(Caller.local_operator())  # through the service, so authorization and audit see it
     click.echo("vault sealed")
 
 
