@@ -78,8 +78,9 @@ def _version_text(info: VersionInfo) -> str:
 @click.argument("path")
 @click.argument("data", nargs=-1)
 @click.option("--value", help="Literal value (visible in shell history and ps; prefer `-` or @FILE).")
-@click.option("--type", "content_type", default="text", show_default=True,
-              help="Content type: text, connection-string, api-key, certificate, private-key, ssh-private-key, "
+@click.option("--type", "content_type", default=None,
+              help="Default: text for one value, Opaque for KEY=VALUE pairs. Content type: text, "
+                   "connection-string, api-key, certificate, private-key, ssh-private-key, "
                    "or a Kubernetes Secret type such as kubernetes.io/tls.")
 @click.option("--cas", type=int, help="Only write if the current version is this (0 = must not exist).")
 @click.option("--max-versions", type=int, help="Keep at most this many versions (0 = all).")
@@ -89,11 +90,13 @@ def _version_text(info: VersionInfo) -> str:
 @click.option("--disabled", is_flag=True, help="Write the version disabled.")
 @output_option
 @handle_errors
-def put(vault_path: str, path: str, data: tuple[str, ...], value: str | None, content_type: str,
+def put(vault_path: str, path: str, data: tuple[str, ...], value: str | None, content_type: str | None,
         cas: int | None, max_versions: int | None, not_before: str | None, expires: str | None,
         tags: tuple[str, ...], disabled: bool, output: str) -> None:
     """Write a new version of PATH. DATA: `-` (stdin), `@FILE`, or KEY=VALUE / KEY=@FILE pairs."""
     secret_value = _parse_data(data, value)
+    if content_type is None:  # "text" takes one value only; pairs are a Kubernetes-style map
+        content_type = "text" if isinstance(secret_value, bytes) else "Opaque"
     vault = _vault(vault_path)
     info = vault.put(CALLER, path, secret_value, content_type=content_type, cas=cas, max_versions=max_versions,
                      not_before=parse_time(not_before), expires=parse_time(expires), tags=parse_tags(tags),
