@@ -63,10 +63,18 @@ def init(vault_path: str, seal_type: str, shares: int, threshold: int, key_file:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     seal = SealType(seal_type)
     passphrase = _passphrase(confirm=True) if seal is SealType.PASSPHRASE else None
+    existed = path.exists()
     vault = open_vault(path, create=True)
-    result = vault.init(seal=seal, shares=shares, threshold=threshold, passphrase=passphrase,
-                        key_file=Path(key_file) if key_file else None, retention_days=retention_days,
-                        purge_protection=purge_protection)
+    try:
+        result = vault.init(seal=seal, shares=shares, threshold=threshold, passphrase=passphrase,
+                            key_file=Path(key_file) if key_file else None, retention_days=retention_days,
+                            purge_protection=purge_protection)
+    except BaseException:
+        if not existed:  # bad options must not leave an empty, uninitialised vault file behind
+            vault.close()
+            for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                leftover.unlink(missing_ok=True)
+        raise
     data = {"vault_id": result.vault_id, "unseal_shares": list(result.shares), "threshold": result.threshold,
             "root_token": result.root_token, "key_file": str(result.key_file) if result.key_file else None}
 
