@@ -1,0 +1,87 @@
+"""Who is calling: token from the request headers -> Caller, with per-client rate limiting of failures."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+
+from starlette.requests import Request
+
+from kinko.api.errors import RateLimited
+from kinko.core.model import Caller
+from kinko.errors import PermissionDenied
+from kinko.vault import Vault
+
+MAX_TOKEN_CHARS = 512
+
+
+class FailureLimiter:
+    """At most `limit` failed authentications per client address in `window` seconds (per worker process)."""
+
+    def __init__(self, limit: int = 20, window: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window, self._clock = limit, window, clock
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, client: str) -> deque[float] | None:
+        entries = self._failures.get(client)
+        if entries is None:
+            return None
+        cutoff = self._clock() - self.window
+        while entries and entries[0] < cutoff:
+            entries.popleft()
+        if not entries:
+            del self._failures[client]
+            return None
+        return entries
+
+    def check(self, client: str) -> None:
+        entries = self._recent(client)
+        if entries is not None and len(entries) >= self.limit:
+            raise RateLimited()
+
+    def failed(self, client: str) -> None:
+        if len(self._failures) > 10_000:  # bound memory under a spray of addresses
+            for name in list(self._failures):
+                self._recent(name)
+        self._failures.setdefault(client, deque()).append(self._clock())
+
+
+def token_from(request: Request) -> str | None:
+    token = request.headers.get("x-kinko-token")
+    if token is None:
+        scheme, _, rest = request.headers.get("authorization", "").partition(" ")
+        token = rest.strip() if scheme.lower() == "bearer" else None
+    if not token or len(token) > MAX_TOKEN_CHARS or not token.isascii():
+        return None
+    return token
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def authenticate(vault: Vault, token: str) -> Caller:
+    """The token's identity. Uses `Vault.authenticate` (tokens + policies) when present, else the root token."""
+    auth: Callable[[str], Caller] | None = getattr(vault, "authenticate", None)
+    if auth is not None:
+        return auth(token)
+    if vault.keys.check_root_token(token):
+        return Caller(subject="root", policies=frozenset({"root"}))
+    raise PermissionDenied()
+
+
+def caller_for(request: Request, vault: Vault, limiter: FailureLimiter) -> Caller:
+    """Authenticate the request or raise the one uniform PermissionDenied (or RateLimited)."""
+    client = client_address(request)
+    limiter.check(client)
+    token = token_from(request)
+    try:
+        if token is None:
+            raise PermissionDenied()
+        caller = authenticate(vault, token)
+    except PermissionDenied:
+        limiter.failed(client)
+        raise PermissionDenied() from None  # same message whatever the reason
+    return replace(caller, remote_addr=client)

@@ -1,0 +1,91 @@
+"""The one place HTTP turns failures into `{"error": {"code", "message"}}` responses (status from kinko.errors)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kinko.errors import KinkoError, PermissionDenied
+
+log = logging.getLogger("kinko.api")
+
+
+class RateLimited(KinkoError):
+    """Too many failed authentications from one client address (HTTP only, so it lives here)."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str = "too many failed authentication attempts; try again later") -> None:
+        super().__init__(message)
+
+
+#: Starlette's own HTTP errors (routing, methods) -> our stable codes.
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(exc: KinkoError) -> JSONResponse:
+    # KinkoError messages name paths/keys/rules, never values (errors.py contract), so they are safe to return.
+    return JSONResponse(error_body(exc.code, exc.message), status_code=exc.http_status)
+
+
+def denied_response() -> JSONResponse:
+    """The single answer for every missing, malformed, expired, revoked or insufficient token."""
+    return error_response(PermissionDenied())
+
+
+def _where(loc: Any) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)] if isinstance(loc, list | tuple) else []
+    return ".".join(parts) or "body"
+
+
+def validation_message(errors: list[Any]) -> str:
+    """Name the field and what was wrong; never echo the input (it may be a secret value)."""
+    first = errors[0] if errors else {}
+    kind = str(first.get("type", "invalid"))
+    if kind in ("json_invalid", "json_type"):
+        return "request body is not valid JSON"
+    where = _where(first.get("loc", ()))
+    reason = {"missing": "is required", "extra_forbidden": "is not a known field"}.get(kind, f"is invalid ({kind})")
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return f"{where} {reason}{more}"
+
+
+async def _kinko_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, KinkoError)
+    return error_response(exc)
+
+
+async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(error_body("invalid_input", validation_message(list(exc.errors()))), status_code=400)
+
+
+async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    message = {404: "no such route", 405: f"method {request.method} not allowed on this route"}.get(
+        exc.status_code, "request refused")
+    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
+    # Log the type only: a traceback's locals or message could carry request data.
+    log.error("internal error %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return JSONResponse(error_body("internal", "internal server error"), status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(KinkoError, _kinko_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)
