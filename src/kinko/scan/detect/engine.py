@@ -38,8 +38,12 @@ def merge_windows(ends: Sequence[int], before: int, after: int, size: int) -> li
 def confirm(rule: Rule, data: bytes, spans: Iterable[Span]) -> Iterator[_Raw]:
     """Run the rule's full regex inside `spans`; yield the secrets that pass the rule's filters."""
     group = rule.secret_group
+    size = len(data)
     for lo, hi in spans:
         for found in rule.regex.finditer(data, lo, hi):
+            if found.end() == hi < size:
+                # The window cut the match short (a long key): re-match from its start without the cap.
+                found = rule.regex.match(data, found.start()) or found
             start, end = found.span(group) if group is not None else found.span()
             if start < 0:  # the secret group is optional and did not take part
                 continue
@@ -50,14 +54,14 @@ def confirm(rule: Rule, data: bytes, spans: Iterable[Span]) -> Iterator[_Raw]:
                 continue
             if rule.placeholders and is_placeholder(secret):
                 continue
-            if rule.generic and looks_like_identifier(secret):
+            if rule.reject_identifiers and looks_like_identifier(secret):
                 continue
             yield rule, start, end, secret
 
 
 def _dedupe(raw: list[_Raw]) -> list[_Raw]:
     """Drop a match nested in another of the same rule, and generic matches overlapping a specific one."""
-    raw.sort(key=lambda r: (r[1], -r[2]))
+    raw.sort(key=lambda r: (r[1], -r[2], r[0].id))
     kept: list[_Raw] = []
     last_end: dict[str, int] = {}
     for item in raw:

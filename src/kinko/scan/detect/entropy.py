@@ -18,6 +18,8 @@ _TEMPLATE_RE = re.compile(
 )
 #: A dotted/underscored identifier with no digit: `self.password`, `config.db_secret`, `get_token`.
 _IDENTIFIER_RE = re.compile(rb"^[A-Za-z_][A-Za-z_]*(?:[.:][A-Za-z_][A-Za-z0-9_]*)*(?:\(\))?$")
+#: Words joined by dashes or dots with no digit: a resource name such as `my-db-secret-credentials`.
+_NAME_RE = re.compile(rb"^[A-Za-z]+(?:[-_.][A-Za-z]+)*$")
 
 
 def shannon_entropy(data: bytes) -> float:
@@ -44,4 +46,5 @@ def is_placeholder(secret: bytes) -> bool:
 
 def looks_like_identifier(secret: bytes) -> bool:
     """A code reference (variable, attribute or call) rather than a literal value."""
-    return bool(_IDENTIFIER_RE.match(secret.strip(b"\"'` ")))
+    value = secret.strip(b"\"'` ")
+    return bool(_IDENTIFIER_RE.match(value) or _NAME_RE.match(value))

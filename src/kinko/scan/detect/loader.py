@@ -19,7 +19,7 @@ _KNOWN_KEYS = frozenset(
     {
         "id", "title", "description", "severity", "regex", "prefilter", "keywords", "secret_group",
         "entropy", "path_regex", "ignore_case", "dotall", "multiline", "generic", "placeholders",
-        "window", "lookbehind", "min_length",
+        "window", "lookbehind", "min_length", "reject_identifiers",
     }
 )  # fmt: skip
 
@@ -50,6 +50,8 @@ class Rule:
     window: int = 1024
     lookbehind: int = 256
     min_length: int = 1
+    #: drop values that read as code (`self.password`, `get_token`) or names (`my-db-secret`)
+    reject_identifiers: bool = False
 
 
 def _flags(spec: dict[str, Any]) -> int:
@@ -112,6 +114,7 @@ def parse_rule(spec: dict[str, Any], family: str) -> Rule:
         window=int(spec.get("window", 1024)),
         lookbehind=int(spec.get("lookbehind", 256)),
         min_length=int(spec.get("min_length", 1)),
+        reject_identifiers=bool(spec.get("reject_identifiers", False)),
     )
 
 
