@@ -1,0 +1,52 @@
+"""`kinko server`: run the HTTP API (config file, KINKO_* env and flags), or a throwaway `--dev` server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kinko.cli._common import handle_errors
+
+DEV_BANNER = """\
+kinko dev server: throwaway vault in a temp dir, key-file sealed, unsealed. NOT for real secrets.
+
+    Address:    {{address}}
+    Root token: {token}
+
+    export KINKO_ADDR={{address}}
+    export KINKO_TOKEN={token}
+
+The root token is shown only now. Stop with Ctrl-C (the vault is deleted)."""
+
+
+@click.command("server")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="YAML file with server settings (flags and KINKO_* env override it).")
+@click.option("--listen", help="HOST:PORT to listen on (default 127.0.0.1:8200; env KINKO_LISTEN).")
+@click.option("--vault", "vault_path", help="Vault file (env KINKO_VAULT).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False), help="TLS certificate (PEM).")
+@click.option("--tls-key", type=click.Path(dir_okay=False), help="TLS private key (PEM).")
+@click.option("--workers", type=int, help="Worker processes (default 1).")
+@click.option("--audit-file", type=click.Path(dir_okay=False), help="Append audit records here.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--max-body-bytes", type=int, help="Largest request body accepted (default 2 MiB).")
+@click.option("--insecure-listen", is_flag=True, default=None,
+              help="Allow plain HTTP on a non-loopback address (tokens and secrets travel unencrypted).")
+@click.option("--dev", is_flag=True, help="Throwaway vault, auto-initialised and unsealed; prints a root token.")
+@handle_errors
+def cli(config_file: str | None, listen: str | None, vault_path: str | None, tls_cert: str | None,
+        tls_key: str | None, workers: int | None, audit_file: str | None, log_level: str | None,
+        max_body_bytes: int | None, insecure_listen: bool | None, dev: bool) -> None:
+    """Serve the kinko HTTP API (/v1, OpenAPI at /v1/openapi.json)."""
+    from kinko.api.server import load_config, prepare_dev, serve
+
+    overrides = {"listen": listen, "vault": vault_path, "tls_cert": tls_cert, "tls_key": tls_key,
+                 "workers": workers, "audit_file": audit_file, "log_level": log_level,
+                 "max_body_bytes": max_body_bytes, "insecure_listen": insecure_listen}
+    config = load_config(Path(config_file) if config_file else None, overrides=overrides)
+    banner = None
+    if dev:
+        config, token = prepare_dev(config)
+        banner = DEV_BANNER.format(token=token)
+    serve(config, banner=banner)
