@@ -164,7 +164,10 @@ class ImageSource(Source):
 
 def _worker_payload(detector: Detector) -> bytes | bool | None:
     """None: workers build the default detector themselves; bytes: a pickled custom one; False: run in-process."""
-    if detector is _default_detector():
+    from kinko.scan.detect import default_detector
+
+    # Only compare when the cached default exists: building it here would cost a rule compilation for nothing.
+    if default_detector.cache_info().currsize and detector is default_detector():
         return None
     try:
         return pickle.dumps(detector)

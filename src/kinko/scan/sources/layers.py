@@ -71,24 +71,42 @@ class LayerScan:
 
 
 class _Window(io.RawIOBase):
-    """Read-only view of file[offset : offset+size]."""
+    """Seekable read-only view of file[offset : offset+size] (lets tarfile skip and read without extra copies)."""
 
     def __init__(self, fh: IO[bytes], offset: int, size: int) -> None:
         self.fh = fh
-        self.left = size
-        fh.seek(offset)
+        self.base = offset
+        self.size = size
+        self.pos = 0
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        n = min(len(b), self.left)
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        origin = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.size}[whence]
+        self.pos = max(0, origin + pos)
+        return self.pos
+
+    def read(self, n: int | None = -1) -> bytes:
+        left = self.size - self.pos
+        n = left if n is None or n < 0 else min(n, left)
         if n <= 0:
-            return 0
-        got = self.fh.readinto(memoryview(b)[:n])  # type: ignore[attr-defined]
-        got = got or 0
-        self.left -= got
-        return int(got)
+            return b""
+        self.fh.seek(self.base + self.pos)
+        data = self.fh.read(n)
+        self.pos += len(data)
+        return data
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
 
 
 class _Inflate(io.RawIOBase):
@@ -147,22 +165,23 @@ class _Inflate(io.RawIOBase):
         return n
 
 
-def _open_stream(fh: IO[bytes], blob: BlobRef, limits: Limits) -> tuple[io.BufferedReader, str]:
+def _open_tar(fh: IO[bytes], blob: BlobRef, limits: Limits) -> tarfile.TarFile:
+    """Uncompressed layers are read in seekable mode (tarfile seeks over data); compressed ones stream."""
     fh.seek(blob.offset)
     magic = fh.read(4)
     window = _Window(fh, blob.offset, blob.size)
-    kind = "gzip" if magic[:2] == _GZIP_MAGIC else "zstd" if magic == _ZSTD_MAGIC else "tar"
-    raw: io.RawIOBase = window if kind == "tar" else _Inflate(window, kind, limits)
-    return io.BufferedReader(raw, _READ), kind
+    if magic[:2] == _GZIP_MAGIC or magic == _ZSTD_MAGIC:
+        raw = _Inflate(window, "gzip" if magic[:2] == _GZIP_MAGIC else "zstd", limits)
+        return tarfile.open(fileobj=io.BufferedReader(raw, _READ), mode="r|", bufsize=_READ)
+    return tarfile.open(fileobj=window, mode="r:")
 
 
 def scan_layer(job: LayerJob, detector: Detector) -> LayerScan:
     """Scan every file of one layer; a broken layer yields a warning plus whatever was found before it broke."""
     out = LayerScan(job.index)
     try:
-        with open(job.blob.file, "rb") as fh:
-            stream, _ = _open_stream(fh, job.blob, job.limits)
-            _walk(job, detector, stream, out)
+        with open(job.blob.file, "rb") as fh, _open_tar(fh, job.blob, job.limits) as tar:
+            _walk(job, detector, tar, out)
     except LimitExceeded as exc:
         out.warnings.append(f"layer {job.index}: {exc}; scan of this layer stopped")
     except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
@@ -170,16 +189,17 @@ def scan_layer(job: LayerJob, detector: Detector) -> LayerScan:
     return out
 
 
-def _walk(job: LayerJob, detector: Detector, stream: io.BufferedReader, out: LayerScan) -> None:
+def _walk(job: LayerJob, detector: Detector, tar: tarfile.TarFile, out: LayerScan) -> None:
     hostile = 0
-    with tarfile.open(fileobj=stream, mode="r|", bufsize=_READ) as tar:
-        for count, info in enumerate(tar, start=1):
-            tar.members.clear()  # type: ignore[attr-defined]  # else tarfile keeps every header (tar bombs)
-            if count > job.limits.max_entries_per_layer:
-                raise LimitExceeded(f"over {job.limits.max_entries_per_layer} entries (tar bomb)")
-            path, bad = clean_member_name(printable_name(info.name))
-            hostile += bad
-            _entry(job, detector, tar, info, path, out)
+    count = 0
+    while (info := tar.next()) is not None:
+        tar.members.clear()  # type: ignore[attr-defined]  # else tarfile keeps every header (tar bombs)
+        count += 1
+        if count > job.limits.max_entries_per_layer:
+            raise LimitExceeded(f"over {job.limits.max_entries_per_layer} entries (tar bomb)")
+        path, bad = clean_member_name(printable_name(info.name))
+        hostile += bad
+        _entry(job, detector, tar, info, path, out)
     if hostile:
         out.warnings.append(
             f"layer {job.index}: {hostile} absolute or `..` entry names (normalized; nothing is written to disk)"
