@@ -146,3 +146,10 @@ class ScanError(KinkoError):
 
     code = "scan_error"
     http_status = 400
+
+
+class AuditFailed(KinkoError):
+    """The audit record could not be written, so the request was refused before it took effect."""
+
+    code = "audit_failed"
+    http_status = 503

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from kinko.access.policy import PolicyAuthorizer
 from kinko.core.model import (
     DEFAULT_CONTENT_TYPE,
     Attributes,
@@ -42,6 +43,7 @@ from kinko.errors import (
 )
 from kinko.lifecycle import InitResult, SealState, VaultStatus
 from kinko.storage.interface import SecretRow, Store, VersionRow
+from kinko.vault_access import AccessMixin
 
 BACKUP_MAGIC = b"kinko-backup-1:"
 _UNSET: Any = object()
@@ -52,7 +54,8 @@ class Authorizer(Protocol):
 
 
 class AuditSink(Protocol):
-    def __call__(self, caller: Caller, operation: str, path: str, outcome: str) -> None: ...
+    def __call__(self, caller: Caller, operation: str, path: str, outcome: str,
+                 data: Mapping[str, Any] | None = None) -> None: ...
 
 
 def root_only(caller: Caller, capability: str, path: str) -> bool:
@@ -60,14 +63,15 @@ def root_only(caller: Caller, capability: str, path: str) -> bool:
     return "root" in caller.policies
 
 
-class Vault:
+class Vault(AccessMixin):
     def __init__(
         self, store: Store, *, clock: Callable[[], float] = time.time,
-        authorize: Authorizer = root_only, audit: AuditSink | None = None,
+        authorize: Authorizer | None = None, audit: AuditSink | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
-        self._authorize = authorize
+        # Default: policies stored in the vault (the local operator holds `root`, which allows everything).
+        self._authorize: Authorizer = authorize if authorize is not None else PolicyAuthorizer(store)
         self._audit = audit
         self.keys = SealState(store)
 
@@ -111,10 +115,16 @@ class Vault:
         self._store.close()
 
     # -- helpers -------------------------------------------------------------------------------------------
-    def _check(self, caller: Caller, capability: str, path: str, operation: str) -> None:
+    def _check(self, caller: Caller, capability: str, path: str, operation: str,
+               data: Mapping[str, Any] | None = None) -> None:
+        """Authorize, then audit (fail closed: an audit error stops the operation). `data` is HMAC'd."""
         allowed = self._authorize(caller, capability, path)
         if self._audit is not None:
-            self._audit(caller, operation, path, "allowed" if allowed else "denied")
+            outcome = "allowed" if allowed else "denied"
+            if data is None:
+                self._audit(caller, operation, path, outcome)
+            else:
+                self._audit(caller, operation, path, outcome, data)
         if not allowed:
             raise PermissionDenied()
 
@@ -165,7 +175,7 @@ class Vault:
         if max_versions is not None and not 0 <= max_versions <= 10_000:
             raise InvalidInput("max_versions must be between 0 (unlimited) and 10000")
         existing = self._store.get_secret(path)
-        self._check(caller, "update" if existing else "create", path, "secret.put")
+        self._check(caller, "update" if existing else "create", path, "secret.put", {"value": value})
         barrier, now = self.keys.barrier(), self._clock()
         version = (existing.current_version if existing else 0) + 1
         value_ct = barrier.seal(encode_payload(value, metadata), self._aad(path, version, "value"))

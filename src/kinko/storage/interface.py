@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 
@@ -110,3 +110,70 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    # -- tokens -------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def insert_token(self, row: TokenRow) -> None: ...
+
+    @abstractmethod
+    def adopt_root_token(self, meta_key: str, row: TokenRow) -> bool:
+        """Atomically: if meta `meta_key` holds row.token_hash, insert `row` and delete the meta key. True if so."""
+
+    @abstractmethod
+    def get_token(self, accessor: str) -> TokenRow | None: ...
+
+    @abstractmethod
+    def get_token_by_hash(self, token_hash: str) -> TokenRow | None: ...
+
+    @abstractmethod
+    def list_tokens(self) -> list[TokenRow]: ...
+
+    @abstractmethod
+    def consume_token_use(self, accessor: str) -> bool:
+        """Use up one of a use-limited token's uses; deletes it with its last use. False if none were left."""
+
+    @abstractmethod
+    def set_token_expiry(self, accessor: str, expires: float | None) -> None: ...
+
+    @abstractmethod
+    def revoke_token_tree(self, accessor: str) -> int:
+        """Delete a token and all its descendants in one transaction; returns how many were deleted."""
+
+    # -- policies -----------------------------------------------------------------------------------------------
+    @abstractmethod
+    def put_policy(self, name: str, document: str, updated: float) -> None:
+        """Create or replace a policy and bump the policy revision in the same transaction."""
+
+    @abstractmethod
+    def get_policy(self, name: str) -> str | None: ...
+
+    @abstractmethod
+    def list_policies(self) -> list[str]: ...
+
+    @abstractmethod
+    def delete_policy(self, name: str) -> bool:
+        """Remove a policy (bumping the revision); False if it did not exist."""
+
+    @abstractmethod
+    def policy_revision(self) -> int:
+        """A counter every policy write bumps, so caches in other processes notice changes."""
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """A token as stored: only its SHA-256 hash, never the token itself. Times are Unix seconds."""
+
+    accessor: str
+    token_hash: str = field(repr=False)
+    parent: str | None
+    policies_json: str
+    display_name: str
+    meta_json: str
+    created: float
+    expires: float | None
+    max_expires: float | None
+    ttl: float | None
+    renewable: bool
+    num_uses: int
+    uses_left: int
+

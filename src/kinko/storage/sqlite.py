@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kinko.errors import AlreadyExists, AlreadyInitialized, CorruptVault, NotFound, VersionConflict
-from kinko.storage.interface import SecretRow, Store, VersionRow
+from kinko.storage.interface import SecretRow, Store, TokenRow, VersionRow
 
 #: Each entry migrates the schema from version i to i+1. Never edit a shipped entry; append.
 MIGRATIONS: list[str] = [
@@ -42,6 +42,28 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX versions_by_term ON versions(key_term);
     """,
+    # 1 -> 2: access control (tokens are stored only as SHA-256 hashes; policies are plain YAML documents).
+    """
+    CREATE TABLE tokens (
+        accessor TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        parent TEXT,
+        policies_json TEXT NOT NULL,
+        display_name TEXT NOT NULL,
+        meta_json TEXT NOT NULL,
+        created REAL NOT NULL,
+        expires REAL,
+        max_expires REAL,
+        ttl REAL,
+        renewable INTEGER NOT NULL,
+        num_uses INTEGER NOT NULL,
+        uses_left INTEGER NOT NULL
+    );
+    CREATE INDEX tokens_by_parent ON tokens(parent);
+    CREATE TABLE policies (name TEXT PRIMARY KEY, document TEXT NOT NULL, updated REAL NOT NULL);
+    CREATE TABLE policy_revision (revision INTEGER NOT NULL);
+    INSERT INTO policy_revision (revision) VALUES (0);
+    """,
 ]
 
 _VERSION_COLUMNS = (
@@ -55,10 +77,20 @@ _LIVE_SQL = (
 _LIVE_CURRENT_SQL = _LIVE_SQL.format(match="s.current_version")
 _LIVE_VERSION_SQL = _LIVE_SQL.format(match="?")
 _SECRET_COLUMNS = "path, current_version, max_versions, created, updated, deleted, scheduled_purge"
+_TOKEN_COLUMNS = (
+    "accessor, token_hash, parent, policies_json, display_name, meta_json, created, expires, max_expires, ttl, "
+    "renewable, num_uses, uses_left"
+)
 
 
 def _secret(row: tuple[Any, ...]) -> SecretRow:
     return SecretRow(*row)
+
+
+def _token(row: tuple[Any, ...]) -> TokenRow:
+    values = list(row)
+    values[10] = bool(values[10])
+    return TokenRow(*values)
 
 
 def _version(row: tuple[Any, ...]) -> VersionRow:
@@ -301,3 +333,85 @@ class SqliteStore(Store):
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+
+    # -- tokens (kinko.access) -------------------------------------------------------------------------------
+    def insert_token(self, row: TokenRow) -> None:
+        with self._tx() as conn:
+            self._insert_token(conn, row)
+
+    @staticmethod
+    def _insert_token(conn: sqlite3.Connection, r: TokenRow) -> None:
+        conn.execute(
+            f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (r.accessor, r.token_hash, r.parent, r.policies_json, r.display_name, r.meta_json, r.created,
+             r.expires, r.max_expires, r.ttl, int(r.renewable), r.num_uses, r.uses_left),
+        )
+
+    def adopt_root_token(self, meta_key: str, row: TokenRow) -> bool:
+        with self._tx() as conn:
+            found = conn.execute("SELECT value FROM meta WHERE key = ?", (meta_key,)).fetchone()
+            if found is None or bytes(found[0]) != row.token_hash.encode():
+                return False
+            self._insert_token(conn, row)
+            conn.execute("DELETE FROM meta WHERE key = ?", (meta_key,))
+            return True
+
+    def get_token(self, accessor: str) -> TokenRow | None:
+        rows = self._read(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE accessor = ?", (accessor,))
+        return _token(rows[0]) if rows else None
+
+    def get_token_by_hash(self, token_hash: str) -> TokenRow | None:
+        rows = self._read(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?", (token_hash,))
+        return _token(rows[0]) if rows else None
+
+    def list_tokens(self) -> list[TokenRow]:
+        return [_token(r) for r in self._read(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY created, accessor")]
+
+    def consume_token_use(self, accessor: str) -> bool:
+        with self._tx() as conn:
+            cursor = conn.execute(
+                "UPDATE tokens SET uses_left = uses_left - 1 WHERE accessor = ? AND num_uses > 0 AND uses_left > 0",
+                (accessor,),
+            )
+            conn.execute("DELETE FROM tokens WHERE accessor = ? AND num_uses > 0 AND uses_left <= 0", (accessor,))
+            return cursor.rowcount == 1
+
+    def set_token_expiry(self, accessor: str, expires: float | None) -> None:
+        with self._tx() as conn:
+            if conn.execute("UPDATE tokens SET expires = ? WHERE accessor = ?", (expires, accessor)).rowcount != 1:
+                raise NotFound("no such token")
+
+    def revoke_token_tree(self, accessor: str) -> int:
+        with self._tx() as conn:
+            tree = (
+                "WITH RECURSIVE tree(accessor) AS (SELECT accessor FROM tokens WHERE accessor = ? "
+                "UNION SELECT t.accessor FROM tokens t JOIN tree ON t.parent = tree.accessor) "
+            )
+            before = conn.total_changes  # rowcount is not reliable for a statement starting with WITH
+            conn.execute(tree + "DELETE FROM tokens WHERE accessor IN (SELECT accessor FROM tree)", (accessor,))
+            return int(conn.total_changes - before)
+
+    # -- policies (kinko.access) -----------------------------------------------------------------------------
+    def put_policy(self, name: str, document: str, updated: float) -> None:
+        with self._tx() as conn:
+            conn.execute("INSERT OR REPLACE INTO policies (name, document, updated) VALUES (?, ?, ?)",
+                         (name, document, updated))
+            conn.execute("UPDATE policy_revision SET revision = revision + 1")
+
+    def get_policy(self, name: str) -> str | None:
+        rows = self._read("SELECT document FROM policies WHERE name = ?", (name,))
+        return str(rows[0][0]) if rows else None
+
+    def list_policies(self) -> list[str]:
+        return [str(r[0]) for r in self._read("SELECT name FROM policies ORDER BY name")]
+
+    def delete_policy(self, name: str) -> bool:
+        with self._tx() as conn:
+            if conn.execute("DELETE FROM policies WHERE name = ?", (name,)).rowcount != 1:
+                return False
+            conn.execute("UPDATE policy_revision SET revision = revision + 1")
+            return True
+
+    def policy_revision(self) -> int:
+        rows = self._read("SELECT revision FROM policy_revision")
+        return int(rows[0][0]) if rows else 0

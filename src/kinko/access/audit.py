@@ -1,0 +1,233 @@
+"""The audit log: hash-chained JSON lines, sensitive strings HMAC'd with the vault's salt, fail-closed writes.
+
+Record (one JSON object per line, keys sorted): time (RFC 3339, UTC), request_id, accessor (never the token),
+subject, operation, path, outcome ("allowed" / "denied" / an error code), client (address or null), data
+(sensitive values only, each replaced by "hmac-sha256:<hex>"), prev (SHA-256 hex of the previous line's bytes
+without its newline; GENESIS for the first line) and hash (SHA-256 hex of the record serialised without
+`hash`, so an edit of the last line is caught too).
+
+Several threads and processes may append to one file: each write takes a thread lock and an exclusive flock,
+reads the previous line's hash under the lock, then appends with O_APPEND. Any failure raises AuditFailed, and
+the Vault raises it before the operation takes effect, so nothing happens unaudited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kinko.core.model import Caller
+from kinko.errors import AuditFailed
+
+GENESIS = "0" * 64
+HMAC_PREFIX = "hmac-sha256:"
+_TAIL_CHUNK = 8192
+#: Set by interfaces (the HTTP server) per request; the sink uses it for request_id and client.
+_REQUEST: contextvars.ContextVar[tuple[str, str | None] | None] = contextvars.ContextVar("kinko_audit_request",
+                                                                                          default=None)
+
+
+@contextlib.contextmanager
+def request_context(request_id: str, client: str | None = None) -> Iterator[None]:
+    """Tag every audit record written inside the block with this request id and client address."""
+    reset = _REQUEST.set((request_id, client))
+    try:
+        yield
+    finally:
+        _REQUEST.reset(reset)
+
+
+def hmac_value(salt: bytes, value: bytes | bytearray | str) -> str:
+    raw = value.encode() if isinstance(value, str) else bytes(value)
+    return HMAC_PREFIX + hmac.new(salt, raw, hashlib.sha256).hexdigest()
+
+
+def redact(salt: bytes, data: Any) -> Any:
+    """Replace every string/bytes leaf with its HMAC; mapping keys and numbers/booleans stay as they are."""
+    if isinstance(data, str | bytes | bytearray):
+        return hmac_value(salt, data)
+    if isinstance(data, Mapping):
+        return {str(k): redact(salt, v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [redact(salt, v) for v in data]
+    return data
+
+
+def _line_hash(line: bytes) -> str:
+    return hashlib.sha256(line).hexdigest()
+
+
+def _serialise(record: Mapping[str, Any]) -> bytes:
+    return json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _finish(record: dict[str, Any]) -> bytes:
+    """The record's line (no newline) with its self-hash added."""
+    return _serialise({**record, "hash": _line_hash(_serialise(record))})
+
+
+class AuditLog:
+    """An AuditSink for the Vault: `(caller, operation, path, outcome, data=None)`; raises AuditFailed."""
+
+    def __init__(self, path: str | Path, salt: Callable[[], bytes], *, stdout: bool = False) -> None:
+        self.path = Path(path)
+        self._salt = salt
+        self._stdout = stdout
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._inode: tuple[int, int] | None = None
+        self._last: tuple[int, str] | None = None  # (file size after our last write, that line's hash)
+        with self._lock:
+            self._open()
+
+    def _open(self) -> int:
+        if self._fd is not None:
+            return self._fd
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except OSError as exc:
+            raise AuditFailed(f"cannot open audit log {str(self.path)!r}: {exc.strerror}") from None
+        st = os.fstat(fd)
+        self._fd, self._inode, self._last = fd, (st.st_dev, st.st_ino), None
+        return fd
+
+    def _is_current(self) -> bool:
+        """False when the file at our path is no longer the one we hold open (rotated or removed)."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        return (st.st_dev, st.st_ino) == self._inode
+
+    def close_fd(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd, self._inode, self._last = None, None, None
+
+    def close(self) -> None:
+        with self._lock:
+            self.close_fd()
+
+    def _previous(self, size: int) -> str:
+        """Hash of the last line in the file (read under the lock; cached when we wrote it ourselves)."""
+        if size == 0:
+            return GENESIS
+        if self._last is not None and self._last[0] == size:
+            return self._last[1]
+        return _line_hash(_last_line(self.path, size))
+
+    def __call__(self, caller: Caller, operation: str, path: str, outcome: str,
+                 data: Mapping[str, Any] | None = None) -> None:
+        request = _REQUEST.get()
+        record: dict[str, Any] = {
+            "time": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "request_id": request[0] if request else str(uuid.uuid4()),
+            "accessor": caller.accessor, "subject": caller.subject, "operation": operation, "path": path,
+            "outcome": outcome, "client": caller.remote_addr or (request[1] if request else None),
+        }
+        if data:
+            record["data"] = redact(self._salt(), data)  # Sealed propagates: no salt, no request
+        try:
+            line = self._append(record)
+        except OSError as exc:
+            raise AuditFailed(f"audit record not written to {str(self.path)!r}: {exc.strerror}") from None
+        if self._stdout:
+            sys.stdout.write(line.decode() + "\n")
+            sys.stdout.flush()
+
+    def _append(self, record: dict[str, Any]) -> bytes:
+        with self._lock:
+            for _ in range(5):
+                fd = self._open()
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if self._is_current():
+                    break
+                fcntl.flock(fd, fcntl.LOCK_UN)  # rotated away by someone else: follow the path
+                self.close_fd()
+            else:
+                raise AuditFailed(f"audit log {str(self.path)!r} keeps being replaced")
+            try:
+                size = os.fstat(fd).st_size
+                line = _finish({**record, "prev": self._previous(size)})
+                _write_all(fd, line + b"\n", size)
+                self._last = (size + len(line) + 1, _line_hash(line))
+            finally:
+                with contextlib.suppress(OSError):
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            return line
+
+
+def _write_all(fd: int, data: bytes, size_before: int) -> None:
+    written = 0
+    try:
+        while written < len(data):
+            written += os.write(fd, data[written:])
+    except OSError:
+        # A torn line would break the chain for every later record: cut it off again (best effort).
+        if written:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size_before)
+        raise
+
+
+def _last_line(path: Path, size: int) -> bytes:
+    """The last line of a file that ends in a newline, without that newline (reads backwards in chunks)."""
+    with open(path, "rb") as handle:
+        pos, buf = size - 1, b""
+        while pos > 0:
+            step = min(_TAIL_CHUNK, pos)
+            pos -= step
+            handle.seek(pos)
+            buf = handle.read(step) + buf
+            cut = buf.rfind(b"\n")
+            if cut >= 0:
+                return buf[cut + 1:]
+        return buf
+
+
+# -- verification --------------------------------------------------------------------------------------------------
+def verify(path: str | Path) -> int | None:
+    """Line number (1-based) of the first deleted, reordered or edited record; None if the chain is intact.
+
+    A deleted record is reported at the line where it is missing (the next record's `prev` no longer
+    matches); an edited record at its own line (its `hash` no longer matches). Truncating the end of the file
+    cannot be detected from the file alone: compare the last hash with one kept elsewhere for that.
+    """
+    previous = GENESIS
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.rstrip(b"\n")
+            if not raw.endswith(b"\n") or not _record_ok(line, previous):
+                return number
+            previous = _line_hash(line)
+    return None
+
+
+def _record_ok(line: bytes, previous: str) -> bool:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    if not isinstance(record, dict) or record.get("prev") != previous:
+        return False
+    claimed = record.pop("hash", None)
+    return isinstance(claimed, str) and hmac.compare_digest(claimed, _line_hash(_serialise(record)))
+
+
+def last_hash(path: str | Path) -> str:
+    """The hash the next record would chain to (keep it elsewhere to detect truncation later)."""
+    size = os.stat(path).st_size
+    return GENESIS if size == 0 else _line_hash(_last_line(Path(path), size))

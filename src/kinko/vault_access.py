@@ -1,0 +1,199 @@
+"""The Vault's access-control operations (tokens, policies, audit), mixed into kinko.vault.Vault.
+
+Authorization paths (what a policy must grant):
+
+* `sys/tokens/create` — `create` to mint tokens with a subset of your own policies; `sudo` to grant policies
+  you do not hold; only the `root` policy may grant `root` or mint tokens without a TTL.
+* `sys/tokens/self` — `read` / `update` / `delete` to look up, renew, revoke your own token (every token gets
+  this through the implicit `default` policy).
+* `sys/tokens/accessors/<accessor>` — `read` (lookup), `update` (renew), `delete` (revoke) another token;
+  `sys/tokens/accessors` — `list`.
+* `sys/policies/<name>` — `read`, `create` / `update` (write), `delete`; `sys/policies` — `list`.
+* `sys/audit/hash` — `sudo` (an HMAC oracle for guessed values is privileged).
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kinko.access.audit import AuditLog, hmac_value
+from kinko.access.policy import BUILTINS, ROOT, ROOT_CAPABILITY, Policy, parse_policy, validate_name
+from kinko.access.tokens import DEFAULT_TTL, TokenInfo, TokenManager, TokenRequest, check_request
+from kinko.core.model import Caller
+from kinko.errors import CorruptVault, IntegrityError, InvalidInput, NotFound
+from kinko.lifecycle import SealState
+from kinko.storage.interface import Store
+
+M_AUDIT_SALT = "audit_salt"
+SALT_BYTES = 32
+SELF = "sys/tokens/self"
+
+
+class AccessMixin:
+    """Token, policy and audit operations. Every one goes through `_check` (authorize + audit) first."""
+
+    _store: Store
+    _clock: Callable[[], float]
+    _audit: Any
+    keys: SealState
+
+    if TYPE_CHECKING:
+        def _check(self, caller: Caller, capability: str, path: str, operation: str,
+                   data: Mapping[str, Any] | None = None) -> None: ...
+
+    # -- audit ---------------------------------------------------------------------------------------------------
+    def enable_audit(self, path: str | Path, *, stdout: bool = False) -> AuditLog:
+        """Audit every request to `path` (JSON lines, created 0600) and optionally stdout. Fails closed."""
+        sink = AuditLog(path, self.audit_salt, stdout=stdout)
+        self._audit = sink
+        return sink
+
+    def audit_salt(self) -> bytes:
+        """The per-vault HMAC salt: 32 random bytes, stored sealed by the barrier (usable only unsealed)."""
+        barrier = self.keys.barrier()
+        cached = self.__dict__.get("_audit_salt_cache")
+        if cached is not None and cached[0] is barrier:
+            return bytes(cached[1])
+        aad: list[str | int] = [self.keys.vault_id(), "audit_salt"]
+        stored = self._store.get_meta(M_AUDIT_SALT)
+        if stored is None:
+            # First use: create it; if another process wins the race, use theirs.
+            fresh = barrier.seal(os.urandom(SALT_BYTES), aad)
+            if not self._store.swap_meta(M_AUDIT_SALT, None, fresh):
+                stored = self._store.get_meta(M_AUDIT_SALT)
+            stored = stored or fresh
+        try:
+            salt = barrier.open(stored, aad)
+        except IntegrityError:
+            raise CorruptVault("the audit salt failed authentication") from None
+        self.__dict__["_audit_salt_cache"] = (barrier, salt)
+        return salt
+
+    def audit_hash(self, caller: Caller, value: bytes | str) -> str:
+        """'hmac-sha256:<hex>' of a value, exactly as the audit log would record it."""
+        self._check(caller, "sudo", "sys/audit/hash", "audit.hash")
+        return hmac_value(self.audit_salt(), value)
+
+    # -- tokens --------------------------------------------------------------------------------------------------
+    @property
+    def _tokens(self) -> TokenManager:
+        manager = self.__dict__.get("_token_manager")
+        if manager is None:
+            manager = self.__dict__["_token_manager"] = TokenManager(self._store, self._clock)
+        return manager
+
+    def authenticate(self, token: str, *, remote_addr: str | None = None) -> Caller:
+        """The Caller a token stands for (consumes one use). Any bad token: PermissionDenied, audited."""
+        try:
+            return self._tokens.authenticate(token, remote_addr)
+        except Exception:
+            if self._audit is not None:
+                self._audit(Caller("anonymous", remote_addr=remote_addr), "token.authenticate", SELF, "denied")
+            raise
+
+    def create_token(
+        self, caller: Caller, *, policies: Sequence[str], ttl: float | None = DEFAULT_TTL,
+        max_ttl: float | None = None, num_uses: int = 0, display_name: str = "token", renewable: bool = True,
+        metadata: Mapping[str, str] | None = None,
+    ) -> tuple[str, TokenInfo]:
+        """A new child token of the caller's token. Returns (token, info); the token is never shown again."""
+        request = TokenRequest(policies if isinstance(policies, str) else list(policies), ttl, max_ttl,
+                               num_uses, display_name, renewable, dict(metadata or {}))
+        check_request(request)
+        wanted = set(request.policies)
+        for name in sorted(wanted - set(BUILTINS)):
+            validate_name(name)
+            if self._store.get_policy(name) is None:
+                raise InvalidInput(f"unknown policy {name!r}")
+        if ROOT in wanted or ttl is None:
+            capability = ROOT_CAPABILITY
+        elif not wanted <= caller.policies:
+            capability = "sudo"
+        else:
+            capability = "create"
+        self._check(caller, capability, "sys/tokens/create", "token.create")
+        return self._tokens.create(request, caller.accessor)
+
+    def _target(self, caller: Caller, token: str | None, accessor: str | None) -> tuple[str, str]:
+        """(accessor, policy path) of the token an operation is about; your own token maps to sys/tokens/self."""
+        if token is not None and accessor is not None:
+            raise InvalidInput("give a token or an accessor, not both")
+        if token is not None:
+            accessor = self._tokens.accessor_of(token)
+        elif accessor is None:
+            if caller.accessor is None:
+                raise InvalidInput("this caller has no token of its own; give a token or an accessor")
+            accessor = caller.accessor
+        if not isinstance(accessor, str) or not accessor:
+            raise InvalidInput("accessor must be a non-empty string")
+        return accessor, SELF if accessor == caller.accessor else f"sys/tokens/accessors/{accessor}"
+
+    def lookup_token(self, caller: Caller, token: str | None = None, *, accessor: str | None = None) -> TokenInfo:
+        target, path = self._target(caller, token, accessor)
+        self._check(caller, "read", path, "token.lookup")
+        return TokenInfo.from_row(self._tokens.row(target))
+
+    def renew_token(self, caller: Caller, token: str | None = None, *, accessor: str | None = None,
+                    increment: float | None = None) -> TokenInfo:
+        target, path = self._target(caller, token, accessor)
+        self._check(caller, "update", path, "token.renew")
+        return self._tokens.renew(target, increment)
+
+    def revoke_token(self, caller: Caller, token: str | None = None) -> int:
+        """Revoke a token (default: the caller's own) and all its children; returns how many were revoked."""
+        target, path = self._target(caller, token, None)
+        self._check(caller, "delete", path, "token.revoke")
+        return self._tokens.revoke(target)
+
+    def revoke_accessor(self, caller: Caller, accessor: str) -> int:
+        target, path = self._target(caller, None, accessor)
+        self._check(caller, "delete", path, "token.revoke")
+        return self._tokens.revoke(target)
+
+    def list_tokens(self, caller: Caller) -> builtins.list[TokenInfo]:
+        self._check(caller, "list", "sys/tokens/accessors", "token.list")
+        return self._tokens.list()
+
+    # -- policies ------------------------------------------------------------------------------------------------
+    def write_policy(self, caller: Caller, document: str | Mapping[str, Any], *, name: str | None = None) -> Policy:
+        """Create or replace a policy from a YAML/JSON document (or mapping). Built-ins cannot be changed."""
+        policy = parse_policy(document, name=name)
+        if policy.name in BUILTINS:
+            raise InvalidInput(f"policy {policy.name!r} is built in and cannot be changed")
+        exists = self._store.get_policy(policy.name) is not None
+        self._check(caller, "update" if exists else "create", f"sys/policies/{policy.name}", "policy.write")
+        self._store.put_policy(policy.name, policy.to_yaml(), self._clock())
+        self._invalidate_policies()
+        return policy
+
+    def read_policy(self, caller: Caller, name: str) -> Policy:
+        validate_name(name)
+        self._check(caller, "read", f"sys/policies/{name}", "policy.read")
+        if name in BUILTINS:
+            return BUILTINS[name]
+        document = self._store.get_policy(name)
+        if document is None:
+            raise NotFound(f"no policy named {name!r}")
+        return parse_policy(document, name=name)
+
+    def list_policies(self, caller: Caller) -> builtins.list[str]:
+        self._check(caller, "list", "sys/policies", "policy.list")
+        return sorted(set(BUILTINS) | set(self._store.list_policies()))
+
+    def delete_policy(self, caller: Caller, name: str) -> None:
+        validate_name(name)
+        if name in BUILTINS:
+            raise InvalidInput(f"policy {name!r} is built in and cannot be deleted")
+        self._check(caller, "delete", f"sys/policies/{name}", "policy.delete")
+        if not self._store.delete_policy(name):
+            raise NotFound(f"no policy named {name!r}")
+        self._invalidate_policies()
+
+    def _invalidate_policies(self) -> None:
+        invalidate = getattr(self.__dict__.get("_authorize"), "invalidate", None)
+        if invalidate is not None:
+            invalidate()
