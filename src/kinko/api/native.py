@@ -65,6 +65,7 @@ VersionQ = Annotated[int | None, Query(ge=1, le=MAX_INT)]
 
 secrets = APIRouter(prefix="/v1", tags=["secrets"])
 sys_router = APIRouter(prefix="/v1/sys", tags=["sys"])
+auth_router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
 # -- secrets ------------------------------------------------------------------------------------------------
@@ -161,6 +162,13 @@ async def restore(body: RestoreBody, request: Request, who: Who) -> dict[str, An
     return request.app.state.kinko.vault.restore(who, blob).to_dict()  # type: ignore[no-any-return]
 
 
+# -- auth ---------------------------------------------------------------------------------------------------
+@auth_router.get("/token/lookup-self")
+async def lookup_self(who: Who) -> dict[str, Any]:
+    """Who this token is (never the token itself): `kinko login` checks a token with this."""
+    return {"subject": who.subject, "policies": sorted(who.policies), "accessor": who.accessor}
+
+
 # -- sys ----------------------------------------------------------------------------------------------------
 @sys_router.get("/health")
 async def health(st: St) -> Response:
@@ -210,6 +218,12 @@ async def rotate(st: St, who: Who) -> dict[str, Any]:
     return {"key_term": st.vault.rotate(who)}
 
 
+@sys_router.post("/rewrap")
+async def rewrap(st: St, who: Who) -> dict[str, Any]:
+    """Re-encrypt versions sealed under older key terms with the newest one."""
+    return {"rewrapped": await run_in_threadpool(st.vault.rewrap, who)}
+
+
 @sys_router.get("/bench-hello", include_in_schema=False)
 async def bench_hello() -> dict[str, str]:
     """A hello-world on the same stack, the baseline bench/http.py compares against."""
@@ -219,3 +233,4 @@ async def bench_hello() -> dict[str, str]:
 def install(app: FastAPI) -> None:
     app.include_router(secrets)
     app.include_router(sys_router)
+    app.include_router(auth_router)

@@ -12,6 +12,8 @@ import click
 _COMMANDS: dict[str, tuple[str, str]] = {
     "operator": ("kinko.cli.operator", "Initialise, unseal, seal, inspect and rotate a vault."),
     "secret": ("kinko.cli.secret", "Store, read, list, delete and recover secrets."),
+    "server": ("kinko.cli.server", "Serve the HTTP API (or a throwaway --dev server)."),
+    "login": ("kinko.cli.login", "Check a token against a server and store it for later commands."),
     "scan": ("kinko.cli.scan", "Find secrets leaked into images, Dockerfiles, manifests and files."),
 }
 

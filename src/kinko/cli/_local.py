@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -12,7 +13,19 @@ from kinko.errors import NotFound, Sealed
 from kinko.vault import Vault, open_vault
 
 
+def remote() -> Vault | None:
+    """Remote mode: with KINKO_ADDR set, commands talk to that server through a RemoteVault (same methods)."""
+    if not os.environ.get("KINKO_ADDR"):
+        return None
+    from kinko.client import RemoteVault
+
+    return cast(Vault, RemoteVault())
+
+
 def open_local(path: Path) -> Vault:
+    server = remote()
+    if server is not None:
+        return server
     if not path.exists():
         raise NotFound(f"no vault at {str(path)!r}; create one with `kinko operator init --vault {path}`")
     return open_vault(path)
@@ -20,6 +33,8 @@ def open_local(path: Path) -> Vault:
 
 def ensure_unsealed(vault: Vault) -> Vault:
     """A local vault is unsealed per process: key file (auto), KINKO_PASSPHRASE / KINKO_UNSEAL_SHARES, or a prompt."""
+    if os.environ.get("KINKO_ADDR"):
+        return vault  # a server is unsealed by its operator (`kinko operator unseal` in remote mode)
     status = vault.status()
     if not status.initialized or not status.sealed:
         return vault

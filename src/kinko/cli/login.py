@@ -1,0 +1,55 @@
+"""`kinko login`: check a token against the server (KINKO_ADDR) and keep it in ~/.kinko/token (0600)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from kinko.cli._common import handle_errors
+from kinko.errors import UsageError
+
+
+def store_token(token: str, path: Path) -> None:
+    """Write the token file 0600 from the first byte (and tighten an existing file before writing)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, token.encode() + b"\n")
+    finally:
+        os.close(fd)
+
+
+@click.command("login")
+@click.argument("token", required=False)
+@click.option("--addr", envvar="KINKO_ADDR", help="Server address (env KINKO_ADDR).")
+@click.option("--ca-file", envvar="KINKO_CACERT", type=click.Path(dir_okay=False), help="CA bundle for TLS.")
+@click.option("--print", "print_export", is_flag=True, help="Print an export line instead of storing the token.")
+@handle_errors
+def cli(token: str | None, addr: str | None, ca_file: str | None, print_export: bool) -> None:
+    """Check TOKEN (argument, KINKO_TOKEN or a prompt; `-` reads stdin) and store it for later commands."""
+    from kinko.client import TOKEN_FILE, Client
+
+    if token == "-":
+        token = sys.stdin.readline().strip()
+    token = token or os.environ.get("KINKO_TOKEN")
+    if not token:
+        if not sys.stdin.isatty():
+            raise UsageError("no token: pass it as an argument, `-` for stdin, or set KINKO_TOKEN")
+        token = str(click.prompt("Token", hide_input=True, err=True)).strip()
+    client = Client(addr, token, ca_file=ca_file)
+    try:
+        who = client.request("GET", "auth/token/lookup-self")
+    finally:
+        client.close()
+    if print_export:
+        click.echo(f"export KINKO_TOKEN={shlex.quote(token)}")
+        return
+    path = Path(os.path.expanduser(TOKEN_FILE))
+    store_token(token, path)
+    click.echo(f"logged in to {client.addr} as {who['subject']} (policies: {', '.join(who['policies'])}); "
+               f"token stored in {path}", err=True)

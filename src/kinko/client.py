@@ -1,0 +1,237 @@
+"""HTTP client for the native /v1 API (`Client`), and `RemoteVault`: the Vault method surface over HTTP.
+
+Address and token come from arguments, else KINKO_ADDR / KINKO_TOKEN, else the token file written by
+`kinko login` (~/.kinko/token). Server errors come back as the same kinko.errors types (matched by code).
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import json
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from kinko.core.model import (
+    DEFAULT_CONTENT_TYPE,
+    Attributes,
+    Caller,
+    Listing,
+    Secret,
+    SecretInfo,
+    SecretValue,
+    VersionInfo,
+)
+from kinko.errors import KinkoError, UsageError
+from kinko.lifecycle import VaultStatus
+
+TOKEN_FILE = "~/.kinko/token"
+_UNSET: Any = object()
+
+
+def _error_classes() -> dict[str, type[KinkoError]]:
+    found: dict[str, type[KinkoError]] = {}
+    pending: list[type[KinkoError]] = [KinkoError]
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.code, cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def error_from(status: int, doc: Any) -> KinkoError:
+    """The kinko error a response body describes (an unknown code keeps its code and status)."""
+    detail = doc.get("error") if isinstance(doc, dict) else None
+    code = str(detail.get("code", "error")) if isinstance(detail, dict) else "error"
+    message = str(detail.get("message", "")) if isinstance(detail, dict) else f"server answered HTTP {status}"
+    cls = _error_classes().get(code)
+    if cls is None or cls is KinkoError:
+        exc = KinkoError(message)
+        exc.code, exc.http_status = code, status
+        return exc
+    return cls(message)
+
+
+def stored_token() -> str | None:
+    path = Path(os.path.expanduser(TOKEN_FILE))
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+class Client:
+    """Thin JSON client: one method per HTTP verb, kinko errors raised for non-2xx answers."""
+
+    def __init__(self, addr: str | None = None, token: str | None = None, *, ca_file: str | None = None,
+                 timeout: float = 30.0) -> None:
+        addr = addr or os.environ.get("KINKO_ADDR")
+        if not addr:
+            raise UsageError("no server address: set KINKO_ADDR or pass addr")
+        self.addr = addr.rstrip("/")
+        self._token = token or os.environ.get("KINKO_TOKEN") or stored_token()
+        verify: Any = ca_file or os.environ.get("KINKO_CACERT") or True
+        self._http = httpx.Client(base_url=self.addr, timeout=timeout, verify=verify)
+
+    def __repr__(self) -> str:
+        return f"Client({self.addr!r})"  # never the token
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
+                auth: bool = True) -> Any:
+        headers = {"X-Kinko-Token": self._token} if auth and self._token else {}
+        try:
+            response = self._http.request(method, "/v1/" + path.lstrip("/"), json=json, headers=headers,
+                                          params={k: v for k, v in (params or {}).items() if v is not None})
+        except httpx.HTTPError as exc:
+            raise KinkoError(f"cannot reach {self.addr}: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            try:
+                doc = response.json()
+            except ValueError:
+                doc = None
+            raise error_from(response.status_code, doc)
+        return response.json() if response.content else None
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=params)
+
+    def health(self) -> int:
+        return self._http.get("/v1/sys/health").status_code
+
+
+# -- documents -> model types ---------------------------------------------------------------------------
+def _ts(text: str | None) -> float | None:
+    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _version(doc: Mapping[str, Any]) -> VersionInfo:
+    attrs = Attributes(doc["enabled"], _ts(doc["not_before"]), _ts(doc["expires"]), doc["content_type"],
+                       dict(doc["tags"]))
+    return VersionInfo(doc["path"], doc["version"], attrs, _ts(doc["created"]) or 0.0, _ts(doc["updated"]) or 0.0,
+                       int(doc.get("key_term", 0)))
+
+
+def _secret_info(doc: Mapping[str, Any]) -> SecretInfo:
+    return SecretInfo(doc["path"], doc["current_version"], doc["max_versions"], _ts(doc["created"]) or 0.0,
+                      _ts(doc["updated"]) or 0.0, _ts(doc.get("deleted")), _ts(doc.get("scheduled_purge")))
+
+
+def _enc(raw: bytes) -> Any:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(raw).decode()}
+
+
+def _dec(item: Any) -> bytes:
+    return item.encode("utf-8") if isinstance(item, str) else base64.b64decode(item["base64"])
+
+
+def _value_body(value: SecretValue) -> dict[str, Any]:
+    if isinstance(value, bytes | bytearray):
+        return {"value": _enc(bytes(value))}
+    return {"data": {k: _enc(v) for k, v in value.items()}}
+
+
+class _RemoteKeys:
+    """The bits of `Vault.keys` the CLI touches, answered by the server."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def seal(self) -> None:
+        self._client.request("POST", "sys/seal")
+
+    def operator_sealed(self) -> bool:
+        return False  # the server decides; a sealed server answers 503
+
+
+class RemoteVault:
+    """Same method names and return types as kinko.vault.Vault; the token, not `caller`, decides access."""
+
+    def __init__(self, client: Client | None = None) -> None:
+        self.client = client or Client()
+        self.keys = _RemoteKeys(self.client)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    def status(self) -> VaultStatus:
+        return VaultStatus(**self.client.request("GET", "sys/seal-status", auth=False))
+
+    def unseal(self, *, share: str | None = None, passphrase: str | None = None,
+               key_file: Path | None = None) -> VaultStatus:
+        body: dict[str, Any] = ({"share": share} if share is not None else {"passphrase": passphrase}
+                                if passphrase is not None else {"key_file": True})
+        return VaultStatus(**self.client.request("POST", "sys/unseal", json=body, auth=False))
+
+    def seal(self, caller: Caller) -> None:
+        self.client.request("POST", "sys/seal")
+
+    def rotate(self, caller: Caller) -> int:
+        return int(self.client.request("POST", "sys/rotate")["key_term"])
+
+    def rewrap(self, caller: Caller, batch: int = 500) -> int:
+        return int(self.client.request("POST", "sys/rewrap")["rewrapped"])
+
+    # -- secrets ----------------------------------------------------------------------------------------
+    def put(self, caller: Caller, path: str, value: SecretValue, *, content_type: str = DEFAULT_CONTENT_TYPE,
+            enabled: bool = True, not_before: float | None = None, expires: float | None = None,
+            tags: Mapping[str, str] | None = None, cas: int | None = None,
+            max_versions: int | None = None) -> VersionInfo:
+        body = {**_value_body(value), "content_type": content_type, "enabled": enabled, "not_before": not_before,
+                "expires": expires, "tags": dict(tags) if tags is not None else None, "cas": cas,
+                "max_versions": max_versions}
+        return _version(self.client.request("PUT", f"secrets/{path}", json=body))
+
+    def get(self, caller: Caller, path: str, version: int | None = None) -> Secret:
+        doc = self.client.request("GET", f"secrets/{path}", params={"version": version})
+        value: SecretValue = _dec(doc["value"]) if "value" in doc else {k: _dec(v) for k, v in doc["data"].items()}
+        return Secret(_version(doc), value, json.dumps(doc.get("metadata", {})).encode())
+
+    def list(self, caller: Caller, prefix: str = "") -> Listing:
+        doc = self.client.request("GET", f"secrets-list/{prefix}".rstrip("/"))
+        return Listing(doc["prefix"], tuple(doc["keys"]))
+
+    def versions(self, caller: Caller, path: str) -> builtins.list[VersionInfo]:
+        return [_version(d) for d in self.client.request("GET", f"versions/{path}")["versions"]]
+
+    def update_attributes(self, caller: Caller, path: str, version: int | None = None, *,
+                          enabled: bool | None = None, not_before: float | None = _UNSET,
+                          expires: float | None = _UNSET, tags: Mapping[str, str] | None = None,
+                          content_type: str | None = None) -> VersionInfo:
+        body: dict[str, Any] = {"enabled": enabled, "tags": dict(tags) if tags is not None else None}
+        for name, given in (("not_before", not_before), ("expires", expires)):
+            if given is not _UNSET:
+                body[name] = given
+        doc = self.client.request("PATCH", f"attributes/{path}", json=body, params={"version": version})
+        return _version(doc)
+
+    def delete(self, caller: Caller, path: str) -> SecretInfo:
+        return _secret_info(self.client.request("DELETE", f"secrets/{path}"))
+
+    def list_deleted(self, caller: Caller, prefix: str = "") -> builtins.list[SecretInfo]:
+        doc = self.client.request("GET", f"deleted-list/{prefix}".rstrip("/"))
+        return [_secret_info(d) for d in doc["deleted"]]
+
+    def recover(self, caller: Caller, path: str) -> SecretInfo:
+        return _secret_info(self.client.request("POST", f"recover/{path}"))
+
+    def purge(self, caller: Caller, path: str) -> None:
+        self.client.request("DELETE", f"deleted/{path}")
+
+    def backup(self, caller: Caller, path: str) -> bytes:
+        return str(self.client.request("GET", f"backup/{path}")["backup"]).encode("ascii")
+
+    def restore(self, caller: Caller, blob: bytes) -> SecretInfo:
+        return _secret_info(self.client.request("POST", "restore", json={"backup": blob.decode("ascii")}))
+
