@@ -1,0 +1,162 @@
+"""The `kinko scan` command group: image, dockerfile, k8s and dir scans with text/JSON/SARIF reports."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import click
+
+from kinko.cli._common import handle_errors
+from kinko.scan.interface import ScanResult, Severity, Source
+
+F = TypeVar("F", bound=Callable[..., Any])
+_SEVERITIES = [s.name.lower() for s in Severity]
+
+
+def common_options(func: F) -> F:
+    """Options every scan subcommand takes."""
+    options = [
+        click.option("--output", "-o", type=click.Choice(["text", "json", "sarif"]), default="text",
+                     show_default=True, help="Report format."),
+        click.option("--output-file", type=click.Path(dir_okay=False, writable=True),
+                     help="Write the report here instead of stdout."),
+        click.option("--show-secrets", is_flag=True, help="Print secret values instead of a redacted prefix."),
+        click.option("--fail-on", type=click.Choice(_SEVERITIES, case_sensitive=False), default="high",
+                     show_default=True, help="Exit 1 when a finding is at least this severe."),
+        click.option("--baseline", type=click.Path(exists=True, dir_okay=False),
+                     help="Ignore findings listed in this baseline file."),
+        click.option("--write-baseline", type=click.Path(dir_okay=False, writable=True),
+                     help="Write every current finding to this baseline file (mode 0600)."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@contextmanager
+def _progress(result: ScanResult) -> Iterator[Callable[[], None]]:
+    """A spinner with counts on stderr, only when stderr is a terminal (CI logs stay clean)."""
+    if not sys.stderr.isatty():
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as progress:  # fmt: skip
+        task = progress.add_task("scanning")
+
+        def tick() -> None:
+            mib = result.bytes_scanned / 2**20
+            progress.update(task, description=f"scanning: {len(result.findings)} finding(s), {mib:.1f} MiB")
+
+        yield tick
+
+
+def _write_report(text: str, output_file: str | None, show_secrets: bool) -> None:
+    if output_file is None:
+        click.echo(text, nl=False)
+        return
+    # A report with real secret values must not be world-readable.
+    mode = 0o600 if show_secrets else 0o644
+    fd = os.open(output_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def run_scan(source: Source, *, output: str, output_file: str | None, show_secrets: bool, fail_on: str,
+             baseline: str | None, write_baseline: str | None) -> None:  # fmt: skip
+    """Scan, apply the baseline, write the report, and exit 1 if a finding reaches `fail_on`."""
+    from kinko.scan.baseline import Baseline
+    from kinko.scan.detect import default_detector
+    from kinko.scan.report import ReportOptions, render
+
+    detector = default_detector()
+    result = ScanResult()
+    with _progress(result) as tick:
+        for finding in source.scan(detector, result):
+            result.findings.append(finding)
+            tick()
+    known = Baseline.load(baseline) if baseline else None
+    if write_baseline:
+        Baseline.from_findings(result.findings, key=known.key if known else None).save(write_baseline)
+    if known is not None:
+        result.findings = known.filter(result.findings)
+    options = ReportOptions(show_secrets=show_secrets)
+    if known is not None:
+        options.fingerprint_key = known.key
+    color = output == "text" and output_file is None and sys.stdout.isatty()
+    _write_report(render(result, output, options, rules=detector.rules, color=color), output_file, show_secrets)
+    threshold = Severity.parse(fail_on)
+    if any(f.severity >= threshold for f in result.findings):
+        sys.exit(1)
+
+
+def _scan_command(func: F) -> F:
+    """Common options + one-line errors for a subcommand whose body returns the Source to scan."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, output: str, output_file: str | None, show_secrets: bool, fail_on: str,
+                baseline: str | None, write_baseline: str | None, **kwargs: Any) -> None:  # fmt: skip
+        source = func(*args, **kwargs)
+        run_scan(source, output=output, output_file=output_file, show_secrets=show_secrets, fail_on=fail_on,
+                 baseline=baseline, write_baseline=write_baseline)  # fmt: skip
+
+    return common_options(handle_errors(cast(F, wrapper)))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Find secrets leaked into images, Dockerfiles, Kubernetes manifests and files.
+
+    Exit status: 0 clean, 1 a finding at or above --fail-on (or a scan error), 2 usage error.
+    """
+
+
+@cli.command("image")
+@click.argument("archive", type=click.Path(exists=True))
+@click.option("--no-config", is_flag=True, help="Skip the image config (Env, Labels, Cmd, history).")
+@click.option("--workers", type=click.IntRange(min=1), help="Layers scanned in parallel (default: CPU count).")
+@_scan_command
+def image_command(archive: str, no_config: bool, workers: int | None) -> Source:
+    """Scan every layer of a `docker save` / OCI / podman archive, deleted files included."""
+    from kinko.scan.sources.image import ImageSource
+
+    return ImageSource(archive, workers=workers, scan_config=not no_config)
+
+
+@cli.command("dockerfile")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@_scan_command
+def dockerfile_command(file: str) -> Source:
+    """Scan a Dockerfile for baked-in secrets and unsafe build practices."""
+    from kinko.scan.sources.dockerfile import DockerfileSource
+
+    return DockerfileSource(file)
+
+
+@cli.command("k8s")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@_scan_command
+def k8s_command(paths: tuple[str, ...]) -> Source:
+    """Scan Kubernetes manifests (files or directories, YAML or JSON)."""
+    from kinko.scan.sources.kubernetes import KubernetesSource
+
+    return KubernetesSource([Path(p) for p in paths])
+
+
+@cli.command("dir")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--exclude", multiple=True, help="gitignore-style pattern to skip (repeatable).")
+@_scan_command
+def dir_command(path: str, exclude: tuple[str, ...]) -> Source:
+    """Scan a directory tree (honours .gitignore and --exclude)."""
+    from kinko.scan.sources.directory import DirectorySource
+
+    return DirectorySource(path, excludes=list(exclude))

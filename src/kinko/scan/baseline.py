@@ -1,0 +1,129 @@
+"""Baseline files: keyed hashes of known findings so CI fails only on new ones. Never stores plaintext.
+
+Format (JSON, written 0600):
+  {"version": 1, "kind": "kinko-scan-baseline", "algorithm": "hmac-sha256", "key": "<64 hex>",
+   "findings": [{"hash": "<hex>", "rule_id": "...", "artifact": "...", "path": "..."}]}
+`hash` = HMAC-SHA256(key, rule_id + "\\0" + secret). The random per-baseline key stops anyone who reads the
+file from confirming a guessed secret against another baseline or a public hash list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kinko.errors import InvalidInput
+from kinko.scan.interface import Finding
+
+VERSION = 1
+KIND = "kinko-scan-baseline"
+KEY_BYTES = 32
+
+
+def finding_identity(finding: Finding) -> str:
+    """What a finding's hash covers: the secret, or for secretless findings where and what it is."""
+    if finding.secret:
+        return finding.secret
+    loc = finding.location
+    return f"{loc.path}\0{loc.object_ref or ''}\0{finding.message}"
+
+
+def fingerprint(key: bytes, finding: Finding) -> str:
+    """HMAC-SHA256(key, rule_id NUL identity) as hex."""
+    message = f"{finding.rule_id}\0{finding_identity(finding)}".encode("utf-8", errors="surrogateescape")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class BaselineEntry:
+    hash: str
+    rule_id: str
+    artifact: str
+    path: str
+
+
+@dataclass
+class Baseline:
+    key: bytes = field(repr=False)
+    entries: list[BaselineEntry] = field(default_factory=list)
+
+    @classmethod
+    def new(cls) -> Baseline:
+        return cls(key=secrets.token_bytes(KEY_BYTES))
+
+    @classmethod
+    def from_findings(cls, findings: Iterable[Finding], key: bytes | None = None) -> Baseline:
+        baseline = cls(key=key or secrets.token_bytes(KEY_BYTES))
+        seen: set[str] = set()
+        for finding in findings:
+            digest = fingerprint(baseline.key, finding)
+            if digest not in seen:
+                seen.add(digest)
+                loc = finding.location
+                baseline.entries.append(BaselineEntry(digest, finding.rule_id, loc.artifact, loc.path))
+        return baseline
+
+    def hashes(self) -> frozenset[str]:
+        return frozenset(entry.hash for entry in self.entries)
+
+    def filter(self, findings: Iterable[Finding]) -> list[Finding]:
+        """Findings whose keyed hash is not in the baseline."""
+        known = self.hashes()
+        return [f for f in findings if fingerprint(self.key, f) not in known]
+
+    def to_json(self) -> str:
+        doc = {
+            "version": VERSION,
+            "kind": KIND,
+            "algorithm": "hmac-sha256",
+            "key": self.key.hex(),
+            "findings": [vars(entry) for entry in self.entries],
+        }
+        return json.dumps(doc, indent=2) + "\n"
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically with mode 0600 (the key lets its holder test guesses against the hashes)."""
+        target = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=target.parent or Path("."), prefix=".kinko-baseline-")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(self.to_json())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | Path) -> Baseline:
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise InvalidInput(f"baseline {path}: cannot read ({exc.strerror})") from None
+        except ValueError:
+            raise InvalidInput(f"baseline {path}: not valid JSON") from None
+        return cls.from_document(doc, str(path))
+
+    @classmethod
+    def from_document(cls, doc: Any, where: str) -> Baseline:
+        if not isinstance(doc, dict) or doc.get("kind") != KIND or doc.get("version") != VERSION:
+            raise InvalidInput(f"baseline {where}: not a kinko baseline (version {VERSION})")
+        try:
+            key = bytes.fromhex(str(doc["key"]))
+            entries = [
+                BaselineEntry(str(e["hash"]), str(e["rule_id"]), str(e.get("artifact", "")), str(e.get("path", "")))
+                for e in doc["findings"]
+            ]
+        except (KeyError, TypeError, ValueError):
+            raise InvalidInput(f"baseline {where}: malformed key or findings list") from None
+        if len(key) != KEY_BYTES:
+            raise InvalidInput(f"baseline {where}: key must be {KEY_BYTES} bytes")
+        return cls(key=key, entries=entries)
