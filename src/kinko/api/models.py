@@ -31,7 +31,7 @@ Time = float | str | None
 class PutBody(Strict):
     value: Value | None = None
     data: dict[str, Value] | None = None
-    content_type: str = Field("text", max_length=256)
+    content_type: str | None = Field(None, max_length=256, description="default: text, or Opaque with data")
     cas: int | None = Field(None, ge=0, le=MAX_INT)
     max_versions: int | None = Field(None, ge=0, le=10_000)
     not_before: Time = None

@@ -77,7 +77,8 @@ async def read_secret(path: str, request: Request, who: Who, version: VersionQ =
 
 async def _write(path: str, body: PutBody, request: Request, who: Caller) -> dict[str, Any]:
     info = request.app.state.kinko.vault.put(
-        who, path, body_value(body), content_type=body.content_type, cas=body.cas,
+        who, path, body_value(body), content_type=body.content_type or ("Opaque" if body.data else "text"),
+        cas=body.cas,
         max_versions=body.max_versions, not_before=parse_time("not_before", body.not_before),
         expires=parse_time("expires", body.expires), tags=body.tags, enabled=body.enabled,
     )
