@@ -123,7 +123,7 @@ def test_total_bytes_cap_stops_later_layers(tmp_path: Path) -> None:
     archive = build_docker_archive(tmp_path / "t.tar", layers, ["a", "b", "c"])
     findings, result = scan(archive, Limits(max_total_bytes=4000))
     assert [f.location.layer_index for f in findings] == [0]
-    assert "layers from 1 on were not scanned" in warnings_text(result)
+    assert "layers not scanned: 1, 2" in warnings_text(result)
 
 
 def test_gzip_bomb_layer_and_inner_gzip_bomb(tmp_path: Path) -> None:
@@ -243,3 +243,12 @@ def test_huge_sparse_member_is_bounded(tmp_path: Path) -> None:
     assert sorted(f.location.path for f in findings) == ["after.txt", "disk.img"]
     assert "sparse file disk.img scanned up to 1048576 bytes" in warnings_text(result)
     assert result.bytes_scanned < 2 << 20
+
+
+def test_total_bytes_cap_with_parallel_workers(tmp_path: Path) -> None:
+    layers = [{"a": b"x" * 15000 + CANARY}, {"b": b"y" * 25000 + CANARY}, {"c": b"z" * 100 + CANARY}]
+    archive = build_docker_archive(tmp_path / "tp.tar", layers, ["a", "b", "c"])
+    findings, result = scan(archive, Limits(max_total_bytes=4000), workers=2)
+    # The two biggest layers are in flight before any byte count is known; the smallest one is left out.
+    assert sorted(f.location.layer_index for f in findings) == [0, 1]
+    assert "layers not scanned: 2" in warnings_text(result)

@@ -118,21 +118,23 @@ class ImageSource(Source):
             result.warnings.extend(ScanWarning(artifact, w) for w in s.warnings)
         return scans
 
-    def _budget_left(self, result_bytes: int, index: int, result: ScanResult) -> bool:
-        if result_bytes <= self.limits.max_total_bytes:
+    def _budget_left(self, done_bytes: int, skipped: list[LayerJob], result: ScanResult) -> bool:
+        """False (and a warning naming the layers left out) once the total-bytes cap is used up."""
+        if done_bytes <= self.limits.max_total_bytes:
             return True
+        names = ", ".join(str(j.index) for j in sorted(skipped, key=lambda j: j.index))
         result.warnings.append(
             ScanWarning(
                 str(self.path),
-                f"total scanned bytes over {self.limits.max_total_bytes}; layers from {index} on were not scanned",
+                f"total scanned bytes over {self.limits.max_total_bytes} (bomb limit); layers not scanned: {names}",
             )
         )
         return False
 
     def _serial(self, jobs: list[LayerJob], detector: Detector, result: ScanResult) -> list[LayerScan]:
         scans: list[LayerScan] = []
-        for job in jobs:
-            if not self._budget_left(sum(s.bytes_scanned for s in scans), job.index, result):
+        for n, job in enumerate(jobs):
+            if not self._budget_left(sum(s.bytes_scanned for s in scans), jobs[n:], result):
                 break
             scans.append(scan_layer(job, detector))
             result.bytes_scanned += scans[-1].bytes_scanned
@@ -142,12 +144,13 @@ class ImageSource(Source):
         """At most `workers` layers in flight so the total-bytes cap can stop the rest."""
         scans: list[LayerScan] = []
         pending: set[Future[LayerScan]] = set()
-        todo = list(reversed(jobs))
+        # Biggest layers first (popped from the end): two workers finish together instead of one idling.
+        todo = sorted(jobs, key=lambda j: j.blob.size)
         done_bytes = 0
         with ProcessPoolExecutor(self.workers, initializer=_init_worker, initargs=(pickled,)) as pool:
             while todo or pending:
                 while todo and len(pending) < self.workers:
-                    if not self._budget_left(done_bytes, todo[-1].index, result):
+                    if not self._budget_left(done_bytes, todo, result):
                         todo.clear()
                         break
                     pending.add(pool.submit(_run_job, todo.pop()))
