@@ -72,7 +72,8 @@ def _builtin(name: str, *rules: tuple[str, tuple[str, ...]]) -> Policy:
 _SYS_ADMIN = ("read", "list", "create", "update", "delete", "sudo")
 #: Modelled on Key Vault's data-plane roles (Administrator, Secrets Officer, Secrets User / Reader).
 BUILTINS: dict[str, Policy] = {
-    ROOT: _builtin(ROOT, ("*", CAPABILITIES[:-1]), ("sys/*", _SYS_ADMIN)),
+    # Shown for reference only: `root` is never evaluated, it allows everything (including root-only operations).
+    ROOT: _builtin(ROOT, ("*", SECRET_CAPABILITIES), ("sys/*", _SYS_ADMIN)),
     "admin": _builtin("admin", ("*", SECRET_CAPABILITIES), ("sys/*", _SYS_ADMIN)),
     "secrets-officer": _builtin("secrets-officer", ("*", tuple(c for c in SECRET_CAPABILITIES if c != "purge"))),
     "secrets-reader": _builtin("secrets-reader", ("*", ("read", "list"))),

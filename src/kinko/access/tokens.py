@@ -184,6 +184,7 @@ class TokenManager:
     def create(self, request: TokenRequest, parent: str | None) -> tuple[str, TokenInfo]:
         """Store a new token (the child of `parent` if given). Returns the token, shown only this once."""
         check_request(request)
+        self.adopt_root_token()
         now = self._clock()
         ttl = None if request.ttl is None else float(request.ttl)
         max_ttl = None if ttl is None else float(request.max_ttl or max(DEFAULT_MAX_TTL, ttl))

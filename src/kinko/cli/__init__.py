@@ -14,6 +14,9 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "secret": ("kinko.cli.secret", "Store, read, list, delete and recover secrets."),
     "server": ("kinko.cli.server", "Serve the HTTP API (or a throwaway --dev server)."),
     "login": ("kinko.cli.login", "Check a token against a server and store it for later commands."),
+    "token": ("kinko.cli.token", "Create, look up, renew and revoke tokens."),
+    "policy": ("kinko.cli.policy", "Write, read, list and delete access policies."),
+    "audit": ("kinko.cli.audit", "Hash a value as the audit log does; verify an audit file's chain."),
     "scan": ("kinko.cli.scan", "Find secrets leaked into images, Dockerfiles, manifests and files."),
 }
 

@@ -1,0 +1,145 @@
+"""`kinko token`: create, lookup, list, renew and revoke tokens (calls Vault methods only)."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import click
+
+from kinko.access.tokens import DEFAULT_TTL, TokenInfo
+from kinko.cli._common import emit, handle_errors, output_option, vault_file, vault_option
+from kinko.cli._local import ensure_unsealed, open_local
+from kinko.core.model import Caller
+from kinko.errors import UsageError
+from kinko.vault import Vault
+
+CALLER = Caller.local_operator()
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@click.group("token")
+def cli() -> None:
+    """Create, look up, renew and revoke tokens."""
+
+
+def _vault(vault_path: str) -> Vault:
+    return ensure_unsealed(open_local(vault_file(vault_path)))
+
+
+def parse_duration(text: str | None) -> float | None:
+    """`90`, `90s`, `15m`, `12h`, `30d` -> seconds."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd]?)", text.strip())
+    if not match or float(match.group(1)) <= 0:
+        raise click.BadParameter(f"{text!r} is not a positive duration like 90s, 15m, 12h or 30d")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def _token_arg(token: str | None) -> str | None:
+    """A token argument: `-` reads one line from stdin (keeps it out of shell history and ps)."""
+    if token == "-":
+        return sys.stdin.readline().strip()
+    return token
+
+
+def _text(info: TokenInfo) -> str:
+    doc = info.to_dict()
+    lines = [f"accessor: {info.accessor}", f"display name: {info.display_name}",
+             f"policies: {', '.join(info.policies) or '-'}", f"created: {doc['created']}",
+             f"expires: {doc['expires'] or 'never'}", f"max expires: {doc['max_expires'] or 'never'}",
+             f"renewable: {str(info.renewable).lower()}"]
+    if info.num_uses:
+        lines.append(f"uses left: {info.uses_left} of {info.num_uses}")
+    if info.parent:
+        lines.append(f"parent: {info.parent}")
+    lines += [f"meta {k}: {v}" for k, v in sorted(info.metadata.items())]
+    return "\n".join(lines)
+
+
+@cli.command("create")
+@vault_option
+@click.option("--policy", "-p", "policies", multiple=True, required=True, help="Policy to attach (repeatable).")
+@click.option("--ttl", help=f"Time to live, e.g. 1h (default {int(DEFAULT_TTL // 3600)}h).")
+@click.option("--max-ttl", help="Renewal limit, e.g. 30d (default 32d).")
+@click.option("--no-ttl", is_flag=True, help="Never expires (root only).")
+@click.option("--uses", "num_uses", default=0, show_default=True, help="Use limit (0 = unlimited).")
+@click.option("--display-name", default="token", show_default=True, help="A name to recognise the token by.")
+@click.option("--renewable/--not-renewable", default=True, show_default=True)
+@click.option("--meta", "meta", multiple=True, help="KEY=VALUE metadata (repeatable).")
+@output_option
+@handle_errors
+def create(vault_path: str, policies: tuple[str, ...], ttl: str | None, max_ttl: str | None, no_ttl: bool,
+           num_uses: int, display_name: str, renewable: bool, meta: tuple[str, ...], output: str) -> None:
+    """Create a token. It is printed once; only its hash is stored."""
+    if no_ttl and (ttl or max_ttl):
+        raise UsageError("--no-ttl cannot be combined with --ttl or --max-ttl")
+    metadata: dict[str, str] = {}
+    for pair in meta:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--meta {key or '?'!r}: expected KEY=VALUE")
+        metadata[key] = value
+    token, info = _vault(vault_path).create_token(
+        CALLER, policies=list(policies), ttl=None if no_ttl else (parse_duration(ttl) or DEFAULT_TTL),
+        max_ttl=parse_duration(max_ttl), num_uses=num_uses, display_name=display_name, renewable=renewable,
+        metadata=metadata,
+    )
+    emit(output, {"token": token, **info.to_dict()}, lambda: f"token: {token}\n{_text(info)}")
+
+
+@cli.command("lookup")
+@vault_option
+@click.argument("token", required=False)
+@click.option("--accessor", "-a", help="Look up by accessor instead of by token.")
+@output_option
+@handle_errors
+def lookup(vault_path: str, token: str | None, accessor: str | None, output: str) -> None:
+    """Show a token's details (TOKEN, `-` for stdin, or --accessor; remote mode: your own by default)."""
+    info = _vault(vault_path).lookup_token(CALLER, _token_arg(token), accessor=accessor)
+    emit(output, info.to_dict(), lambda: _text(info))
+
+
+@cli.command("list")
+@vault_option
+@output_option
+@handle_errors
+def list_(vault_path: str, output: str) -> None:
+    """List live tokens by accessor (never the tokens themselves)."""
+    infos = _vault(vault_path).list_tokens(CALLER)
+    emit(output, [i.to_dict() for i in infos], lambda: "\n".join(
+        f"{i.accessor}  {i.display_name}  policies={','.join(i.policies)}  "
+        f"expires={i.to_dict()['expires'] or 'never'}" for i in infos))
+
+
+@cli.command("renew")
+@vault_option
+@click.argument("token", required=False)
+@click.option("--accessor", "-a", help="Renew by accessor instead of by token.")
+@click.option("--increment", help="New time to live from now, e.g. 1h (default: the token's TTL).")
+@output_option
+@handle_errors
+def renew(vault_path: str, token: str | None, accessor: str | None, increment: str | None, output: str) -> None:
+    """Extend a token's expiry (never past its max TTL)."""
+    info = _vault(vault_path).renew_token(CALLER, _token_arg(token), accessor=accessor,
+                                          increment=parse_duration(increment))
+    emit(output, info.to_dict(), lambda: _text(info))
+
+
+@cli.command("revoke")
+@vault_option
+@click.argument("token", required=False)
+@click.option("--accessor", "-a", help="Revoke by accessor instead of by token.")
+@output_option
+@handle_errors
+def revoke(vault_path: str, token: str | None, accessor: str | None, output: str) -> None:
+    """Revoke a token and every token created under it."""
+    vault = _vault(vault_path)
+    if accessor is not None:
+        if token is not None:
+            raise UsageError("give a token or --accessor, not both")
+        count = vault.revoke_accessor(CALLER, accessor)
+    else:
+        count = vault.revoke_token(CALLER, _token_arg(token))
+    emit(output, {"revoked": count}, lambda: f"revoked {count} token{'s' if count != 1 else ''}")
