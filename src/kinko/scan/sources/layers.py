@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import posixpath
-import tarfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,8 +20,10 @@ from kinko.scan.findings import matches_to_findings as to_findings
 from kinko.scan.interface import Detector, FileStatus, Finding, Location, Match
 from kinko.scan.sources.archive import BlobRef, clean_member_name, printable_name
 from kinko.scan.sources.embedded import is_yaml, k8s_secret_values
+from kinko.scan.sources.tarstream import Member, TarFormatError, TarStream
 
 _READ = 1 << 20
+Reader = Callable[[int], bytes]
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -165,50 +166,44 @@ class _Inflate(io.RawIOBase):
         return n
 
 
-def _open_tar(fh: IO[bytes], blob: BlobRef, limits: Limits) -> tarfile.TarFile:
-    """Uncompressed layers are read in seekable mode (tarfile seeks over data); compressed ones stream."""
+def _open_layer(fh: IO[bytes], blob: BlobRef, limits: Limits) -> TarStream:
+    """Uncompressed layers are read through a seekable window (skips are seeks); compressed ones stream."""
     fh.seek(blob.offset)
     magic = fh.read(4)
-    window = _Window(fh, blob.offset, blob.size)
+    raw: io.RawIOBase = _Window(fh, blob.offset, blob.size)
     if magic[:2] == _GZIP_MAGIC or magic == _ZSTD_MAGIC:
-        raw = _Inflate(window, "gzip" if magic[:2] == _GZIP_MAGIC else "zstd", limits)
-        return tarfile.open(fileobj=io.BufferedReader(raw, _READ), mode="r|", bufsize=_READ)
-    return tarfile.open(fileobj=window, mode="r:")
+        raw = _Inflate(raw, "gzip" if magic[:2] == _GZIP_MAGIC else "zstd", limits)
+    return TarStream(io.BufferedReader(raw, _READ))
 
 
 def scan_layer(job: LayerJob, detector: Detector) -> LayerScan:
     """Scan every file of one layer; a broken layer yields a warning plus whatever was found before it broke."""
     out = LayerScan(job.index)
     try:
-        with open(job.blob.file, "rb") as fh, _open_tar(fh, job.blob, job.limits) as tar:
-            _walk(job, detector, tar, out)
+        with open(job.blob.file, "rb") as fh:
+            _walk(job, detector, _open_layer(fh, job.blob, job.limits), out)
     except LimitExceeded as exc:
         out.warnings.append(f"layer {job.index}: {exc}; scan of this layer stopped")
-    except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
-        out.warnings.append(f"layer {job.index}: truncated or corrupt ({type(exc).__name__}); findings so far are kept")
+    except (TarFormatError, OSError, zlib.error, zstandard.ZstdError) as exc:
+        out.warnings.append(f"layer {job.index}: truncated or corrupt ({exc}); findings so far are kept")
     return out
 
 
-def _walk(job: LayerJob, detector: Detector, tar: tarfile.TarFile, out: LayerScan) -> None:
+def _walk(job: LayerJob, detector: Detector, tar: TarStream, out: LayerScan) -> None:
     hostile = 0
-    count = 0
-    while (info := tar.next()) is not None:
-        tar.members.clear()  # type: ignore[attr-defined]  # else tarfile keeps every header (tar bombs)
-        count += 1
+    for count, member in enumerate(tar.members(), start=1):
         if count > job.limits.max_entries_per_layer:
             raise LimitExceeded(f"over {job.limits.max_entries_per_layer} entries (tar bomb)")
-        path, bad = clean_member_name(printable_name(info.name))
+        path, bad = clean_member_name(printable_name(member.name))
         hostile += bad
-        _entry(job, detector, tar, info, path, out)
+        _entry(job, detector, tar, member, path, out)
     if hostile:
         out.warnings.append(
             f"layer {job.index}: {hostile} absolute or `..` entry names (normalized; nothing is written to disk)"
         )
 
 
-def _entry(
-    job: LayerJob, detector: Detector, tar: tarfile.TarFile, info: tarfile.TarInfo, path: str, out: LayerScan
-) -> None:
+def _entry(job: LayerJob, detector: Detector, tar: TarStream, member: Member, path: str, out: LayerScan) -> None:
     parent, base = posixpath.split(path)
     if base == ".wh..wh..opq":
         out.opaque_dirs.append(parent)
@@ -216,26 +211,25 @@ def _entry(
     if base.startswith(".wh."):
         out.whiteouts.append(posixpath.join(parent, base[4:]))
         return
-    if info.isdir():
+    if member.isdir():
         return
     out.entries.append(path)
-    if info.issym() or info.islnk():
-        target = posixpath.normpath(posixpath.join(parent, info.linkname))
-        if target.startswith("../") or (info.islnk() and info.linkname.startswith("/")):
+    if member.issym() or member.islnk():
+        target = posixpath.normpath(posixpath.join(parent, member.linkname))
+        if target.startswith("../") or (member.islnk() and member.linkname.startswith("/")):
             out.warnings.append(f"layer {job.index}: link {path} points outside the image root (not followed)")
         return
-    if not info.isreg():
-        return
-    fobj = tar.extractfile(info)
-    if fobj is None:
+    if not member.isreg():
         return
     limit = job.limits.max_file_bytes
-    if info.issparse():
+    if member.sparse:
+        # Holes are zeros: the stored segments are all the content there is, whatever size is declared.
         limit = job.limits.max_sparse_bytes
-        if info.size > limit:
-            out.warnings.append(f"layer {job.index}: sparse file {path} scanned up to {limit} bytes")
-    _scan_file(job, detector, fobj, min(info.size, limit), path, out)
-    if info.size > limit and not info.issparse():
+        out.warnings.append(
+            f"layer {job.index}: sparse file {path} (declares {member.realsize} bytes): scanned its stored data only"
+        )
+    _scan_file(job, detector, tar.read, min(member.size, limit), path, out)
+    if member.size > limit:
         out.warnings.append(f"layer {job.index}: {path} scanned up to {limit} bytes only")
 
 
@@ -254,10 +248,10 @@ def _location(job: LayerJob, path: str) -> Callable[[int], Location]:
     return at
 
 
-def _scan_file(job: LayerJob, detector: Detector, fobj: IO[bytes], size: int, path: str, out: LayerScan) -> None:
+def _scan_file(job: LayerJob, detector: Detector, read: Reader, size: int, path: str, out: LayerScan) -> None:
     lim = job.limits
     if size <= lim.max_file_in_memory:
-        data = fobj.read(size)
+        data = read(size)
         _scan_buffer(job, detector, data, path, 1, out)
         if data[:2] == _GZIP_MAGIC:
             _scan_inner_gzip(job, detector, data, path, out)
@@ -265,7 +259,7 @@ def _scan_file(job: LayerJob, detector: Detector, fobj: IO[bytes], size: int, pa
             for key, line, value in k8s_secret_values(data):
                 _scan_buffer(job, detector, value, f"{path}!data.{key}", line, out)
         return
-    _scan_chunks(job, detector, fobj, size, path, out)
+    _scan_chunks(job, detector, read, size, path, out)
 
 
 def _scan_buffer(job: LayerJob, detector: Detector, data: bytes, path: str, first_line: int, out: LayerScan) -> None:
@@ -278,7 +272,7 @@ def _scan_buffer(job: LayerJob, detector: Detector, data: bytes, path: str, firs
     out.hits.extend((path.split("!", 1)[0], f) for f in to_findings(detector, matches, _location(job, path)))
 
 
-def _scan_chunks(job: LayerJob, detector: Detector, fobj: IO[bytes], size: int, path: str, out: LayerScan) -> None:
+def _scan_chunks(job: LayerJob, detector: Detector, read: Reader, size: int, path: str, out: LayerScan) -> None:
     """Big files: fixed-size chunks that overlap, so a secret across a boundary is still whole in one chunk."""
     lim = job.limits
     overlap = b""
@@ -287,7 +281,7 @@ def _scan_chunks(job: LayerJob, detector: Detector, fobj: IO[bytes], size: int, 
     seen: set[tuple[str, int]] = set()
     base = 0  # absolute offset of the start of `overlap + chunk`
     while left > 0:
-        chunk = fobj.read(min(lim.chunk_size, left))
+        chunk = read(min(lim.chunk_size, left))
         if not chunk:
             break
         left -= len(chunk)
