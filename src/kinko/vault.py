@@ -324,7 +324,13 @@ class Vault(AccessMixin):
             raise InvalidInput("not a kinko backup")
         try:
             sealed = base64.b64decode(blob[len(BACKUP_MAGIC):].strip(), validate=True)
-            doc = json.loads(barrier.open(sealed, [self.keys.vault_id(), "backup"]))
+            aad: list[str | int] = [self.keys.vault_id(), "backup"]
+            try:
+                plain = barrier.open(sealed, aad)
+            except UnknownTerm:  # made after another process rotated: its term is in the stored keyring
+                self.keys.reload_keyring()
+                plain = self.keys.barrier().open(sealed, aad)
+            doc = json.loads(plain)
         except (ValueError, IntegrityError):
             raise InvalidInput("backup is corrupt or was made by another vault") from None
         secret = SecretRow(**doc["secret"])
