@@ -313,3 +313,19 @@ def test_second_instance_reads_term_it_has_not_seen(tmp_path: Path, clock: Fixed
 def test_errors_are_kinko_errors_with_codes() -> None:
     for error in (Sealed(), NotInitialized(), UnsealFailed("x"), InvalidShare("x")):
         assert isinstance(error, KinkoError) and str(error).startswith(error.code + ": ")
+
+
+def test_stale_instance_restores_backup_made_under_newer_term(
+    tmp_path: Path, clock: FixedClock, caller: Caller
+) -> None:
+    first = new_keyfile_vault(tmp_path, clock)
+    second = open_vault(tmp_path / "vault.db", clock=clock)  # a long-running process that has not seen term 2
+    first.rotate(caller)
+    first.put(caller, "a/b", b"v1")
+    blob = first.backup(caller, "a/b")
+    first.delete(caller, "a/b")
+    first.purge(caller, "a/b")
+    assert second.restore(caller, blob).current_version == 1
+    assert second.get(caller, "a/b").value == b"v1"
+    first.close()
+    second.close()
