@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -122,7 +123,7 @@ class Guard:
             "time": time.time(), "request_id": request_id, "method": scope.get("method"),
             "path": scope.get("path"), "status": status,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            "client": client[0] if client else None,
+            "client": client[0] if client else None, "pid": os.getpid(),
         }))
 
 
