@@ -249,3 +249,24 @@ def test_k8s_secret_base64_data_in_layer_yaml_is_decoded(tmp_path: Path) -> None
     assert [(f.location.path, f.location.line, f.secret) for f in findings] == [
         ("deploy/secret.yaml!data.password", 12, CANARY.decode())
     ]
+
+
+class DyingDetector(CanaryDetector):
+    """Kills its worker process on one file, like an OOM kill would."""
+
+    def scan(self, data: bytes, *, path: str = "") -> list[Match]:
+        if path == "die.txt":
+            import os
+
+            os._exit(3)
+        return super().scan(data, path=path)
+
+
+def test_a_dying_worker_is_a_warning_not_a_crash(tmp_path: Path) -> None:
+    layers = [{"a.txt": CANARY}, {"die.txt": b"x" * 20000}, {"c.txt": CANARY2}]
+    archive = build_docker_archive(tmp_path / "d.tar", layers, ["a", "b", "c"])
+    result = ScanResult()
+    findings = list(ImageSource(archive, workers=2, scan_config=False).scan(DyingDetector(), result))
+    text = " ".join(w.message for w in result.warnings)
+    assert "layer 1: not scanned, worker failed" in text
+    assert all(f.location.layer_index != 1 for f in findings)

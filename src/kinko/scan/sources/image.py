@@ -12,6 +12,7 @@ import pickle
 import posixpath
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,7 @@ class ImageSource(Source):
     def _parallel(self, jobs: list[LayerJob], pickled: bytes | None, result: ScanResult) -> list[LayerScan]:
         """At most `workers` layers in flight so the total-bytes cap can stop the rest."""
         scans: list[LayerScan] = []
-        pending: set[Future[LayerScan]] = set()
+        pending: dict[Future[LayerScan], LayerJob] = {}
         # Biggest layers first (popped from the end): two workers finish together instead of one idling.
         todo = sorted(jobs, key=lambda j: j.blob.size)
         done_bytes = 0
@@ -153,16 +154,29 @@ class ImageSource(Source):
                     if not self._budget_left(done_bytes, todo, result):
                         todo.clear()
                         break
-                    pending.add(pool.submit(_run_job, todo.pop()))
+                    job = todo.pop()
+                    try:
+                        pending[pool.submit(_run_job, job)] = job
+                    except BrokenProcessPool:  # an earlier worker died; the pool takes no more work
+                        scans += [_failed(j, "worker pool broken") for j in [job, *todo]]
+                        todo.clear()
                 if not pending:
                     break
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    scan = fut.result()
+                    job = pending.pop(fut)
+                    try:
+                        scan = fut.result()
+                    except Exception as exc:  # a worker died (OOM kill, crash): report it, keep the rest
+                        scan = _failed(job, type(exc).__name__)
                     done_bytes += scan.bytes_scanned
                     result.bytes_scanned += scan.bytes_scanned
                     scans.append(scan)
         return scans
+
+
+def _failed(job: LayerJob, why: str) -> LayerScan:
+    return LayerScan(job.index, warnings=[f"layer {job.index}: not scanned, worker failed ({why})"])
 
 
 def _worker_payload(detector: Detector) -> bytes | bool | None:
