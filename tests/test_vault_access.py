@@ -174,3 +174,20 @@ def test_audit_salt_is_sealed_per_vault(setup: tuple[Vault, Caller], tmp_path: P
     with pytest.raises(PermissionDenied):
         vault.audit_hash(vault.authenticate(vault.create_token(Caller.local_operator(),
                                                                policies=["secrets-reader"])[0]), b"v")
+
+
+def test_every_token_may_renew_and_revoke_itself_only(setup: tuple[Vault, Caller], clock: FixedClock) -> None:
+    vault, root = setup
+    token, _ = vault.create_token(root, policies=["secrets-reader"], ttl=60)
+    other_token, other = vault.create_token(root, policies=["secrets-reader"])
+    reader = vault.authenticate(token)
+    clock.advance(30)
+    assert vault.renew_token(reader).expires == clock.now + 60
+    with pytest.raises(PermissionDenied):
+        vault.revoke_accessor(reader, other.accessor)
+    with pytest.raises(PermissionDenied):
+        vault.revoke_token(reader, other_token)
+    assert vault.revoke_token(reader) == 1
+    with pytest.raises(PermissionDenied):
+        vault.authenticate(token)
+    vault.authenticate(other_token)

@@ -143,3 +143,11 @@ def test_processes_keep_one_consistent_chain(tmp_path: Path) -> None:
         p.join(30)
         assert p.exitcode == 0
     assert len(lines(path)) == 120 and verify(path) is None
+
+
+def test_an_existing_world_readable_file_is_tightened(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    path.write_bytes(b"")
+    path.chmod(0o644)
+    AuditLog(path, lambda: SALT)(CALLER, "x", "p", "allowed")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import os
+import stat
 import sys
 import threading
 import uuid
@@ -100,6 +101,9 @@ class AuditLog:
         except OSError as exc:
             raise AuditFailed(f"cannot open audit log {str(self.path)!r}: {exc.strerror}") from None
         st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, 0o600)  # an existing file others could read: tighten it (never a device)
         self._fd, self._inode, self._last = fd, (st.st_dev, st.st_ino), None
         return fd
 
