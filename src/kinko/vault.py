@@ -40,6 +40,7 @@ from kinko.errors import (
     SecretDisabled,
     SecretExpired,
     SecretNotYetValid,
+    UnsealFailed,
 )
 from kinko.lifecycle import InitResult, SealState, VaultStatus
 from kinko.storage.interface import SecretRow, Store, VersionRow
@@ -356,5 +357,8 @@ def open_vault(path: str | Path, *, create: bool = False, **options: Any) -> Vau
 
     vault = Vault(SqliteStore(path, create=create), **options)
     if vault.keys.initialized and vault.keys.seal_config().type is SealType.KEY_FILE:
-        vault.keys.auto_unseal()
+        try:
+            vault.keys.auto_unseal()
+        except UnsealFailed:
+            pass  # stays sealed; status still works and secret operations say "vault is sealed"
     return vault

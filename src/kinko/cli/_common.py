@@ -37,6 +37,10 @@ def handle_errors(func: F) -> F:
         except KinkoError as exc:
             click.echo(f"error: {exc.code}: {exc.message}", err=True)
             sys.exit(2 if isinstance(exc, UsageError) else 1)
+        except OSError as exc:  # a path that is a directory, a full disk, a permission problem
+            where = f" {exc.filename!r}" if exc.filename else ""
+            click.echo(f"error: io_error: {exc.strerror or exc}{where}", err=True)
+            sys.exit(1)
 
     return cast(F, wrapper)
 
