@@ -1,0 +1,85 @@
+"""Baseline files: keyed hashes only, 0600, filtering known findings, rejecting malformed files."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from kinko.errors import InvalidInput
+from kinko.scan.baseline import Baseline, fingerprint
+from kinko.scan.interface import Finding, FindingKind, Location, Severity
+
+SECRET_A = "Zq8vN2kLp4Rt7wXyQ1"
+SECRET_B = "Hy3mK9pW2sLq8RzT4v"
+
+
+def _finding(secret: str, rule: str = "generic-password", path: str = "app/.env") -> Finding:
+    return Finding(rule, "t", Severity.HIGH, FindingKind.SECRET, Location("img.tar", path, line=3), secret=secret)
+
+
+def test_written_baseline_has_no_plaintext_and_is_private(tmp_path: Path) -> None:
+    target = tmp_path / "baseline.json"
+    Baseline.from_findings([_finding(SECRET_A), _finding(SECRET_A), _finding(SECRET_B)]).save(target)
+    text = target.read_text()
+    assert SECRET_A not in text and SECRET_B not in text
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    doc = json.loads(text)
+    assert doc["version"] == 1 and doc["kind"] == "kinko-scan-baseline"
+    key = bytes.fromhex(doc["key"])
+    assert len(key) == 32
+    assert len(doc["findings"]) == 2  # duplicates collapse
+    want = hmac.new(key, f"generic-password\0{SECRET_A}".encode(), hashlib.sha256).hexdigest()
+    assert doc["findings"][0] == {"hash": want, "rule_id": "generic-password", "artifact": "img.tar", "path": "app/.env"}
+
+
+def test_filter_drops_known_and_keeps_new(tmp_path: Path) -> None:
+    target = tmp_path / "b.json"
+    Baseline.from_findings([_finding(SECRET_A)]).save(target)
+    loaded = Baseline.load(target)
+    moved = _finding(SECRET_A, path="elsewhere/.env")  # same secret and rule: still known
+    new = _finding(SECRET_B)
+    other_rule = _finding(SECRET_A, rule="generic-token")
+    assert loaded.filter([moved, new, other_rule]) == [new, other_rule]
+
+
+def test_keys_are_random_per_baseline() -> None:
+    first, second = Baseline.new(), Baseline.new()
+    assert first.key != second.key
+    assert fingerprint(first.key, _finding(SECRET_A)) != fingerprint(second.key, _finding(SECRET_A))
+    assert first.key.hex() not in repr(first)
+
+
+def test_secretless_findings_are_fingerprinted_by_place() -> None:
+    key = Baseline.new().key
+    loc = Location("Dockerfile", "Dockerfile", line=3)
+    a = Finding("dockerfile-add-url", "t", Severity.MEDIUM, FindingKind.MISCONFIG, loc, message="ADD http://x")
+    b = Finding("dockerfile-add-url", "t", Severity.MEDIUM, FindingKind.MISCONFIG, loc, message="ADD http://y")
+    assert fingerprint(key, a) == fingerprint(key, a)
+    assert fingerprint(key, a) != fingerprint(key, b)
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("not json", "not valid JSON"),
+        ('{"kind": "other", "version": 1}', "not a kinko baseline"),
+        ('{"kind": "kinko-scan-baseline", "version": 1, "key": "zz", "findings": []}', "malformed"),
+        ('{"kind": "kinko-scan-baseline", "version": 1, "key": "abcd", "findings": []}', "32 bytes"),
+        ('{"kind": "kinko-scan-baseline", "version": 1, "key": "' + "00" * 32 + '", "findings": [{}]}', "malformed"),
+    ],
+)
+def test_malformed_baselines_are_rejected(tmp_path: Path, content: str, fragment: str) -> None:
+    target = tmp_path / "b.json"
+    target.write_text(content)
+    with pytest.raises(InvalidInput, match=fragment):
+        Baseline.load(target)
+
+
+def test_missing_baseline_file(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="cannot read"):
+        Baseline.load(tmp_path / "nope.json")
