@@ -34,7 +34,8 @@ def test_written_baseline_has_no_plaintext_and_is_private(tmp_path: Path) -> Non
     assert len(key) == 32
     assert len(doc["findings"]) == 2  # duplicates collapse
     want = hmac.new(key, f"generic-password\0{SECRET_A}".encode(), hashlib.sha256).hexdigest()
-    assert doc["findings"][0] == {"hash": want, "rule_id": "generic-password", "artifact": "img.tar", "path": "app/.env"}
+    entry = {"hash": want, "rule_id": "generic-password", "artifact": "img.tar", "path": "app/.env"}
+    assert doc["findings"][0] == entry
 
 
 def test_filter_drops_known_and_keeps_new(tmp_path: Path) -> None:

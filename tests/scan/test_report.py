@@ -14,9 +14,7 @@ import pytest
 
 from kinko.scan.detect import default_detector, load_rules
 from kinko.scan.findings import matches_to_findings
-from kinko.scan.interface import (
-    FileStatus, Finding, FindingKind, Location, ScanResult, ScanWarning, Severity,
-)  # fmt: skip
+from kinko.scan.interface import FileStatus, Finding, FindingKind, Location, ScanResult, ScanWarning, Severity
 from kinko.scan.report import ReportOptions, render, render_json, render_sarif, render_text
 
 SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
