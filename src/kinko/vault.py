@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import builtins
 import json
 import time
@@ -197,6 +198,9 @@ class Vault(AccessMixin):
             row = self._version_row(path, version)  # raises the precise NotFound
         self._check_readable(row)
         value, metadata = decode_payload(self._open(row.value_ct, path, row.version, "value"))
+        if self._audit is not None:
+            # The response record (HMAC of the value) answers "was this value read?"; fail closed like requests.
+            self._audit(caller, "secret.get.response", path, "ok", {"value": value})
         return Secret(self._info(row), value, metadata)
 
     def _version_row(self, path: str, version: int | None) -> VersionRow:
@@ -357,8 +361,7 @@ def open_vault(path: str | Path, *, create: bool = False, **options: Any) -> Vau
 
     vault = Vault(SqliteStore(path, create=create), **options)
     if vault.keys.initialized and vault.keys.seal_config().type is SealType.KEY_FILE:
-        try:
+        # A missing or bad key file leaves the vault sealed: status still works, secret operations say "sealed".
+        with contextlib.suppress(UnsealFailed):
             vault.keys.auto_unseal()
-        except UnsealFailed:
-            pass  # stays sealed; status still works and secret operations say "vault is sealed"
     return vault

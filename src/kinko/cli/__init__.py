@@ -31,7 +31,7 @@ class LazyGroup(click.Group):
         if entry is None:
             return None
         module = importlib.import_module(entry[0])
-        command: click.Command = getattr(module, "cli")
+        command: click.Command = module.cli
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

@@ -8,6 +8,8 @@ from kinko.errors import InvalidPath
 
 MAX_PATH_LENGTH = 512
 MAX_SEGMENTS = 32
+#: Policies and audit use `sys/...` for the vault's own operations, so secrets may not live there.
+RESERVED_ROOT = "sys"
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 _FAST_PATH = re.compile(r"[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
 
@@ -33,6 +35,8 @@ def validate_path(path: str) -> str:
         raise InvalidPath("secret path is empty")
     if len(path) > MAX_PATH_LENGTH:
         raise InvalidPath(f"secret path is longer than {MAX_PATH_LENGTH} characters")
+    if path == RESERVED_ROOT or path.startswith(RESERVED_ROOT + "/"):
+        raise InvalidPath(f"secret paths may not start with {RESERVED_ROOT!r}/ (reserved for the vault itself)")
     if _FAST_PATH.fullmatch(path) and "." not in path and path.count("/") < MAX_SEGMENTS:
         return path  # the common case; the slow check below explains what is wrong otherwise
     _check_segments(path, "secret path")
