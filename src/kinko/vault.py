@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import builtins
+import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping
