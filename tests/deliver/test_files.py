@@ -105,6 +105,15 @@ def test_a_mode_change_alone_is_a_change(tmp_path: Path) -> None:
     assert stat.S_IMODE((target / "a").stat().st_mode) == 0o440
 
 
+def test_dropping_files_is_a_change_down_to_an_empty_set(tmp_path: Path) -> None:
+    target, writer = tmp_path / "t", AtomicWriter(tmp_path / "t")
+    writer.write({"a": fp("1"), "d/b": fp("2")})
+    assert writer.write({"a": fp("1")}) is True and visible(target) == {"a": "1"}
+    assert writer.write({}) is True and visible(target) == {}
+    assert writer.write({}) is False
+    assert sorted(os.listdir(target)) == sorted(["..data", os.readlink(target / "..data")])
+
+
 def test_no_change_write_repairs_a_missing_link(tmp_path: Path) -> None:
     target, writer = tmp_path / "t", AtomicWriter(tmp_path / "t")
     writer.write({"a": fp("1"), "b": fp("2")})
