@@ -14,7 +14,8 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kinko.api import errors, native
+from kinko.access.audit import request_context
+from kinko.api import access_routes, errors, native
 from kinko.api.auth import FailureLimiter
 from kinko.api.cluster import UnsealBroadcast
 from kinko.api.errors import error_body
@@ -43,6 +44,7 @@ def create_app(
     app.state.kinko = native.ApiState(vault, broadcast or UnsealBroadcast(), limiter or FailureLimiter())
     errors.install(app)
     native.install(app)
+    access_routes.install(app)
     return Guard(app, max_body)
 
 
@@ -86,7 +88,10 @@ class Guard:
                 await _send_json(send, 413, error_body("too_large", f"request body is larger than {self.max_body}"
                                                        " bytes"), request_id)
                 return
-            await self.app(scope, _replay(body, receive), send_wrapper)
+            client = scope.get("client")
+            # Audit records written while serving this request carry its id and client address.
+            with request_context(request_id, client[0] if client else None):
+                await self.app(scope, _replay(body, receive), send_wrapper)
         except Exception as exc:  # Starlette re-raises after answering 500; keep tracebacks out of stderr
             logging.getLogger("kinko.api").error("unhandled %s", type(exc).__name__)
             if not sent:

@@ -62,16 +62,6 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def authenticate(vault: Vault, token: str) -> Caller:
-    """The token's identity. Uses `Vault.authenticate` (tokens + policies) when present, else the root token."""
-    auth: Callable[[str], Caller] | None = getattr(vault, "authenticate", None)
-    if auth is not None:
-        return auth(token)
-    if vault.keys.check_root_token(token):
-        return Caller(subject="root", policies=frozenset({"root"}))
-    raise PermissionDenied()
-
-
 def caller_for(request: Request, vault: Vault, limiter: FailureLimiter) -> Caller:
     """Authenticate the request or raise the one uniform PermissionDenied (or RateLimited)."""
     client = client_address(request)
@@ -80,8 +70,8 @@ def caller_for(request: Request, vault: Vault, limiter: FailureLimiter) -> Calle
     try:
         if token is None:
             raise PermissionDenied()
-        caller = authenticate(vault, token)
+        caller = vault.authenticate(token, remote_addr=client)
     except PermissionDenied:
         limiter.failed(client)
         raise PermissionDenied() from None  # same message whatever the reason
-    return replace(caller, remote_addr=client)
+    return caller if caller.remote_addr else replace(caller, remote_addr=client)

@@ -65,7 +65,6 @@ VersionQ = Annotated[int | None, Query(ge=1, le=MAX_INT)]
 
 secrets = APIRouter(prefix="/v1", tags=["secrets"])
 sys_router = APIRouter(prefix="/v1/sys", tags=["sys"])
-auth_router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
 # -- secrets ------------------------------------------------------------------------------------------------
@@ -163,13 +162,6 @@ async def restore(body: RestoreBody, request: Request, who: Who) -> dict[str, An
     return request.app.state.kinko.vault.restore(who, blob).to_dict()  # type: ignore[no-any-return]
 
 
-# -- auth ---------------------------------------------------------------------------------------------------
-@auth_router.get("/token/lookup-self")
-async def lookup_self(who: Who) -> dict[str, Any]:
-    """Who this token is (never the token itself): `kinko login` checks a token with this."""
-    return {"subject": who.subject, "policies": sorted(who.policies), "accessor": who.accessor}
-
-
 # -- sys ----------------------------------------------------------------------------------------------------
 @sys_router.get("/health")
 async def health(st: St) -> Response:
@@ -234,4 +226,3 @@ async def bench_hello() -> dict[str, str]:
 def install(app: FastAPI) -> None:
     app.include_router(secrets)
     app.include_router(sys_router)
-    app.include_router(auth_router)

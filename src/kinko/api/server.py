@@ -187,6 +187,8 @@ def _run_worker(config: ServerConfig, sock: socket.socket, broadcast: Any) -> No
 
     _setup_logging(config.log_level)
     vault = open_vault(Path(config.vault).expanduser())  # auto-unseals a key-file vault
+    if config.audit_file:
+        vault.enable_audit(Path(config.audit_file).expanduser())  # every worker appends to one chained file
     app = create_app(vault, broadcast=broadcast, max_body=config.max_body_bytes, close_vault=True,
                      limiter=FailureLimiter(config.auth_fail_limit, config.auth_fail_window))
     uv_config = uvicorn.Config(
