@@ -270,3 +270,16 @@ def test_a_dying_worker_is_a_warning_not_a_crash(tmp_path: Path) -> None:
     text = " ".join(w.message for w in result.warnings)
     assert "layer 1: not scanned, worker failed" in text
     assert all(f.location.layer_index != 1 for f in findings)
+
+
+def test_docker_save_symlinked_duplicate_layer_is_followed_inside_the_archive(tmp_path: Path) -> None:
+    from tests.scan.imagebuild import assemble_docker_archive, layer_tar, make_config, sha256
+
+    same = layer_tar({"etc/token": CANARY})
+    config = make_config([sha256(same), sha256(same)], ["ADD a /", "ADD a / # again"])
+    archive = assemble_docker_archive(tmp_path / "dup.tar", [same, same], config, dedupe_symlink=True)
+    findings, result = scan(archive)
+    got = [(f.location.layer_index, f.location.status, f.location.deleted_in_layer) for f in findings]
+    # Layer 1 re-adds the same path, so layer 0's copy is replaced; both are reported.
+    assert got == [(0, FileStatus.DELETED, 1), (1, FileStatus.PRESENT, None)]
+    assert not result.warnings
