@@ -107,10 +107,11 @@ def check_secret(ctx: ObjectContext, obj: dict[str, Any]) -> None:
     assert isinstance(data, dict) and isinstance(string_data, dict)
     decoded: dict[str, bytes] = {}
     for key, value in data.items():
-        if isinstance(value, str) and value:
+        if value is None or value == "":
+            decoded[str(key)] = b""  # present but empty still satisfies "key exists" checks
+        elif isinstance(value, str):
             raw = _secret_data_value(ctx, str(key), value)
-            if raw is not None:
-                decoded[str(key)] = raw
+            decoded[str(key)] = raw if raw is not None else value.encode()
     for key, value in string_data.items():
         ctx.add(
             "k8s-secret-stringdata-plaintext", "Secret value in plaintext stringData", Severity.HIGH,

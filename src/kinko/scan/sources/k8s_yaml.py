@@ -15,6 +15,8 @@ import yaml
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 #: Nodes visited per document, aliases expanded: bounds "billion laughs" documents.
 MAX_NODES = 200_000
+#: Real manifests nest a few dozen levels; deeper means a cyclic alias or a hostile document.
+MAX_DEPTH = 64
 _DOC_START = re.compile(r"^---(?=[ \t]|$)", re.MULTILINE)
 
 PathKey = tuple[str | int, ...]
@@ -81,7 +83,8 @@ def _load_chunk(chunk: str, offset: int, index: int) -> Iterator[Document | DocE
             lines = _line_map(node, offset)
             yield Document(index, loader.construct_document(node), lines)
     except _TooManyNodes:
-        yield DocError(index, f"expands to more than {MAX_NODES} nodes (YAML alias bomb?); skipped")
+        limits = f"more than {MAX_NODES} nodes or {MAX_DEPTH} levels"
+        yield DocError(index, f"expands to {limits} (YAML alias bomb or cycle?); skipped")
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1 + offset}" if mark is not None else ""
@@ -101,7 +104,7 @@ def _line_map(root: yaml.Node, offset: int) -> dict[PathKey, int]:
     while stack:
         node, path = stack.pop()
         visited += 1
-        if visited > MAX_NODES:
+        if visited > MAX_NODES or len(path) > MAX_DEPTH:
             raise _TooManyNodes
         lines.setdefault(path, node.start_mark.line + 1 + offset)
         if isinstance(node, yaml.MappingNode):
