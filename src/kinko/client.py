@@ -10,13 +10,15 @@ import base64
 import builtins
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from kinko.access.policy import Policy, Rule, parse_policy
+from kinko.access.tokens import DEFAULT_TTL, TokenInfo
 from kinko.core.model import (
     DEFAULT_CONTENT_TYPE,
     Attributes,
@@ -235,3 +237,60 @@ class RemoteVault:
     def restore(self, caller: Caller, blob: bytes) -> SecretInfo:
         return _secret_info(self.client.request("POST", "restore", json={"backup": blob.decode("ascii")}))
 
+    # -- tokens, policies, audit ------------------------------------------------------------------------
+    def create_token(self, caller: Caller, *, policies: Sequence[str], ttl: float | None = DEFAULT_TTL,
+                     max_ttl: float | None = None, num_uses: int = 0, display_name: str = "token",
+                     renewable: bool = True, metadata: Mapping[str, str] | None = None) -> tuple[str, TokenInfo]:
+        doc = self.client.request("POST", "auth/token/create", json={
+            "policies": list(policies), "ttl": ttl, "max_ttl": max_ttl, "num_uses": num_uses,
+            "display_name": display_name, "renewable": renewable, "metadata": dict(metadata or {})})
+        return str(doc.pop("token")), _token_info(doc)
+
+    def lookup_token(self, caller: Caller, token: str | None = None, *, accessor: str | None = None) -> TokenInfo:
+        if token is None and accessor is None:
+            return _token_info(self.client.request("GET", "auth/token/lookup-self"))
+        return _token_info(self.client.request("POST", "auth/token/lookup",
+                                               json={"token": token, "accessor": accessor}))
+
+    def renew_token(self, caller: Caller, token: str | None = None, *, accessor: str | None = None,
+                    increment: float | None = None) -> TokenInfo:
+        return _token_info(self.client.request("POST", "auth/token/renew", json={
+            "token": token, "accessor": accessor, "increment": increment}))
+
+    def revoke_token(self, caller: Caller, token: str | None = None) -> int:
+        return int(self.client.request("POST", "auth/token/revoke", json={"token": token})["revoked"])
+
+    def revoke_accessor(self, caller: Caller, accessor: str) -> int:
+        return int(self.client.request("POST", "auth/token/revoke-accessor", json={"accessor": accessor})["revoked"])
+
+    def list_tokens(self, caller: Caller) -> builtins.list[TokenInfo]:
+        return [_token_info(d) for d in self.client.request("GET", "auth/token/accessors")["tokens"]]
+
+    def write_policy(self, caller: Caller, document: str | Mapping[str, Any], *, name: str | None = None) -> Policy:
+        policy = parse_policy(document, name=name)  # validate locally first: clearer errors, no round trip
+        rules = [r.to_dict() for r in policy.rules]
+        return _policy(self.client.request("PUT", f"sys/policies/{policy.name}", json={"rules": rules}))
+
+    def read_policy(self, caller: Caller, name: str) -> Policy:
+        return _policy(self.client.request("GET", f"sys/policies/{name}"))
+
+    def list_policies(self, caller: Caller) -> builtins.list[str]:
+        return [str(n) for n in self.client.request("GET", "sys/policies")["policies"]]
+
+    def delete_policy(self, caller: Caller, name: str) -> None:
+        self.client.request("DELETE", f"sys/policies/{name}")
+
+    def audit_hash(self, caller: Caller, value: bytes | str) -> str:
+        text = value.decode("utf-8") if isinstance(value, bytes) else value
+        return str(self.client.request("POST", "sys/audit/hash", json={"value": text})["hash"])
+
+
+def _token_info(doc: Mapping[str, Any]) -> TokenInfo:
+    return TokenInfo(doc["accessor"], tuple(doc["policies"]), doc["display_name"], dict(doc["metadata"]),
+                     _ts(doc["created"]) or 0.0, _ts(doc["expires"]), _ts(doc["max_expires"]), doc["ttl"],
+                     doc["renewable"], doc["num_uses"], doc["uses_left"], doc["parent"])
+
+
+def _policy(doc: Mapping[str, Any]) -> Policy:
+    rules = tuple(Rule(r["path"], frozenset(r["capabilities"])) for r in doc["rules"])
+    return Policy(doc["name"], rules, bool(doc.get("builtin", False)))

@@ -99,6 +99,7 @@ def stop_server(proc: subprocess.Popen[bytes]) -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     work = tmp_path_factory.mktemp("server")
-    srv = start_server(["--dev", "--log-level", "info"], work, env={"KINKO_AUTH_FAIL_LIMIT": "100000"})
+    args = ["--dev", "--log-level", "info", "--audit-file", str(work / "audit.log")]
+    srv = start_server(args, work, env={"KINKO_AUTH_FAIL_LIMIT": "100000"})
     yield srv
     stop_server(srv.proc)

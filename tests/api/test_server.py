@@ -97,8 +97,10 @@ def test_canary_never_reaches_logs_errors_or_stderr(server: Server) -> None:
     for response in errors:
         assert 400 <= response.status_code < 500 and CANARY not in response.text
     assert CANARY not in c.post("/v1/sys/unseal", json={"passphrase": CANARY}).text  # unsealed: a no-op
-    log = server.stderr.read_text()
+    log, audit = server.stderr.read_text(), (server.stderr.parent / "audit.log").read_text()
     assert CANARY not in log and server.token not in log
+    assert CANARY not in audit and server.token not in audit
+    assert any(json.loads(line)["path"] == "canary/one" for line in audit.splitlines())
     lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert {"request_id", "method", "path", "status", "duration_ms", "client"} <= set(lines[-1])
     assert any(line["path"] == "/v1/secrets/canary/one" and line["status"] == 200 for line in lines)
