@@ -155,3 +155,18 @@ def test_bad_hyperscan_prefilter_names_the_rule() -> None:
     rules = parse_rules_text("rules: [{id: lookahead, title: t, severity: low, regex: 'a(?=b)'}]", "custom")
     with pytest.raises(InvalidInput, match="lookahead"):
         HyperscanDetector(rules)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"db = 'postgres://user:pass@localhost:5432/db'",  # documentation stand-ins
+        b"url = 'https://user:a%20secret@example.org/'",
+        b"private_key: ed25519.Ed25519PrivateKey = load()",  # type annotations, not values
+        b"secret_key = PKCS7PrivateKeyTypes",
+        b"password=\x17\x00\x00\xda\x06submitz\x18Server",  # bytes around a keyword in a .pyc
+        b"postgres://postgres:postgres@localhost/test_db",
+    ],
+)
+def test_code_and_documentation_noise_is_not_reported(detector: RuleDetector, text: bytes) -> None:
+    assert detector.scan(text) == []

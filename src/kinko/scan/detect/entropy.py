@@ -13,13 +13,35 @@ _PLACEHOLDER_WORDS: tuple[bytes, ...] = (
     b"secret_here", b"password", b"passwd", b"test", b"notreal", b"not_real", b"todo", b"fixme",
     b"mypass", b"foobar", b"lorem", b"hunter2", b"...",
 )  # fmt: skip
+#: Whole values that are stand-ins in docs and samples (`postgres://user:pass@host`).
+_PLACEHOLDER_VALUES = frozenset(
+    {
+        b"pass", b"pwd", b"secret", b"user", b"username", b"admin", b"root", b"guest", b"demo", b"foo", b"bar",
+        b"baz", b"qwerty", b"letmein", b"123456", b"12345678", b"none", b"null", b"true", b"false", b"empty",
+        b"postgres", b"mysql", b"mongo", b"redis", b"rabbitmq", b"changeit",
+    }
+)  # fmt: skip
 _TEMPLATE_RE = re.compile(
     rb"""\$\{|\$\(|\{\{|\}\}|\{%|%\(|\#\{|<[^>]*>|^\$[A-Za-z_]|^%[A-Za-z_]+%$|^@[A-Za-z_]+@$|^\*+$|^<|>$"""
 )
-#: A dotted/underscored identifier with no digit: `self.password`, `config.db_secret`, `get_token`.
-_IDENTIFIER_RE = re.compile(rb"^[A-Za-z_][A-Za-z_]*(?:[.:][A-Za-z_][A-Za-z0-9_]*)*(?:\(\))?$")
-#: Words joined by dashes or dots with no digit: a resource name such as `my-db-secret-credentials`.
-_NAME_RE = re.compile(rb"^[A-Za-z]+(?:[-_.][A-Za-z]+)*$")
+#: Code references and names, written the way people write them (random keys do not look like this):
+#: snake_case / CONST_CASE, dotted paths, calls, kebab-case names, lowercase words and CamelCase words.
+_CODE_SHAPES = tuple(
+    re.compile(pattern)
+    for pattern in (
+        rb"^[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?:\(\))?$",
+        rb"^_*[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$",
+        rb"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+(?:\(\))?$",
+        rb"^[A-Za-z_][A-Za-z0-9_]*\(\)$",
+        rb"^[a-z]+(?:[-.][a-z]+)+$",
+        rb"^[a-z]+$",
+        rb"^[a-z]{0,12}(?:[A-Z][a-z]{2,})+$",
+    )
+)
+_TYPE_WORD_RE = re.compile(
+    rb"Private|Public|Key|Type|Error|Exception|Manager|Factory|Config|Handler|Provider|Builder|Class|"
+    rb"Interface|Service|Client|Request|Response|Token|Secret|Password|Credential"
+)
 
 
 def shannon_entropy(data: bytes) -> float:
@@ -36,6 +58,8 @@ def is_placeholder(secret: bytes) -> bool:
     if not value:
         return True
     lowered = value.lower()
+    if lowered in _PLACEHOLDER_VALUES or b"%20" in lowered:  # an encoded space: prose, not a credential
+        return True
     if any(word in lowered for word in _PLACEHOLDER_WORDS):
         return True
     if _TEMPLATE_RE.search(value):
@@ -45,6 +69,10 @@ def is_placeholder(secret: bytes) -> bool:
 
 
 def looks_like_identifier(secret: bytes) -> bool:
-    """A code reference (variable, attribute or call) rather than a literal value."""
+    """A code reference (variable, attribute, call, type) or a resource name rather than a literal value."""
     value = secret.strip(b"\"'` ")
-    return bool(_IDENTIFIER_RE.match(value) or _NAME_RE.match(value))
+    if any(shape.match(value) for shape in _CODE_SHAPES):
+        return True
+    if not value.isascii() or not all(33 <= b < 127 for b in value):
+        return True  # control or high bytes: binary noise around a keyword, not a typed value
+    return value.isalnum() and value[:1].isupper() and _TYPE_WORD_RE.search(value) is not None
