@@ -137,6 +137,7 @@ def test_credential_file_in_final_stage(tmp_path: Path) -> None:
     assert rules(findings) == [
         ("dockerfile-credential-file-final-stage", 4),
         ("dockerfile-credential-file-final-stage", 5),
+        ("dockerfile-credential-file-final-stage", 8),  # copied from another stage: still in the final image
     ]
 
 
@@ -210,3 +211,13 @@ def test_source_errors(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM a\nBOGUS x\n")
     with pytest.raises(ScanError, match=r"Dockerfile:2: unknown instruction"):
         list(DockerfileSource(tmp_path / "Dockerfile").scan(default_detector(), ScanResult()))
+
+
+def test_meta_arg_scope_follows_buildkit(tmp_path: Path) -> None:
+    # A meta ARG (before FROM) is only visible inside a stage that re-declares it.
+    redeclared = "ARG DIR=/opt\nFROM a\nARG DIR\nCOPY .npmrc $DIR/\nRUN rm /opt/.npmrc\n"
+    findings, _ = scan(tmp_path, redeclared)
+    assert [f.location.line for f in findings if f.rule_id == "dockerfile-copy-then-rm"] == [4]
+    not_declared = "ARG DIR=/opt\nFROM a\nCOPY .npmrc $DIR/\nRUN rm /opt/.npmrc\n"
+    findings, _ = scan(tmp_path, not_declared)
+    assert "dockerfile-copy-then-rm" not in {f.rule_id for f in findings}

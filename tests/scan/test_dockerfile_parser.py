@@ -118,8 +118,11 @@ def test_multi_stage_and_meta_args() -> None:
 
 
 def test_onbuild_wraps_an_instruction() -> None:
-    df = parse("FROM a\nONBUILD RUN echo hi\n")
+    df = parse("FROM a\nONBUILD RUN echo hi\nONBUILD RUN <<EOF\necho in heredoc\nEOF\nUSER x\n")
     assert df.instructions[1].inner is not None and df.instructions[1].inner.cmd == "RUN"
+    heredoc_inner = df.instructions[2].inner
+    assert heredoc_inner is not None and heredoc_inner.heredocs[0].content == "echo in heredoc\n"
+    assert df.instructions[3].line == 6
 
 
 @pytest.mark.parametrize(

@@ -135,6 +135,16 @@ def test_parse_mode(raw: object, mode: int | None) -> None:
     assert parse_mode(raw) == mode
 
 
+def test_fsgroup_makes_0400_group_readable(tmp_path: Path) -> None:
+    volume = "        secret: {secretName: db, defaultMode: 0400}\n"
+    text = deployment(volume).replace(
+        "    spec:\n      containers", "    spec:\n      securityContext: {fsGroup: 2000}\n      containers"
+    )
+    findings, _ = scan(tmp_path, text)
+    [hit] = by_rule(findings, "k8s-secret-volume-mode")
+    assert hit.severity is Severity.LOW and "0440" in hit.message and "fsGroup" in hit.message
+
+
 def test_invalid_mode_is_reported_low(tmp_path: Path) -> None:
     findings, _ = scan(tmp_path, deployment("        secret: {secretName: db, defaultMode: 9999}\n"))
     [hit] = by_rule(findings, "k8s-secret-volume-mode")

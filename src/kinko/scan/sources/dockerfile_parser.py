@@ -171,6 +171,9 @@ class _Reader:
                 raise ScanError(f"{self.source}:{start_line}: {inner_cmd} isn't allowed as an ONBUILD trigger")
             inst.inner = Instruction(inner_cmd, start_line, self.pos, inner_rest, inner_flags)
             _parse_args(inst.inner, self.escape)
+            if inner_cmd in HEREDOC_CAPABLE and not inst.inner.json_form and "<<" in inner_rest:
+                inst.inner.heredocs = self._heredocs(inner_rest, start_line)  # ONBUILD RUN <<EOF is allowed
+                inst.end_line = inst.inner.end_line = self.pos
             return inst
         _parse_args(inst, self.escape)
         if cmd in HEREDOC_CAPABLE and not inst.json_form and "<<" in rest:

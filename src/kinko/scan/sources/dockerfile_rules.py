@@ -153,7 +153,7 @@ class _Analysis:
             secretish = any(looks_secret(n) for n in names)
             if copy.removed:
                 self._copy_then_rm(copy, secretish or any(looks_secret(t) for _, t in copy.removed), shipped)
-            elif secretish and stage.index == len(self.df.stages) - 1 and not copy.inst.flag_values("from"):
+            elif secretish and stage.index == len(self.df.stages) - 1:
                 dest = copy.paths[0][0] if copy.paths else "?"
                 self.finding(
                     "dockerfile-credential-file-final-stage",

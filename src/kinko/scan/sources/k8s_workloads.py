@@ -71,19 +71,20 @@ def check_workload(ctx: ObjectContext, obj: dict[str, Any]) -> None:
     spec = _get(obj, *spec_path)
     if not isinstance(spec, dict):
         return
+    fs_group = _get(spec, "securityContext", "fsGroup") is not None
     for i, volume in enumerate(_list(spec.get("volumes"))):
         if isinstance(volume, dict):
-            _check_volume(ctx, volume, (*spec_path, "volumes", i))
+            _check_volume(ctx, volume, (*spec_path, "volumes", i), fs_group)
     for group in ("initContainers", "containers", "ephemeralContainers"):
         for i, container in enumerate(_list(spec.get(group))):
             if isinstance(container, dict):
                 _check_container(ctx, container, (*spec_path, group, i))
 
 
-def _check_volume(ctx: ObjectContext, volume: dict[str, Any], path: PathKey) -> None:
+def _check_volume(ctx: ObjectContext, volume: dict[str, Any], path: PathKey, fs_group: bool) -> None:
     name = volume.get("name", "?")
     if isinstance(volume.get("secret"), dict):
-        _check_modes(ctx, volume["secret"], (*path, "secret"), f"secret volume {name!r}")
+        _check_modes(ctx, volume["secret"], (*path, "secret"), f"secret volume {name!r}", fs_group)
     projected = volume.get("projected")
     if isinstance(projected, dict):
         for j, source in enumerate(_list(projected.get("sources"))):
@@ -91,11 +92,18 @@ def _check_volume(ctx: ObjectContext, volume: dict[str, Any], path: PathKey) -> 
             if isinstance(secret, dict):
                 merged = {**secret, "defaultMode": projected.get("defaultMode")}
                 where = (*path, "projected", "sources", j, "secret")
-                _check_modes(ctx, merged, where, f"projected volume {name!r}", mode_path=(*path, "projected"))
+                what = f"projected volume {name!r}"
+                _check_modes(ctx, merged, where, what, fs_group, mode_path=(*path, "projected"))
 
 
 def _check_modes(
-    ctx: ObjectContext, src: dict[str, Any], path: PathKey, what: str, *, mode_path: PathKey | None = None
+    ctx: ObjectContext,
+    src: dict[str, Any],
+    path: PathKey,
+    what: str,
+    fs_group: bool,
+    *,
+    mode_path: PathKey | None = None,
 ) -> None:
     """Flag each effective file mode that lets group or others read the secret."""
     raw_default = src.get("defaultMode")
@@ -103,13 +111,14 @@ def _check_modes(
     # defaultMode matters unless every listed item sets its own mode.
     if not items or any(it.get("mode") is None for it in items):
         where = mode_path or path
-        _check_one(ctx, raw_default, (*where, "defaultMode"), f"{what} defaultMode", implicit=raw_default is None)
+        implicit = raw_default is None
+        _check_one(ctx, raw_default, (*where, "defaultMode"), f"{what} defaultMode", implicit, fs_group)
     for j, item in enumerate(items):
         if item.get("mode") is not None:
-            _check_one(ctx, item["mode"], (*path, "items", j, "mode"), f"{what} items[{j}].mode", implicit=False)
+            _check_one(ctx, item["mode"], (*path, "items", j, "mode"), f"{what} items[{j}].mode", False, fs_group)
 
 
-def _check_one(ctx: ObjectContext, raw: object, path: PathKey, what: str, *, implicit: bool) -> None:
+def _check_one(ctx: ObjectContext, raw: object, path: PathKey, what: str, implicit: bool, fs_group: bool) -> None:
     mode = DEFAULT_MODE if implicit else parse_mode(raw)
     if mode is None:
         ctx.add(
@@ -118,6 +127,14 @@ def _check_one(ctx: ObjectContext, raw: object, path: PathKey, what: str, *, imp
         )  # fmt: skip
         return
     if not mode & 0o077:
+        if fs_group and mode & 0o400:
+            # The kubelet ORs 0440 into read-only volume files when fsGroup is set (volume_linux.go).
+            ctx.add(
+                "k8s-secret-volume-mode", "Secret volume made group-readable by fsGroup", Severity.LOW, path,
+                f"{what} is {mode:04o}, but the pod sets securityContext.fsGroup, so the kubelet makes the "
+                f"files {mode | 0o440:04o} (readable by the fsGroup)", "Drop fsGroup if nothing needs it, or "
+                "accept group read for that group only.",
+            )  # fmt: skip
         return
     # Report in octal; YAML 0644 and JSON 420 are the same mode, so also show what was loaded.
     if implicit:
