@@ -170,3 +170,9 @@ def test_bad_hyperscan_prefilter_names_the_rule() -> None:
 )
 def test_code_and_documentation_noise_is_not_reported(detector: RuleDetector, text: bytes) -> None:
     assert detector.scan(text) == []
+
+
+def test_bytearray_and_memoryview_input(detector: RuleDetector) -> None:
+    for data in (bytearray(GH.encode()), memoryview(GH.encode())):
+        matches = detector.scan(data)  # type: ignore[arg-type]
+        assert [type(m.secret) for m in matches] == [bytes]

@@ -114,6 +114,8 @@ class RuleDetector(Detector):
     def scan(self, data: bytes, *, path: str = "") -> list[Match]:
         if not data:
             return []
+        if not isinstance(data, bytes):  # bytearray / memoryview from a source: matches must hold bytes
+            data = bytes(data)
         raw: list[_Raw] = []
         for rule, spans in self._candidates(data):
             raw.extend(confirm(rule, data, spans))
