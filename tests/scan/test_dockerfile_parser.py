@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kinko.errors import ScanError
 from kinko.scan.sources.dockerfile_parser import parse
@@ -164,3 +166,20 @@ def test_env_pairs_and_legacy_form() -> None:
     legacy = split_words("NAME some value", "\\")
     assert name_values(legacy, env, "\\", legacy_ok=True) == [("NAME", "some value")]
     assert name_values(["TOKEN"], env, "\\", legacy_ok=False) == [("TOKEN", None)]
+
+
+_PIECES = ["FROM a", "RUN ", "COPY ", "ADD ", "ENV ", "ARG ", "ONBUILD ", "# escape=`", "\\", "`", "\n", " ",
+           "<<EOF", "<<-'E'", "EOF", "E", "[\"x\"]", "$A", "${A:-b}", "--from=x", "'", '"', "#", "\t", "=",
+           "AS b"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=40))
+def test_parser_never_crashes(pieces: list[str]) -> None:
+    from kinko.scan.sources.dockerfile_rules import misconfig_findings
+
+    try:
+        df = parse("".join(pieces))
+    except ScanError:
+        return
+    misconfig_findings(df, "Dockerfile", "Dockerfile")  # the rules cope with whatever parsed

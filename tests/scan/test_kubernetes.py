@@ -9,12 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kinko.errors import ScanError
 from kinko.scan.detect import default_detector
 from kinko.scan.interface import Finding, FindingKind, ScanResult, Severity
 from kinko.scan.sources.k8s_workloads import parse_mode
-from kinko.scan.sources.kubernetes import KubernetesSource
+from kinko.scan.sources.kubernetes import KubernetesSource, manifest_findings
 
 PG_URL = "postgresql://app:Sup3rS3cretPw9@db.internal:5432/app"
 
@@ -315,3 +317,16 @@ def test_ten_megabyte_yaml_is_skipped_structurally_but_still_detected(tmp_path: 
     assert time.monotonic() - start < 10
     assert any("larger than" in w.message for w in result.warnings)
     assert [f.location.line for f in findings if f.kind is FindingKind.SECRET] == [4]
+
+
+_YAML_PIECES = ["kind: Secret\n", "kind: Pod\n", "kind: List\nitems:\n", "- ", "  ", "data: {a: '!!'}\n",
+                "spec:\n", "volumes: [{secret: {defaultMode: x}}]\n", "---\n", "&a [1]\n", "*a\n", "{", "]",
+                "stringData: [1]\n", "containers: 3\n", "\t", ": ", "\"", "'", "0o7\n", "!!binary x\n"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_YAML_PIECES), max_size=30))
+def test_manifest_parsing_never_crashes(pieces: list[str]) -> None:
+    warnings: list[str] = []
+    findings = manifest_findings("".join(pieces).encode(), "m.yaml", "m.yaml", default_detector(), warnings.append)
+    assert isinstance(findings, list)
