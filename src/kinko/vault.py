@@ -46,6 +46,7 @@ from kinko.errors import (
 from kinko.lifecycle import InitResult, SealState, VaultStatus
 from kinko.storage.interface import SecretRow, Store, VersionRow
 from kinko.vault_access import AccessMixin
+from kinko.vault_k8s import KubernetesAuthMixin
 
 BACKUP_MAGIC = b"kinko-backup-1:"
 _UNSET: Any = object()
@@ -65,7 +66,7 @@ def root_only(caller: Caller, capability: str, path: str) -> bool:
     return "root" in caller.policies
 
 
-class Vault(AccessMixin):
+class Vault(AccessMixin, KubernetesAuthMixin):
     def __init__(
         self, store: Store, *, clock: Callable[[], float] = time.time,
         authorize: Authorizer | None = None, audit: AuditSink | None = None,

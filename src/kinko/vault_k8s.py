@@ -1,0 +1,171 @@
+"""The Vault's Kubernetes auth operations (config, roles, login), mixed into kinko.vault.Vault.
+
+Config and roles are public data (public keys, names, policy names), kept as JSON in the store's meta table:
+`k8s_auth/config` and `k8s_auth/roles` (every role in one document, updated by compare-and-swap so two
+processes writing roles at once both win). Authorization paths:
+
+* `sys/auth/kubernetes/config` — `read`, `update` (write the issuer and keys).
+* `sys/auth/kubernetes/role/<name>` — `read`, `create` / `update` (write), `delete`;
+  `sys/auth/kubernetes/role` — `list`.
+
+`login_kubernetes` takes no caller: it IS authentication. Every failure (unknown role, bad JWT, a service
+account the role does not bind) is the same PermissionDenied, and each attempt is audited.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from kinko.access.identity import (
+    KubernetesAuthConfig,
+    KubernetesRole,
+    ServiceAccount,
+    make_config,
+    make_role,
+    validate_role_name,
+    verify_service_account_jwt,
+)
+from kinko.access.tokens import TokenInfo, TokenManager, TokenRequest
+from kinko.core.model import Caller
+from kinko.errors import InvalidInput, KinkoError, NotFound, PermissionDenied
+from kinko.lifecycle import SealState
+from kinko.storage.interface import Store
+
+M_CONFIG = "k8s_auth/config"
+M_ROLES = "k8s_auth/roles"
+CONFIG_PATH = "sys/auth/kubernetes/config"
+ROLE_PATH = "sys/auth/kubernetes/role"
+LOGIN_PATH = "auth/kubernetes/login"
+MAX_ROLES = 1000
+
+
+class KubernetesAuthMixin:
+    """Kubernetes service-account auth. Admin operations go through `_check` (authorize + audit) first."""
+
+    _store: Store
+    _clock: Callable[[], float]
+    _audit: Any
+    keys: SealState
+
+    if TYPE_CHECKING:
+        def _check(self, caller: Caller, capability: str, path: str, operation: str,
+                   data: Mapping[str, Any] | None = None) -> None: ...
+
+        @property
+        def _tokens(self) -> TokenManager: ...
+
+    # -- config ---------------------------------------------------------------------------------------------
+    def configure_kubernetes_auth(self, caller: Caller, *, issuer: str | None, jwks: str | None,
+                                  pem_keys: Sequence[str] = ()) -> KubernetesAuthConfig:
+        """Set the expected issuer and the public keys service-account tokens are verified against."""
+        config = make_config(issuer=issuer, jwks=jwks, pem_keys=pem_keys)
+        self._check(caller, "update", CONFIG_PATH, "k8s_auth.config.write")
+        self.keys.barrier()
+        self._store.put_meta(M_CONFIG, config.to_json())
+        return config
+
+    def read_kubernetes_auth_config(self, caller: Caller) -> KubernetesAuthConfig:
+        self._check(caller, "read", CONFIG_PATH, "k8s_auth.config.read")
+        self.keys.barrier()
+        config = self._k8s_config()
+        if config is None:
+            raise NotFound("Kubernetes auth is not configured; run `kinko auth kubernetes config`")
+        return config
+
+    def _k8s_config(self) -> KubernetesAuthConfig | None:
+        raw = self._store.get_meta(M_CONFIG)
+        return None if raw is None else KubernetesAuthConfig.from_json(raw)
+
+    # -- roles ----------------------------------------------------------------------------------------------
+    def _k8s_roles(self) -> tuple[bytes | None, dict[str, dict[str, Any]]]:
+        raw = self._store.get_meta(M_ROLES)
+        return raw, ({} if raw is None else json.loads(raw))
+
+    def _swap_roles(self, change: Callable[[dict[str, dict[str, Any]]], None]) -> None:
+        for _ in range(50):  # optimistic concurrency: reread and reapply if another writer got in first
+            raw, roles = self._k8s_roles()
+            change(roles)
+            if self._store.swap_meta(M_ROLES, raw, json.dumps(roles, sort_keys=True).encode()):
+                return
+        raise KinkoError("Kubernetes roles are being changed concurrently; try again")
+
+    def write_kubernetes_role(self, caller: Caller, name: str, *, service_account_names: builtins.list[str],
+                              namespaces: builtins.list[str], audience: str | None, policies: builtins.list[str],
+                              ttl: int) -> KubernetesRole:
+        """Create or replace a role."""
+        role = make_role(name, service_account_names=service_account_names, namespaces=namespaces,
+                         audience=audience, policies=policies, ttl=ttl)
+        exists = name in self._k8s_roles()[1]
+        self._check(caller, "update" if exists else "create", f"{ROLE_PATH}/{name}", "k8s_auth.role.write")
+        self.keys.barrier()
+
+        def put(roles: dict[str, dict[str, Any]]) -> None:
+            if name not in roles and len(roles) >= MAX_ROLES:
+                raise InvalidInput(f"at most {MAX_ROLES} Kubernetes roles")
+            roles[name] = role.to_dict()
+
+        self._swap_roles(put)
+        return role
+
+    def read_kubernetes_role(self, caller: Caller, name: str) -> KubernetesRole:
+        validate_role_name(name)
+        self._check(caller, "read", f"{ROLE_PATH}/{name}", "k8s_auth.role.read")
+        self.keys.barrier()
+        role = self._k8s_roles()[1].get(name)
+        if role is None:
+            raise NotFound(f"no Kubernetes role named {name!r}")
+        return KubernetesRole.from_dict(role)
+
+    def list_kubernetes_roles(self, caller: Caller) -> builtins.list[str]:
+        self._check(caller, "list", ROLE_PATH, "k8s_auth.role.list")
+        self.keys.barrier()
+        return sorted(self._k8s_roles()[1])
+
+    def delete_kubernetes_role(self, caller: Caller, name: str) -> None:
+        """Delete a role (tokens it already issued live on until they expire or are revoked)."""
+        validate_role_name(name)
+        self._check(caller, "delete", f"{ROLE_PATH}/{name}", "k8s_auth.role.delete")
+        self.keys.barrier()
+
+        def drop(roles: dict[str, dict[str, Any]]) -> None:
+            if roles.pop(name, None) is None:
+                raise NotFound(f"no Kubernetes role named {name!r}")
+
+        self._swap_roles(drop)
+
+    # -- login ----------------------------------------------------------------------------------------------
+    def login_kubernetes(self, jwt: str, role: str, *,
+                         remote_addr: str | None = None) -> tuple[str, TokenInfo]:
+        """Exchange a service-account JWT for a kinko token with the role's policies and TTL."""
+        self.keys.barrier()  # sealed: 503 before anything is looked at
+        path = f"{LOGIN_PATH}/{role}" if isinstance(role, str) and len(role) <= 64 else LOGIN_PATH
+        try:
+            bound, account = self._verify_login(jwt, role)
+        except PermissionDenied:
+            if self._audit is not None:
+                self._audit(Caller("anonymous", remote_addr=remote_addr), "auth.kubernetes.login", path, "denied")
+            raise PermissionDenied() from None
+        caller = Caller(account.subject, frozenset(bound.policies), remote_addr=remote_addr)
+        if self._audit is not None:  # fail closed: no audit record, no token
+            self._audit(caller, "auth.kubernetes.login", path, "allowed")
+        metadata = {"role": bound.name, "service_account_namespace": account.namespace,
+                    "service_account_name": account.name}
+        if account.uid:
+            metadata["service_account_uid"] = account.uid[:128]
+        request = TokenRequest(list(bound.policies), ttl=float(bound.ttl),
+                               display_name=f"k8s-{account.namespace}-{account.name}"[:128], metadata=metadata)
+        return self._tokens.create(request, None)
+
+    def _verify_login(self, jwt: object, role: object) -> tuple[KubernetesRole, ServiceAccount]:
+        config = self._k8s_config()
+        doc = self._k8s_roles()[1].get(role) if isinstance(role, str) else None
+        if config is None or doc is None:
+            raise PermissionDenied()
+        bound = KubernetesRole.from_dict(doc)
+        account = verify_service_account_jwt(jwt, config, audience=bound.audience, now=self._clock())
+        if not bound.binds(account):
+            raise PermissionDenied()
+        return bound, account
