@@ -1,4 +1,4 @@
-"""Streams one image layer (uncompressed, gzip or zstd) through tarfile and scans every file, within limits.
+"""Streams one image layer (uncompressed, gzip or zstd) through the tar reader and scans every file, within limits.
 
 Runs in worker processes: it gets a (file, offset, size) reference, opens the archive itself, seeks to the blob
 and decompresses on the fly. Nothing is written to disk and no layer is held in memory: one file's content is
@@ -72,7 +72,7 @@ class LayerScan:
 
 
 class _Window(io.RawIOBase):
-    """Seekable read-only view of file[offset : offset+size] (lets tarfile skip and read without extra copies)."""
+    """Seekable read-only view of file[offset : offset+size]: skips are seeks, reads land in the caller's buffer."""
 
     def __init__(self, fh: IO[bytes], offset: int, size: int) -> None:
         self.fh = fh
@@ -105,9 +105,13 @@ class _Window(io.RawIOBase):
         return data
 
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
+        n = min(len(b), self.size - self.pos)
+        if n <= 0:
+            return 0
+        self.fh.seek(self.base + self.pos)
+        got = self.fh.readinto(memoryview(b)[:n]) or 0  # type: ignore[attr-defined]
+        self.pos += got
+        return int(got)
 
 
 class _Inflate(io.RawIOBase):
@@ -180,7 +184,7 @@ def scan_layer(job: LayerJob, detector: Detector) -> LayerScan:
     """Scan every file of one layer; a broken layer yields a warning plus whatever was found before it broke."""
     out = LayerScan(job.index)
     try:
-        with open(job.blob.file, "rb") as fh:
+        with open(job.blob.file, "rb", buffering=0) as fh:  # the BufferedReader above the window buffers
             _walk(job, detector, _open_layer(fh, job.blob, job.limits), out)
     except LimitExceeded as exc:
         out.warnings.append(f"layer {job.index}: {exc}; scan of this layer stopped")
