@@ -252,3 +252,17 @@ def test_total_bytes_cap_with_parallel_workers(tmp_path: Path) -> None:
     # The two biggest layers are in flight before any byte count is known; the smallest one is left out.
     assert sorted(f.location.layer_index for f in findings) == [0, 1]
     assert "layers not scanned: 2" in warnings_text(result)
+
+
+def test_oci_dir_blob_symlinked_outside_the_layout_is_not_read(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.tar"
+    outside.write_bytes(layer_tar({"stolen.txt": CANARY}))
+    oci = build_oci_layout(tmp_path / "o", [{"a.txt": CANARY2}, {"b.txt": b"1"}], ["a", "b"], as_tar=False)
+    manifest_digest = json.loads((oci / "index.json").read_bytes())["manifests"][0]["digest"].split(":")[1]
+    manifest = json.loads((oci / "blobs/sha256" / manifest_digest).read_bytes())
+    blob = oci / "blobs/sha256" / manifest["layers"][1]["digest"].split(":")[1]
+    blob.unlink()
+    blob.symlink_to(outside)  # a layout that points a blob at a file outside itself
+    findings, result = scan(oci)
+    assert [f.location.path for f in findings] == ["a.txt"]
+    assert "layer 1 blob" in warnings_text(result)
