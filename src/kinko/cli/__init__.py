@@ -19,6 +19,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("kinko.cli.audit", "Hash a value as the audit log does; verify an audit file's chain."),
     "scan": ("kinko.cli.scan", "Find secrets leaked into images, Dockerfiles, manifests and files."),
     "run": ("kinko.cli.run", "Run a command with secrets in its environment (resolved first, all or nothing)."),
+    "k8s": ("kinko.cli.k8s", "Render SecretProviderClasses and Secrets; import Secret manifests into kinko."),
 }
 
 
