@@ -108,6 +108,45 @@ class Client:
     def health(self) -> int:
         return self._http.get("/v1/sys/health").status_code
 
+    # -- Kubernetes auth (/v1/auth/kubernetes) -----------------------------------------------------------
+    def use_token(self, token: str | None) -> None:
+        """Send `token` from now on (e.g. one re-read from a token file)."""
+        self._token = token
+
+    def kubernetes_login(self, role: str, jwt: str) -> dict[str, Any]:
+        """The whole `auth` answer of a service-account login (client_token, accessor, lease_duration, ...)."""
+        auth: dict[str, Any] = self.request("POST", "auth/kubernetes/login", json={"role": role, "jwt": jwt},
+                                            auth=False)["auth"]
+        self._token = str(auth["client_token"])
+        return auth
+
+    def login_kubernetes(self, role: str, jwt: str) -> str:
+        """Log in with a service-account JWT; returns the kinko token and uses it for later requests."""
+        return str(self.kubernetes_login(role, jwt)["client_token"])
+
+    def configure_kubernetes_auth(self, *, issuer: str | None, jwks: str | None,
+                                  pem_keys: Sequence[str] = ()) -> dict[str, Any]:
+        body = {"issuer": issuer, "jwks": jwks, "pem_keys": list(pem_keys)}
+        return dict(self.request("POST", "auth/kubernetes/config", json=body))
+
+    def read_kubernetes_auth_config(self) -> dict[str, Any]:
+        return dict(self.request("GET", "auth/kubernetes/config"))
+
+    def write_kubernetes_role(self, name: str, *, service_account_names: Sequence[str], namespaces: Sequence[str],
+                              audience: str | None, policies: Sequence[str], ttl: int) -> dict[str, Any]:
+        body = {"service_account_names": list(service_account_names), "namespaces": list(namespaces),
+                "audience": audience, "policies": list(policies), "ttl": ttl}
+        return dict(self.request("POST", _role_path(name), json=body))
+
+    def read_kubernetes_role(self, name: str) -> dict[str, Any]:
+        return dict(self.request("GET", _role_path(name)))
+
+    def list_kubernetes_roles(self) -> builtins.list[str]:
+        return [str(n) for n in self.request("GET", "auth/kubernetes/role")["roles"]]
+
+    def delete_kubernetes_role(self, name: str) -> None:
+        self.request("DELETE", _role_path(name))
+
 
 # -- documents -> model types ---------------------------------------------------------------------------
 def _ts(text: str | None) -> float | None:
@@ -283,6 +322,12 @@ class RemoteVault:
     def audit_hash(self, caller: Caller, value: bytes | str) -> str:
         text = value.decode("utf-8") if isinstance(value, bytes) else value
         return str(self.client.request("POST", "sys/audit/hash", json={"value": text})["hash"])
+
+
+def _role_path(name: str) -> str:
+    from kinko.access.identity import validate_role_name
+
+    return f"auth/kubernetes/role/{validate_role_name(name)}"  # checked here: no `../` into another route
 
 
 def _token_info(doc: Mapping[str, Any]) -> TokenInfo:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -178,7 +179,7 @@ def _parse_keys(jwks: str | None, pem_keys: tuple[str, ...]) -> tuple[Verificati
     for number, pem in enumerate(pem_keys, 1):
         try:
             loaded = serialization.load_pem_public_key(pem.encode())
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, UnsupportedAlgorithm):
             raise InvalidInput(f"pem_keys[{number}] is not a PEM public key") from None
         keys.append(VerificationKey(_usable(loaded, f"pem_keys[{number}]")))
     if jwks is not None:
@@ -203,7 +204,7 @@ def _jwks_keys(jwks: str) -> list[VerificationKey]:
             raise InvalidInput(f"jwks key {number} contains private key material; give public keys only")
         try:
             parsed = jwt.PyJWK(entry).key
-        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError):
+        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError, UnsupportedAlgorithm):
             raise InvalidInput(f"jwks key {number} is not a usable RSA or EC public key") from None
         kid, alg = entry.get("kid"), entry.get("alg")
         if alg is not None and alg not in ALGORITHMS:

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kinko.access.audit import request_context
-from kinko.api import access_routes, errors, native
+from kinko.api import access_routes, errors, kubernetes_auth, native
 from kinko.api.auth import FailureLimiter
 from kinko.api.cluster import UnsealBroadcast
 from kinko.api.errors import error_body
@@ -45,7 +45,26 @@ def create_app(
     errors.install(app)
     native.install(app)
     access_routes.install(app)
+    _document_auth(app)
+    kubernetes_auth.install(app)
     return Guard(app, max_body)
+
+
+def _document_auth(app: FastAPI) -> None:
+    """Describe the token header in OpenAPI (checked by one plain dependency, not a FastAPI security class)."""
+    from fastapi.openapi.utils import get_openapi
+
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            doc.setdefault("components", {})["securitySchemes"] = {
+                "kinkoToken": {"type": "apiKey", "in": "header", "name": "X-Kinko-Token"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            }
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = build  # type: ignore[method-assign]
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any], request_id: str) -> None:

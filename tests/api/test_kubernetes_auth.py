@@ -1,0 +1,121 @@
+"""/v1/auth/kubernetes: login and admin routes, in process and over real HTTP against a `kinko server`."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kinko.client import Client
+from kinko.errors import InvalidInput, NotFound, PermissionDenied
+from tests.access.test_identity import AUDIENCE, ISSUER, Issuer, unsigned
+from tests.api.conftest import Local, Server
+
+DENIED = {"error": {"code": "permission_denied", "message": "permission denied"}}
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Issuer:
+    return Issuer()
+
+
+def _configure(local: Local, issuer: Issuer) -> None:
+    c = local.client
+    assert c.put("/v1/sys/policies/web", headers=local.auth,
+                 json={"rules": [{"path": "shop/web/*", "capabilities": ["read"]}]}).status_code == 200
+    r = c.post("/v1/auth/kubernetes/config", headers=local.auth,
+               json={"issuer": ISSUER, "jwks": issuer.jwks(), "pem_keys": [issuer.pem("ec")]})
+    assert r.status_code == 200, r.text
+    r = c.post("/v1/auth/kubernetes/role/web", headers=local.auth, json={
+        "service_account_names": ["web"], "namespaces": ["shop"], "audience": AUDIENCE, "policies": ["web"],
+        "ttl": 300})
+    assert r.status_code == 200, r.text
+
+
+def test_login_answers_in_vaults_shape_and_the_token_works(local: Local, issuer: Issuer) -> None:
+    _configure(local, issuer)
+    local.vault.put(local.vault.authenticate(local.token), "shop/web/db", b"pw")
+    jwt = issuer.mint(issuer.claims(now=time.time()), alg="ES256")
+    r = local.client.post("/v1/auth/kubernetes/login", json={"role": "web", "jwt": jwt})
+    assert r.status_code == 200, r.text
+    auth = r.json()["auth"]
+    assert auth["policies"] == ["web"] and auth["lease_duration"] == 300 and auth["accessor"]
+    got = local.client.get("/v1/secrets/shop/web/db", headers={"X-Kinko-Token": auth["client_token"]})
+    assert got.status_code == 200 and got.json()["value"] == "pw"
+    assert local.client.get("/v1/auth/kubernetes/role", headers={"X-Kinko-Token": auth["client_token"]}
+                            ).status_code == 403
+
+
+def test_bad_logins_are_one_uniform_403(local: Local, issuer: Issuer) -> None:
+    _configure(local, issuer)
+    now = time.time()
+    for role, jwt in (("web", issuer.mint(issuer.claims("other", "web", now=now))),
+                      ("web", issuer.mint(issuer.claims(now=now, aud="other"))),
+                      ("web", issuer.mint(issuer.claims(now=now - 7200))),
+                      ("web", Issuer().mint(issuer.claims(now=now))),
+                      ("web", unsigned(issuer.claims(now=now))),
+                      ("web", unsigned(issuer.claims(now=now), "HS256", issuer.pem().encode())),
+                      ("nope", issuer.mint(issuer.claims(now=now)))):
+        r = local.client.post("/v1/auth/kubernetes/login", json={"role": role, "jwt": jwt})
+        assert (r.status_code, r.json()) == (403, DENIED)
+    r = local.client.post("/v1/auth/kubernetes/login", json={"role": "web"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_input"
+
+
+def test_admin_routes(local: Local, issuer: Issuer) -> None:
+    _configure(local, issuer)
+    c, auth = local.client, local.auth
+    assert c.get("/v1/auth/kubernetes/role", headers=auth).json() == {"roles": ["web"]}
+    assert c.get("/v1/auth/kubernetes/role/web", headers=auth).json()["namespaces"] == ["shop"]
+    config = c.get("/v1/auth/kubernetes/config", headers=auth).json()
+    assert config["issuer"] == ISSUER and len(config["jwks"]["keys"]) == 2
+    assert c.delete("/v1/auth/kubernetes/role/web", headers=auth).status_code == 204
+    assert c.get("/v1/auth/kubernetes/role/web", headers=auth).status_code == 404
+    bad = c.post("/v1/auth/kubernetes/role/x", headers=auth, json={
+        "service_account_names": ["a"], "namespaces": ["b"], "policies": ["root"], "ttl": 60})
+    assert bad.status_code == 400 and "root" in bad.json()["error"]["message"]
+    assert c.post("/v1/auth/kubernetes/config", json={"pem_keys": [issuer.pem()]}).status_code == 403
+
+
+def test_sealed_server_answers_503(local: Local, issuer: Issuer) -> None:
+    _configure(local, issuer)
+    local.vault.keys.seal()
+    r = local.client.post("/v1/auth/kubernetes/login", json={"role": "web", "jwt": issuer.mint()})
+    assert r.status_code == 503 and r.json()["error"]["code"] == "sealed"
+
+
+def test_client_over_real_http(server: Server, issuer: Issuer) -> None:
+    admin = Client(server.addr, server.token)
+    try:
+        admin.request("PUT", "sys/policies/k8s-web", json={"rules": [{"path": "k8s/web/*",
+                                                                       "capabilities": ["read"]}]})
+        admin.request("PUT", "secrets/k8s/web/db", json={"value": "pw"})
+        admin.configure_kubernetes_auth(issuer=ISSUER, jwks=issuer.jwks())
+        admin.write_kubernetes_role("k8s-web", service_account_names=["web"], namespaces=["shop"],
+                                    audience=AUDIENCE, policies=["k8s-web"], ttl=120)
+        assert "k8s-web" in admin.list_kubernetes_roles()
+        assert admin.read_kubernetes_role("k8s-web")["ttl"] == 120
+        assert admin.read_kubernetes_auth_config()["issuer"] == ISSUER
+        with pytest.raises(InvalidInput):
+            admin.read_kubernetes_role("../sys/seal")  # refused before any request is made
+    finally:
+        admin.close()
+    pod = Client(server.addr, "")
+    try:
+        with pytest.raises(PermissionDenied):
+            pod.login_kubernetes("k8s-web", issuer.mint(issuer.claims("shop", "db", now=time.time())))
+        token = pod.login_kubernetes("k8s-web", issuer.mint(issuer.claims(now=time.time())))
+        assert token.startswith("kinko_s_")
+        assert pod.get("secrets/k8s/web/db")["value"] == "pw"
+        with pytest.raises(PermissionDenied):
+            pod.delete_kubernetes_role("k8s-web")
+    finally:
+        pod.close()
+    admin = Client(server.addr, server.token)
+    try:
+        admin.delete_kubernetes_role("k8s-web")
+        with pytest.raises(NotFound):
+            admin.read_kubernetes_role("k8s-web")
+    finally:
+        admin.close()
+    assert "pw" not in server.stderr.read_text() and token not in server.stderr.read_text()
