@@ -15,7 +15,8 @@ from kinko.vault import open_vault
 from tests.api.conftest import Local
 
 PUBLIC = {("GET", "/v1/sys/health"), ("GET", "/v1/sys/seal-status"), ("POST", "/v1/sys/init"),
-          ("POST", "/v1/sys/unseal")}
+          ("POST", "/v1/sys/unseal"),
+          ("POST", "/v1/auth/kubernetes/login")}  # authenticates by service-account JWT instead of a token
 DENIED = {"error": {"code": "permission_denied", "message": "permission denied"}}
 
 
