@@ -19,6 +19,9 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("kinko.cli.audit", "Hash a value as the audit log does; verify an audit file's chain."),
     "scan": ("kinko.cli.scan", "Find secrets leaked into images, Dockerfiles, manifests and files."),
     "run": ("kinko.cli.run", "Run a command with secrets in its environment (resolved first, all or nothing)."),
+    "agent": ("kinko.cli.agent", "Render secrets into files and keep them current (token or Kubernetes auth)."),
+    "auth": ("kinko.cli.auth", "Configure Kubernetes auth and its roles; log in with a service-account token."),
+    "csi-provider": ("kinko.cli.csi", "Serve the Secrets Store CSI driver's provider API on a Unix socket."),
     "k8s": ("kinko.cli.k8s", "Render SecretProviderClasses and Secrets; import Secret manifests into kinko."),
 }
 

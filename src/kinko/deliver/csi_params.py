@@ -1,0 +1,213 @@
+"""Parsing and validation of a CSI MountRequest: SecretProviderClass parameters, the pod token, file modes."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from kinko.deliver.files import validate_path
+from kinko.errors import InvalidInput, InvalidPath, TooLarge
+
+TOKENS_ATTR = "csi.storage.k8s.io/serviceAccount.tokens"
+ENCODINGS = ("utf-8", "base64", "hex")
+OBJECT_KEYS = frozenset({"objectName", "secretPath", "secretKey", "version", "filePermission", "encoding"})
+MAX_OBJECTS = 256
+#: The objects parameter is YAML from a SecretProviderClass; anything bigger than this is not a real one.
+MAX_OBJECTS_YAML = 256 * 1024
+
+
+@dataclass(frozen=True)
+class CSIObject:
+    """One entry of the `objects` parameter: which kinko secret (and key) becomes which file."""
+
+    object_name: str
+    secret_path: str
+    secret_key: str | None = None
+    version: int | None = None
+    file_permission: int | None = None
+    encoding: str = "utf-8"
+
+
+@dataclass(frozen=True)
+class MountPlan:
+    """Everything a Mount needs, validated before any network call."""
+
+    address: str | None
+    role: str
+    objects: tuple[CSIObject, ...]
+    permission: int
+    token: str = field(repr=False)
+
+
+def parse_request(attributes: str, secrets: str, permission: str) -> MountPlan:
+    """Validate the MountRequest fields; raises InvalidInput naming the parameter or object, never a value."""
+    attrs = _string_map(attributes, "attributes")
+    extra = _string_map(secrets or "null", "secrets")
+    role = attrs.get("roleName", "")
+    if not role:
+        raise InvalidInput("parameter roleName is required (the kinko Kubernetes auth role to log in with)")
+    token = select_token(attrs, extra, attrs.get("audience") or None)
+    return MountPlan(attrs.get("kinkoAddress") or None, role, parse_objects(attrs.get("objects", "")),
+                     parse_permission(permission), token)
+
+
+def _string_map(text: str, what: str) -> dict[str, str]:
+    try:
+        doc = json.loads(text) if text else {}
+    except ValueError:
+        raise InvalidInput(f"{what} is not valid JSON") from None
+    if doc is None:  # Go marshals a nil map as `null`: no nodePublishSecretRef
+        return {}
+    if not isinstance(doc, dict) or not all(isinstance(v, str) for v in doc.values()):
+        raise InvalidInput(f"{what} must be a JSON object of strings")
+    return doc
+
+
+def parse_permission(text: str) -> int:
+    """The request's `permission`: JSON of a Go os.FileMode, i.e. a decimal number such as "420" (0644)."""
+    if not text:
+        return 0o644  # what the driver sends when nothing overrides it
+    try:
+        mode = json.loads(text)
+    except ValueError:
+        raise InvalidInput("permission is not a JSON number (expected a file mode such as \"420\")") from None
+    if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:
+        raise InvalidInput("permission must be a file mode between 0 and 511 (0777)")
+    return mode
+
+
+def select_token(attrs: Mapping[str, str], secrets: Mapping[str, str], audience: str | None) -> str:
+    """The pod's service-account JWT for `audience` (else the only one) from the tokens attribute."""
+    # With serviceAccountTokenInSecrets (K8s 1.35+) the driver puts the tokens in `secrets` instead.
+    raw = secrets.get(TOKENS_ATTR) or attrs.get(TOKENS_ATTR)
+    if not raw:
+        raise InvalidInput(f"no service-account token in the mount request: {TOKENS_ATTR} is missing "
+                           "(add tokenRequests to the secrets-store CSIDriver)")
+    try:
+        tokens = json.loads(raw)
+    except ValueError:
+        raise InvalidInput(f"{TOKENS_ATTR} is not valid JSON") from None
+    if not isinstance(tokens, dict) or not tokens:
+        raise InvalidInput(f"{TOKENS_ATTR} must be a non-empty JSON object {{audience: {{token, ...}}}}")
+    if audience is None and len(tokens) > 1:
+        raise InvalidInput(f"{TOKENS_ATTR} holds tokens for several audiences "
+                           f"({_names(tokens)}); set the audience parameter")
+    key = audience if audience is not None else next(iter(tokens))
+    entry = tokens.get(key)
+    if entry is None:
+        raise InvalidInput(f"no service-account token for audience {key!r} (the pod has: {_names(tokens)}); "
+                           "add it to the CSIDriver's tokenRequests or fix the audience parameter")
+    token = entry.get("token") if isinstance(entry, dict) else None
+    if not isinstance(token, str) or not token:
+        raise InvalidInput(f"{TOKENS_ATTR}: the entry for audience {key!r} has no token")
+    return token
+
+
+def _names(tokens: Mapping[str, Any]) -> str:
+    return ", ".join(repr(str(k)[:64]) for k in list(tokens)[:8])
+
+
+def parse_objects(text: str) -> tuple[CSIObject, ...]:
+    """The `objects` parameter: a YAML list of {objectName, secretPath, secretKey, version, ...} mappings."""
+    if not text.strip():
+        raise InvalidInput("parameter objects is required: a YAML list of {objectName, secretPath, ...}")
+    if len(text.encode()) > MAX_OBJECTS_YAML:
+        raise TooLarge(f"parameter objects is larger than {MAX_OBJECTS_YAML} bytes")
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise InvalidInput("parameter objects is not valid YAML") from None
+    if not isinstance(doc, list) or not doc:
+        raise InvalidInput("parameter objects must be a non-empty YAML list of {objectName, secretPath, ...}")
+    if len(doc) > MAX_OBJECTS:
+        raise TooLarge(f"parameter objects lists {len(doc)} objects; at most {MAX_OBJECTS} are allowed")
+    objects = tuple(_parse_object(index, entry) for index, entry in enumerate(doc))
+    _check_names(objects)
+    return objects
+
+
+def _parse_object(index: int, entry: Any) -> CSIObject:
+    where = f"objects[{index}]"
+    if not isinstance(entry, dict):
+        raise InvalidInput(f"{where} must be a mapping with objectName and secretPath")
+    unknown = sorted(str(k) for k in entry if k not in OBJECT_KEYS)
+    if unknown:
+        raise InvalidInput(f"{where}: unknown key(s) {', '.join(repr(k[:64]) for k in unknown)}; "
+                           f"allowed: {', '.join(sorted(OBJECT_KEYS))}")
+    name = _text(entry, "objectName", where, required=True)
+    assert name is not None
+    where = f"object {name[:255]!r}"
+    object_name = _object_name(name)
+    path = _text(entry, "secretPath", where, required=True)
+    assert path is not None
+    encoding = _text(entry, "encoding", where) or "utf-8"
+    if encoding.lower() not in ENCODINGS:
+        raise InvalidInput(f"{where}: encoding must be one of {', '.join(ENCODINGS)}")
+    return CSIObject(object_name, path.lstrip("/"), _text(entry, "secretKey", where),
+                     _version(entry.get("version"), where), _file_mode(entry.get("filePermission"), where),
+                     encoding.lower())
+
+
+def _text(entry: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> str | None:
+    value = entry.get(key)
+    if value is None or value == "":
+        if required:
+            raise InvalidInput(f"{where}: {key} is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{where}: {key} must be a string")
+    return value
+
+
+def _object_name(name: str) -> str:
+    """The file name the driver will write: it must pass the driver's own path validation unchanged."""
+    cleaned = validate_path(name)
+    if cleaned != name:  # the driver requires filepath.Clean(path) == path
+        raise InvalidPath(f"objectName {name[:255]!r} is not a clean relative path; use {cleaned!r}")
+    return name
+
+
+def _version(value: Any, where: str) -> int | None:
+    if value is None or value == "" or value == "latest":
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput(f"{where}: version must be a kinko version number (1, 2, ...) or 'latest'")
+    return value
+
+
+def _file_mode(value: Any, where: str) -> int | None:
+    """filePermission: a YAML int (0644 and 0o644 parse as octal) or an octal string ("0644", "0o644")."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        digits = value[2:] if value.lower().startswith("0o") else value
+        try:
+            value = int(digits, 8)
+        except ValueError:
+            raise InvalidInput(f"{where}: filePermission must be an octal mode such as 0400") from None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o777:
+        raise InvalidInput(f"{where}: filePermission must be an octal mode between 0000 and 0777")
+    return value
+
+
+def _check_names(objects: tuple[CSIObject, ...]) -> None:
+    """Unique names, and no name that is a directory of another (the driver could not write both)."""
+    names: set[str] = set()
+    for obj in objects:
+        if obj.object_name in names:
+            raise InvalidInput(f"objectName {obj.object_name!r} is used more than once; every objectName "
+                               "must be unique")
+        names.add(obj.object_name)
+    for name in names:
+        parent = posixpath.dirname(name)
+        while parent:
+            if parent in names:
+                raise InvalidPath(f"objectName {name!r} is inside {parent!r}, which is also an object")
+            parent = posixpath.dirname(parent)
