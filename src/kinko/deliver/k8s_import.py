@@ -131,7 +131,7 @@ def _unit(rel: str, index: int, chunk: str, is_json: bool) -> Unit:
     docs = []
     for doc in load(chunk, is_json=is_json):
         if isinstance(doc, DocError):
-            raise InvalidInput(f"{label}: {doc.message}")
+            raise InvalidInput(f"{label}: {doc.message.removesuffix('; skipped')}")
         docs.append(doc.data)
     if len(docs) > 1:
         raise InvalidInput(f"{label}: several documents without a '---' separator are not supported")

@@ -210,7 +210,10 @@ class _Patcher:
         for key in meta_path:
             child = parent.get(key)
             if not isinstance(child, dict):
-                child = parent[key] = {}
+                child = {}
+                rebuilt = {key: child, **{k: v for k, v in parent.items() if k != key}}  # metadata before spec
+                parent.clear()
+                parent.update(rebuilt)
             parent = child
         annotations = parent.setdefault("annotations", {})
         annotations[MOVED_ANNOTATION] = "\n".join(self.result.moved)
