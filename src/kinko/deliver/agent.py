@@ -1,0 +1,339 @@
+"""The kinko agent: log in, render secrets into files through the atomic writer, re-check, and run a hook on change.
+
+Each cycle fetches every configured secret first (all or nothing), then writes each destination directory as one
+atomic set (kinko.deliver.files.AtomicWriter, which rewrites nothing when nothing changed). A failed cycle leaves
+the last good files in place and is retried with capped exponential backoff and jitter. Secret values and tokens
+are never logged: messages name paths, keys and destinations only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kinko.core.model import Caller, SecretValue
+from kinko.deliver.files import AtomicWriter, FileProjection
+from kinko.errors import InvalidInput, KinkoError, PermissionDenied, UsageError
+
+log = logging.getLogger("kinko.agent")
+DEFAULT_JWT_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+DEFAULT_INTERVAL = 60.0
+DEFAULT_MAX_BACKOFF = 300.0
+MAX_CONFIG_BYTES = 1024 * 1024
+#: `{{ key }}` or Go-template style `{{ .key }}`: substitution only, nothing is ever evaluated.
+_PLACEHOLDER = re.compile(r"\{\{\s*\.?([A-Za-z0-9._-]+)\s*\}\}")
+_TOP_KEYS = {"address", "ca_file", "token_file", "kubernetes", "interval", "max_backoff", "files", "exec",
+             "signal"}
+_FILE_KEYS = {"path", "key", "template", "destination", "name", "mode"}
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One file to render: the secret at `path` (one `key` of it, or a `template` over its keys)."""
+
+    path: str
+    destination: Path
+    name: str
+    key: str | None = None
+    template: str | None = field(default=None, repr=False)
+    mode: int | None = None
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    address: str
+    files: tuple[FileSpec, ...]
+    ca_file: str | None = None
+    token_file: Path | None = None
+    k8s_role: str | None = None
+    jwt_file: Path = Path(DEFAULT_JWT_FILE)
+    interval: float = DEFAULT_INTERVAL
+    max_backoff: float = DEFAULT_MAX_BACKOFF
+    exec_command: tuple[str, ...] | None = None
+    signal_pid_file: Path | None = None
+    signal_name: str = "HUP"
+
+
+# -- config ---------------------------------------------------------------------------------------------------
+def _mapping(doc: object, where: str, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise UsageError(f"{where} must be a mapping")
+    unknown = sorted(str(k) for k in set(doc) - allowed)
+    if unknown:
+        raise UsageError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+    return doc
+
+
+def _text(doc: Mapping[str, Any], name: str, where: str, required: bool = False) -> str | None:
+    value = doc.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"{where}: {name} must be a non-empty string")
+    return value
+
+
+def _seconds(doc: Mapping[str, Any], name: str, default: float) -> float:
+    value = doc.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86400:
+        raise UsageError(f"agent config: {name} must be a number of seconds between 0 and 86400")
+    return float(value)
+
+
+def parse_mode(value: object, where: str) -> int | None:
+    """0o400-style int (YAML `0400` is already octal) or an octal string "0400" / "0o400" / "400"."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower().removeprefix("0o")
+        if not re.fullmatch(r"[0-7]{1,4}", text):
+            raise UsageError(f"{where}: mode {value!r} is not an octal mode like \"0400\"")
+        value = int(text, 8)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o777:
+        raise UsageError(f"{where}: mode must be between 0 and 0o777")
+    return value
+
+
+def _file_spec(doc: object, number: int, base: Path) -> FileSpec:
+    where = f"agent config: files[{number}]"
+    doc = _mapping(doc, where, _FILE_KEYS)
+    path = _text(doc, "path", where, required=True)
+    destination = _text(doc, "destination", where, required=True)
+    key, template = _text(doc, "key", where), doc.get("template")
+    if template is not None and not isinstance(template, str):
+        raise UsageError(f"{where}: template must be a string")
+    if key is not None and template is not None:
+        raise UsageError(f"{where}: give key or template, not both")
+    assert path is not None and destination is not None
+    name = _text(doc, "name", where) or path.rsplit("/", 1)[-1]
+    return FileSpec(path, base / os.path.expanduser(destination), name, key, template,
+                    parse_mode(doc.get("mode"), where))
+
+
+def load_config(file: Path, env: Mapping[str, str] | None = None) -> AgentConfig:
+    """Read and check an agent YAML file. Relative paths in it are relative to the file's directory."""
+    env = os.environ if env is None else env
+    try:
+        raw = file.read_bytes()[:MAX_CONFIG_BYTES + 1]
+        doc = yaml.safe_load(raw) if len(raw) <= MAX_CONFIG_BYTES else None
+    except (OSError, yaml.YAMLError):
+        raise UsageError(f"cannot read agent config {str(file)!r}") from None
+    doc = _mapping(doc, "agent config", _TOP_KEYS)
+    base = file.resolve().parent
+    address = _text(doc, "address", "agent config") or env.get("KINKO_ADDR")
+    if not address:
+        raise UsageError("agent config: no address (set `address` or KINKO_ADDR)")
+    files = doc.get("files")
+    if not isinstance(files, list) or not files:
+        raise UsageError("agent config: files must be a non-empty list")
+    token_file, k8s = _text(doc, "token_file", "agent config"), doc.get("kubernetes")
+    if (token_file is None) == (k8s is None):
+        raise UsageError("agent config: give exactly one of token_file or kubernetes")
+    role, jwt_file = None, DEFAULT_JWT_FILE
+    if k8s is not None:
+        k8s = _mapping(k8s, "agent config: kubernetes", {"role", "jwt_file"})
+        role = _text(k8s, "role", "agent config: kubernetes", required=True)
+        jwt_file = _text(k8s, "jwt_file", "agent config: kubernetes") or DEFAULT_JWT_FILE
+    command, pid_file, signal_name = _hook(doc)
+    ca_file = _text(doc, "ca_file", "agent config")
+    return AgentConfig(
+        address, tuple(_file_spec(f, i, base) for i, f in enumerate(files)),
+        str(base / ca_file) if ca_file else None, base / token_file if token_file else None, role,
+        base / jwt_file, _seconds(doc, "interval", DEFAULT_INTERVAL),
+        _seconds(doc, "max_backoff", DEFAULT_MAX_BACKOFF), command, pid_file and base / pid_file, signal_name)
+
+
+def _hook(doc: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, Path | None, str]:
+    if doc.get("exec") is not None and doc.get("signal") is not None:
+        raise UsageError("agent config: give exec or signal, not both")
+    command = None
+    if doc.get("exec") is not None:
+        argv = _mapping(doc["exec"], "agent config: exec", {"command"}).get("command")
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and a for a in argv):
+            raise UsageError("agent config: exec.command must be a non-empty list of strings")
+        command = tuple(argv)
+    if doc.get("signal") is None:
+        return command, None, "HUP"
+    sig = _mapping(doc["signal"], "agent config: signal", {"pid_file", "signal"})
+    pid_file = _text(sig, "pid_file", "agent config: signal", required=True)
+    name = str(sig.get("signal", "HUP")).upper().removeprefix("SIG")
+    if name not in signal.Signals.__members__ and "SIG" + name not in signal.Signals.__members__:
+        raise UsageError(f"agent config: unknown signal {name!r}")
+    return None, Path(pid_file or ""), name
+
+
+# -- rendering ------------------------------------------------------------------------------------------------
+def render_template(template: str, values: Mapping[str, bytes], where: str) -> bytes:
+    """Replace each `{{ key }}` with that key's bytes. Anything else inside `{{ }}` is an error, never code."""
+    out, last = bytearray(), 0
+    for match in [*_PLACEHOLDER.finditer(template), None]:
+        literal = template[last:match.start() if match else len(template)]
+        if "{{" in literal:
+            raise InvalidInput(f"{where}: template has a {{{{ ... }}}} that is not a plain {{{{ key }}}}")
+        out += literal.encode()
+        if match is None:
+            break
+        name = match.group(1)
+        if name not in values:
+            raise InvalidInput(f"{where}: template uses {{{{ {name} }}}} but the secret has no key {name!r}")
+        out += values[name]
+        last = match.end()
+    return bytes(out)
+
+
+def render_file(spec: FileSpec, value: SecretValue) -> bytes:
+    """The bytes of one file: a whole secret, one key of it, or the template filled from its keys."""
+    where = f"{spec.destination}/{spec.name} ({spec.path})"
+    keys = {"value": bytes(value)} if isinstance(value, bytes | bytearray) else dict(value)
+    if spec.template is not None:
+        return render_template(spec.template, keys, where)
+    if spec.key is not None:
+        if isinstance(value, bytes | bytearray) or spec.key not in value:
+            raise InvalidInput(f"{where}: secret {spec.path!r} has no key {spec.key!r}")
+        return bytes(value[spec.key])
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    raise InvalidInput(f"{where}: secret {spec.path!r} has keys; pick one with `key` or use a `template`")
+
+
+class Fetcher:
+    """Talks to the server: logs in (token file or Kubernetes SA token) and fetches secrets, re-logging on 403."""
+
+    def __init__(self, config: AgentConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        from kinko.client import Client, RemoteVault
+
+        self.config, self._clock = config, clock
+        self.client = Client(config.address, "", ca_file=config.ca_file, timeout=10.0)
+        self.client.use_token(None)  # never fall back to KINKO_TOKEN or ~/.kinko/token
+        self._remote = RemoteVault(self.client)
+        self._renew_at: float | None = None  # monotonic time to log in again (None: not logged in)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def login(self) -> None:
+        config = self.config
+        if config.token_file is not None:
+            self.client.use_token(_read_credential(config.token_file, "token_file"))
+            self._renew_at = float("inf")  # a token file is re-read only when the server refuses it
+            return
+        assert config.k8s_role is not None
+        auth = self.client.kubernetes_login(config.k8s_role, _read_credential(config.jwt_file, "jwt_file"))
+        lease = float(auth.get("lease_duration") or 0)
+        # Log in again at two thirds of the lease, before the token can expire mid-cycle.
+        self._renew_at = self._clock() + lease * 2 / 3 if lease > 0 else float("inf")
+        log.info("logged in with Kubernetes role %s (lease %ds)", config.k8s_role, int(lease))
+
+    def fetch(self, paths: Sequence[str]) -> dict[str, SecretValue]:
+        """Every secret, or the first error (so nothing is written unless all of them resolved)."""
+        if self._renew_at is None or self._clock() >= self._renew_at:
+            self.login()
+        try:
+            return self._fetch_all(paths)
+        except PermissionDenied:
+            self.login()  # expired or revoked token, or a rotated token file: one fresh login, then give up
+            return self._fetch_all(paths)
+
+    def _fetch_all(self, paths: Sequence[str]) -> dict[str, SecretValue]:
+        caller = Caller("agent")
+        return {path: self._remote.get(caller, path).value for path in dict.fromkeys(paths)}
+
+
+def _read_credential(path: Path, what: str) -> str:
+    try:
+        text = path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        raise UsageError(f"cannot read {what} {str(path)!r}") from None
+    if not text:
+        raise UsageError(f"{what} {str(path)!r} is empty")
+    return text
+
+
+class Agent:
+    """One render cycle (`render_once`), the hook, and the retrying loop (`run`)."""
+
+    def __init__(self, config: AgentConfig, fetcher: Fetcher | None = None) -> None:
+        self.config = config
+        self.fetcher = fetcher or Fetcher(config)
+        self._writers: dict[Path, AtomicWriter] = {}
+
+    def render_once(self) -> bool:
+        """Fetch everything, then write each destination atomically. True if any file changed."""
+        values = self.fetcher.fetch([spec.path for spec in self.config.files])
+        payloads: dict[Path, dict[str, FileProjection]] = {}
+        for spec in self.config.files:
+            data = render_file(spec, values[spec.path])
+            payloads.setdefault(spec.destination, {})[spec.name] = FileProjection(data, spec.mode)
+        changed = False
+        for destination, payload in payloads.items():
+            destination.mkdir(mode=0o700, parents=True, exist_ok=True)
+            writer = self._writers.setdefault(destination, AtomicWriter(destination))
+            if writer.write(payload):
+                changed = True
+                log.info("rendered %d file(s) into %s", len(payload), destination)
+        return changed
+
+    def run_hook(self) -> None:
+        """Run the command or signal the pid after a change. A failing hook is logged, never fatal."""
+        config = self.config
+        if config.exec_command is not None:
+            try:
+                done = subprocess.run(list(config.exec_command), check=False, timeout=300)
+                log.info("hook %s exited %d", config.exec_command[0], done.returncode)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                log.error("hook %s failed: %s", config.exec_command[0], type(exc).__name__)
+        elif config.signal_pid_file is not None:
+            sig = signal.Signals["SIG" + config.signal_name]
+            try:
+                pid = int(config.signal_pid_file.read_text().strip())
+                os.kill(pid, sig)
+                log.info("sent %s to pid %d", sig.name, pid)
+            except (OSError, ValueError) as exc:
+                log.error("cannot signal the pid in %s: %s", config.signal_pid_file, type(exc).__name__)
+
+    def cycle(self) -> bool:
+        """render_once + hook on change. Raises on failure (the files on disk are then the previous ones)."""
+        changed = self.render_once()
+        if changed:
+            self.run_hook()
+        return changed
+
+    def run(self, stop: threading.Event) -> int:
+        """Render, then re-check every interval until `stop` is set; back off on failures. Returns 0."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                self.cycle()
+                failures, wait = 0, self.config.interval
+            except (KinkoError, OSError) as exc:
+                failures += 1
+                wait = backoff(failures, self.config.max_backoff)
+                log.error("render failed (%s); keeping the previous files; retry in %.1fs", _describe(exc), wait)
+            stop.wait(wait)
+        log.info("stopping")
+        return 0
+
+
+def backoff(failures: int, cap: float) -> float:
+    """Exponential from 1 s, capped, with jitter (50-100%) so many agents do not retry in lockstep."""
+    return min(cap, 2.0 ** min(failures - 1, 30)) * random.uniform(0.5, 1.0)  # noqa: S311 - not crypto
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KinkoError):
+        return f"{exc.code}: {exc.message}"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or type(exc).__name__}{f' {exc.filename!r}' if exc.filename else ''}"
+    return type(exc).__name__

@@ -1,0 +1,244 @@
+"""kinko agent: templates and config, then the real `kinko agent` process against a real `kinko server`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kinko.client import Client
+from kinko.deliver.agent import load_config, parse_mode, render_file, render_template
+from kinko.errors import InvalidInput, UsageError
+from tests.access.test_identity import AUDIENCE, ISSUER, Issuer
+from tests.api.conftest import KINKO, Server, start_server, stop_server
+
+CANARY = "kinko-canary-agent-5d1e"
+
+
+# -- pure parts -----------------------------------------------------------------------------------------------
+def test_template_substitutes_keys_only() -> None:
+    values = {"user": b"app", "password": CANARY.encode()}
+    assert render_template("postgres://{{ .user }}:{{password}}@db/app", values, "t") == \
+        f"postgres://app:{CANARY}@db/app".encode()
+    for bad in ("{{ .missing }}", "{{ .user | upper }}", "{{ __import__('os') }}", "x {{ user"):
+        with pytest.raises(InvalidInput) as caught:
+            render_template(bad, values, "t")
+        assert CANARY not in caught.value.message
+
+
+def test_render_file_whole_key_or_template(tmp_path: Path) -> None:
+    spec = load_spec({"path": "a/b", "destination": "d"}, tmp_path)
+    assert render_file(spec, b"whole") == b"whole"
+    with pytest.raises(InvalidInput, match="has keys"):
+        render_file(spec, {"k": b"v"})
+    assert render_file(load_spec({"path": "a/b", "destination": "d", "key": "k"}, tmp_path), {"k": b"v"}) == b"v"
+    with pytest.raises(InvalidInput, match="no key 'x'"):
+        render_file(load_spec({"path": "a/b", "destination": "d", "key": "x"}, tmp_path), {"k": b"v"})
+
+
+def load_spec(entry: dict[str, Any], tmp: Path) -> Any:
+    return load_config(_write_config(tmp / "spec-agent.yaml", {"address": "http://x", "token_file": "t",
+                                                              "files": [entry]})).files[0]
+
+
+def _write_config(path: Path, doc: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_modes_and_config_errors(tmp_path: Path) -> None:
+    assert parse_mode("0400", "m") == parse_mode("0o400", "m") == parse_mode(0o400, "m") == 0o400
+    for bad in ("0800", "rw", 0o1777, True):
+        with pytest.raises(UsageError):
+            parse_mode(bad, "m")
+    base = {"address": "http://x", "token_file": "t", "files": [{"path": "a", "destination": "d"}]}
+    for change in ({"bogus": 1}, {"kubernetes": {"role": "r"}}, {"token_file": None}, {"files": []},
+                   {"interval": 0}, {"files": [{"path": "a"}]}, {"exec": {"command": "sh -c x"}},
+                   {"signal": {"pid_file": "p", "signal": "NOPE"}}):
+        with pytest.raises(UsageError):
+            load_config(_write_config(tmp_path / "a.yaml", {**base, **change}), env={})
+    config = load_config(_write_config(tmp_path / "b.yaml", {**{k: v for k, v in base.items() if k != "address"},
+                                                             "kubernetes": {"role": "r"}, "token_file": None}),
+                         env={"KINKO_ADDR": "http://y"})
+    assert config.address == "http://y" and config.k8s_role == "r"
+    assert str(config.jwt_file) == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+# -- against a real server --------------------------------------------------------------------------------------
+def wait_for(check: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    work = tmp_path / "srv"
+    work.mkdir()
+    srv = start_server(["--dev"], work, env={"KINKO_AUTH_FAIL_LIMIT": "100000"})
+    yield srv
+    stop_server(srv.proc)
+
+
+def admin(server: Server) -> Client:
+    return Client(server.addr, server.token)
+
+
+def _put(server: Server, path: str, body: dict[str, Any]) -> None:
+    client = admin(server)
+    try:
+        client.request("PUT", f"secrets/{path}", json=body)
+    finally:
+        client.close()
+
+
+def app_token(server: Server) -> str:
+    client = admin(server)
+    try:
+        client.request("PUT", "sys/policies/app", json={"rules": [{"path": "app/*", "capabilities": ["read"]}]})
+        return str(client.request("POST", "auth/token/create", json={"policies": ["app"]})["token"])
+    finally:
+        client.close()
+
+
+def agent_config(tmp: Path, server: Server, auth: dict[str, Any], **extra: Any) -> Path:
+    doc = {"address": server.addr, **auth, "interval": 0.3, "max_backoff": 0.5, "files": [
+        {"path": "app/db", "key": "password", "destination": "out", "name": "password"},
+        {"path": "app/db", "template": "postgres://{{ .user }}:{{ .password }}@db/app", "destination": "out",
+         "name": "url", "mode": "0440"},
+        {"path": "app/tls", "destination": "certs", "name": "tls.key"},
+    ], **extra}
+    return _write_config(tmp / "agent.yaml", doc)
+
+
+def run_agent(config: Path, *extra: str) -> subprocess.Popen[bytes]:
+    err = (config.parent / "agent.err").open("wb")
+    return subprocess.Popen([*KINKO, "agent", "--config", str(config), *extra], stdout=subprocess.DEVNULL,
+                            stderr=err, cwd=config.parent)
+
+
+def seed(server: Server, password: str = CANARY) -> None:
+    _put(server, "app/db", {"data": {"user": "app", "password": password}})
+    _put(server, "app/tls", {"value": "KEY-" + password})
+
+
+def test_once_renders_0400_files_and_fails_cleanly(server: Server, tmp_path: Path) -> None:
+    seed(server)
+    (tmp_path / "token").write_text(app_token(server) + "\n")
+    config = agent_config(tmp_path, server, {"token_file": "token"})
+    done = subprocess.run([*KINKO, "agent", "--config", str(config), "--once"], capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    assert (out / "password").read_text() == CANARY
+    assert (out / "url").read_text() == f"postgres://app:{CANARY}@db/app"
+    assert stat.S_IMODE(os.stat(out / "password").st_mode) == 0o400
+    assert stat.S_IMODE(os.stat(out / "url").st_mode) == 0o440
+    assert (tmp_path / "certs" / "tls.key").read_text() == "KEY-" + CANARY
+    assert os.path.islink(out / "..data")
+    # A key that is missing: exit 1, the message names the key, the previous files are untouched.
+    bad = agent_config(tmp_path, server, {"token_file": "token"}, files=[
+        {"path": "app/db", "key": "password", "destination": "out", "name": "password"},
+        {"path": "app/db", "key": "nope", "destination": "out", "name": "other"}])
+    done = subprocess.run([*KINKO, "agent", "--config", str(bad), "--once"], capture_output=True, timeout=30)
+    assert done.returncode == 1 and b"'nope'" in done.stderr and CANARY.encode() not in done.stderr
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith("..")) == ["password", "url"]
+    # A denied path: exit 1, nothing written.
+    denied = agent_config(tmp_path, server, {"token_file": "token"}, files=[
+        {"path": "other/x", "destination": "denied"}])
+    done = subprocess.run([*KINKO, "agent", "--config", str(denied), "--once"], capture_output=True, timeout=30)
+    assert done.returncode == 1 and b"permission_denied" in done.stderr and not (tmp_path / "denied").exists()
+
+
+def _k8s_setup(server: Server, tmp: Path) -> Issuer:
+    issuer = Issuer()
+    client = admin(server)
+    try:
+        client.request("PUT", "sys/policies/app", json={"rules": [{"path": "app/*", "capabilities": ["read"]}]})
+        client.configure_kubernetes_auth(issuer=ISSUER, jwks=issuer.jwks())
+        client.write_kubernetes_role("app", service_account_names=["app"], namespaces=["shop"], audience=AUDIENCE,
+                                     policies=["app"], ttl=600)
+    finally:
+        client.close()
+    (tmp / "sa-token").write_text(issuer.mint(issuer.claims("shop", "app", now=time.time())))
+    return issuer
+
+
+def test_agent_rerenders_on_change_hook_only_on_change_relogs_and_stops(server: Server, tmp_path: Path) -> None:
+    seed(server)
+    _k8s_setup(server, tmp_path)
+    hook_log = tmp_path / "hook.log"
+    hook = [sys.executable, "-c", f"open({str(hook_log)!r}, 'a').write('x\\n')"]
+    config = agent_config(tmp_path, server, {"kubernetes": {"role": "app", "jwt_file": "sa-token"}},
+                          exec={"command": hook})
+    proc = run_agent(config)
+    try:
+        password = tmp_path / "out" / "password"
+        wait_for(lambda: password.exists() and hook_log.exists(), what="first render")
+        time.sleep(1.2)  # several intervals with nothing new
+        assert hook_log.read_text() == "x\n"
+        seed(server, "rotated-1")
+        wait_for(lambda: password.read_text() == "rotated-1", what="re-render after a new version")
+        wait_for(lambda: hook_log.read_text() == "x\nx\n", what="hook after the change")
+        assert (tmp_path / "out" / "url").read_text() == "postgres://app:rotated-1@db/app"
+        # Revoke every token the agent holds: it logs in again on the 403 and keeps rendering.
+        client = admin(server)
+        try:
+            for info in client.request("GET", "auth/token/accessors")["tokens"]:
+                if info["metadata"].get("role") == "app":
+                    client.request("POST", "auth/token/revoke-accessor", json={"accessor": info["accessor"]})
+        finally:
+            client.close()
+        seed(server, "rotated-2")
+        wait_for(lambda: password.read_text() == "rotated-2", what="render after re-login")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = (tmp_path / "agent.err").read_text()
+    assert err.count("logged in with Kubernetes role app") == 2  # once at start, once after the revocation
+    for value in (CANARY, "rotated-1", "rotated-2", "kinko_s_"):
+        assert value not in err
+
+
+def test_server_gone_mid_run_keeps_files_and_sigterm_exits_0(server: Server, tmp_path: Path) -> None:
+    seed(server)
+    (tmp_path / "token").write_text(app_token(server))
+    marker = tmp_path / "hup.log"
+    sleeper = subprocess.Popen([sys.executable, "-c", (
+        "import signal, time\n"
+        f"signal.signal(signal.SIGHUP, lambda *a: open({str(marker)!r}, 'a').write('hup\\n'))\n"
+        "while True: time.sleep(0.05)\n")])
+    (tmp_path / "app.pid").write_text(str(sleeper.pid))
+    config = agent_config(tmp_path, server, {"token_file": "token"},
+                          signal={"pid_file": "app.pid", "signal": "HUP"})
+    proc = run_agent(config)
+    try:
+        password = tmp_path / "out" / "password"
+        wait_for(lambda: password.exists() and marker.exists(), what="first render and SIGHUP")
+        before = os.readlink(tmp_path / "out" / "..data")
+        stop_server(server.proc)
+        err = tmp_path / "agent.err"
+        wait_for(lambda: err.read_text().count("render failed") >= 3, what="failed retries")
+        assert password.read_text() == CANARY and os.readlink(tmp_path / "out" / "..data") == before
+        assert marker.read_text() == "hup\n"  # no change, no signal
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        for child in (proc, sleeper):
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+    assert "keeping the previous files" in (tmp_path / "agent.err").read_text()
