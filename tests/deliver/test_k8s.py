@@ -357,3 +357,14 @@ def test_deploy_passes_kinkos_own_scanner() -> None:
     assert len(result.artifacts) == 3
     serious = [(f.rule_id, f.location.path, f.location.line) for f in findings if f.severity >= Severity.MEDIUM]
     assert serious == []
+
+
+def test_rendered_objects_parse_in_the_csi_provider() -> None:
+    """What `render spc` and `import` write is what the provider (kinko.deliver.csi_params) accepts."""
+    from kinko.deliver.csi_params import parse_objects
+
+    objects = [parse_object_ref("team/app/db#password"), parse_object_ref("team/app/api=conf/api.txt")]
+    spc = render_spc("app", "shop", objects, role="r", address="https://k")
+    parsed = parse_objects(spc["spec"]["parameters"]["objects"])
+    assert [(o.object_name, o.secret_path, o.secret_key, o.file_permission) for o in parsed] == [
+        ("password", "team/app/db", "password", 0o400), ("conf/api.txt", "team/app/api", None, 0o400)]
