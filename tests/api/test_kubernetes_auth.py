@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from kinko.cli import cli
 from kinko.client import Client
 from kinko.errors import InvalidInput, NotFound, PermissionDenied
 from tests.access.test_identity import AUDIENCE, ISSUER, Issuer, unsigned
-from tests.api.conftest import Local, Server
+from tests.api.conftest import KINKO, Local, Server, keyfile_vault
 
 DENIED = {"error": {"code": "permission_denied", "message": "permission denied"}}
 
@@ -119,3 +125,47 @@ def test_client_over_real_http(server: Server, issuer: Issuer) -> None:
     finally:
         admin.close()
     assert "pw" not in server.stderr.read_text() and token not in server.stderr.read_text()
+
+
+def test_cli_local_admin_and_remote_login(tmp_path: Path, server: Server, issuer: Issuer) -> None:
+    vault, _ = keyfile_vault(tmp_path)
+    vault.close()
+    (tmp_path / "jwks.json").write_text(issuer.jwks())
+    env = {"KINKO_VAULT": str(tmp_path / "vault.db"), "KINKO_ADDR": ""}
+    runner = CliRunner()
+
+    def kinko(*args: str) -> str:
+        result = runner.invoke(cli, list(args), env=env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    kinko("auth", "kubernetes", "config", "--issuer", ISSUER, "--jwks-file", str(tmp_path / "jwks.json"))
+    out = kinko("auth", "kubernetes", "role", "write", "web", "--sa", "web", "--namespace", "shop",
+                "--audience", AUDIENCE, "--policy", "default", "--ttl", "15m")
+    assert "token ttl 900s" in out
+    assert json.loads(kinko("auth", "kubernetes", "role", "read", "web", "-o", "json"))["namespaces"] == ["shop"]
+    assert kinko("auth", "kubernetes", "role", "list").split() == ["web"]
+    assert "2 key(s)" in kinko("auth", "kubernetes", "config", "--show")
+    bad = runner.invoke(cli, ["auth", "kubernetes", "role", "write", "x", "--sa", "a", "--namespace", "b",
+                              "--ttl", "soon"], env=env)
+    assert bad.exit_code == 2
+    kinko("auth", "kubernetes", "role", "delete", "web")
+    assert kinko("auth", "kubernetes", "role", "list").strip() == ""
+    # Remote: configure the real server through the CLI, then log in with a JWT file in a real process.
+    remote = {**os.environ, "KINKO_ADDR": server.addr, "KINKO_TOKEN": server.token, "HOME": str(tmp_path)}
+    for args in (["config", "--issuer", ISSUER, "--jwks-file", str(tmp_path / "jwks.json")],
+                 ["role", "write", "cli-web", "--sa", "web", "--namespace", "shop", "--audience", AUDIENCE]):
+        done = subprocess.run([*KINKO, "auth", "kubernetes", *args], env=remote, capture_output=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+    (tmp_path / "sa").write_text(issuer.mint(issuer.claims(now=time.time())))
+    pod_env = {k: v for k, v in remote.items() if k != "KINKO_TOKEN"}
+    done = subprocess.run([*KINKO, "auth", "kubernetes", "login", "--role", "cli-web", "--jwt-file",
+                           str(tmp_path / "sa")], env=pod_env, capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    stored = (tmp_path / ".kinko" / "token").read_text().strip()
+    assert stored.startswith("kinko_s_") and stored.encode() not in done.stderr + done.stdout
+    assert (tmp_path / ".kinko" / "token").stat().st_mode & 0o777 == 0o600
+    (tmp_path / "sa").write_text(Issuer().mint(issuer.claims(now=time.time())))
+    done = subprocess.run([*KINKO, "auth", "kubernetes", "login", "--role", "cli-web", "--jwt-file",
+                           str(tmp_path / "sa"), "--print"], env=pod_env, capture_output=True, timeout=30)
+    assert done.returncode == 1 and b"permission_denied" in done.stderr and done.stdout == b""

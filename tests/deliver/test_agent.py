@@ -159,6 +159,20 @@ def test_once_renders_0400_files_and_fails_cleanly(server: Server, tmp_path: Pat
         {"path": "other/x", "destination": "denied"}])
     done = subprocess.run([*KINKO, "agent", "--config", str(denied), "--once"], capture_output=True, timeout=30)
     assert done.returncode == 1 and b"permission_denied" in done.stderr and not (tmp_path / "denied").exists()
+    # An unknown path, then a sealed server: exit 1 with the reason, the rendered files untouched.
+    missing = agent_config(tmp_path, server, {"token_file": "token"}, files=[
+        {"path": "app/db", "key": "password", "destination": "out", "name": "password"},
+        {"path": "app/gone", "destination": "out", "name": "gone"}])
+    done = subprocess.run([*KINKO, "agent", "--config", str(missing), "--once"], capture_output=True, timeout=30)
+    assert done.returncode == 1 and b"not_found" in done.stderr and not (out / "gone").exists()
+    client = admin(server)
+    try:
+        client.request("POST", "sys/seal")
+    finally:
+        client.close()
+    done = subprocess.run([*KINKO, "agent", "--config", str(config), "--once"], capture_output=True, timeout=30)
+    assert done.returncode == 1 and b"sealed" in done.stderr
+    assert (out / "password").read_text() == CANARY and (out / "url").read_text().endswith(f"{CANARY}@db/app")
 
 
 def _k8s_setup(server: Server, tmp: Path) -> Issuer:
