@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from kinko.client import Client
-from kinko.deliver.agent import load_config, parse_mode, render_file, render_template
+from kinko.deliver.agent import backoff, load_config, parse_mode, render_file, render_template
 from kinko.errors import InvalidInput, UsageError
 from tests.access.test_identity import AUDIENCE, ISSUER, Issuer
 from tests.api.conftest import KINKO, Server, start_server, stop_server
@@ -71,6 +71,12 @@ def test_modes_and_config_errors(tmp_path: Path) -> None:
                          env={"KINKO_ADDR": "http://y"})
     assert config.address == "http://y" and config.k8s_role == "r"
     assert str(config.jwt_file) == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+def test_backoff_grows_is_capped_and_jittered() -> None:
+    assert 0.5 <= backoff(1, 300) <= 1.0 and 4.0 <= backoff(4, 300) <= 8.0
+    samples = {backoff(40, 300) for _ in range(20)}
+    assert all(150 <= s <= 300 for s in samples) and len(samples) > 1
 
 
 # -- against a real server --------------------------------------------------------------------------------------

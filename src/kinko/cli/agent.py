@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from kinko.cli._common import handle_errors
+from kinko.errors import KinkoError
 
 
 def _setup_logging(level: str) -> None:
@@ -38,7 +39,13 @@ def cli(config_file: str, once: bool, log_level: str) -> None:
     agent = Agent(load_config(Path(config_file)))
     try:
         if once:
-            agent.cycle()  # errors propagate: handle_errors prints one line and exits 1
+            try:
+                agent.cycle()
+            except (KinkoError, OSError):
+                raise  # handle_errors prints one line and exits 1
+            except Exception as exc:  # the type only: a message or traceback could carry response data
+                click.echo(f"error: internal: {type(exc).__name__}", err=True)
+                sys.exit(1)
             return
         stop = threading.Event()
 

@@ -317,7 +317,7 @@ class Agent:
             try:
                 self.cycle()
                 failures, wait = 0, self.config.interval
-            except (KinkoError, OSError) as exc:
+            except Exception as exc:  # anything (a proxy's HTML, a bug): keep the last good files and retry
                 failures += 1
                 wait = backoff(failures, self.config.max_backoff)
                 log.error("render failed (%s); keeping the previous files; retry in %.1fs", _describe(exc), wait)
