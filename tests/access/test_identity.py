@@ -274,7 +274,8 @@ def test_bad_keys_are_refused() -> None:
                    {"jwks": None, "pem_keys": ["-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----"]},
                    {"jwks": None, "pem_keys": [_pem(small)]}, {"jwks": None, "pem_keys": [_pem(p384)]},
                    {"jwks": json.dumps({"keys": [private_jwk]}), "pem_keys": []},
-                   {"jwks": json.dumps({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}), "pem_keys": []}):
+                   {"jwks": json.dumps({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}), "pem_keys": []},
+                   {"jwks": "[" * 100_000 + "]" * 100_000, "pem_keys": []}):
         with pytest.raises(InvalidInput) as caught:
             make_config(issuer=ISSUER, **kwargs)
         assert "c2VjcmV0" not in caught.value.message

@@ -163,8 +163,8 @@ def make_config(*, issuer: str | None, jwks: str | Mapping[str, Any] | None,
     if jwks is not None:
         try:
             jwks = json.dumps(json.loads(jwks), sort_keys=True)
-        except (TypeError, ValueError):
-            raise InvalidInput("jwks is not a JSON document") from None
+        except (TypeError, ValueError, RecursionError):
+            raise InvalidInput("jwks is not a JSON document (or is nested too deeply)") from None
     if isinstance(pem_keys, str) or not all(isinstance(p, str) for p in pem_keys):
         raise InvalidInput("pem_keys must be a list of PEM texts")
     config = KubernetesAuthConfig(issuer, jwks, tuple(p.strip() + "\n" for p in pem_keys))
