@@ -163,3 +163,18 @@ def test_tls_server_with_ca_file(tmp_path: Path) -> None:
             httpx.get(srv.addr + "/v1/sys/health")  # not trusted without the CA file
     finally:
         stop_server(srv.proc)
+
+
+def test_remote_token_and_policy_commands(server: Server) -> None:
+    kinko(server, "secret", "put", "tok/x", "--value", "readable")
+    created = kinko(server, "token", "create", "-p", "secrets-reader", "--ttl", "1h", "-o", "json")
+    assert created.returncode == 0, created.stderr
+    reader = json.loads(created.stdout)["token"]
+    assert kinko(server, "secret", "get", "tok/x", token=reader).stdout == b"readable"
+    refused = kinko(server, "secret", "put", "tok/x", "--value", "nope", token=reader)
+    assert refused.returncode == 1 and b"permission denied" in refused.stderr
+    looked = json.loads(kinko(server, "token", "lookup", "-o", "json", token=reader).stdout)
+    assert looked["policies"] == ["secrets-reader"] and reader not in json.dumps(looked)
+    assert b"secrets-officer" in kinko(server, "policy", "list").stdout
+    assert kinko(server, "token", "revoke", reader).returncode == 0
+    assert kinko(server, "secret", "get", "tok/x", token=reader).returncode == 1
