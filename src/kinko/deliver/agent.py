@@ -268,6 +268,8 @@ class Agent:
         self.config = config
         self.fetcher = fetcher or Fetcher(config)
         self._writers: dict[Path, AtomicWriter] = {}
+        # A change written in a cycle that then failed (a later destination) still owes the hook a run.
+        self._hook_due = False
 
     def render_once(self) -> bool:
         """Fetch everything, then write each destination atomically. True if any file changed."""
@@ -281,7 +283,7 @@ class Agent:
             destination.mkdir(mode=0o700, parents=True, exist_ok=True)
             writer = self._writers.setdefault(destination, AtomicWriter(destination))
             if writer.write(payload):
-                changed = True
+                changed = self._hook_due = True
                 log.info("rendered %d file(s) into %s", len(payload), destination)
         return changed
 
@@ -306,7 +308,8 @@ class Agent:
     def cycle(self) -> bool:
         """render_once + hook on change. Raises on failure (the files on disk are then the previous ones)."""
         changed = self.render_once()
-        if changed:
+        if self._hook_due:
+            self._hook_due = False
             self.run_hook()
         return changed
 
