@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kinko.access.audit import request_context
-from kinko.api import access_routes, errors, native
+from kinko.api import access_routes, errors, kubernetes_auth, native
 from kinko.api.auth import FailureLimiter
 from kinko.api.cluster import UnsealBroadcast
 from kinko.api.errors import error_body
@@ -46,6 +46,7 @@ def create_app(
     native.install(app)
     access_routes.install(app)
     _document_auth(app)
+    kubernetes_auth.install(app)
     return Guard(app, max_body)
 
 
