@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -29,9 +31,10 @@ from jwt.algorithms import RSAAlgorithm
 from kinko.client import Client, RemoteVault
 from kinko.core.model import Caller
 from kinko.deliver.csi import Provider, serve, stop
-from kinko.deliver.csi_params import TOKENS_ATTR
+from kinko.deliver.csi_params import TOKENS_ATTR, parse_request
 from kinko.deliver.proto import service_pb2 as pb
 from kinko.deliver.proto import service_pb2_grpc as pb_grpc
+from kinko.errors import InvalidInput
 from tests.api.conftest import KINKO, Server, keyfile_vault, start_server, stop_server
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -309,6 +312,20 @@ def test_unreachable_server_is_unavailable(env: Env) -> None:
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
     error = failure(env, [{"objectName": "p", "secretPath": "app/plain"}], kinkoAddress=dead)
     assert error.code() == grpc.StatusCode.UNAVAILABLE and "cannot reach" in error.details()
+
+
+def test_address_override_can_be_locked_down(env: Env) -> None:
+    provider = Provider(env.server.addr, address_override=False)
+    try:
+        plan = parse_request(attributes([{"objectName": "p", "secretPath": "app/plain"}],
+                                        tokens={AUD: _mint(env.key)}, kinkoAddress="http://attacker.example"),
+                             "null", "420")
+        with pytest.raises(InvalidInput, match=re.escape("kinkoAddress 'http://attacker.example' is not allowed")):
+            provider.mount(plan)
+        same = dataclasses.replace(plan, address=env.server.addr + "/")
+        assert provider.mount(same).files[0].contents == b"plain-value"
+    finally:
+        provider.close()
 
 
 @pytest.mark.parametrize("case", ["wrong-audience-key", "token-for-other-audience", "wrong-namespace",

@@ -20,12 +20,15 @@ from kinko.cli._common import handle_errors
               help="kinko server URL (env KINKO_ADDR); a SecretProviderClass may override it with kinkoAddress.")
 @click.option("--ca-file", envvar="KINKO_CACERT", default=None, type=click.Path(dir_okay=False, exists=True),
               help="CA bundle to verify the kinko server's TLS certificate (env KINKO_CACERT).")
+@click.option("--address-override/--no-address-override", default=True, show_default=True,
+              help="Let a SecretProviderClass's kinkoAddress choose the server the pod's token is sent to.")
 @click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds to wait for the kinko server on each request.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @handle_errors
-def cli(socket_path: str, addr: str | None, ca_file: str | None, timeout: float, log_level: str) -> None:
+def cli(socket_path: str, addr: str | None, ca_file: str | None, address_override: bool, timeout: float,
+        log_level: str) -> None:
     """Serve v1alpha1.CSIDriverProvider (Version, Mount) for the Secrets Store CSI driver.
 
     Each Mount logs in to kinko with the pod's service-account token (Kubernetes auth, parameter roleName),
@@ -35,7 +38,9 @@ def cli(socket_path: str, addr: str | None, ca_file: str | None, timeout: float,
     from kinko.deliver.csi import Provider, serve, stop
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    provider = Provider(addr, ca_file=ca_file, timeout=timeout)
+    if not address_override and not addr:
+        raise click.UsageError("--no-address-override needs --addr")
+    provider = Provider(addr, ca_file=ca_file, timeout=timeout, address_override=address_override)
     server = serve(socket_path, provider)
     done = threading.Event()
 

@@ -58,8 +58,10 @@ class Provider:
 
     def __init__(self, addr: str | None = None, *, ca_file: str | None = None, timeout: float = 10.0,
                  max_response_bytes: int = MAX_RESPONSE_BYTES, fetch_workers: int = 8,
-                 login: Login = kubernetes_login) -> None:
+                 login: Login = kubernetes_login, address_override: bool = True) -> None:
         self.addr = addr
+        # kinkoAddress comes from whoever writes the SecretProviderClass; the pod's token goes there.
+        self.address_override = address_override
         self.ca_file = ca_file
         self.timeout = timeout
         self.max_response_bytes = max_response_bytes
@@ -90,6 +92,9 @@ class Provider:
             return http
 
     def mount(self, plan: MountPlan) -> pb.MountResponse:
+        if plan.address and not self.address_override and plan.address.rstrip("/") != (self.addr or "").rstrip("/"):
+            raise InvalidInput(f"kinkoAddress {plan.address[:200]!r} is not allowed: this provider only talks to "
+                               "its --addr (started with --no-address-override)")
         address = plan.address or self.addr
         if not address:
             raise UsageError("no kinko address: set the kinkoAddress parameter or start the provider with --addr")
