@@ -222,33 +222,40 @@ def serve(config: ServerConfig, *, banner: str | None = None) -> None:
             shutil.rmtree(config.dev_dir, ignore_errors=True)
 
 
+def _spawn(config: ServerConfig, sock: socket.socket, broadcast: Any) -> int:
+    pid = os.fork()
+    if pid == 0:  # worker: own process group, so a terminal's Ctrl-C reaches it once, via the parent
+        os.setpgid(0, 0)
+        code = 0
+        try:
+            _run_worker(config, sock, broadcast)
+        except BaseException:
+            code = 1
+        os._exit(code)
+    return pid
+
+
 def _supervise(config: ServerConfig, sock: socket.socket, broadcast: Any) -> None:
-    children: list[int] = []
-    for _ in range(config.workers):
-        pid = os.fork()
-        if pid == 0:  # worker: own process group, so a terminal's Ctrl-C reaches it once, via the parent
-            os.setpgid(0, 0)
-            code = 0
-            try:
-                _run_worker(config, sock, broadcast)
-            except BaseException:
-                code = 1
-            os._exit(code)
-        children.append(pid)
+    """Fork the workers, replace any that dies, and on SIGTERM/SIGINT stop them all and wait."""
+    children = {_spawn(config, sock, broadcast) for _ in range(config.workers)}
+    stopping = False
 
     def forward(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    for child in children:
-        while True:
-            try:
-                os.waitpid(child, 0)
-                break
-            except ChildProcessError:
-                break
-            except InterruptedError:
-                continue
+    while children:
+        try:
+            pid, _status = os.wait()
+        except ChildProcessError:
+            break
+        children.discard(pid)
+        if not stopping:
+            # A replacement catches up on unseal state from the shared log before its first request.
+            logging.getLogger("kinko.api").warning("worker %d exited; starting a replacement", pid)
+            children.add(_spawn(config, sock, broadcast))
