@@ -3,7 +3,8 @@
 Workers: the parent binds the listening socket, maps the shared unseal log (kinko.api.cluster), then forks
 N workers that each open the vault file themselves (SQLite WAL, one connection per process) and serve the
 same socket with uvicorn (uvloop + httptools). Unseal state reaches every worker through that log (key-file
-vaults also auto-unseal in each worker at start); no unwrapped key is ever written to disk. SIGTERM/SIGINT
+vaults also auto-unseal in each worker at start); no unwrapped key is ever written to disk. A worker that
+dies is replaced, and the new one replays the same log before its first request. SIGTERM/SIGINT
 to the parent is forwarded to every worker, which finishes in-flight requests and exits (graceful shutdown).
 """
 
