@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench clean setup
+.PHONY: run demo test lint bench clean setup
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The main job: a dev server on a throwaway SQLite vault (initialised, unsealed; prints address and root token).
 run: $(STAMP)
+	$(BIN)/kinko server --dev
+
+# A short local walk-through (init -> unseal -> put -> get -> list -> delete -> recover -> seal) with no server.
+demo: $(STAMP)
 	$(BIN)/python -m kinko.demo
 
 lint: $(STAMP)

@@ -17,6 +17,15 @@ kinko dev server: throwaway vault in a temp dir, key-file sealed, unsealed. NOT 
     export KINKO_ADDR={{address}}
     export KINKO_TOKEN={token}
 
+Then, in another shell (with .venv/bin on PATH):
+    printf '%s' 'postgresql://app:pw@db:5432/app' | kinko secret put team/app/db-url --type connection-string -
+    kinko secret get team/app/db-url
+    kinko secret list team/
+    kinko policy list
+    kinko token create --policy secrets-reader --ttl 1h
+    kinko run --env DATABASE_URL=team/app/db-url -- env
+    curl -s {{address}}/v1/sys/health
+
 The root token is shown only now. Stop with Ctrl-C (the vault is deleted)."""
 
 
