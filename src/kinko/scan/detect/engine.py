@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from kinko.errors import InvalidInput
+from kinko.scan.detect import hscache
 from kinko.scan.detect.entropy import is_placeholder, looks_like_identifier, shannon_entropy
 from kinko.scan.detect.loader import Rule
 from kinko.scan.interface import Detector, Match, Severity
@@ -169,15 +170,23 @@ class KeywordDetector(RuleDetector):
 
 
 class HyperscanDetector(RuleDetector):
-    """Fast engine: every rule's prefilter in one hyperscan block database; `re` runs in windows around hits."""
+    """Fast engine: every rule's prefilter in one hyperscan block database; `re` runs in windows around hits.
 
-    def __init__(self, rules: Sequence[Rule]) -> None:
+    The compiled database comes from the per-user cache when it holds this exact rule set (see `hscache`),
+    and travels to worker processes serialized, so no process compiles the same rules twice.
+    """
+
+    def __init__(self, rules: Sequence[Rule], *, serialized: bytes | None = None) -> None:
         import hyperscan
 
         super().__init__(rules)
         self._hs = hyperscan
-        self._db = self._compile(self._content_rules)
+        self._db, self._serialized = self._load(self._content_rules, serialized)
         self._local = threading.local()  # hyperscan scratch space is per thread
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Ship the compiled database with the rules: a worker deserializes it (~0.1 ms) instead of compiling.
+        return (_restore_hyperscan, (type(self), self._rules, self._serialized))
 
     def _flags(self, rule: Rule) -> int:
         hs = self._hs
@@ -189,6 +198,30 @@ class HyperscanDetector(RuleDetector):
         if rule.multiline:
             flags |= hs.HS_FLAG_MULTILINE
         return flags
+
+    def _deserialize(self, blob: bytes | None) -> Any:
+        if blob is None:
+            return None
+        try:
+            return self._hs.loadb(blob, self._hs.HS_MODE_BLOCK)
+        except (self._hs.error, TypeError, ValueError):  # another hyperscan build or CPU wrote it
+            return None
+
+    def _load(self, rules: Sequence[Rule], serialized: bytes | None) -> tuple[Any, bytes]:
+        """(database, its serialized form): from the caller's bytes, else the user cache, else compiled."""
+        db = self._deserialize(serialized)
+        if db is not None and serialized is not None:
+            return db, serialized
+        version = str(getattr(self._hs, "__version__", "?"))
+        key = hscache.database_key(version, self._hs.HS_MODE_BLOCK, [(r.prefilter, self._flags(r)) for r in rules])
+        cached = hscache.load(key)
+        db = self._deserialize(cached)
+        if db is not None and cached is not None:
+            return db, cached
+        db = self._compile(rules)
+        blob = bytes(self._hs.dumpb(db))
+        hscache.store(key, blob)  # best effort: a read-only home only costs the compile next time
+        return db, blob
 
     def _compile(self, rules: Sequence[Rule]) -> Any:
         hs = self._hs
@@ -226,3 +259,8 @@ class HyperscanDetector(RuleDetector):
         for pattern_id, hit_ends in ends.items():
             rule = self._content_rules[pattern_id]
             yield rule, merge_windows(hit_ends, rule.lookbehind, rule.window, size)
+
+
+def _restore_hyperscan(cls: type[HyperscanDetector], rules: Sequence[Rule], serialized: bytes) -> HyperscanDetector:
+    """Unpickling: rebuild around the shipped database (recompiles only if it does not load here)."""
+    return cls(rules, serialized=serialized)

@@ -1,0 +1,140 @@
+"""Per-user on-disk cache of compiled hyperscan databases (compiled rules only, never scanned content).
+
+Compiling the shipped rules takes ~0.4 s, longer than scanning a few hundred MiB; loading the serialized
+database takes well under a millisecond. The cache lives in `$XDG_CACHE_HOME/kinko` (or `~/.cache/kinko`),
+a 0700 directory owned by the user; each entry is a 0600 file written atomically, named by the sha256 of
+everything that shapes the database (patterns, flags, ids, mode, hyperscan version, CPU). A file that is not
+ours, has loose permissions, or fails its checksum is ignored and rebuilt: the cache is only ever a shortcut.
+`KINKO_SCAN_CACHE=0` turns it off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import platform
+import stat
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+#: Bump when the file layout changes; old entries then simply stop matching.
+_MAGIC = b"kinko-hsdb-1\n"
+_DIGEST = 64  # hex sha256
+#: Serialized databases of any sane rule set are far smaller; a bigger file is not ours.
+_MAX_ENTRY = 64 << 20
+_SUFFIX = ".hsdb"
+
+
+def cache_enabled() -> bool:
+    return os.environ.get("KINKO_SCAN_CACHE", "1").strip().lower() not in {"0", "off", "no", "false"}
+
+
+def cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/kinko` when that is an absolute path (as the XDG spec requires), else `~/.cache/kinko`."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
+    return root / "kinko"
+
+
+def _cpu_identity() -> bytes:
+    """The CPU features a database was built for: a home dir shared across machines must not mix them."""
+    flags = b""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", "rb") as fh:
+        for line in fh:
+            if line.startswith((b"flags", b"Features")):
+                flags = line
+                break
+    return platform.machine().encode() + b"\0" + flags
+
+
+def database_key(version: str, mode: int, patterns: Sequence[tuple[bytes, int]]) -> str:
+    """sha256 (hex) over the hyperscan version, the mode, the CPU and every (expression, flags) in id order."""
+    digest = hashlib.sha256(_MAGIC)
+    for part in (version.encode(), str(mode).encode(), _cpu_identity()):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    for expression, flags in patterns:
+        digest.update(len(expression).to_bytes(8, "big") + expression + flags.to_bytes(8, "big", signed=True))
+    return digest.hexdigest()
+
+
+def _private_dir(create: bool) -> Path | None:
+    """The cache dir when it is a real directory owned by us and closed to others (created 0700 if asked)."""
+    folder = cache_dir()
+    if create:
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, exist_ok=True)
+        except OSError:
+            return None
+    try:
+        info = folder.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        return None  # a symlink or someone else's directory: never read from or write into it
+    if info.st_mode & 0o077:
+        try:
+            folder.chmod(0o700)  # ours but too open (made by hand or an old umask): close it
+        except OSError:
+            return None
+    return folder
+
+
+def load(key: str) -> bytes | None:
+    """The serialized database stored under `key`, or None when absent or untrustworthy in any way."""
+    if not cache_enabled():
+        return None
+    folder = _private_dir(create=False)
+    if folder is None:
+        return None
+    try:
+        fd = os.open(folder / (key + _SUFFIX), os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            return None
+        if info.st_size > _MAX_ENTRY:
+            return None
+        data = fh.read()
+    return _unwrap(data, key)
+
+
+def _unwrap(data: bytes, key: str) -> bytes | None:
+    """Header = magic, key, sha256 of the payload; anything that does not check out is a miss."""
+    head = len(_MAGIC) + 2 * (_DIGEST + 1)
+    if len(data) < head or not data.startswith(_MAGIC):
+        return None
+    stored_key = data[len(_MAGIC) : len(_MAGIC) + _DIGEST]
+    stored_sum = data[len(_MAGIC) + _DIGEST + 1 : head - 1]
+    payload = data[head:]
+    if stored_key != key.encode() or stored_sum != hashlib.sha256(payload).hexdigest().encode():
+        return None
+    return payload
+
+
+def store(key: str, payload: bytes) -> bool:
+    """Write the entry atomically (0600 temp file renamed over the name); False when the cache is unusable."""
+    if not cache_enabled():
+        return False
+    folder = _private_dir(create=True)
+    if folder is None:
+        return False
+    body = _MAGIC + key.encode() + b"\n" + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=folder)  # mkstemp creates it 0600
+    except OSError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(body)
+        os.replace(tmp, folder / (key + _SUFFIX))
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        return False
+    return True
+
