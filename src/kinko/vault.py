@@ -29,7 +29,6 @@ from kinko.core.model import (
     iso,
 )
 from kinko.core.names import validate_path, validate_prefix
-from kinko.core.types import validate_secret
 from kinko.crypto.barrier import UnknownTerm, term_of
 from kinko.crypto.seal import SealType
 from kinko.errors import (
@@ -168,6 +167,8 @@ class Vault(AccessMixin, KubernetesAuthMixin):
         """Write a new version. `cas`: expected current version (0 = must not exist)."""
         validate_path(path)
         check_value(value)
+        from kinko.core.types import validate_secret  # lazy: x509 parsing is only needed on writes
+
         metadata = validate_secret(content_type, value)
         not_before, expires = check_time("not_before", not_before), check_time("expires", expires)
         if not_before is not None and expires is not None and expires <= not_before:

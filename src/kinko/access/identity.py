@@ -17,7 +17,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -190,6 +189,7 @@ def _parse_keys(jwks: str | None, pem_keys: tuple[str, ...]) -> tuple[Verificati
 
 
 def _jwks_keys(jwks: str) -> list[VerificationKey]:
+    import jwt  # lazy: PyJWT is only needed for Kubernetes logins
     doc = json.loads(jwks)
     entries = doc.get("keys") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
@@ -229,6 +229,7 @@ def _usable(key: object, where: str) -> PublicKey:
 def verify_service_account_jwt(token: object, config: KubernetesAuthConfig, *, audience: str | None,
                                now: float, leeway: float = LEEWAY) -> ServiceAccount:
     """The service account a token proves, or PermissionDenied (for every kind of failure)."""
+    import jwt  # lazy: PyJWT is only needed for Kubernetes logins
     try:
         claims = _verified_claims(token, config, audience)
         _check_times(claims, now, leeway)
@@ -238,6 +239,7 @@ def verify_service_account_jwt(token: object, config: KubernetesAuthConfig, *, a
 
 
 def _verified_claims(token: object, config: KubernetesAuthConfig, audience: str | None) -> dict[str, Any]:
+    import jwt  # lazy: PyJWT is only needed for Kubernetes logins
     if not isinstance(token, str) or not 0 < len(token) <= MAX_JWT_CHARS or not token.isascii():
         raise ValueError("malformed token")
     header = jwt.get_unverified_header(token)

@@ -25,8 +25,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from kinko.core.model import Caller
 from kinko.errors import InvalidInput
 from kinko.storage.interface import Store
@@ -61,6 +59,8 @@ class Policy:
         return {"name": self.name, "rules": [r.to_dict() for r in self.rules], "builtin": self.builtin}
 
     def to_yaml(self) -> str:
+        import yaml  # lazy: keeps `kinko secret get` start-up short
+
         doc = {"name": self.name, "rules": [r.to_dict() for r in self.rules]}
         return yaml.safe_dump(doc, sort_keys=False)
 
@@ -120,6 +120,8 @@ def _check_capabilities(where: str, caps: object) -> frozenset[str]:
 def parse_policy(document: str | Mapping[str, Any], *, name: str | None = None) -> Policy:
     """Validate a YAML (or JSON) policy document. Errors name the rule index and the problem."""
     if isinstance(document, str):
+        import yaml  # lazy: keeps `kinko secret get` start-up short
+
         try:
             doc = yaml.safe_load(document)
         except yaml.YAMLError as exc:
