@@ -8,6 +8,7 @@ by a later layer (whiteout, opaque dir, or the path replaced) but still recovera
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import pickle
 import posixpath
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ from kinko.scan.sources.archive import ImageLayout, cpu_workers, load_image
 from kinko.scan.sources.layers import LayerJob, LayerScan, Limits, scan_layer
 
 _worker_detector: Detector | None = None
+#: Below this many bytes outside the biggest layer, starting worker processes costs more than it saves.
+PARALLEL_MIN_BYTES = 16 << 20
 
 
 def _default_detector() -> Detector:
@@ -55,6 +58,7 @@ class ImageSource(Source):
     ) -> None:
         self.path = Path(path)
         self.workers = cpu_workers(workers)
+        self._workers_requested = workers is not None
         self.scan_config = scan_config
         self.limits = limits or Limits()
 
@@ -109,8 +113,8 @@ class ImageSource(Source):
 
     def _scan_layers(self, detector: Detector, layout: ImageLayout, result: ScanResult) -> list[LayerScan]:
         jobs = self._jobs(layout)
-        pickled = _worker_payload(detector)
-        if self.workers > 1 and len(jobs) > 1 and not isinstance(pickled, bool):
+        pickled = _worker_payload(detector) if self._worth_a_pool(jobs) else False
+        if not isinstance(pickled, bool):
             scans = self._parallel(jobs, pickled, result)
         else:
             scans = self._serial(jobs, detector, result)
@@ -118,6 +122,18 @@ class ImageSource(Source):
         for s in sorted(scans, key=lambda s: s.index):
             result.warnings.extend(ScanWarning(artifact, w) for w in s.warnings)
         return scans
+
+    def _worth_a_pool(self, jobs: list[LayerJob]) -> bool:
+        """Worker processes pay off only when layers besides the biggest hold enough bytes to overlap with it.
+
+        An explicit `workers=` is honoured as asked; the automatic choice skips the pool for small images.
+        """
+        if self.workers < 2 or len(jobs) < 2:
+            return False
+        if self._workers_requested:
+            return True
+        sizes = sorted(j.blob.size for j in jobs)
+        return sum(sizes[:-1]) >= PARALLEL_MIN_BYTES
 
     def _budget_left(self, done_bytes: int, skipped: list[LayerJob], result: ScanResult) -> bool:
         """False (and a warning naming the layers left out) once the total-bytes cap is used up."""
@@ -180,12 +196,16 @@ def _failed(job: LayerJob, why: str) -> LayerScan:
 
 
 def _worker_payload(detector: Detector) -> bytes | bool | None:
-    """None: workers build the default detector themselves; bytes: a pickled custom one; False: run in-process."""
+    """None: workers use the default detector (inherited under fork); bytes: the pickled one; False: in-process.
+
+    A pickled HyperscanDetector carries its compiled database, so no worker compiles the rules again.
+    """
     from kinko.scan.detect import default_detector
 
     # Only compare when the cached default exists: building it here would cost a rule compilation for nothing.
-    if default_detector.cache_info().currsize and detector is default_detector():
-        return None
+    is_default = bool(default_detector.cache_info().currsize) and detector is default_detector()
+    if is_default and multiprocessing.get_start_method() == "fork":
+        return None  # a forked worker already holds the built detector: nothing to send, nothing to build
     try:
         return pickle.dumps(detector)
     except Exception:  # hyperscan databases and lambdas do not pickle; scanning in-process still works
@@ -239,13 +259,11 @@ def _resolve_status(scans: list[LayerScan], n_layers: int) -> list[Finding]:
                 if path in wh or path in entries or any(p in wh or p in opq or p in entries for p in parents):
                     deleted_in = j
                     break
-            loc = finding.location
+            # The status lives in the location only: every report renders it from there (text, JSON, SARIF),
+            # so repeating it in the message printed it twice.
             if deleted_in is None:
-                loc = dataclasses.replace(loc, status=FileStatus.PRESENT)
-                msg = "present in the final image"
+                loc = dataclasses.replace(finding.location, status=FileStatus.PRESENT)
             else:
-                loc = dataclasses.replace(loc, status=FileStatus.DELETED, deleted_in_layer=deleted_in)
-                msg = f"deleted in layer {deleted_in} but still recoverable from the archive (layer {scan.index})"
-            note = f"{finding.message}; {msg}" if finding.message else msg
-            out.append(dataclasses.replace(finding, location=loc, message=note))
+                loc = dataclasses.replace(finding.location, status=FileStatus.DELETED, deleted_in_layer=deleted_in)
+            out.append(dataclasses.replace(finding, location=loc))
     return out
