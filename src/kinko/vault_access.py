@@ -16,34 +16,25 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kinko.access.audit import AuditLog, hmac_value
 from kinko.access.policy import BUILTINS, ROOT, ROOT_CAPABILITY, Policy, parse_policy, validate_name
 from kinko.access.tokens import DEFAULT_TTL, TokenInfo, TokenManager, TokenRequest, check_request
 from kinko.core.model import Caller
 from kinko.errors import CorruptVault, IntegrityError, InvalidInput, NotFound
-from kinko.lifecycle import SealState
-from kinko.storage.interface import Store
+from kinko.service_parts import ServiceParts
 
 M_AUDIT_SALT = "audit_salt"
 SALT_BYTES = 32
 SELF = "sys/tokens/self"
 
 
-class AccessMixin:
+class AccessMixin(ServiceParts):
     """Token, policy and audit operations. Every one goes through `_check` (authorize + audit) first."""
 
-    _store: Store
-    _clock: Callable[[], float]
-    _audit: Any
-    keys: SealState
-
-    if TYPE_CHECKING:
-        def _check(self, caller: Caller, capability: str, path: str, operation: str,
-                   data: Mapping[str, Any] | None = None) -> None: ...
 
     # -- audit ---------------------------------------------------------------------------------------------------
     def enable_audit(self, path: str | Path, *, stdout: bool = False) -> AuditLog:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kinko.access.identity import (
@@ -31,8 +31,7 @@ from kinko.access.identity import (
 from kinko.access.tokens import TokenInfo, TokenManager, TokenRequest
 from kinko.core.model import Caller
 from kinko.errors import InvalidInput, KinkoError, NotFound, PermissionDenied
-from kinko.lifecycle import SealState
-from kinko.storage.interface import Store
+from kinko.service_parts import ServiceParts
 
 M_CONFIG = "k8s_auth/config"
 M_ROLES = "k8s_auth/roles"
@@ -42,17 +41,10 @@ LOGIN_PATH = "auth/kubernetes/login"
 MAX_ROLES = 1000
 
 
-class KubernetesAuthMixin:
+class KubernetesAuthMixin(ServiceParts):
     """Kubernetes service-account auth. Admin operations go through `_check` (authorize + audit) first."""
 
-    _store: Store
-    _clock: Callable[[], float]
-    _audit: Any
-    keys: SealState
-
     if TYPE_CHECKING:
-        def _check(self, caller: Caller, capability: str, path: str, operation: str,
-                   data: Mapping[str, Any] | None = None) -> None: ...
 
         @property
         def _tokens(self) -> TokenManager: ...
