@@ -7,6 +7,7 @@ the `kinko:allow` inline comment. Line numbers are computed only for surviving m
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
@@ -84,6 +85,20 @@ def _allowed(data: bytes, start: int) -> bool:
     return ALLOW_MARKER in data[line_start : line_end if line_end >= 0 else len(data)]
 
 
+def _path_gate(rules: Sequence[Rule]) -> re.Pattern[str] | None:
+    """One regex matching wherever any path rule's regex matches; None means "test each rule".
+
+    Built only when joining with `|` is exact: no capture groups (their numbers would shift) and equal flags.
+    """
+    patterns = [r.path_regex for r in rules if r.path_regex is not None]
+    if not patterns or any(p.groups for p in patterns) or len({p.flags for p in patterns}) != 1:
+        return None
+    try:
+        return re.compile("|".join(f"(?:{p.pattern})" for p in patterns), patterns[0].flags)
+    except re.error:  # e.g. an inline global flag that must come first
+        return None
+
+
 class RuleDetector(Detector):
     """Shared logic: rule bookkeeping, path-gated rules, confirmation and result assembly."""
 
@@ -93,6 +108,7 @@ class RuleDetector(Detector):
         #: rules that apply only to matching file names run `re` over the whole (small) file
         self._path_rules = [r for r in self._rules if r.path_regex is not None]
         self._content_rules = [r for r in self._rules if r.path_regex is None]
+        self._path_gate = _path_gate(self._path_rules)
 
     @property
     def rules(self) -> list[Rule]:
@@ -109,7 +125,7 @@ class RuleDetector(Detector):
         return (type(self), (self._rules,))
 
     @abstractmethod
-    def _candidates(self, data: bytes) -> Iterator[tuple[Rule, list[Span]]]:
+    def _candidates(self, data: bytes) -> Iterable[tuple[Rule, list[Span]]]:
         """Rules worth confirming and the spans of `data` to run their regex in."""
 
     def scan(self, data: bytes, *, path: str = "") -> list[Match]:
@@ -120,10 +136,12 @@ class RuleDetector(Detector):
         raw: list[_Raw] = []
         for rule, spans in self._candidates(data):
             raw.extend(confirm(rule, data, spans))
-        whole = [(0, len(data))]
-        for rule in self._path_rules:
-            if path and rule.path_regex is not None and rule.path_regex.search(path):
-                raw.extend(confirm(rule, data, whole))
+        # Most files match no path rule: one combined search decides that, instead of one search per rule.
+        if path and self._path_rules and (self._path_gate is None or self._path_gate.search(path)):
+            whole = [(0, len(data))]
+            for rule in self._path_rules:
+                if rule.path_regex is not None and rule.path_regex.search(path):
+                    raw.extend(confirm(rule, data, whole))
         if not raw:
             return []
         kept = _dedupe(raw)
@@ -248,17 +266,25 @@ class HyperscanDetector(RuleDetector):
             scratch = self._local.scratch = self._hs.Scratch(self._db)
         return scratch
 
-    def _candidates(self, data: bytes) -> Iterator[tuple[Rule, list[Span]]]:
+    def _candidates(self, data: bytes) -> list[tuple[Rule, list[Span]]]:
+        hits: list[tuple[int, int]] = []
+        self._db.scan(data, match_event_handler=_collect, context=hits, scratch=self._scratch())
+        if not hits:  # the common case: nothing else to do for this buffer
+            return []
         ends: dict[int, list[int]] = {}
-
-        def on_match(pattern_id: int, _start: int, end: int, _flags: int, _ctx: object) -> None:
+        for pattern_id, end in hits:
             ends.setdefault(pattern_id, []).append(end)
-
-        self._db.scan(data, match_event_handler=on_match, scratch=self._scratch())
         size = len(data)
+        out = []
         for pattern_id, hit_ends in ends.items():
             rule = self._content_rules[pattern_id]
-            yield rule, merge_windows(hit_ends, rule.lookbehind, rule.window, size)
+            out.append((rule, merge_windows(hit_ends, rule.lookbehind, rule.window, size)))
+        return out
+
+
+def _collect(pattern_id: int, _start: int, end: int, _flags: int, hits: list[tuple[int, int]]) -> None:
+    """Hyperscan match callback: module level with a per-scan list as context (no closure per buffer)."""
+    hits.append((pattern_id, end))
 
 
 def _restore_hyperscan(cls: type[HyperscanDetector], rules: Sequence[Rule], serialized: bytes) -> HyperscanDetector:

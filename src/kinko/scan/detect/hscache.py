@@ -137,4 +137,3 @@ def store(key: str, payload: bytes) -> bool:
             os.unlink(tmp)
         return False
     return True
-
