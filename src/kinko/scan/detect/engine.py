@@ -39,7 +39,7 @@ def merge_windows(ends: Sequence[int], before: int, after: int, size: int) -> li
 
 def confirm(rule: Rule, data: bytes, spans: Iterable[Span]) -> Iterator[_Raw]:
     """Run the rule's full regex inside `spans`; yield the secrets that pass the rule's filters."""
-    group = rule.secret_group
+    group = rule.group
     size = len(data)
     for lo, hi in spans:
         for found in rule.regex.finditer(data, lo, hi):
