@@ -24,6 +24,7 @@ from kinko.core.model import (
     check_tags,
     check_time,
     check_value,
+    check_version,
     decode_payload,
     encode_payload,
     iso,
@@ -195,7 +196,7 @@ class Vault(AccessMixin, KubernetesAuthMixin):
         validate_path(path)
         self._check(caller, "read", path, "secret.get")
         self.keys.barrier()
-        row = self._store.get_live_version(path, version)
+        row = self._store.get_live_version(path, check_version(version))
         if row is None:
             row = self._version_row(path, version)  # raises the precise NotFound
         self._check_readable(row)
@@ -206,6 +207,7 @@ class Vault(AccessMixin, KubernetesAuthMixin):
         return Secret(self._info(row), value, metadata)
 
     def _version_row(self, path: str, version: int | None) -> VersionRow:
+        check_version(version)
         secret = self._secret_row(path)
         number = secret.current_version if version is None else version
         row = self._store.get_version(path, number)

@@ -83,12 +83,28 @@ def check_tags(tags: Mapping[str, str]) -> dict[str, str]:
     return dict(tags)
 
 
+#: 9999-12-31T23:59:59Z: the last moment ISO 8601 (and every client that prints it) can represent.
+MAX_TIMESTAMP = 253402300799
+MAX_VERSION = 2**63 - 1
+
+
 def check_time(name: str, value: float | None) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise InvalidInput(f"{name} must be a non-negative Unix timestamp")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInput(f"{name} must be a Unix timestamp")
+    if not 0 <= value <= MAX_TIMESTAMP:
+        raise InvalidInput(f"{name} must be between 1970-01-01 and 9999-12-31")
     return float(value)
+
+
+def check_version(version: int | None) -> int | None:
+    """A version number asked for by a caller: None (current) or 1..2^63-1 (what SQLite's INTEGER holds)."""
+    if version is None:
+        return None
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+        raise InvalidInput("version must be a whole number from 1 to 2^63-1")
+    return version
 
 
 def iso(ts: float | None) -> str | None:
