@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from kinko.core.model import Caller
+from kinko.errors import KinkoError
 from kinko.vault import open_vault
 
 
@@ -47,33 +48,37 @@ def main(directory: str | None = None) -> int:
     secret = vault.get(caller, "shop/db/url")
     value = secret.value
     print(value.decode() if isinstance(value, bytes) else "")
-    print(f"metadata kept beside it (no password): {dict(secret.metadata)}")
+    print(f"# library only: Secret.metadata, sealed with the value (no password): {dict(secret.metadata)}")
 
     step("kinko secret list shop/")
     print("\n".join(vault.list(caller, "shop/").keys))
 
     step("kinko secret delete shop/api/stripe")
     deleted = vault.delete(caller, "shop/api/stripe")
-    print(f"soft-deleted; recoverable until {deleted.to_dict()['scheduled_purge']}")
-    print("deleted secrets:", ", ".join(s.path for s in vault.list_deleted(caller)))
+    print(f"deleted shop/api/stripe; recoverable until {deleted.to_dict()['scheduled_purge']}")
+    step("kinko secret list --deleted")
+    for item in vault.list_deleted(caller):
+        print(f"{item.path}  deleted={item.to_dict()['deleted']}  purge_after={item.to_dict()['scheduled_purge']}")
 
     step("kinko secret recover shop/api/stripe")
     recovered = vault.recover(caller, "shop/api/stripe")
-    print(f"recovered {recovered.path} at version {recovered.current_version}")
+    print(f"recovered {recovered.path} (version {recovered.current_version})")
 
     step("kinko operator seal")
     vault.keys.seal()
     try:
         vault.get(caller, "shop/db/url")
-    except Exception as exc:
-        print(f"get after seal -> {exc}")
+    except KinkoError as exc:
+        print(f"vault sealed\n\n$ kinko secret get shop/db/url\nerror: {exc}")
     vault.close()
 
     raw = b"".join(p.read_bytes() for p in workdir.iterdir() if p.name.startswith("vault.db"))
     print(f"\nplaintext of the secret in the vault files: {'FOUND (bug!)' if db_url.encode() in raw else 'absent'}")
-    print(f"demo vault left at {path}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else None))
+    if len(sys.argv) > 1:
+        sys.exit(main(sys.argv[1]))
+    with tempfile.TemporaryDirectory(prefix="kinko-demo-") as scratch:  # removed afterwards: it holds a vault
+        sys.exit(main(scratch))
