@@ -14,11 +14,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from kinko.access.policy import Policy, Rule, parse_policy
 from kinko.access.tokens import DEFAULT_TTL, TokenInfo
+from kinko.client_net import tls_context, unreachable
 from kinko.core.model import (
     DEFAULT_CONTENT_TYPE,
     Attributes,
@@ -29,8 +31,10 @@ from kinko.core.model import (
     SecretValue,
     VersionInfo,
 )
+from kinko.core.names import validate_path, validate_prefix
+from kinko.crypto.seal import SealType
 from kinko.errors import KinkoError, UsageError
-from kinko.lifecycle import VaultStatus
+from kinko.lifecycle import InitResult, VaultStatus
 
 TOKEN_FILE = "~/.kinko/token"
 _UNSET: Any = object()
@@ -77,7 +81,7 @@ class Client:
             raise UsageError("no server address: set KINKO_ADDR or pass addr")
         self.addr = addr.rstrip("/")
         self._token = token or os.environ.get("KINKO_TOKEN") or stored_token()
-        verify: Any = ca_file or os.environ.get("KINKO_CACERT") or True
+        verify = tls_context(ca_file or os.environ.get("KINKO_CACERT"))
         self._http = httpx.Client(base_url=self.addr, timeout=timeout, verify=verify)
 
     def __repr__(self) -> str:
@@ -93,7 +97,7 @@ class Client:
             response = self._http.request(method, "/v1/" + path.lstrip("/"), json=json, headers=headers,
                                           params={k: v for k, v in (params or {}).items() if v is not None})
         except httpx.HTTPError as exc:
-            raise KinkoError(f"cannot reach {self.addr}: {type(exc).__name__}") from None
+            raise unreachable(self.addr, exc) from None
         if response.status_code >= 400:
             try:
                 doc = response.json()
@@ -106,7 +110,10 @@ class Client:
         return self.request("GET", path, params=params)
 
     def health(self) -> int:
-        return self._http.get("/v1/sys/health").status_code
+        try:
+            return self._http.get("/v1/sys/health").status_code
+        except httpx.HTTPError as exc:
+            raise unreachable(self.addr, exc) from None
 
     # -- Kubernetes auth (/v1/auth/kubernetes) -----------------------------------------------------------
     def use_token(self, token: str | None) -> None:
@@ -182,6 +189,19 @@ def _value_body(value: SecretValue) -> dict[str, Any]:
     return {"data": {k: _enc(v) for k, v in value.items()}}
 
 
+def _url_path(path: str) -> str:
+    """A secret path checked like local mode does (same `invalid_path`), each segment percent-encoded.
+
+    Checked here, before sending: `a#x`, `a?version=2` or `a/../b` would otherwise reach another secret.
+    """
+    return "/".join(quote(segment, safe="") for segment in validate_path(path).split("/"))
+
+
+def _list_route(route: str, prefix: str) -> str:
+    trimmed = validate_prefix(prefix)
+    return route if not trimmed else f"{route}/" + "/".join(quote(s, safe="") for s in trimmed.split("/"))
+
+
 class _RemoteKeys:
     """The bits of `Vault.keys` the CLI touches, answered by the server."""
 
@@ -206,6 +226,19 @@ class RemoteVault:
         self.client.close()
 
     # -- lifecycle --------------------------------------------------------------------------------------
+    def init(self, *, seal: SealType = SealType.SHAMIR, shares: int = 5, threshold: int = 3,
+             passphrase: str | None = None, key_file: Path | None = None, retention_days: int = 90,
+             purge_protection: bool = False) -> InitResult:
+        """`POST /v1/sys/init`: the server creates its keys; shares and root token come back once."""
+        if seal is SealType.KEY_FILE:
+            raise UsageError("a key-file seal is local-only: the key file would live on the server's disk; "
+                             "use --seal shamir or passphrase, or init the server's vault file locally")
+        doc = self.client.request("POST", "sys/init", json={
+            "seal": seal.value, "shares": shares, "threshold": threshold, "passphrase": passphrase,
+            "retention_days": retention_days, "purge_protection": purge_protection})
+        return InitResult(str(doc["vault_id"]), str(doc["root_token"]), tuple(doc.get("shares") or ()),
+                          int(doc.get("threshold") or 0))
+
     def status(self) -> VaultStatus:
         return VaultStatus(**self.client.request("GET", "sys/seal-status", auth=False))
 
@@ -232,19 +265,19 @@ class RemoteVault:
         body = {**_value_body(value), "content_type": content_type, "enabled": enabled, "not_before": not_before,
                 "expires": expires, "tags": dict(tags) if tags is not None else None, "cas": cas,
                 "max_versions": max_versions}
-        return _version(self.client.request("PUT", f"secrets/{path}", json=body))
+        return _version(self.client.request("PUT", f"secrets/{_url_path(path)}", json=body))
 
     def get(self, caller: Caller, path: str, version: int | None = None) -> Secret:
-        doc = self.client.request("GET", f"secrets/{path}", params={"version": version})
+        doc = self.client.request("GET", f"secrets/{_url_path(path)}", params={"version": version})
         value: SecretValue = _dec(doc["value"]) if "value" in doc else {k: _dec(v) for k, v in doc["data"].items()}
         return Secret(_version(doc), value, json.dumps(doc.get("metadata", {})).encode())
 
     def list(self, caller: Caller, prefix: str = "") -> Listing:
-        doc = self.client.request("GET", f"secrets-list/{prefix}".rstrip("/"))
+        doc = self.client.request("GET", _list_route("secrets-list", prefix))
         return Listing(doc["prefix"], tuple(doc["keys"]))
 
     def versions(self, caller: Caller, path: str) -> builtins.list[VersionInfo]:
-        return [_version(d) for d in self.client.request("GET", f"versions/{path}")["versions"]]
+        return [_version(d) for d in self.client.request("GET", f"versions/{_url_path(path)}")["versions"]]
 
     def update_attributes(self, caller: Caller, path: str, version: int | None = None, *,
                           enabled: bool | None = None, not_before: float | None = _UNSET,
@@ -254,24 +287,24 @@ class RemoteVault:
         for name, given in (("not_before", not_before), ("expires", expires)):
             if given is not _UNSET:
                 body[name] = given
-        doc = self.client.request("PATCH", f"attributes/{path}", json=body, params={"version": version})
+        doc = self.client.request("PATCH", f"attributes/{_url_path(path)}", json=body, params={"version": version})
         return _version(doc)
 
     def delete(self, caller: Caller, path: str) -> SecretInfo:
-        return _secret_info(self.client.request("DELETE", f"secrets/{path}"))
+        return _secret_info(self.client.request("DELETE", f"secrets/{_url_path(path)}"))
 
     def list_deleted(self, caller: Caller, prefix: str = "") -> builtins.list[SecretInfo]:
-        doc = self.client.request("GET", f"deleted-list/{prefix}".rstrip("/"))
+        doc = self.client.request("GET", _list_route("deleted-list", prefix))
         return [_secret_info(d) for d in doc["deleted"]]
 
     def recover(self, caller: Caller, path: str) -> SecretInfo:
-        return _secret_info(self.client.request("POST", f"recover/{path}"))
+        return _secret_info(self.client.request("POST", f"recover/{_url_path(path)}"))
 
     def purge(self, caller: Caller, path: str) -> None:
-        self.client.request("DELETE", f"deleted/{path}")
+        self.client.request("DELETE", f"deleted/{_url_path(path)}")
 
     def backup(self, caller: Caller, path: str) -> bytes:
-        return str(self.client.request("GET", f"backup/{path}")["backup"]).encode("ascii")
+        return str(self.client.request("GET", f"backup/{_url_path(path)}")["backup"]).encode("ascii")
 
     def restore(self, caller: Caller, blob: bytes) -> SecretInfo:
         return _secret_info(self.client.request("POST", "restore", json={"backup": blob.decode("ascii")}))
@@ -308,16 +341,16 @@ class RemoteVault:
     def write_policy(self, caller: Caller, document: str | Mapping[str, Any], *, name: str | None = None) -> Policy:
         policy = parse_policy(document, name=name)  # validate locally first: clearer errors, no round trip
         rules = [r.to_dict() for r in policy.rules]
-        return _policy(self.client.request("PUT", f"sys/policies/{policy.name}", json={"rules": rules}))
+        return _policy(self.client.request("PUT", f"sys/policies/{quote(policy.name, safe='')}", json={"rules": rules}))
 
     def read_policy(self, caller: Caller, name: str) -> Policy:
-        return _policy(self.client.request("GET", f"sys/policies/{name}"))
+        return _policy(self.client.request("GET", f"sys/policies/{quote(name, safe='')}"))
 
     def list_policies(self, caller: Caller) -> builtins.list[str]:
         return [str(n) for n in self.client.request("GET", "sys/policies")["policies"]]
 
     def delete_policy(self, caller: Caller, name: str) -> None:
-        self.client.request("DELETE", f"sys/policies/{name}")
+        self.client.request("DELETE", f"sys/policies/{quote(name, safe='')}")
 
     def audit_hash(self, caller: Caller, value: bytes | str) -> str:
         text = value.decode("utf-8") if isinstance(value, bytes) else value

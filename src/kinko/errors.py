@@ -153,3 +153,16 @@ class AuditFailed(KinkoError):
 
     code = "audit_failed"
     http_status = 503
+
+
+class ServerUnreachable(KinkoError):
+    """The client could not talk to the server at all (refused, timed out, bad address). Names the cause."""
+
+    code = "unreachable"
+    http_status = 502
+
+
+class TLSFailure(ServerUnreachable):
+    """The server's TLS certificate was not accepted (unknown CA, self-signed, hostname mismatch)."""
+
+    code = "tls_error"

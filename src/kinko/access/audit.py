@@ -210,22 +210,37 @@ def verify(path: str | Path) -> int | None:
     matches); an edited record at its own line (its `hash` no longer matches). Truncating the end of the file
     cannot be detected from the file alone: compare the last hash with one kept elsewhere for that.
     """
+    problem = first_problem(path)
+    return None if problem is None else problem[0]
+
+
+def first_problem(path: str | Path) -> tuple[int, str] | None:
+    """Like `verify`, plus why: (line, "not an audit record" / "... cut short" / "record deleted, ... here")."""
     previous = GENESIS
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             line = raw.rstrip(b"\n")
-            if not raw.endswith(b"\n") or not _record_ok(line, previous):
-                return number
+            record = _record(line)
+            if not raw.endswith(b"\n"):  # only the last line can lack one: a write cut off mid-record
+                return number, "not a complete audit record (cut short?)"
+            if record is None:
+                return number, "not an audit record"
+            if not _chained(record, previous):
+                return number, "record deleted, reordered or edited here"
             previous = _line_hash(line)
     return None
 
 
-def _record_ok(line: bytes, previous: str) -> bool:
+def _record(line: bytes) -> dict[str, Any] | None:
     try:
         record = json.loads(line)
     except ValueError:
-        return False
-    if not isinstance(record, dict) or record.get("prev") != previous:
+        return None
+    return record if isinstance(record, dict) and "prev" in record and "hash" in record else None
+
+
+def _chained(record: dict[str, Any], previous: str) -> bool:
+    if record.get("prev") != previous:
         return False
     claimed = record.pop("hash", None)
     return isinstance(claimed, str) and hmac.compare_digest(claimed, _line_hash(_serialise(record)))

@@ -52,8 +52,10 @@ def vault_file(vault_path: str) -> Path:
 def emit(output: str, data: Any, text: Callable[[], str]) -> None:
     if output == "json":
         click.echo(json.dumps(data, indent=2, sort_keys=True))
-    else:
-        click.echo(text())
+        return
+    rendered = text()
+    if rendered:  # nothing to show (an empty listing) prints nothing, not a blank line
+        click.echo(rendered)
 
 
 def read_source(spec: str) -> bytes:
@@ -97,5 +99,7 @@ def parse_tags(pairs: tuple[str, ...]) -> dict[str, str] | None:
         name, sep, value = pair.partition("=")
         if not sep:
             raise click.BadParameter(f"tag {pair!r} must be NAME=VALUE")
+        if name in tags:  # silently keeping the last one hides a typo
+            raise UsageError(f"tag {name!r} given twice")
         tags[name] = value
     return tags

@@ -13,9 +13,26 @@ from kinko.errors import NotFound, Sealed
 from kinko.vault import Vault, open_vault
 
 
+def vault_given_on_command_line() -> bool:
+    """True if this command's `--vault` was typed on the command line (not defaulted, not from KINKO_VAULT)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.get_parameter_source("vault_path") is ParameterSource.COMMANDLINE
+
+
+def is_remote() -> bool:
+    """Remote mode: KINKO_ADDR is set and no explicit `--vault FILE` on the command line overrides it.
+
+    An explicit flag wins because the user just typed it; KINKO_VAULT from the environment does not, since
+    a shell profile exporting both should keep meaning "the server".
+    """
+    return bool(os.environ.get("KINKO_ADDR")) and not vault_given_on_command_line()
+
+
 def remote() -> Vault | None:
-    """Remote mode: with KINKO_ADDR set, commands talk to that server through a RemoteVault (same methods)."""
-    if not os.environ.get("KINKO_ADDR"):
+    """In remote mode, a RemoteVault (same methods as Vault) talking to KINKO_ADDR; else None."""
+    if not is_remote():
         return None
     from kinko.client import RemoteVault
 
@@ -33,7 +50,7 @@ def open_local(path: Path) -> Vault:
 
 def ensure_unsealed(vault: Vault) -> Vault:
     """A local vault is unsealed per process: key file (auto), KINKO_PASSPHRASE / KINKO_UNSEAL_SHARES, or a prompt."""
-    if os.environ.get("KINKO_ADDR"):
+    if is_remote():
         return vault  # a server is unsealed by its operator (`kinko operator unseal` in remote mode)
     status = vault.status()
     if not status.initialized or not status.sealed:

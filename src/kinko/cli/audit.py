@@ -41,14 +41,14 @@ def hash_(vault_path: str, value: str, output: str) -> None:
 @handle_errors
 def verify(file: str, output: str) -> None:
     """Check FILE's hash chain; exit 1 with the line number of the first deleted, reordered or edited record."""
-    from kinko.access.audit import verify as verify_chain
+    from kinko.access.audit import first_problem
 
     try:
-        bad = verify_chain(file)
+        problem = first_problem(file)
     except OSError as exc:
         raise InvalidInput(f"cannot read audit file {file!r}: {exc.strerror}") from None
-    emit(output, {"file": file, "ok": bad is None, "first_bad_line": bad},
-         lambda: f"{file}: chain intact" if bad is None else
-         f"{file}: line {bad}: record deleted, reordered or edited here")
+    bad, reason = problem if problem is not None else (None, None)
+    emit(output, {"file": file, "ok": bad is None, "first_bad_line": bad, "reason": reason},
+         lambda: f"{file}: chain intact" if bad is None else f"{file}: line {bad}: {reason}")
     if bad is not None:
         sys.exit(1)

@@ -25,13 +25,13 @@ class _Admin:
     def __init__(self, vault_path: str) -> None:
         self._client: Any = None
         self._vault: Any = None
-        if os.environ.get("KINKO_ADDR"):
+        from kinko.cli._local import ensure_unsealed, is_remote, open_local
+
+        if is_remote():
             from kinko.client import Client
 
             self._client = Client()
         else:
-            from kinko.cli._local import ensure_unsealed, open_local
-
             self._vault = ensure_unsealed(open_local(vault_file(vault_path)))
 
     def configure(self, issuer: str | None, jwks: str | None, pem_keys: list[str]) -> dict[str, Any]:

@@ -1,19 +1,20 @@
-"""`kinko operator`: init, unseal, seal, status and rotate a local vault file."""
+"""`kinko operator`: init, unseal, seal, status and rotate a local vault file, or the server (KINKO_ADDR)."""
 
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from kinko.cli._common import emit, handle_errors, output_option, vault_file, vault_option
-from kinko.cli._local import ensure_unsealed, open_local
+from kinko.cli._local import ensure_unsealed, is_remote, open_local, remote
 from kinko.core.model import Caller
 from kinko.crypto.seal import SealType
-from kinko.errors import InvalidInput
-from kinko.lifecycle import VaultStatus
+from kinko.errors import InvalidInput, Sealed, UsageError
+from kinko.lifecycle import InitResult, VaultStatus
 
 
 @click.group("operator")
@@ -30,10 +31,14 @@ def _passphrase(confirm: bool) -> str:
     return str(click.prompt("Vault passphrase", hide_input=True, confirmation_prompt=confirm, err=True))
 
 
-def _status_text(status: VaultStatus) -> str:
+def _status_text(status: VaultStatus, operator_sealed: bool | None = None) -> str:
     if not status.initialized:
         return "initialized: false\nsealed: true"
-    lines = ["initialized: true", f"sealed: {str(status.sealed).lower()}", f"seal type: {status.seal_type}"]
+    sealed = str(status.sealed).lower()
+    if status.sealed and operator_sealed is not None:  # local: "sealed" is this process's view only
+        sealed += (" (each kinko process unseals a local vault for itself; "
+                   f"operator seal: {'yes' if operator_sealed else 'no'})")
+    lines = ["initialized: true", f"sealed: {sealed}", f"seal type: {status.seal_type}"]
     if status.seal_type == "shamir":
         lines.append(f"shares: {status.shares}  threshold: {status.threshold}  progress: {status.progress}")
     if status.key_term is not None:
@@ -43,10 +48,57 @@ def _status_text(status: VaultStatus) -> str:
     return "\n".join(lines)
 
 
+def _check_init_options(seal: SealType, shares: int, threshold: int, key_file: str | None,
+                        retention_days: int) -> None:
+    """Bad flags are usage errors (exit 2), caught before anything is created."""
+    from kinko.crypto.seal import check_shamir_params
+    from kinko.lifecycle import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
+
+    if seal is SealType.KEY_FILE and not key_file and not is_remote():
+        raise UsageError("--seal keyfile needs --key-file PATH (the key file to create)")
+    if seal is SealType.SHAMIR:
+        try:
+            check_shamir_params(shares, threshold)
+        except InvalidInput as exc:
+            raise UsageError(f"--shares {shares} --threshold {threshold}: {exc.message}") from None
+    if not MIN_RETENTION_DAYS <= retention_days <= MAX_RETENTION_DAYS:
+        raise UsageError(f"--retention-days must be {MIN_RETENTION_DAYS}-{MAX_RETENTION_DAYS}")
+
+
+def _init_local(path: Path, seal: SealType, passphrase: str | None, **options: Any) -> InitResult:
+    from kinko.vault import open_vault
+
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    existed = path.exists()
+    vault = open_vault(path, create=True)
+    try:
+        return vault.init(seal=seal, passphrase=passphrase, **options)
+    except BaseException:
+        if not existed:  # bad options must not leave an empty, uninitialised vault file behind
+            vault.close()
+            for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                leftover.unlink(missing_ok=True)
+        raise
+
+
+def _init_text(result: InitResult, where: str) -> str:
+    lines = [f"Initialised vault {result.vault_id} at {where}"]
+    for i, share in enumerate(result.shares, 1):
+        lines.append(f"Unseal share {i}: {share}")
+    if result.shares:
+        lines.append(f"\n{result.threshold} of these {len(result.shares)} shares unseal the vault.")
+    if result.key_file:
+        lines.append(f"Key file (auto-unseal): {result.key_file}  (mode 0400; keep it off this disk's backups)")
+    lines.append(f"Initial root token: {result.root_token}")
+    lines.append("\nThis is the only time these are shown."
+                 + (" Store the shares apart from each other." if result.shares else ""))
+    return "\n".join(lines)
+
+
 @cli.command("init")
 @vault_option
 @click.option("--seal", "seal_type", type=click.Choice([t.value for t in SealType]), default="shamir",
-              show_default=True, help="How the vault unseals.")
+              show_default=True, help="How the vault unseals (keyfile: local vault only).")
 @click.option("--shares", default=5, show_default=True, help="Shamir shares to create.")
 @click.option("--threshold", default=3, show_default=True, help="Shares needed to unseal.")
 @click.option("--key-file", type=click.Path(dir_okay=False), help="Key file to create (seal=keyfile).")
@@ -56,41 +108,41 @@ def _status_text(status: VaultStatus) -> str:
 @handle_errors
 def init(vault_path: str, seal_type: str, shares: int, threshold: int, key_file: str | None,
          retention_days: int, purge_protection: bool, output: str) -> None:
-    """Create and initialise a vault. Prints the unseal shares and the root token exactly once."""
-    from kinko.vault import open_vault
-
-    path = vault_file(vault_path)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Initialise a vault (the server's with KINKO_ADDR). Prints the unseal shares and root token once."""
     seal = SealType(seal_type)
-    passphrase = _passphrase(confirm=True) if seal is SealType.PASSPHRASE else None
-    existed = path.exists()
-    vault = open_vault(path, create=True)
-    try:
-        result = vault.init(seal=seal, shares=shares, threshold=threshold, passphrase=passphrase,
-                            key_file=Path(key_file) if key_file else None, retention_days=retention_days,
-                            purge_protection=purge_protection)
-    except BaseException:
-        if not existed:  # bad options must not leave an empty, uninitialised vault file behind
-            vault.close()
-            for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-                leftover.unlink(missing_ok=True)
-        raise
+    _check_init_options(seal, shares, threshold, key_file, retention_days)
+    options: dict[str, Any] = {"shares": shares, "threshold": threshold, "retention_days": retention_days,
+                               "purge_protection": purge_protection}
+    server = remote()
+    if server is not None:
+        if seal is SealType.KEY_FILE:
+            raise UsageError("--seal keyfile is for a local vault only (the key file must sit beside the "
+                             "server's vault); use shamir or passphrase with KINKO_ADDR, or pass --vault FILE")
+        passphrase = _passphrase(confirm=True) if seal is SealType.PASSPHRASE else None
+        result, where = server.init(seal=seal, passphrase=passphrase, **options), os.environ["KINKO_ADDR"]
+    else:
+        path = vault_file(vault_path)
+        passphrase = _passphrase(confirm=True) if seal is SealType.PASSPHRASE else None
+        result, where = _init_local(path, seal, passphrase, key_file=Path(key_file) if key_file else None,
+                                    **options), str(path)
     data = {"vault_id": result.vault_id, "unseal_shares": list(result.shares), "threshold": result.threshold,
             "root_token": result.root_token, "key_file": str(result.key_file) if result.key_file else None}
+    emit(output, data, lambda: _init_text(result, where))
 
-    def text() -> str:
-        lines = [f"Initialised vault {result.vault_id} at {path}"]
-        for i, share in enumerate(result.shares, 1):
-            lines.append(f"Unseal share {i}: {share}")
-        if result.shares:
-            lines.append(f"\n{result.threshold} of these {len(result.shares)} shares unseal the vault.")
-        if result.key_file:
-            lines.append(f"Key file (auto-unseal): {result.key_file}  (mode 0400; keep it off this disk's backups)")
-        lines.append(f"Initial root token: {result.root_token}")
-        lines.append("\nThis is the only time these are shown. Store the shares apart from each other.")
-        return "\n".join(lines)
 
-    emit(output, data, text)
+def _shares_given(shares: tuple[str, ...], threshold: int) -> list[str]:
+    """Arguments, else KINKO_UNSEAL_SHARES, else stdin (piped: whitespace separated), else prompts."""
+    given = list(shares) or os.environ.get("KINKO_UNSEAL_SHARES", "").split()
+    if given:
+        return given
+    if sys.stdin.isatty():
+        return [click.prompt(f"Unseal share {i + 1}/{threshold}", hide_input=True, err=True)
+                for i in range(threshold)]
+    given = sys.stdin.read().split()
+    if not given:
+        raise UsageError("usage: kinko operator unseal SHARE... (or KINKO_UNSEAL_SHARES, or shares piped on "
+                         "stdin, one per line)")
+    return given
 
 
 @cli.command("unseal")
@@ -100,7 +152,7 @@ def init(vault_path: str, seal_type: str, shares: int, threshold: int, key_file:
 @output_option
 @handle_errors
 def unseal(vault_path: str, shares: tuple[str, ...], key_file: str | None, output: str) -> None:
-    """Unseal with shares (arguments, KINKO_UNSEAL_SHARES or prompts), a passphrase or a key file.
+    """Unseal with shares (arguments, KINKO_UNSEAL_SHARES, stdin or prompts), a passphrase or a key file.
 
     A local vault is unsealed per process; this checks the material and lifts an operator seal.
     """
@@ -111,17 +163,17 @@ def unseal(vault_path: str, shares: tuple[str, ...], key_file: str | None, outpu
     elif status.seal_type == "passphrase":
         status = vault.unseal(passphrase=_passphrase(confirm=False))
     else:
-        given = list(shares) or os.environ.get("KINKO_UNSEAL_SHARES", "").split()
-        if not given and sys.stdin.isatty():
-            given = [click.prompt(f"Unseal share {i + 1}/{status.threshold}", hide_input=True, err=True)
-                     for i in range(status.threshold)]
-        for share in given:
+        for share in _shares_given(shares, status.threshold):
             status = vault.unseal(share=share)
             if not status.sealed:
                 break
-    emit(output, status.to_dict(), lambda: _status_text(status))
+    if status.sealed and status.progress > 0:  # legitimate partial progress: more shares to come
+        final = status
+        emit(output, final.to_dict(), lambda: f"unseal progress {final.progress}/{final.threshold}")
+        return
     if status.sealed:
-        sys.exit(1)
+        raise Sealed("vault is still sealed after the material given")
+    emit(output, status.to_dict(), lambda: _status_text(status))
 
 
 @cli.command("seal")
@@ -142,7 +194,12 @@ def status(vault_path: str, output: str) -> None:
     """Show whether the vault is initialised and sealed, and its seal and key settings."""
     vault = open_local(vault_file(vault_path))
     current = vault.status()
-    emit(output, current.to_dict(), lambda: _status_text(current))
+    if is_remote():
+        emit(output, current.to_dict(), lambda: _status_text(current))
+        return
+    operator_sealed = current.initialized and vault.keys.operator_sealed()
+    emit(output, {**current.to_dict(), "operator_sealed": operator_sealed},
+         lambda: _status_text(current, operator_sealed))
 
 
 @cli.command("rotate")

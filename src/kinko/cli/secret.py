@@ -44,9 +44,10 @@ def _parse_data(data: tuple[str, ...], value: str | None) -> SecretValue:
             raise UsageError("give either --value or DATA arguments, not both")
         return value.encode()
     if not data:
-        if sys.stdin.isatty():
-            raise UsageError("no value: pass `-` to read stdin, `@FILE`, KEY=VALUE pairs or --value")
-        return sys.stdin.buffer.read()
+        implicit = b"" if sys.stdin.isatty() else sys.stdin.buffer.read()
+        if not implicit:  # an explicit `-` may store an empty value; an empty pipe nobody asked for may not
+            raise UsageError("no value given: pass `-` to read stdin, @FILE, KEY=VALUE or --value")
+        return implicit
     if len(data) == 1 and (data[0] == "-" or data[0].startswith("@")):
         return read_source(data[0])
     pairs: dict[str, bytes] = {}

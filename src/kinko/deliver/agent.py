@@ -248,7 +248,13 @@ class Fetcher:
 
     def _fetch_all(self, paths: Sequence[str]) -> dict[str, SecretValue]:
         caller = Caller("agent")
-        return {path: self._remote.get(caller, path).value for path in dict.fromkeys(paths)}
+        values: dict[str, SecretValue] = {}
+        for path in dict.fromkeys(paths):
+            try:
+                values[path] = self._remote.get(caller, path).value
+            except PermissionDenied as exc:  # name what was refused (never a value) so the policy can be fixed
+                raise PermissionDenied(f"{exc.message} reading secret {path!r}") from None
+        return values
 
 
 def _read_credential(path: Path, what: str) -> str:
