@@ -76,3 +76,41 @@ def test_text_report_states_deleted_and_present_once(tmp_path: Path) -> None:
     assert out.count("status: deleted in layer 2, still recoverable from the archive") == 1
     assert out.count("present in") == 1 and "status: present in final image" in out
     assert all(f.message == "Test canary found" for f in result.findings)
+
+
+SPAWN_SCRIPT = """
+import multiprocessing, sys
+
+from kinko.scan.detect import default_detector
+from kinko.scan.interface import ScanResult
+from kinko.scan.sources.image import ImageSource, _worker_payload
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method("spawn")
+    detector = default_detector()
+    payload = _worker_payload(detector)
+    # Not forked: the workers get the detector pickled, compiled database included (no recompiling there).
+    assert isinstance(payload, bytes) and detector._serialized in payload
+    findings = list(ImageSource(sys.argv[1], workers=2, scan_config=False).scan(detector, ScanResult()))
+    print(sorted((f.rule_id, f.location.path, f.location.status.value) for f in findings))
+"""
+
+
+def test_spawned_workers_get_the_compiled_rules(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    token = b"ghp_" + b"A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    archive = build_docker_archive(
+        tmp_path / "img.tar",
+        [{"etc/os-release": b"NAME=test\n"}, {"srv/.env": b"GITHUB_TOKEN=" + token + b"\n"}],
+        ["ADD base /", "COPY env /srv/.env"],
+    )
+    script = tmp_path / "spawn_scan.py"
+    script.write_text(SPAWN_SCRIPT)
+    env = {**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    done = subprocess.run(
+        [sys.executable, str(script), str(archive)], capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "('github-pat', 'srv/.env', 'present')" in done.stdout
