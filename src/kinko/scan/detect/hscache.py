@@ -14,9 +14,9 @@ import contextlib
 import hashlib
 import os
 import platform
+import secrets
 import stat
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 #: Bump when the file layout changes; old entries then simply stop matching.
@@ -59,40 +59,50 @@ def database_key(version: str, mode: int, patterns: Sequence[tuple[bytes, int]])
     return digest.hexdigest()
 
 
-def _private_dir(create: bool) -> Path | None:
-    """The cache dir when it is a real directory owned by us and closed to others (created 0700 if asked)."""
+@contextlib.contextmanager
+def _private_dir(create: bool) -> Iterator[int | None]:
+    """An fd of the cache dir when it is a real directory owned by us and closed to others (made 0700 if asked).
+
+    Everything after the check goes through this fd (openat/renameat), so swapping the path for a symlink
+    between the check and the use changes nothing.
+    """
     folder = cache_dir()
     if create:
         try:
             folder.parent.mkdir(parents=True, exist_ok=True)
             folder.mkdir(mode=0o700, exist_ok=True)
         except OSError:
-            return None
+            yield None
+            return
     try:
-        info = folder.lstat()
-    except OSError:
-        return None
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-        return None  # a symlink or someone else's directory: never read from or write into it
-    if info.st_mode & 0o077:
-        try:
-            folder.chmod(0o700)  # ours but too open (made by hand or an old umask): close it
-        except OSError:
-            return None
-    return folder
+        dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:  # missing, not a directory, or a symlink: never read from or write into it
+        yield None
+        return
+    try:
+        info = os.fstat(dfd)
+        usable = info.st_uid == os.geteuid()
+        if usable and info.st_mode & 0o077:
+            try:
+                os.fchmod(dfd, 0o700)  # ours but too open (made by hand or an old umask): close it
+            except OSError:
+                usable = False
+        yield dfd if usable else None
+    finally:
+        os.close(dfd)
 
 
 def load(key: str) -> bytes | None:
     """The serialized database stored under `key`, or None when absent or untrustworthy in any way."""
     if not cache_enabled():
         return None
-    folder = _private_dir(create=False)
-    if folder is None:
-        return None
-    try:
-        fd = os.open(folder / (key + _SUFFIX), os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None
+    with _private_dir(create=False) as dfd:
+        if dfd is None:
+            return None
+        try:
+            fd = os.open(key + _SUFFIX, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        except OSError:
+            return None
     with os.fdopen(fd, "rb") as fh:
         info = os.fstat(fh.fileno())
         if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
@@ -117,23 +127,24 @@ def _unwrap(data: bytes, key: str) -> bytes | None:
 
 
 def store(key: str, payload: bytes) -> bool:
-    """Write the entry atomically (0600 temp file renamed over the name); False when the cache is unusable."""
+    """Write the entry atomically (a new 0600 temp file renamed over the name); False when the cache is unusable."""
     if not cache_enabled():
         return False
-    folder = _private_dir(create=True)
-    if folder is None:
-        return False
     body = _MAGIC + key.encode() + b"\n" + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=folder)  # mkstemp creates it 0600
-    except OSError:
-        return False
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(body)
-        os.replace(tmp, folder / (key + _SUFFIX))
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        return False
+    with _private_dir(create=True) as dfd:
+        if dfd is None:
+            return False
+        tmp = f".tmp-{secrets.token_hex(8)}{_SUFFIX}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+        except OSError:
+            return False
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(body)
+            os.replace(tmp, key + _SUFFIX, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dfd)
+            return False
     return True
