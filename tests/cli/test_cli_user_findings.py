@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from kinko.access.audit import AuditLog
-from kinko.core.model import Caller
 from kinko.cli import cli
 from kinko.client import Client
+from kinko.core.model import Caller
 from kinko.errors import ServerUnreachable
 
 
