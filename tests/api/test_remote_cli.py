@@ -37,7 +37,9 @@ def error_line(done: subprocess.CompletedProcess[str], code: str, exit_code: int
 
 # -- 1: a path is never re-routed to another secret --------------------------------------------------------------
 def test_remote_paths_cannot_reach_another_secret(server: Server) -> None:
-    run = lambda *a: kinko(server.addr, *a, token=server.token)  # noqa: E731
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return kinko(server.addr, *args, token=server.token)
+
     assert run("secret", "put", "team/tmp/victim", "--value", "keep-me").returncode == 0
     assert run("secret", "put", "team/app/x", "--value", "original").returncode == 0
     error_line(run("secret", "delete", "team/tmp/victim#x"), "invalid_path")
