@@ -18,16 +18,17 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from kinko.errors import UsageError
+from kinko.errors import InvalidInput, UsageError
 
 DEFAULT_LISTEN = "127.0.0.1:8200"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -139,6 +140,34 @@ def address(config: ServerConfig, port: int) -> str:
     return f"{'https' if config.tls_cert else 'http'}://{host}:{port}"
 
 
+def check_tls(config: ServerConfig) -> None:
+    """Load the certificate and key as the server will, before binding: a wrong file is named, not "PEM lib"."""
+    if config.tls_cert is None or config.tls_key is None:
+        return
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        certs = x509.load_pem_x509_certificates(Path(config.tls_cert).read_bytes())
+    except ValueError:
+        raise InvalidInput(f"--tls-cert {config.tls_cert} is not a PEM certificate") from None
+    try:
+        key = serialization.load_pem_private_key(Path(config.tls_key).read_bytes(), password=None)
+    except TypeError:  # encrypted: uvicorn would stop and prompt for a passphrase on the terminal
+        raise InvalidInput(f"--tls-key {config.tls_key} is encrypted; give an unencrypted PEM private key") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise InvalidInput(f"--tls-key {config.tls_key} is not a PEM private key") from None
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(*spki) != certs[0].public_key().public_bytes(*spki):
+        raise InvalidInput("--tls-key does not match --tls-cert")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:  # what uvicorn will do; catches anything OpenSSL refuses that cryptography accepted
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    except ssl.SSLError as exc:
+        raise InvalidInput(f"--tls-cert/--tls-key cannot be used for TLS: {exc.reason}") from None
+
+
 # -- dev mode -----------------------------------------------------------------------------------------------
 def prepare_dev(config: ServerConfig) -> tuple[ServerConfig, str]:
     """A throwaway vault in a temp dir, initialised with a key-file seal. Returns (config, root token)."""
@@ -146,12 +175,104 @@ def prepare_dev(config: ServerConfig) -> tuple[ServerConfig, str]:
     from kinko.vault import open_vault
 
     work = tempfile.mkdtemp(prefix="kinko-dev-")
-    vault = open_vault(Path(work) / "vault.db", create=True)
-    try:
-        result = vault.init(seal=SealType.KEY_FILE, key_file=Path(work) / "unseal.key", retention_days=7)
-    finally:
-        vault.close()
+    try:  # any failure (or a stop signal) before the caller owns the dir must not leave a key file behind
+        vault = open_vault(Path(work) / "vault.db", create=True)
+        try:
+            result = vault.init(seal=SealType.KEY_FILE, key_file=Path(work) / "unseal.key", retention_days=7)
+        finally:
+            vault.close()
+    except BaseException:
+        remove_dev_dir(work)
+        raise
     return dataclasses.replace(config, vault=str(Path(work) / "vault.db"), dev_dir=work), result.root_token
+
+
+def remove_dev_dir(work: str) -> None:
+    """Delete a dev vault: the unseal key first, so no moment exists where it outlives the rest by accident."""
+    with contextlib.suppress(OSError):
+        (Path(work) / "unseal.key").unlink(missing_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+# -- the whole lifetime -------------------------------------------------------------------------------------
+def run(config: ServerConfig, *, dev_banner: str | None = None) -> None:
+    """Check TLS, bind, create the dev vault (if `dev_banner`), serve; returns after a graceful stop.
+
+    SIGTERM and SIGINT stop the server at any point, in-flight requests get up to 10 s, and the call returns
+    normally (exit 0); a dev vault is deleted on every way out. `dev_banner` may use {address} and {token}.
+    """
+    check_tls(config)
+    stop = _StopSignals()
+    with stop.installed(), contextlib.suppress(_Stop):
+        sock = bind(config)  # before the dev vault: a busy port leaves nothing on disk
+        try:
+            banner = None
+            if dev_banner is not None:
+                config, token = prepare_dev(config)
+                banner = dev_banner.replace("{token}", token)
+            _serve(config, sock, stop, banner)
+        finally:
+            stop.on_stop = _ignore  # a second signal must not interrupt the cleanup
+            sock.close()
+            if config.dev_dir:
+                remove_dev_dir(config.dev_dir)
+
+
+def _serve(config: ServerConfig, sock: socket.socket, stop: _StopSignals, banner: str | None) -> None:
+    from kinko.api.cluster import UnsealBroadcast
+    from kinko.vault import open_vault
+
+    open_vault(Path(config.vault).expanduser(), create=True).close()  # schema exists before workers race
+    url = address(config, sock.getsockname()[1])
+    broadcast = UnsealBroadcast()
+    print(f"kinko server listening on {url} ({config.workers} worker(s))", file=sys.stderr, flush=True)
+    if banner:
+        print(banner.replace("{address}", url), flush=True)
+    if config.workers == 1:
+        _run_worker(config, sock, broadcast, stop)
+    else:
+        _supervise(config, sock, broadcast, stop)
+
+
+# -- signals ------------------------------------------------------------------------------------------------
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class _Stop(BaseException):
+    """A stop signal arrived while starting: unwind through every cleanup, then return normally."""
+
+
+def _ignore(_signum: int) -> None:
+    return None
+
+
+class _StopSignals:
+    """One process's SIGTERM/SIGINT handler, installed for its whole life (never uvicorn's own).
+
+    uvicorn's handlers re-raise the signal after shutting down, so SIGTERM killed the process (143, no cleanup)
+    and SIGINT became click's "Aborted!" (exit 1). Ours: while starting, unwind (`_Stop`); once serving, call
+    `on_stop`, which asks uvicorn to shut down gracefully or forwards the stop to the workers.
+    """
+
+    def __init__(self) -> None:
+        self.on_stop: Callable[[int], None] | None = None
+        self.stopping = False
+
+    def __call__(self, signum: int, _frame: Any) -> None:
+        self.stopping = True
+        if self.on_stop is None:
+            self.on_stop = _ignore  # raise once; later signals must not interrupt the unwinding
+            raise _Stop
+        self.on_stop(signum)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        originals = {sig: signal.signal(sig, self) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
 
 
 # -- process management ---------------------------------------------------------------------------------
@@ -164,7 +285,9 @@ def bind(config: ServerConfig) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise UsageError(f"cannot listen on {config.listen}: {exc.strerror}") from None
+        # Operational, not a usage error (exit 1): the same command works once the port is free.
+        reason = (exc.strerror or str(exc)).lower()
+        raise OSError(exc.errno, f"cannot listen on {config.listen}: {reason}") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -179,12 +302,17 @@ def _setup_logging(level: str) -> None:
     kinko.propagate = False
 
 
-def _run_worker(config: ServerConfig, sock: socket.socket, broadcast: Any) -> None:
+def _run_worker(config: ServerConfig, sock: socket.socket, broadcast: Any, stop: _StopSignals) -> None:
     import uvicorn
 
     from kinko.api.app import create_app
     from kinko.api.auth import FailureLimiter
     from kinko.vault import open_vault
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield  # keep our handler (see _StopSignals): uvicorn's would re-raise the signal after shutdown
 
     _setup_logging(config.log_level)
     vault = open_vault(Path(config.vault).expanduser())  # auto-unseals a key-file vault
@@ -197,66 +325,59 @@ def _run_worker(config: ServerConfig, sock: socket.socket, broadcast: Any) -> No
         log_level="warning" if config.log_level == "info" else config.log_level,
         ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key, timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(uv_config).run(sockets=[sock])
-
-
-def serve(config: ServerConfig, *, banner: str | None = None) -> None:
-    """Bind, fork the workers, print the banner, wait; returns after a graceful shutdown."""
-    from kinko.api.cluster import UnsealBroadcast
-    from kinko.vault import open_vault
-
-    open_vault(Path(config.vault).expanduser(), create=True).close()  # schema exists before workers race
-    sock = bind(config)
-    url = address(config, sock.getsockname()[1])
-    broadcast = UnsealBroadcast()
-    print(f"kinko server listening on {url} ({config.workers} worker(s))", file=sys.stderr, flush=True)
-    if banner:
-        print(banner.replace("{address}", url), flush=True)
-    try:
-        if config.workers == 1:
-            _run_worker(config, sock, broadcast)
-        else:
-            _supervise(config, sock, broadcast)
-    finally:
-        sock.close()
-        if config.dev_dir:
-            shutil.rmtree(config.dev_dir, ignore_errors=True)
+    server = Server(uv_config)
+    # uvicorn: first signal = graceful shutdown; a second SIGINT = stop waiting for in-flight requests.
+    stop.on_stop = lambda signum: server.handle_exit(signum, None)
+    server.run(sockets=[sock])
 
 
 def _spawn(config: ServerConfig, sock: socket.socket, broadcast: Any) -> int:
+    """Fork one worker. Call with STOP_SIGNALS blocked, so neither side runs a handler meant for the other."""
     pid = os.fork()
     if pid == 0:  # worker: own process group, so a terminal's Ctrl-C reaches it once, via the parent
         os.setpgid(0, 0)
+        stop = _StopSignals()
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, stop)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         code = 0
         try:
-            _run_worker(config, sock, broadcast)
+            _run_worker(config, sock, broadcast, stop)
+        except _Stop:
+            pass  # stopped while starting: a clean exit
         except BaseException:
             code = 1
         os._exit(code)
     return pid
 
 
-def _supervise(config: ServerConfig, sock: socket.socket, broadcast: Any) -> None:
+def _supervise(config: ServerConfig, sock: socket.socket, broadcast: Any, stop: _StopSignals) -> None:
     """Fork the workers, replace any that dies, and on SIGTERM/SIGINT stop them all and wait."""
-    children = {_spawn(config, sock, broadcast) for _ in range(config.workers)}
-    stopping = False
+    children: set[int] = set()
 
-    def forward(signum: int, _frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
+    def forward(_signum: int) -> None:
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    def spawn() -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:  # a stop arriving now is delivered after the child is in `children`, so it is forwarded
+            if not stop.stopping:
+                children.add(_spawn(config, sock, broadcast))
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+    stop.on_stop = forward
+    for _ in range(config.workers):
+        spawn()
     while children:
         try:
             pid, _status = os.wait()
         except ChildProcessError:
             break
         children.discard(pid)
-        if not stopping:
+        if not stop.stopping:
             # A replacement catches up on unseal state from the shared log before its first request.
             logging.getLogger("kinko.api").warning("worker %d exited; starting a replacement", pid)
-            children.add(_spawn(config, sock, broadcast))
+            spawn()

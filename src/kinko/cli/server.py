@@ -8,13 +8,14 @@ import click
 
 from kinko.cli._common import handle_errors
 
+#: {address} and {token} are filled in by kinko.api.server.run once bound and initialised.
 DEV_BANNER = """\
 kinko dev server: throwaway vault in a temp dir, key-file sealed, unsealed. NOT for real secrets.
 
-    Address:    {{address}}
+    Address:    {address}
     Root token: {token}
 
-    export KINKO_ADDR={{address}}
+    export KINKO_ADDR={address}
     export KINKO_TOKEN={token}
 
 Then, in another shell (with .venv/bin on PATH):
@@ -24,7 +25,7 @@ Then, in another shell (with .venv/bin on PATH):
     kinko policy list
     kinko token create --policy secrets-reader --ttl 1h
     kinko run --env DATABASE_URL=team/app/db-url -- env
-    curl -s {{address}}/v1/sys/health
+    curl -s {address}/v1/sys/health
 
 The root token is shown only now. Stop with Ctrl-C (the vault is deleted)."""
 
@@ -48,14 +49,11 @@ def cli(config_file: str | None, listen: str | None, vault_path: str | None, tls
         tls_key: str | None, workers: int | None, audit_file: str | None, log_level: str | None,
         max_body_bytes: int | None, insecure_listen: bool | None, dev: bool) -> None:
     """Serve the kinko HTTP API (/v1, OpenAPI at /v1/openapi.json)."""
-    from kinko.api.server import load_config, prepare_dev, serve
+    from kinko.api.server import load_config, run
 
     overrides = {"listen": listen, "vault": vault_path, "tls_cert": tls_cert, "tls_key": tls_key,
                  "workers": workers, "audit_file": audit_file, "log_level": log_level,
                  "max_body_bytes": max_body_bytes, "insecure_listen": insecure_listen}
     config = load_config(Path(config_file) if config_file else None, overrides=overrides)
-    banner = None
-    if dev:
-        config, token = prepare_dev(config)
-        banner = DEV_BANNER.format(token=token)
-    serve(config, banner=banner)
+    # SIGTERM/SIGINT stop it gracefully and `run` returns: exit 0, and a --dev vault is deleted.
+    run(config, dev_banner=DEV_BANNER if dev else None)
