@@ -32,24 +32,25 @@ def _causes(exc: BaseException) -> list[BaseException]:
 
 def unreachable(addr: str, exc: httpx.HTTPError) -> ServerUnreachable:
     """Name why `addr` could not be talked to: bad scheme, TLS verification, refused, timeout, ..."""
+    where = f"cannot reach {addr}"
     if isinstance(exc, httpx.UnsupportedProtocol):
-        return ServerUnreachable(f"address {addr!r} must start with http:// or https:// (KINKO_ADDR)")
+        return ServerUnreachable(f"cannot reach {addr!r}: the address must start with http:// or https:// "
+                                 "(KINKO_ADDR)")
     if isinstance(exc, httpx.TimeoutException):
-        return ServerUnreachable(f"{addr} did not answer in time ({type(exc).__name__})")
+        return ServerUnreachable(f"{where}: no answer in time ({type(exc).__name__})")
     causes = _causes(exc)
     for cause in causes:
         if isinstance(cause, ssl.SSLCertVerificationError):
             reason = cause.verify_message or cause.reason or "certificate not trusted"
-            return TLSFailure(f"{addr}: certificate verify failed: {reason}; set KINKO_CACERT (or --ca-file) to "
-                              "the CA that signed the server's certificate")
+            return TLSFailure(f"{where}: certificate verify failed: {reason}; set KINKO_CACERT (or --ca-file) "
+                              "to the CA that signed the server's certificate")
     for cause in causes:
         if isinstance(cause, ssl.SSLError):
-            return TLSFailure(f"{addr}: TLS handshake failed ({cause.reason or 'ssl error'}); "
+            return TLSFailure(f"{where}: TLS handshake failed ({cause.reason or 'ssl error'}); "
                               "is the server speaking plain http://?")
         if isinstance(cause, ConnectionRefusedError):
-            return ServerUnreachable(f"{addr}: connection refused (is the server running on that port?)")
+            return ServerUnreachable(f"{where}: connection refused (is the server running on that port?)")
     if isinstance(exc, httpx.RemoteProtocolError):
-        return ServerUnreachable(f"{addr}: the server closed the connection without an answer "
+        return ServerUnreachable(f"{where}: the server closed the connection without an answer "
                                  "(does it expect https://?)")
-    detail = str(exc) or type(exc).__name__
-    return ServerUnreachable(f"cannot reach {addr}: {detail}")
+    return ServerUnreachable(f"{where}: {str(exc) or type(exc).__name__}")

@@ -159,7 +159,8 @@ class ServerUnreachable(KinkoError):
     """The client could not talk to the server at all (refused, timed out, bad address). Names the cause."""
 
     code = "unreachable"
-    http_status = 502
+    #: 503 like a sealed server: callers that map status (the CSI provider -> gRPC UNAVAILABLE) retry it.
+    http_status = 503
 
 
 class TLSFailure(ServerUnreachable):
