@@ -110,10 +110,8 @@ class Client:
         return self.request("GET", path, params=params)
 
     def health(self) -> int:
-        try:
-            return self._http.get("/v1/sys/health").status_code
-        except httpx.HTTPError as exc:
-            raise unreachable(self.addr, exc) from None
+        """Status code of /v1/sys/health; raises httpx errors as they are (callers poll with it)."""
+        return self._http.get("/v1/sys/health").status_code
 
     # -- Kubernetes auth (/v1/auth/kubernetes) -----------------------------------------------------------
     def use_token(self, token: str | None) -> None:
