@@ -6,6 +6,7 @@ import datetime
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,4 +107,45 @@ def test_bad_tls_files_fail_before_listening_naming_the_file(
     assert result.returncode == 1
     assert result.stderr.splitlines() == [f"error: invalid_input: {message}"]
     assert "BEGIN" not in result.stderr and "listening" not in result.stderr
+    assert list(tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_lets_an_in_flight_request_finish(
+        tmp_path: Path, tmpdir_env: tuple[Path, dict[str, str]], workers: str) -> None:
+    tmp, env = tmpdir_env
+    srv = start_server(["--dev", "--workers", workers], tmp_path, env=env)
+    host, port = srv.addr.removeprefix("http://").split(":")
+    body = b'{"value": "still-written"}'
+    try:
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            conn.sendall(f"PUT /v1/secrets/inflight/x HTTP/1.1\r\nHost: {host}\r\nX-Kinko-Token: {srv.token}\r\n"
+                         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+            conn.sendall(body[:5])  # the request is now in flight: headers read, body incomplete
+            time.sleep(0.3)
+            srv.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert srv.proc.poll() is None  # still waiting for the request
+            conn.sendall(body[5:])
+            response = conn.recv(4096)
+        assert response.startswith(b"HTTP/1.1 200"), response[:100]
+        assert srv.proc.wait(timeout=15) == 0
+    finally:
+        stop_server(srv.proc)
+    assert list(tmp.iterdir()) == []
+
+
+def test_stop_signal_while_starting_still_deletes_the_dev_vault(
+        tmp_path: Path, tmpdir_env: tuple[Path, dict[str, str]]) -> None:
+    import os
+
+    tmp, env = tmpdir_env
+    proc = subprocess.Popen([*KINKO, "server", "--dev", "--listen", "127.0.0.1:0"], env={**os.environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while not any(tmp.glob("kinko-dev-*")) and time.monotonic() < deadline:  # handler is in place by now
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGTERM)  # lands while the vault is created or the server is starting
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err.decode()
     assert list(tmp.iterdir()) == []

@@ -203,16 +203,15 @@ def run(config: ServerConfig, *, dev_banner: str | None = None) -> None:
     """
     check_tls(config)
     stop = _StopSignals()
-    with stop.installed(), contextlib.suppress(_Stop):
+    with stop.installed():
         sock = bind(config)  # before the dev vault: a busy port leaves nothing on disk
         try:
             banner = None
-            if dev_banner is not None:
+            if dev_banner is not None and not stop.stopping:
                 config, token = prepare_dev(config)
                 banner = dev_banner.replace("{token}", token)
             _serve(config, sock, stop, banner)
         finally:
-            stop.on_stop = _ignore  # a second signal must not interrupt the cleanup
             sock.close()
             if config.dev_dir:
                 remove_dev_dir(config.dev_dir)
@@ -222,6 +221,8 @@ def _serve(config: ServerConfig, sock: socket.socket, stop: _StopSignals, banner
     from kinko.api.cluster import UnsealBroadcast
     from kinko.vault import open_vault
 
+    if stop.stopping:
+        return
     open_vault(Path(config.vault).expanduser(), create=True).close()  # schema exists before workers race
     url = address(config, sock.getsockname()[1])
     broadcast = UnsealBroadcast()
@@ -238,10 +239,6 @@ def _serve(config: ServerConfig, sock: socket.socket, stop: _StopSignals, banner
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-class _Stop(BaseException):
-    """A stop signal arrived while starting: unwind through every cleanup, then return normally."""
-
-
 def _ignore(_signum: int) -> None:
     return None
 
@@ -250,19 +247,17 @@ class _StopSignals:
     """One process's SIGTERM/SIGINT handler, installed for its whole life (never uvicorn's own).
 
     uvicorn's handlers re-raise the signal after shutting down, so SIGTERM killed the process (143, no cleanup)
-    and SIGINT became click's "Aborted!" (exit 1). Ours: while starting, unwind (`_Stop`); once serving, call
-    `on_stop`, which asks uvicorn to shut down gracefully or forwards the stop to the workers.
+    and SIGINT became click's "Aborted!" (exit 1). Ours only records the stop while starting (start-up code
+    checks `stopping` at safe points: an exception mid-write could leave files behind); once serving, it
+    calls `on_stop`, which asks uvicorn to shut down gracefully or forwards the stop to the workers.
     """
 
     def __init__(self) -> None:
-        self.on_stop: Callable[[int], None] | None = None
+        self.on_stop: Callable[[int], None] = _ignore
         self.stopping = False
 
     def __call__(self, signum: int, _frame: Any) -> None:
         self.stopping = True
-        if self.on_stop is None:
-            self.on_stop = _ignore  # raise once; later signals must not interrupt the unwinding
-            raise _Stop
         self.on_stop(signum)
 
     @contextlib.contextmanager
@@ -328,6 +323,9 @@ def _run_worker(config: ServerConfig, sock: socket.socket, broadcast: Any, stop:
     server = Server(uv_config)
     # uvicorn: first signal = graceful shutdown; a second SIGINT = stop waiting for in-flight requests.
     stop.on_stop = lambda signum: server.handle_exit(signum, None)
+    if stop.stopping:  # checked after on_stop is set, so a stop is either seen here or by uvicorn
+        vault.close()
+        return
     server.run(sockets=[sock])
 
 
@@ -343,8 +341,6 @@ def _spawn(config: ServerConfig, sock: socket.socket, broadcast: Any) -> int:
         code = 0
         try:
             _run_worker(config, sock, broadcast, stop)
-        except _Stop:
-            pass  # stopped while starting: a clean exit
         except BaseException:
             code = 1
         os._exit(code)
