@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 import stat
 from pathlib import Path
 
 import pytest
 
-from kinko.api.server import load_config
+from kinko.api.server import ServerConfig, bind, check_tls, load_config, prepare_dev, remove_dev_dir
 from kinko.cli.login import store_token
 from kinko.client import error_from
-from kinko.errors import KinkoError, Sealed, UsageError
+from kinko.errors import InvalidInput, KinkoError, Sealed, UsageError
+from tests.api.test_server_stop import write_tls
 
 
 def test_file_then_env_then_flags(tmp_path: Path) -> None:
@@ -58,3 +61,46 @@ def test_client_maps_error_codes_back_to_kinko_errors() -> None:
     odd = error_from(418, {"error": {"code": "teapot", "message": "short and stout"}})
     assert type(odd) is KinkoError and odd.code == "teapot" and odd.http_status == 418
     assert error_from(502, None).code == "error"
+
+
+def test_tls_files_are_checked_before_serving_and_named(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    cert, key, other = write_tls(tmp_path)
+    check_tls(ServerConfig(tls_cert=str(cert), tls_key=str(key)))  # the right pair passes
+    check_tls(ServerConfig())  # plain HTTP: nothing to check
+    (tmp_path / "junk").write_text("not pem at all")
+    with pytest.raises(InvalidInput, match=r"^invalid_input: --tls-cert .*junk is not a PEM certificate$"):
+        check_tls(ServerConfig(tls_cert=str(tmp_path / "junk"), tls_key=str(key)))
+    locked = serialization.load_pem_private_key(key.read_bytes(), None).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"passphrase"))
+    (tmp_path / "locked.key").write_bytes(locked)
+    with pytest.raises(InvalidInput, match=r"locked\.key is encrypted") as caught:
+        check_tls(ServerConfig(tls_cert=str(cert), tls_key=str(tmp_path / "locked.key")))
+    with pytest.raises(InvalidInput, match=r"^invalid_input: --tls-key does not match --tls-cert$"):
+        check_tls(ServerConfig(tls_cert=str(cert), tls_key=str(other)))
+    assert "BEGIN" not in str(caught.value)
+
+
+def test_busy_port_is_an_os_error_not_a_usage_error() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        listen = f"127.0.0.1:{busy.getsockname()[1]}"
+        with pytest.raises(OSError, match=f"cannot listen on {listen}: address already in use") as caught:
+            bind(ServerConfig(listen=listen))
+    assert caught.value.errno == errno.EADDRINUSE
+    with bind(ServerConfig(listen="127.0.0.1:0")) as sock:  # a free port works, ready to accept
+        assert sock.getsockname()[1] > 0
+
+
+def test_dev_vault_is_key_file_sealed_and_removed_key_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR
+    config, token = prepare_dev(ServerConfig())
+    work = Path(config.dev_dir or "")
+    assert work.parent == tmp_path and token.startswith("kinko_")
+    assert (work / "unseal.key").is_file() and Path(config.vault) == work / "vault.db"
+    remove_dev_dir(str(work))
+    assert list(tmp_path.iterdir()) == []

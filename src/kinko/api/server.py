@@ -6,6 +6,8 @@ same socket with uvicorn (uvloop + httptools). Unseal state reaches every worker
 vaults also auto-unseal in each worker at start); no unwrapped key is ever written to disk. A worker that
 dies is replaced, and the new one replays the same log before its first request. SIGTERM/SIGINT
 to the parent is forwarded to every worker, which finishes in-flight requests and exits (graceful shutdown).
+With one worker or several, a stop signal means exit 0, and a --dev vault (key file first) is deleted on
+every way out. TLS files are loaded and the port bound before the dev vault exists or a banner is printed.
 """
 
 from __future__ import annotations
