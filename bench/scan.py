@@ -348,7 +348,7 @@ def write_results(section: str) -> None:
     if head in text:
         start = text.index(head)
         nxt = text.find("\n## ", start + len(head))
-        text = text[:start] + section + (text[nxt + 1 :] if nxt != -1 else "")
+        text = text[:start] + section + ("\n" + text[nxt + 1 :] if nxt != -1 else "")  # keep the blank line
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
