@@ -27,7 +27,19 @@ _MAX_ENTRY = 64 << 20
 _SUFFIX = ".hsdb"
 
 
+#: The checks below need POSIX owners, O_NOFOLLOW and *at() calls; elsewhere the rules are simply compiled.
+_SUPPORTED = (
+    hasattr(os, "geteuid")
+    and hasattr(os, "O_DIRECTORY")
+    and hasattr(os, "O_NOFOLLOW")
+    and os.open in os.supports_dir_fd
+    and os.rename in os.supports_dir_fd  # os.replace uses the same renameat() but is not listed
+)
+
+
 def cache_enabled() -> bool:
+    if not _SUPPORTED:
+        return False
     return os.environ.get("KINKO_SCAN_CACHE", "1").strip().lower() not in {"0", "off", "no", "false"}
 
 
