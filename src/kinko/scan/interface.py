@@ -115,6 +115,14 @@ class Detector(ABC):
     def scan(self, data: bytes, *, path: str = "") -> list[Match]:
         """All matches in `data`. `path` lets path-aware rules (e.g. `.pem`, `.p12`) and allow-lists apply."""
 
+    def scan_deployed(self, data: bytes, *, path: str = "") -> list[Match]:
+        """Like `scan`, for a value known to be used as-is (a Kubernetes Secret's decoded `data`).
+
+        Stand-in values such as `pass` or `root` mark documentation in source files; in a deployed value they
+        are a real (weak) credential. Detectors without that distinction scan normally.
+        """
+        return self.scan(data, path=path)
+
     @abstractmethod
     def rule_info(self, rule_id: str) -> tuple[str, Severity]:
         """(title, severity) for a rule id, used to turn matches into findings."""

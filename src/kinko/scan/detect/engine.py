@@ -37,7 +37,7 @@ def merge_windows(ends: Sequence[int], before: int, after: int, size: int) -> li
     return spans
 
 
-def confirm(rule: Rule, data: bytes, spans: Iterable[Span]) -> Iterator[_Raw]:
+def confirm(rule: Rule, data: bytes, spans: Iterable[Span], *, deployed: bool = False) -> Iterator[_Raw]:
     """Run the rule's full regex inside `spans`; yield the secrets that pass the rule's filters."""
     group = rule.group
     size = len(data)
@@ -54,7 +54,7 @@ def confirm(rule: Rule, data: bytes, spans: Iterable[Span]) -> Iterator[_Raw]:
                 continue
             if rule.entropy is not None and shannon_entropy(secret) < rule.entropy:
                 continue
-            if rule.placeholders and is_placeholder(secret):
+            if rule.placeholders and is_placeholder(secret, deployed=deployed):
                 continue
             if rule.reject_identifiers and looks_like_identifier(secret):
                 continue
@@ -129,19 +129,25 @@ class RuleDetector(Detector):
         """Rules worth confirming and the spans of `data` to run their regex in."""
 
     def scan(self, data: bytes, *, path: str = "") -> list[Match]:
+        return self._scan(data, path, deployed=False)
+
+    def scan_deployed(self, data: bytes, *, path: str = "") -> list[Match]:
+        return self._scan(data, path, deployed=True)
+
+    def _scan(self, data: bytes, path: str, *, deployed: bool) -> list[Match]:
         if not data:
             return []
         if not isinstance(data, bytes):  # bytearray / memoryview from a source: matches must hold bytes
             data = bytes(data)
         raw: list[_Raw] = []
         for rule, spans in self._candidates(data):
-            raw.extend(confirm(rule, data, spans))
+            raw.extend(confirm(rule, data, spans, deployed=deployed))
         # Most files match no path rule: one combined search decides that, instead of one search per rule.
         if path and self._path_rules and (self._path_gate is None or self._path_gate.search(path)):
             whole = [(0, len(data))]
             for rule in self._path_rules:
                 if rule.path_regex is not None and rule.path_regex.search(path):
-                    raw.extend(confirm(rule, data, whole))
+                    raw.extend(confirm(rule, data, whole, deployed=deployed))
         if not raw:
             return []
         kept = _dedupe(raw)

@@ -36,6 +36,8 @@ _CODE_SHAPES = tuple(
         rb"^[a-z]+(?:[-.][a-z]+)+$",
         rb"^[a-z]+$",
         rb"^[a-z]{0,12}(?:[A-Z][a-z]{2,})+$",
+        # a lowercase resource path (`shop/app/db-creds`, `secret/data/web`): where a secret lives, not the secret
+        rb"^/?[a-z][a-z0-9]*(?:[-._][a-z0-9]+)*(?:/[a-z][a-z0-9]*(?:[-._][a-z0-9]+)*)+/?$",
     )
 )
 _TYPE_WORD_RE = re.compile(
@@ -52,13 +54,19 @@ def shannon_entropy(data: bytes) -> float:
     return -sum((n / total) * math.log2(n / total) for n in Counter(data).values())
 
 
-def is_placeholder(secret: bytes) -> bool:
-    """True when `secret` is a template, an example value or an obvious stand-in, not a real credential."""
+def is_placeholder(secret: bytes, *, deployed: bool = False) -> bool:
+    """True when `secret` is a template, an example value or an obvious stand-in, not a real credential.
+
+    `deployed`: the value is used as-is (a Kubernetes Secret's data), so a whole-value stand-in such as `pass`
+    or `admin` is a real weak password there; templates, example words and filler still count as placeholders.
+    """
     value = secret.strip(b"\"'` ")
     if not value:
         return True
     lowered = value.lower()
-    if lowered in _PLACEHOLDER_VALUES or b"%20" in lowered:  # an encoded space: prose, not a credential
+    if b"%20" in lowered:  # an encoded space: prose, not a credential
+        return True
+    if lowered in _PLACEHOLDER_VALUES and not deployed:
         return True
     if any(word in lowered for word in _PLACEHOLDER_WORDS):
         return True

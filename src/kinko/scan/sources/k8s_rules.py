@@ -45,14 +45,19 @@ class ObjectContext:
         loc = self.location(rel)
         self.findings.append(Finding(rule, title, sev, kind, loc, message=message, fix=fix, **kw))
 
-    def detect(self, data: bytes, hint: str) -> list[Match]:
+    def detect(self, data: bytes, hint: str, *, deployed: bool = False) -> list[Match]:
+        if deployed:
+            return self.detector.scan_deployed(data, path=hint)
         return self.detector.scan(data, path=hint)
 
-    def secret_hits(self, data: bytes, rel: PathKey, hint: str) -> list[Finding]:
-        """Detector hits in a value, as SECRET findings located at `rel` (decoded values have no own lines)."""
+    def secret_hits(self, data: bytes, rel: PathKey, hint: str, *, deployed: bool = False) -> list[Finding]:
+        """Detector hits in a value, as SECRET findings located at `rel` (decoded values have no own lines).
+
+        `deployed`: the value is what the cluster uses (a Secret's decoded data), so stand-ins like `pass` count.
+        """
         out: list[Finding] = []
         seen: set[tuple[str, bytes]] = set()
-        for match in self.detect(data, hint):
+        for match in self.detect(data, hint, deployed=deployed):
             if (match.rule_id, match.secret) in seen:
                 continue
             seen.add((match.rule_id, match.secret))
@@ -133,7 +138,7 @@ def _secret_data_value(ctx: ObjectContext, key: str, value: str) -> bytes | None
         )  # fmt: skip
         ctx.findings.extend(ctx.secret_hits(value.encode(), rel, key))
         return None
-    hits = ctx.secret_hits(raw, rel, key)
+    hits = ctx.secret_hits(raw, rel, key, deployed=True)
     ctx.findings.extend(hits)
     ctx.add(
         "k8s-secret-base64-not-encryption", "Secret data is only base64-encoded", Severity.MEDIUM, rel,
