@@ -87,14 +87,35 @@ def test_report_with_secrets_is_written_private(repo: tuple[Path, str], tmp_path
 def test_baseline_round_trip(repo: tuple[Path, str], tmp_path: Path) -> None:
     root, token = repo
     baseline = tmp_path / "baseline.json"
-    code, _, _ = _run("dir", str(root), "--write-baseline", str(baseline))
-    assert code == 1  # writing a baseline does not hide today's findings
+    code, out, err = _run("dir", str(root), "--write-baseline", str(baseline))
+    assert code == 0  # writing a baseline accepts today's findings ...
+    assert "GitHub personal access token" in out  # ... which the report still lists
+    assert f"baseline written to {baseline}: 1 finding(s) accepted" in err
     assert token not in baseline.read_text() and stat.S_IMODE(baseline.stat().st_mode) == 0o600
     code, out, _ = _run("dir", str(root), "--baseline", str(baseline), "-o", "json")
     assert code == 0 and json.loads(out)["findings"] == []
     (root / "new.py").write_text(f'T = "{_token()}"\n')
     code, out, _ = _run("dir", str(root), "--baseline", str(baseline), "-o", "json")
     assert code == 1 and [f["location"]["path"] for f in json.loads(out)["findings"]] == ["new.py"]
+
+
+def test_write_baseline_is_documented_as_accepting() -> None:
+    help_text = " ".join(_run("dir", "--help")[1].split())
+    assert "accept them" in help_text and "exit status is 0" in help_text
+
+
+def test_text_output_to_a_pipe_is_not_wrapped(tmp_path: Path) -> None:
+    """CliRunner's stdout is not a TTY: long paths and messages stay on one line, without colour codes."""
+    deep = tmp_path / "a-rather-long-directory-name-for-the-service" / "configuration-for-the-production-env"
+    deep.mkdir(parents=True)
+    (deep / "settings-with-a-long-file-name-too.py").write_text(f'GITHUB_TOKEN = "{_token()}"\n')
+    code, out, _ = _run("dir", str(tmp_path))
+    where = "at a-rather-long-directory-name-for-the-service/configuration-for-the-production-env/" \
+            "settings-with-a-long-file-name-too.py:1"
+    assert code == 1 and where in out and len(where) > 120
+    fix = [line for line in out.splitlines() if line.strip().startswith("fix:")]
+    assert fix and all(line.rstrip().endswith(".") for line in fix)  # the sentence ends on its own line
+    assert "\x1b[" not in out
 
 
 def test_exclude_option(repo: tuple[Path, str]) -> None:

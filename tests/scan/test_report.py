@@ -129,6 +129,16 @@ def test_text_report_groups_by_artifact_and_layer() -> None:
     assert "\x1b[" not in out  # no colour codes unless asked
 
 
+def test_text_report_wraps_only_to_a_given_width() -> None:
+    long_path = "/".join(["deeply-nested-directory"] * 8) + "/settings.py"
+    finding = Finding("generic-password", "Hard-coded password", Severity.HIGH, FindingKind.SECRET,
+                      Location("repo", long_path, line=3), secret="Zq8vN2kLp4Rt7wXy")
+    result = ScanResult(findings=[finding], artifacts=["repo"])
+    assert f"      at {long_path}:3\n" in render_text(result)  # no width (a pipe, a file): one line
+    wrapped = render_text(result, width=80)  # a terminal's width: rich wraps to it
+    assert f"{long_path}:3" not in wrapped and max(len(line) for line in wrapped.splitlines()) <= 80
+
+
 def test_unknown_format_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown report format"):
         render(ScanResult(), "xml")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,7 +33,8 @@ def common_options(func: F) -> F:
         click.option("--baseline", type=click.Path(exists=True, dir_okay=False),
                      help="Ignore findings listed in this baseline file."),
         click.option("--write-baseline", type=click.Path(dir_okay=False, writable=True),
-                     help="Write every current finding to this baseline file (mode 0600)."),
+                     help="Write every current finding to this baseline file (mode 0600) and accept them: "
+                          "the report still lists them, but the exit status is 0."),
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
@@ -72,7 +74,10 @@ def _write_report(text: str, output_file: str | None, show_secrets: bool) -> Non
 
 def run_scan(source: Source, *, output: str, output_file: str | None, show_secrets: bool, fail_on: str,
              baseline: str | None, write_baseline: str | None) -> None:  # fmt: skip
-    """Scan, apply the baseline, write the report, and exit 1 if a finding reaches `fail_on`."""
+    """Scan, apply the baseline, write the report, and exit 1 if a finding reaches `fail_on`.
+
+    Writing a baseline means "accept these findings", so it exits 0 whatever the findings are.
+    """
     from kinko.scan.baseline import Baseline
     from kinko.scan.detect import default_detector
     from kinko.scan.report import ReportOptions, render
@@ -86,15 +91,19 @@ def run_scan(source: Source, *, output: str, output_file: str | None, show_secre
     known = Baseline.load(baseline) if baseline else None
     if write_baseline:
         Baseline.from_findings(result.findings, key=known.key if known else None).save(write_baseline)
+        click.echo(f"baseline written to {write_baseline}: {len(result.findings)} finding(s) accepted", err=True)
     if known is not None:
         result.findings = known.filter(result.findings)
     options = ReportOptions(show_secrets=show_secrets)
     if known is not None:
         options.fingerprint_key = known.key
+    # A terminal gets colors and its own width; a pipe or a file gets plain text, never hard-wrapped.
     color = output == "text" and output_file is None and sys.stdout.isatty()
-    _write_report(render(result, output, options, rules=detector.rules, color=color), output_file, show_secrets)
+    width = shutil.get_terminal_size().columns if color else None
+    report = render(result, output, options, rules=detector.rules, color=color, width=width)
+    _write_report(report, output_file, show_secrets)
     threshold = Severity.parse(fail_on)
-    if any(f.severity >= threshold for f in result.findings):
+    if not write_baseline and any(f.severity >= threshold for f in result.findings):
         sys.exit(1)
 
 
@@ -115,7 +124,8 @@ def _scan_command(func: F) -> F:
 def cli() -> None:
     """Find secrets leaked into images, Dockerfiles, Kubernetes manifests and files.
 
-    Exit status: 0 clean, 1 a finding at or above --fail-on (or a scan error), 2 usage error.
+    Exit status: 0 clean (or --write-baseline given: the findings are accepted), 1 a finding at or above
+    --fail-on (or a scan error), 2 usage error.
     """
 
 

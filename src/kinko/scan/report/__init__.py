@@ -22,12 +22,13 @@ def render(
     *,
     rules: Sequence[Rule] = (),
     color: bool = False,
+    width: int | None = None,
 ) -> str:
-    """The report in `fmt` ("text", "json" or "sarif")."""
+    """The report in `fmt` ("text", "json" or "sarif"). `width` wraps text reports; None never wraps."""
     if fmt == "json":
         return render_json(result, options)
     if fmt == "sarif":
         return render_sarif(result, rules, options)
     if fmt == "text":
-        return render_text(result, options, color=color)
+        return render_text(result, options, color=color, width=width)
     raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")

@@ -60,12 +60,15 @@ def _finding_lines(finding: Finding, redactor: Redactor) -> Iterable[Text]:
 
 
 def render_text(
-    result: ScanResult, options: ReportOptions | None = None, *, color: bool = False, width: int = 120
+    result: ScanResult, options: ReportOptions | None = None, *, color: bool = False, width: int | None = None
 ) -> str:
+    """The report; `width` (a terminal's columns) wraps long lines, None (pipes, files) keeps each line whole."""
     options = options or ReportOptions()
     redactor = Redactor(result.findings, options.show_secrets)
     buffer = io.StringIO()
-    console = Console(file=buffer, force_terminal=color, no_color=not color, width=width, highlight=False)
+    # soft_wrap: rich neither wraps nor crops, so grep and log viewers see every line as written.
+    console = Console(file=buffer, force_terminal=color, no_color=not color, width=width or 120,
+                      soft_wrap=width is None, highlight=False)
     ordered = sorted(result.findings, key=lambda f: (f.location.artifact, _layer_key(f), f.location.path))
     for artifact, group in groupby(ordered, key=lambda f: f.location.artifact):
         console.print(Text(artifact, style="bold underline"))
