@@ -3,24 +3,34 @@
 Reads what `docker save` writes (legacy manifest.json + <id>/layer.tar, and Docker 25+'s OCI form), plain OCI
 image layouts (directory or tar, e.g. `podman save --format oci-archive`) and podman/buildah docker-archives.
 The format is detected from the contents, never the file name. Nothing is extracted: layers are located as
-(file, offset, size) so any process can seek to them and stream.
+(file, offset, size) so any process can seek to them and stream. A gzip/zstd-compressed outer archive
+(`docker save | gzip`, which `docker load` accepts) cannot seek: one decompressing pass indexes it and keeps
+only its small JSON members; the layers are read in a second pass (see `outer_stream`).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import posixpath
 import tarfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import zstandard
+
 from kinko.errors import ScanError
+from kinko.scan.sources.limits import Inflate, LimitExceeded, Limits, compression_of
+from kinko.scan.sources.tarstream import Member, TarFormatError, TarStream
 
 NOT_AN_IMAGE = "not a docker-archive or OCI image"
 _MAX_JSON = 16 << 20  # manifests and configs are small; a bigger one is hostile
 _MAX_OUTER_ENTRIES = 200_000
+#: JSON members of a compressed outer archive kept in memory (manifests, index, configs are kilobytes)
+_MAX_KEPT_TOTAL = 64 << 20
 _INDEX_MEDIA = {
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -34,6 +44,10 @@ class BlobRef:
     file: str
     offset: int
     size: int
+    #: "gzip"/"zstd" when `file` is a compressed outer tar: no byte offset can be seeked to, so the blob is
+    #: found again as the outer tar's `member`-th entry (1-based) in a sequential pass
+    compression: str | None = None
+    member: int = 0
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,7 @@ class ImageLayout:
     config: dict[str, Any]
     layers: list[LayerRef]
     warnings: list[str] = field(default_factory=list)
+    compression: str | None = None  # of the outer archive: its layers must be read in one sequential pass
 
 
 def clean_member_name(name: str) -> tuple[str, bool]:
@@ -75,6 +90,8 @@ def printable_name(name: str) -> str:
 class _Container:
     """A tar file or a directory holding an image; members by normalized name."""
 
+    compression: str | None = None
+
     def __init__(self, path: Path, warnings: list[str]) -> None:
         self.path = path
         self.warnings = warnings
@@ -91,15 +108,19 @@ class _Container:
             raise ScanError(f"{self.path}: {name} is missing")
         if ref.size > _MAX_JSON:
             raise ScanError(f"{self.path}: {name} is {ref.size} bytes, over the {_MAX_JSON} byte limit")
-        with open(ref.file, "rb") as fh:
-            fh.seek(ref.offset)
-            data = fh.read(ref.size)
+        data = self._read(name, ref)
         if len(data) < ref.size:
             raise ScanError(f"{self.path}: {name} is truncated")
         try:
             return json.loads(data)
         except ValueError:
             raise ScanError(f"{self.path}: {name} is not valid JSON") from None
+
+
+    def _read(self, name: str, ref: BlobRef) -> bytes:
+        with open(ref.file, "rb") as fh:
+            fh.seek(ref.offset)
+            return fh.read(ref.size)
 
 
 class _DirContainer(_Container):
@@ -126,7 +147,7 @@ class _TarContainer(_Container):
         try:
             tar = tarfile.open(self.path, "r:")  # noqa: SIM115 - closed by `with tar` below
         except (tarfile.TarError, EOFError, OSError):
-            raise ScanError(f"{self.path}: {NOT_AN_IMAGE} (not a readable uncompressed tar)") from None
+            raise ScanError(f"{self.path}: {NOT_AN_IMAGE} (not a readable tar, gzip or zstd archive)") from None
         count = 0
         hostile: list[str] = []
         with tar:
@@ -144,6 +165,9 @@ class _TarContainer(_Container):
                 self.warnings.append(
                     f"archive is truncated or corrupt after {count} entries; scanned what was readable"
                 )
+        self._warn_hostile(hostile)
+
+    def _warn_hostile(self, hostile: list[str]) -> None:
         if hostile:
             self.warnings.append(
                 f"archive has {len(hostile)} absolute or `..` member names (normalized, nothing written), "
@@ -174,18 +198,89 @@ class _TarContainer(_Container):
         return None
 
 
-def open_container(path: Path, warnings: list[str]) -> _Container:
+class _StreamTarContainer(_TarContainer):
+    """A gzip/zstd-compressed outer tar, indexed in one decompressing pass (bounded by the outer limits).
+
+    Members are numbered in stream order; JSON members (first byte `{` or `[`, at most `_MAX_JSON` bytes) are
+    kept in memory up to `_MAX_KEPT_TOTAL`, since the manifest may come after the configs and layers it names.
+    """
+
+    def __init__(self, path: Path, warnings: list[str], compression: str, limits: Limits) -> None:
+        self.compression = compression
+        self.limits = limits
+        self.contents: dict[int, bytes] = {}
+        self._kept = 0
+        super().__init__(path, warnings)
+
+    def _index(self) -> None:
+        count = 0
+        hostile: list[str] = []
+        with open(self.path, "rb") as fh:
+            tar = open_outer_stream(fh, self.compression or "", self.limits)
+            try:
+                for count, member in enumerate(tar.members(), start=1):
+                    if count > _MAX_OUTER_ENTRIES:
+                        self.warnings.append(f"outer archive has over {_MAX_OUTER_ENTRIES} entries; rest ignored")
+                        break
+                    self._add_member(tar, member, count, hostile)
+            except LimitExceeded as exc:  # a bomb: nothing after this point could be read either
+                raise ScanError(f"{self.path}: {exc}; not scanned") from None
+            except (TarFormatError, OSError, zlib.error, zstandard.ZstdError) as exc:
+                if not self.members:
+                    what = f"unreadable {self.compression}-compressed tar: {type(exc).__name__}"
+                    raise ScanError(f"{self.path}: {NOT_AN_IMAGE} ({what})") from None
+                self.warnings.append(f"archive is truncated or corrupt after {count} entries ({exc})")
+        self._warn_hostile(hostile)
+
+    def _add_member(self, tar: TarStream, member: Member, number: int, hostile: list[str]) -> None:
+        name, bad = clean_member_name(member.name)
+        if bad:
+            hostile.append(member.name)
+        if member.issym() or member.islnk():
+            base = posixpath.dirname(name) if member.issym() else ""
+            self.links[name] = clean_member_name(posixpath.join(base, member.linkname))[0]
+            return
+        if not member.isreg() or member.sparse:
+            return
+        self.members[name] = BlobRef(str(self.path), 0, member.size, self.compression, number)
+        if member.size > _MAX_JSON:
+            return
+        head = tar.read(min(member.size, 64))
+        if head.lstrip()[:1] not in (b"{", b"["):
+            return  # a layer or other blob: TarStream skips the rest
+        if self._kept + member.size > _MAX_KEPT_TOTAL:
+            self.warnings.append(f"{printable_name(name)}: over {_MAX_KEPT_TOTAL} bytes of JSON; not read")
+            return
+        self.contents[number] = head + tar.read(member.size - len(head))
+        self._kept += member.size
+
+    def _read(self, name: str, ref: BlobRef) -> bytes:
+        if ref.member not in self.contents:
+            raise ScanError(f"{self.path}: {name} is not JSON")
+        return self.contents[ref.member]
+
+
+def open_outer_stream(fh: io.BufferedIOBase | io.RawIOBase, compression: str, limits: Limits) -> TarStream:
+    """The decompressed outer tar of a compressed archive, read forward-only under the outer limits."""
+    return TarStream(io.BufferedReader(Inflate.for_outer(fh, compression, limits), 1 << 20))
+
+
+def open_container(path: Path, warnings: list[str], limits: Limits | None = None) -> _Container:
     if path.is_dir():
         return _DirContainer(path, warnings)
     if not path.is_file():
         raise ScanError(f"{path}: no such file or directory")
+    with open(path, "rb") as fh:
+        compression = compression_of(fh.read(4))
+    if compression is not None:
+        return _StreamTarContainer(path, warnings, compression, limits or Limits())
     return _TarContainer(path, warnings)
 
 
-def load_image(path: Path) -> ImageLayout:
+def load_image(path: Path, limits: Limits | None = None) -> ImageLayout:
     """Detect the format from the contents and resolve the config and every layer's blob."""
     warnings: list[str] = []
-    box = open_container(path, warnings)
+    box = open_container(path, warnings, limits)
     if box.has("manifest.json"):
         layout = _from_docker_manifest(box, "docker-archive")
     elif box.has("index.json"):
@@ -193,6 +288,7 @@ def load_image(path: Path) -> ImageLayout:
     else:
         raise ScanError(f"{path}: {NOT_AN_IMAGE} (no manifest.json or index.json)")
     layout.warnings[:0] = warnings
+    layout.compression = box.compression
     return layout
 
 

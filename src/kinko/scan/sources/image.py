@@ -21,6 +21,7 @@ from kinko.scan.findings import matches_to_findings
 from kinko.scan.interface import Detector, FileStatus, Finding, Location, ScanResult, ScanWarning, Source
 from kinko.scan.sources.archive import ImageLayout, cpu_workers, load_image
 from kinko.scan.sources.layers import LayerJob, LayerScan, Limits, scan_layer
+from kinko.scan.sources.outer_stream import scan_stream_layers
 
 _worker_detector: Detector | None = None
 #: Below this many bytes outside the biggest layer, starting worker processes costs more than it saves.
@@ -64,7 +65,7 @@ class ImageSource(Source):
 
     def scan(self, detector: Detector, result: ScanResult) -> Iterator[Finding]:
         artifact = str(self.path)
-        layout = load_image(self.path)  # raises ScanError when this is not an image at all
+        layout = load_image(self.path, self.limits)  # raises ScanError when this is not an image at all
         result.artifacts.append(artifact)
         result.warnings.extend(ScanWarning(artifact, w) for w in layout.warnings)
         if self.scan_config:
@@ -113,8 +114,11 @@ class ImageSource(Source):
 
     def _scan_layers(self, detector: Detector, layout: ImageLayout, result: ScanResult) -> list[LayerScan]:
         jobs = self._jobs(layout)
-        pickled = _worker_payload(detector) if self._worth_a_pool(jobs) else False
-        if not isinstance(pickled, bool):
+        # A gzip/zstd outer archive cannot seek: its layers are scanned in one sequential pass, in-process.
+        pickled = _worker_payload(detector) if layout.compression is None and self._worth_a_pool(jobs) else False
+        if layout.compression is not None:
+            scans = self._sequential(jobs, detector, result, layout.compression)
+        elif not isinstance(pickled, bool):
             scans = self._parallel(jobs, pickled, result)
         else:
             scans = self._serial(jobs, detector, result)
@@ -155,6 +159,17 @@ class ImageSource(Source):
                 break
             scans.append(scan_layer(job, detector))
             result.bytes_scanned += scans[-1].bytes_scanned
+        return scans
+
+    def _sequential(self, jobs: list[LayerJob], detector: Detector, result: ScanResult, kind: str) -> list[LayerScan]:
+        scans: list[LayerScan] = []
+        for scan in scan_stream_layers(str(self.path), kind, jobs, detector, self.limits):
+            scans.append(scan)
+            result.bytes_scanned += scan.bytes_scanned
+            scanned = {s.index for s in scans}
+            left = [j for j in jobs if j.index not in scanned]
+            if left and not self._budget_left(sum(s.bytes_scanned for s in scans), left, result):
+                break
         return scans
 
     def _parallel(self, jobs: list[LayerJob], pickled: bytes | None, result: ScanResult) -> list[LayerScan]:

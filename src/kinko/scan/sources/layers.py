@@ -10,7 +10,8 @@ from __future__ import annotations
 import io
 import posixpath
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -20,34 +21,13 @@ from kinko.scan.findings import matches_to_findings as to_findings
 from kinko.scan.interface import Detector, FileStatus, Finding, Location, Match
 from kinko.scan.sources.archive import BlobRef, clean_member_name, printable_name
 from kinko.scan.sources.embedded import is_yaml, k8s_secret_values
+from kinko.scan.sources.limits import GZIP_MAGIC, Inflate, compression_of
+from kinko.scan.sources.limits import LimitExceeded as LimitExceeded  # re-exported: callers import them from here
+from kinko.scan.sources.limits import Limits as Limits
 from kinko.scan.sources.tarstream import Member, TarFormatError, TarStream
 
 _READ = 1 << 20
 Reader = Callable[[int], bytes]
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Caps that keep hostile archives bounded in time and memory."""
-
-    max_entries_per_layer: int = 2_000_000
-    max_layer_bytes: int = 32 << 30  # uncompressed tar stream of one layer
-    max_total_bytes: int = 128 << 30  # all layers together
-    max_layer_ratio: float = 500.0  # decompressed/compressed, checked once past ratio_floor
-    ratio_floor: int = 256 << 20
-    max_file_in_memory: int = 64 << 20
-    chunk_size: int = 8 << 20
-    chunk_overlap: int = 4 << 10
-    max_file_bytes: int = 8 << 30
-    max_sparse_bytes: int = 64 << 20  # a sparse member's logical size can be huge; scan this much
-    max_inner_gzip_bytes: int = 64 << 20
-    max_inner_gzip_ratio: float = 200.0
-
-
-class LimitExceeded(Exception):
-    """A bomb limit was hit; the message names the limit (never content)."""
 
 
 @dataclass(frozen=True)
@@ -114,82 +94,49 @@ class _Window(io.RawIOBase):
         return int(got)
 
 
-class _Inflate(io.RawIOBase):
-    """Decompresses gzip (multi-member) or zstd from a raw stream, counting output against the limits."""
-
-    def __init__(self, raw: io.RawIOBase, kind: str, limits: Limits) -> None:
-        self.raw = raw
-        self.kind = kind
-        self.limits = limits
-        self.consumed = 0
-        self.produced = 0
-        self.pending = b""
-        self.gz = zlib.decompressobj(31) if kind == "gzip" else None
-        self.zs = zstandard.ZstdDecompressor().decompressobj() if kind == "zstd" else None
-        self.eof = False
-
-    def readable(self) -> bool:
-        return True
-
-    def _fill(self) -> None:
-        while not self.pending and not self.eof:
-            chunk = self.raw.read(_READ)
-            if not chunk:
-                self.eof = True
-                return
-            self.consumed += len(chunk)
-            self.pending = self._decompress(chunk)
-
-    def _decompress(self, chunk: bytes) -> bytes:
-        out = []
-        while chunk:
-            if self.gz is not None:
-                out.append(self.gz.decompress(chunk))
-                chunk = self.gz.unused_data if self.gz.eof else b""
-                if chunk:  # concatenated gzip members
-                    self.gz = zlib.decompressobj(31)
-            else:
-                assert self.zs is not None
-                out.append(self.zs.decompress(chunk))
-                chunk = self.zs.unused_data if self.zs.eof else b""
-                if chunk:
-                    self.zs = zstandard.ZstdDecompressor().decompressobj()
-        return b"".join(out)
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        self._fill()
-        n = min(len(b), len(self.pending))
-        b[:n] = self.pending[:n]
-        self.pending = self.pending[n:]
-        self.produced += n
-        lim = self.limits
-        if self.produced > lim.max_layer_bytes:
-            raise LimitExceeded(f"layer decompresses past {lim.max_layer_bytes} bytes")
-        if self.produced > lim.ratio_floor and self.produced > lim.max_layer_ratio * max(self.consumed, 1):
-            raise LimitExceeded(f"layer decompression ratio over {lim.max_layer_ratio:g}:1 (gzip/zstd bomb)")
-        return n
-
-
 def _open_layer(fh: IO[bytes], blob: BlobRef, limits: Limits) -> TarStream:
     """Uncompressed layers are read through a seekable window (skips are seeks); compressed ones stream."""
     fh.seek(blob.offset)
-    magic = fh.read(4)
+    kind = compression_of(fh.read(4))
     raw: io.RawIOBase = _Window(fh, blob.offset, blob.size)
-    if magic[:2] == _GZIP_MAGIC or magic == _ZSTD_MAGIC:
-        raw = _Inflate(raw, "gzip" if magic[:2] == _GZIP_MAGIC else "zstd", limits)
+    if kind is not None:
+        raw = Inflate.for_layer(raw, kind, limits)
     return TarStream(io.BufferedReader(raw, _READ))
+
+
+def _stream_layer(raw: io.RawIOBase, limits: Limits) -> TarStream:
+    """A layer read forward-only (from a compressed outer archive): peek at its magic, never seek."""
+    buffered = io.BufferedReader(raw, _READ)
+    kind = compression_of(buffered.peek(4)[:4])
+    if kind is None:
+        return TarStream(buffered)
+    return TarStream(io.BufferedReader(Inflate.for_layer(buffered, kind, limits), _READ))
+
+
+@contextmanager
+def _guarded(job: LayerJob, out: LayerScan) -> Iterator[None]:
+    """A broken layer becomes a warning; the findings made before it broke are kept."""
+    try:
+        yield
+    except LimitExceeded as exc:
+        out.warnings.append(f"layer {job.index}: {exc}; scan of this layer stopped")
+    except (TarFormatError, OSError, zlib.error, zstandard.ZstdError) as exc:
+        out.warnings.append(f"layer {job.index}: truncated or corrupt ({exc}); findings so far are kept")
 
 
 def scan_layer(job: LayerJob, detector: Detector) -> LayerScan:
     """Scan every file of one layer; a broken layer yields a warning plus whatever was found before it broke."""
     out = LayerScan(job.index)
-    try:
-        with open(job.blob.file, "rb", buffering=0) as fh:  # the BufferedReader above the window buffers
-            _walk(job, detector, _open_layer(fh, job.blob, job.limits), out)
-    except LimitExceeded as exc:
-        out.warnings.append(f"layer {job.index}: {exc}; scan of this layer stopped")
-    except (TarFormatError, OSError, zlib.error, zstandard.ZstdError) as exc:
-        out.warnings.append(f"layer {job.index}: truncated or corrupt ({exc}); findings so far are kept")
+    with _guarded(job, out), open(job.blob.file, "rb", buffering=0) as fh:  # the BufferedReader buffers
+        _walk(job, detector, _open_layer(fh, job.blob, job.limits), out)
+    return out
+
+
+def scan_layer_stream(job: LayerJob, detector: Detector, raw: io.RawIOBase) -> LayerScan:
+    """Scan one layer whose blob bytes come from a forward-only stream (`raw` ends where the blob ends)."""
+    out = LayerScan(job.index)
+    with _guarded(job, out):
+        _walk(job, detector, _stream_layer(raw, job.limits), out)
     return out
 
 
@@ -257,7 +204,7 @@ def _scan_file(job: LayerJob, detector: Detector, read: Reader, size: int, path:
     if size <= lim.max_file_in_memory:
         data = read(size)
         _scan_buffer(job, detector, data, path, 1, out)
-        if data[:2] == _GZIP_MAGIC:
+        if data[:2] == GZIP_MAGIC:
             _scan_inner_gzip(job, detector, data, path, out)
         elif is_yaml(path):
             for key, line, value in k8s_secret_values(data):
