@@ -9,6 +9,8 @@ from kinko.deliver.k8s import dump_yaml, parse_object_ref, render_spc, volume_sn
 from kinko.scan.detect import default_detector
 from kinko.scan.interface import Finding, FindingKind, ScanResult, Severity
 from kinko.scan.sources.kubernetes import KubernetesSource
+from tests.cli.test_cli_operator import run
+from tests.deliver.test_k8s import write_app
 
 
 def scan_text(tmp_path: Path, text: str) -> list[Finding]:
@@ -35,6 +37,20 @@ def test_generated_secret_provider_class_passes_kinkos_own_scan(tmp_path: Path) 
     assert "secretPath: shop/shop/db-creds" in text  # the shape the user's report quoted
     serious = [(f.rule_id, f.location.line) for f in scan_text(tmp_path, text) if f.severity >= Severity.MEDIUM]
     assert serious == []
+
+
+def test_kinko_k8s_import_apply_output_scans_clean(tmp_path: Path) -> None:
+    """The user's path end to end: import a Secret-based app into a vault, then scan what --apply wrote."""
+    env = {"KINKO_VAULT": str(tmp_path / "v.db")}
+    assert run(env, "operator", "init", "--seal", "keyfile", "--key-file", str(tmp_path / "k")).exit_code == 0
+    out = tmp_path / "out"
+    applied = run(env, "k8s", "import", str(write_app(tmp_path / "src")), "--prefix", "shop", "--apply",
+                  "--out", str(out), "--role", "shop-app", "--address", "https://kinko.kinko.svc:8200")
+    assert applied.exit_code == 0, applied.stderr
+    result = ScanResult()
+    findings = list(KubernetesSource([out]).scan(default_detector(), result))
+    assert result.artifacts and "secretPath: shop/" in "".join(Path(a).read_text() for a in result.artifacts)
+    assert [(f.rule_id, f.location.path) for f in findings if f.severity >= Severity.MEDIUM] == []
 
 
 def test_real_secret_next_to_reference_keys_is_still_found(tmp_path: Path) -> None:
