@@ -6,6 +6,7 @@ import base64
 import builtins
 import contextlib
 import json
+import struct
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -30,7 +31,7 @@ from kinko.core.model import (
     iso,
 )
 from kinko.core.names import validate_path, validate_prefix
-from kinko.crypto.barrier import UnknownTerm, term_of
+from kinko.crypto.barrier import UnknownTerm, aad_part, term_of
 from kinko.crypto.seal import SealType
 from kinko.errors import (
     IntegrityError,
@@ -49,6 +50,8 @@ from kinko.vault_access import AccessMixin
 from kinko.vault_k8s import KubernetesAuthMixin
 
 BACKUP_MAGIC = b"kinko-backup-1:"
+_LENGTH = struct.Struct(">I").pack  # the 4-byte length prefix of an AAD part (see crypto.barrier.aad_part)
+_VALUE_FIELD = aad_part("value")
 _UNSET: Any = object()
 
 
@@ -77,6 +80,7 @@ class Vault(AccessMixin, KubernetesAuthMixin):
         self._authorize: Authorizer = authorize if authorize is not None else PolicyAuthorizer(store)
         self._audit = audit
         self.keys = SealState(store)
+        self._aad_prefix: tuple[str, bytes] | None = None  # (vault id, its encoded AAD part)
 
     # -- lifecycle (delegates to SealState) ----------------------------------------------------------------
     def status(self) -> VaultStatus:
@@ -134,12 +138,23 @@ class Vault(AccessMixin, KubernetesAuthMixin):
     def _aad(self, path: str, version: int, field: str) -> list[str | int]:
         return [self.keys.vault_id(), path, version, field]
 
+    def _record_aad(self, path: str, version: int, field: str) -> bytes:
+        """associated_data(self._aad(...)), with the vault-id part encoded once per vault id (the hot read)."""
+        vault_id = self.keys.vault_id()
+        cached = self._aad_prefix
+        if cached is None or cached[0] != vault_id:
+            cached = self._aad_prefix = (vault_id, aad_part(vault_id))
+        raw_path, raw_version = path.encode(), b"%d" % version
+        return b"".join((cached[1], _LENGTH(len(raw_path)), raw_path, _LENGTH(len(raw_version)), raw_version,
+                         _VALUE_FIELD if field == "value" else aad_part(field)))
+
     def _open(self, blob: bytes, path: str, version: int, field: str) -> bytes:
+        aad = self._record_aad(path, version, field)
         try:
-            return self.keys.barrier().open(blob, self._aad(path, version, field))
+            return self.keys.barrier().open_aad(blob, aad)
         except UnknownTerm:
             self.keys.reload_keyring()  # another process rotated; its new term is in the stored keyring
-            return self.keys.barrier().open(blob, self._aad(path, version, field))
+            return self.keys.barrier().open_aad(blob, aad)
 
     def _secret_row(self, path: str, *, deleted: bool = False) -> SecretRow:
         row = self._store.get_secret(path)
@@ -204,7 +219,7 @@ class Vault(AccessMixin, KubernetesAuthMixin):
         if self._audit is not None:
             # The response record (HMAC of the value) answers "was this value read?"; fail closed like requests.
             self._audit(caller, "secret.get.response", path, "ok", {"value": value})
-        return Secret(self._info(row), value, metadata)
+        return Secret.deferred(self._info, row, value, metadata)  # info is built only if someone reads it
 
     def _version_row(self, path: str, version: int | None) -> VersionRow:
         check_version(version)

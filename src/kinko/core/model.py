@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import FrozenInstanceError, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from kinko.errors import InvalidInput, TooLarge
 
@@ -46,12 +46,11 @@ def decode_payload(blob: bytes) -> tuple[SecretValue, bytes]:
     """(value, metadata JSON bytes); metadata is parsed only if someone asks for it."""
     if blob[:1] != b"\x01":
         raise ValueError("unknown payload format")
-    size = int.from_bytes(blob[1:5], "big")
-    metadata = blob[5 : 5 + size]
-    body = blob[5 + size :]
-    if body[:1] == b"v":
-        return body[1:], metadata
-    return {k: base64.b64decode(v) for k, v in json.loads(body[1:]).items()}, metadata
+    start = 5 + int.from_bytes(blob[1:5], "big")
+    # Slice the value straight out of the payload: one copy of the value, not two.
+    if blob[start : start + 1] == b"v":
+        return blob[start + 1 :], blob[5:start]
+    return {k: base64.b64decode(v) for k, v in json.loads(blob[start + 1 :]).items()}, blob[5:start]
 
 
 def check_value(value: SecretValue) -> None:
@@ -176,19 +175,84 @@ class SecretInfo:
         return out
 
 
-@dataclass(frozen=True)
-class Secret:
-    """A decrypted version. The value is kept out of repr so it never lands in a log by accident."""
+_new = object.__new__
+_Source = TypeVar("_Source")
 
-    info: VersionInfo
-    value: SecretValue = field(repr=False)
-    metadata_json: bytes = field(default=b"{}", repr=False)
+
+class Secret:
+    """A decrypted version. The value is kept out of repr so it never lands in a log by accident.
+
+    Immutable like the other model types. `info` may be built on first access from the stored row
+    (`Secret.deferred`): most reads only want the value, and building the attribute objects is a large part
+    of a read's cost.
+    """
+
+    __slots__ = ("_info", "_pending", "metadata_json", "value")
+    value: SecretValue
+    metadata_json: bytes
+    _info: VersionInfo | None
+    _pending: tuple[Callable[[Any], VersionInfo], Any] | None
+
+    def __init__(self, info: VersionInfo, value: SecretValue, metadata_json: bytes = b"{}") -> None:
+        _set_info(self, info)
+        _set_pending(self, None)
+        _set_value(self, value)
+        _set_metadata(self, metadata_json)
+
+    @classmethod
+    def deferred(cls, build: Callable[[_Source], VersionInfo], source: _Source, value: SecretValue,
+                 metadata_json: bytes) -> Secret:
+        """A Secret whose `info` is `build(source)`, computed once on first access."""
+        self: Secret = _new(cls)
+        _set_info(self, None)
+        _set_pending(self, (build, source))
+        _set_value(self, value)
+        _set_metadata(self, metadata_json)
+        return self
+
+    @property
+    def info(self) -> VersionInfo:
+        info = self._info
+        if info is None:
+            assert self._pending is not None  # `deferred` sets it whenever `_info` starts as None
+            build, source = self._pending
+            # Caching a pure function of immutable input keeps the object immutable to its users.
+            _set_info(self, info := build(source))
+            _set_pending(self, None)
+        return info
 
     @property
     def metadata(self) -> dict[str, str]:
         """Non-sensitive facts the type validator recorded (host, subject, not_after, ...)."""
         parsed: dict[str, str] = json.loads(self.metadata_json)
         return parsed
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}(info={self.info!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Secret)
+        return (self.info, self.value, self.metadata_json) == (other.info, other.value, other.metadata_json)
+
+    def __hash__(self) -> int:
+        return hash((self.info, self.value, self.metadata_json))
+
+    def __reduce__(self) -> tuple[type[Secret], tuple[VersionInfo, SecretValue, bytes]]:
+        return type(self), (self.info, self.value, self.metadata_json)
+
+
+# Slot setters taken once: the only writers of a Secret's fields (its __setattr__ refuses every assignment).
+_set_info, _set_pending, _set_value, _set_metadata = (
+    Secret.__dict__[name].__set__ for name in ("_info", "_pending", "value", "metadata_json")
+)
 
 
 @dataclass(frozen=True)

@@ -29,14 +29,15 @@ class UnknownTerm(IntegrityError):
     """The ciphertext names a key term this keyring does not hold (another process may have rotated)."""
 
 
+def aad_part(part: AadPart) -> bytes:
+    """One length-prefixed part; `associated_data` is these concatenated (so callers may cache a prefix)."""
+    raw = part if isinstance(part, bytes) else str(part).encode()
+    return len(raw).to_bytes(4, "big") + raw
+
+
 def associated_data(parts: Sequence[AadPart]) -> bytes:
     """Unambiguous encoding of the record identity: each part length-prefixed."""
-    out = []
-    for part in parts:
-        raw = part if isinstance(part, bytes) else str(part).encode()
-        out.append(len(raw).to_bytes(4, "big"))
-        out.append(raw)
-    return b"".join(out)
+    return b"".join([aad_part(part) for part in parts])
 
 
 def seal_with_key(key: bytes, plaintext: bytes, aad: bytes, term: int = 0) -> bytes:
@@ -67,6 +68,8 @@ class Barrier:
     def __init__(self, keyring: Keyring) -> None:
         self._keyring = keyring
         self._ciphers: dict[int, AESGCM] = {}
+        # The same ciphers keyed by the frame header (magic + term): one lookup checks both on the hot read.
+        self._by_header: dict[bytes, AESGCM] = {}
 
     @property
     def keyring(self) -> Keyring:
@@ -76,6 +79,7 @@ class Barrier:
         cipher = self._ciphers.get(term)
         if cipher is None:
             cipher = self._ciphers[term] = AESGCM(self._keyring.key(term))
+            self._by_header[_HEADER.pack(MAGIC, term)] = cipher
         return cipher
 
     def seal(self, plaintext: bytes, parts: Sequence[AadPart]) -> bytes:
@@ -85,19 +89,26 @@ class Barrier:
         return _HEADER.pack(MAGIC, term) + nonce + self._cipher(term).encrypt(nonce, plaintext, aad)
 
     def open(self, blob: bytes, parts: Sequence[AadPart]) -> bytes:
-        if len(blob) < HEADER_BYTES + 16 or blob[:2] != MAGIC:
+        return self.open_aad(blob, associated_data(parts))
+
+    def open_aad(self, blob: bytes, aad: bytes) -> bytes:
+        """`open` with the associated data already encoded (the hot read caches the vault-id prefix)."""
+        if len(blob) < HEADER_BYTES + 16:
             raise IntegrityError("stored ciphertext is malformed")
-        term = int.from_bytes(blob[2:6], "big")
-        cipher = self._ciphers.get(term)
+        cipher = self._by_header.get(blob[: _HEADER.size])
         if cipher is None:
+            if blob[:2] != MAGIC:
+                raise IntegrityError("stored ciphertext is malformed")
+            term = int.from_bytes(blob[2:6], "big")
             if term not in self._keyring.terms:
                 raise UnknownTerm(f"ciphertext uses unknown key term {term}")
             cipher = self._cipher(term)
         try:
-            return cipher.decrypt(blob[_HEADER.size : HEADER_BYTES], blob[HEADER_BYTES:], associated_data(parts))
+            return cipher.decrypt(blob[_HEADER.size : HEADER_BYTES], blob[HEADER_BYTES:], aad)
         except InvalidTag:
             raise IntegrityError("stored ciphertext failed authentication (tampered, swapped or corrupt)") from None
 
     def forget(self) -> None:
         """Drop cached ciphers (on seal)."""
         self._ciphers.clear()
+        self._by_header.clear()

@@ -97,6 +97,10 @@ def _version(row: tuple[Any, ...]) -> VersionRow:
     return VersionRow._make(row)
 
 
+#: VersionRow from a fetched row without `_make`'s length check (the SELECT lists exactly its fields).
+_new_version = tuple.__new__
+
+
 def _create_private(path: Path) -> None:
     """Create the database file 0600 before SQLite does (SQLite gives its WAL/SHM the same mode)."""
     with contextlib.suppress(FileExistsError):
@@ -218,11 +222,17 @@ class SqliteStore(Store):
         return _version(rows[0]) if rows else None
 
     def get_live_version(self, path: str, version: int | None) -> VersionRow | None:
-        if version is None:
-            rows = self._read(_LIVE_CURRENT_SQL, (path,))
-        else:
-            rows = self._read(_LIVE_VERSION_SQL, (version, path))
-        return _version(rows[0]) if rows else None
+        # The hot read (every Vault.get): `_read` inlined, one statement, the row tuple reused as a VersionRow.
+        conn = getattr(self._local, "conn", None) or self._conn()
+        try:
+            if version is None:
+                row = conn.execute(_LIVE_CURRENT_SQL, (path,)).fetchone()
+            else:
+                row = conn.execute(_LIVE_VERSION_SQL, (version, path)).fetchone()
+        except sqlite3.DatabaseError:
+            with self._guard():
+                raise
+        return None if row is None else _new_version(VersionRow, row)
 
     def list_versions(self, path: str) -> list[VersionRow]:
         sql = f"SELECT {_VERSION_COLUMNS} FROM versions WHERE path = ? ORDER BY version"
