@@ -44,8 +44,12 @@ def confirm(rule: Rule, data: bytes, spans: Iterable[Span], *, deployed: bool = 
     for lo, hi in spans:
         for found in rule.regex.finditer(data, lo, hi):
             if found.end() == hi < size:
-                # The window cut the match short (a long key): re-match from its start without the cap.
-                found = rule.regex.match(data, found.start()) or found
+                # The window's end may have cut a long key short, or let a `$` match a value that goes on: only a
+                # match that also holds without the cap is real (re-matched from the same start).
+                whole = rule.regex.match(data, found.start())
+                if whole is None:
+                    continue
+                found = whole
             start, end = found.span(group) if group is not None else found.span()
             if start < 0:  # the secret group is optional and did not take part
                 continue
