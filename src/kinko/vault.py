@@ -52,6 +52,7 @@ from kinko.vault_k8s import KubernetesAuthMixin
 BACKUP_MAGIC = b"kinko-backup-1:"
 _LENGTH = struct.Struct(">I").pack  # the 4-byte length prefix of an AAD part (see crypto.barrier.aad_part)
 _VALUE_FIELD = aad_part("value")
+_VALID_PATHS_MAX = 4096
 _UNSET: Any = object()
 
 
@@ -81,6 +82,7 @@ class Vault(AccessMixin, KubernetesAuthMixin):
         self._audit = audit
         self.keys = SealState(store)
         self._aad_prefix: tuple[str, bytes] | None = None  # (vault id, its encoded AAD part)
+        self._valid_paths: set[str] = set()
 
     # -- lifecycle (delegates to SealState) ----------------------------------------------------------------
     def status(self) -> VaultStatus:
@@ -208,7 +210,8 @@ class Vault(AccessMixin, KubernetesAuthMixin):
         return self._info(row)
 
     def get(self, caller: Caller, path: str, version: int | None = None) -> Secret:
-        validate_path(path)
+        if type(path) is not str or path not in self._valid_paths:  # exact str: no subclass with its own __eq__
+            self._remember_valid(path)
         self._check(caller, "read", path, "secret.get")
         self.keys.barrier()
         row = self._store.get_live_version(path, check_version(version))
@@ -230,8 +233,19 @@ class Vault(AccessMixin, KubernetesAuthMixin):
             raise NotFound(f"secret {path!r} has no version {number}")
         return row
 
+    def _remember_valid(self, path: str) -> None:
+        """validate_path, remembering valid paths (a pure check of an immutable str) so hot reads skip it."""
+        validate_path(path)
+        if len(self._valid_paths) >= _VALID_PATHS_MAX:
+            self._valid_paths.clear()  # bounded: a caller cycling through paths cannot grow it without limit
+        self._valid_paths.add(path)
+
     def _check_readable(self, row: VersionRow) -> None:
-        now, where = self._clock(), f"secret {row.path!r} version {row.version}"
+        now = self._clock()
+        nbf, exp = row.not_before, row.expires
+        if row.enabled and (nbf is None or now >= nbf) and (exp is None or now < exp):
+            return  # the common case, without building the error context below
+        where = f"secret {row.path!r} version {row.version}"
         if not row.enabled:
             raise SecretDisabled(f"{where} is disabled")
         if row.not_before is not None and now < row.not_before:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import FrozenInstanceError, dataclass, field
 from datetime import UTC, datetime
@@ -42,11 +43,14 @@ def encode_payload(value: SecretValue, metadata: Mapping[str, str]) -> bytes:
     return b"\x01" + len(meta).to_bytes(4, "big") + meta + body
 
 
+_read_u32 = struct.Struct(">I").unpack_from
+
+
 def decode_payload(blob: bytes) -> tuple[SecretValue, bytes]:
     """(value, metadata JSON bytes); metadata is parsed only if someone asks for it."""
-    if blob[:1] != b"\x01":
+    if len(blob) < 5 or blob[:1] != b"\x01":
         raise ValueError("unknown payload format")
-    start = 5 + int.from_bytes(blob[1:5], "big")
+    start = 5 + _read_u32(blob, 1)[0]
     # Slice the value straight out of the payload: one copy of the value, not two.
     if blob[start : start + 1] == b"v":
         return blob[start + 1 :], blob[5:start]
