@@ -1,0 +1,143 @@
+"""Vault.get's fast path keeps every check: paths, seal, readability, deletion, audit, AAD binding, lazy info."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kinko.core.model import Caller
+from kinko.crypto.barrier import associated_data
+from kinko.errors import (
+    IntegrityError,
+    InvalidPath,
+    NotFound,
+    Sealed,
+    SecretDisabled,
+    SecretExpired,
+    SecretNotYetValid,
+)
+from kinko.vault import _VALID_PATHS_MAX, Vault, open_vault
+from tests.conftest import DAY, T0, FixedClock, new_keyfile_vault
+
+
+def test_lazy_info_matches_the_stored_version(vault: Vault, caller: Caller, clock: FixedClock) -> None:
+    vault.put(caller, "team/app/db", b"v1", tags={"env": "prod"}, expires=T0 + DAY)
+    clock.advance(5)
+    vault.put(caller, "team/app/db", b"v2", content_type="text")
+    first, current = vault.get(caller, "team/app/db", 1), vault.get(caller, "team/app/db")
+    assert (first.value, current.value) == (b"v1", b"v2")
+    assert [first.info, current.info] == vault.versions(caller, "team/app/db")
+    assert first.info.attributes.tags == {"env": "prod"} and first.info.attributes.expires == T0 + DAY
+    assert (current.info.version, current.info.created, current.info.key_term) == (2, T0 + 5, 1)
+
+
+def test_invalid_paths_are_refused_every_time(vault: Vault, caller: Caller) -> None:
+    vault.put(caller, "team/app/db", b"v")
+    for _ in range(2):
+        for bad in ("", "team//db", "team/app/db/", "../x", "sys/seal", "a b"):
+            with pytest.raises(InvalidPath):
+                vault.get(caller, bad)
+
+
+def test_str_subclass_paths_are_validated_not_looked_up(vault: Vault, caller: Caller) -> None:
+    class Sly(str):
+        __hash__ = str.__hash__
+
+        def __eq__(self, other: object) -> bool:
+            return True  # would match any remembered path
+
+    vault.put(caller, "team/app/db", b"v")
+    vault.get(caller, "team/app/db")
+    with pytest.raises(InvalidPath):
+        vault.get(caller, Sly("bad//path"))
+
+
+def test_remembered_paths_stay_bounded(vault: Vault, caller: Caller) -> None:
+    vault.put(caller, "team/app/db", b"v")
+    for index in range(_VALID_PATHS_MAX + 10):
+        with pytest.raises(NotFound):
+            vault.get(caller, f"missing/p{index}")
+    assert len(vault._valid_paths) <= _VALID_PATHS_MAX
+    assert vault.get(caller, "team/app/db").value == b"v"
+
+
+def test_sealed_vault_refuses_a_path_read_before(vault: Vault, caller: Caller) -> None:
+    vault.put(caller, "team/app/db", b"v")
+    assert vault.get(caller, "team/app/db").value == b"v"
+    vault.seal(caller)
+    with pytest.raises(Sealed):
+        vault.get(caller, "team/app/db")
+
+
+def test_readability_checks_name_the_reason(vault: Vault, caller: Caller, clock: FixedClock) -> None:
+    vault.put(caller, "a/disabled", b"v", enabled=False)
+    vault.put(caller, "a/later", b"v", not_before=T0 + DAY)
+    vault.put(caller, "a/old", b"v", expires=T0 + DAY)
+    with pytest.raises(SecretDisabled, match="'a/disabled' version 1 is disabled"):
+        vault.get(caller, "a/disabled")
+    with pytest.raises(SecretNotYetValid, match="'a/later' version 1 is not valid before"):
+        vault.get(caller, "a/later")
+    assert vault.get(caller, "a/old").value == b"v"
+    clock.advance(DAY)
+    assert vault.get(caller, "a/later").value == b"v"  # not_before is inclusive
+    with pytest.raises(SecretExpired, match="'a/old' version 1 expired at"):
+        vault.get(caller, "a/old")  # expires is exclusive
+
+
+def test_deleted_and_missing(vault: Vault, caller: Caller) -> None:
+    vault.put(caller, "team/app/db", b"v")
+    with pytest.raises(NotFound, match="has no version 7"):
+        vault.get(caller, "team/app/db", 7)
+    vault.delete(caller, "team/app/db")
+    with pytest.raises(NotFound, match="no secret at 'team/app/db'"):
+        vault.get(caller, "team/app/db")
+    vault.recover(caller, "team/app/db")
+    assert vault.get(caller, "team/app/db").value == b"v"
+
+
+def test_every_get_is_audited_with_its_response(tmp_path: Path, caller: Caller) -> None:
+    records: list[tuple[str, str, str]] = []
+
+    def sink(who: Caller, operation: str, path: str, outcome: str, data: Mapping[str, Any] | None = None) -> None:
+        records.append((operation, path, outcome))
+
+    vault = new_keyfile_vault(tmp_path, FixedClock())
+    vault.put(caller, "team/app/db", b"v")
+    audited = open_vault(tmp_path / "vault.db", audit=sink)
+    for _ in range(2):
+        assert audited.get(caller, "team/app/db").value == b"v"
+    assert records == [("secret.get", "team/app/db", "allowed"), ("secret.get.response", "team/app/db", "ok")] * 2
+    audited.close()
+    vault.close()
+
+
+def test_ciphertext_swapped_between_records_fails(vault: Vault, caller: Caller, vault_path: Path) -> None:
+    vault.put(caller, "team/app/one", b"first")
+    vault.put(caller, "team/app/two", b"second")
+    conn = sqlite3.connect(vault_path)
+    with conn:
+        conn.execute("UPDATE versions SET value_ct = (SELECT value_ct FROM versions WHERE path = 'team/app/one') "
+                     "WHERE path = 'team/app/two'")
+    conn.close()
+    with pytest.raises(IntegrityError, match="failed authentication"):
+        vault.get(caller, "team/app/two")
+    assert vault.get(caller, "team/app/one").value == b"first"
+
+
+_SEGMENT = st.text("abcXYZ019._-", min_size=1, max_size=8)
+
+
+# The vault fixture is shared across examples on purpose: the test only reads it.
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.lists(_SEGMENT, min_size=1, max_size=4).map("/".join),
+       version=st.integers(min_value=1, max_value=2**63 - 1), field=st.sampled_from(["value", "meta", "é"]))
+def test_record_aad_is_the_generic_encoding(vault: Vault, path: str, version: int, field: str) -> None:
+    # The cached-prefix AAD must equal what the barrier seals with, or existing vaults stop opening.
+    expected = associated_data([vault.keys.vault_id(), path, version, field])
+    assert vault._record_aad(path, version, field) == expected
