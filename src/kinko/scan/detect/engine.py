@@ -17,6 +17,7 @@ from kinko.errors import InvalidInput
 from kinko.scan.detect import hscache
 from kinko.scan.detect.entropy import is_placeholder, looks_like_identifier, shannon_entropy
 from kinko.scan.detect.loader import Rule
+from kinko.scan.detect.pathgate import may_match, required_suffixes
 from kinko.scan.interface import Detector, Match, Severity
 
 ALLOW_MARKER = b"kinko:allow"
@@ -113,6 +114,7 @@ class RuleDetector(Detector):
         self._path_rules = [r for r in self._rules if r.path_regex is not None]
         self._content_rules = [r for r in self._rules if r.path_regex is None]
         self._path_gate = _path_gate(self._path_rules)
+        self._path_suffixes = required_suffixes([r.path_regex for r in self._path_rules if r.path_regex is not None])
 
     @property
     def rules(self) -> list[Rule]:
@@ -147,7 +149,12 @@ class RuleDetector(Detector):
         for rule, spans in self._candidates(data):
             raw.extend(confirm(rule, data, spans, deployed=deployed))
         # Most files match no path rule: one combined search decides that, instead of one search per rule.
-        if path and self._path_rules and (self._path_gate is None or self._path_gate.search(path)):
+        if (
+            path
+            and self._path_rules
+            and may_match(path, self._path_suffixes)
+            and (self._path_gate is None or self._path_gate.search(path))
+        ):
             whole = [(0, len(data))]
             for rule in self._path_rules:
                 if rule.path_regex is not None and rule.path_regex.search(path):
