@@ -88,3 +88,36 @@ def test_non_utf8_names_survive_as_surrogate_escapes() -> None:
     for fmt in (tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
         got = read_all(make(fmt, [(name, b"1", tarfile.REGTYPE)]))
         assert got[0][0].encode("utf-8", "surrogateescape") == b"caf\xe9.txt"
+
+
+def _pax_size_tar(size: str) -> bytes:
+    """A PAX member whose extended header claims `size`, then a normal file and a whiteout after it."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("etc/liar")
+        info.size = 4
+        info.pax_headers = {"size": size}
+        tar.addfile(info, io.BytesIO(b"data"))
+        for name in ("etc/after", "etc/.wh.gone"):
+            tail = tarfile.TarInfo(name)
+            tail.size = 5
+            tar.addfile(tail, io.BytesIO(b"tail\n"))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("size", ["-1", "-5", "0x10", " 12", "1e3"])
+@pytest.mark.parametrize("seekable", [True, False])
+def test_negative_or_non_numeric_pax_size_is_a_format_error(size: str, seekable: bool) -> None:
+    """size=-1 used to read the rest of the layer as one file (hiding later whiteouts); -5 was a ValueError."""
+    with pytest.raises(TarFormatError, match="PAX size"):
+        read_all(_pax_size_tar(size), seekable=seekable)
+
+
+def test_read_of_zero_or_negative_length_is_a_no_op() -> None:
+    raw = make(tarfile.PAX_FORMAT, [("a", b"A" * 700, tarfile.REGTYPE), ("b", b"B" * 10, tarfile.REGTYPE)])
+    tar = TarStream(io.BufferedReader(io.BytesIO(raw)))
+    got = []
+    for m in tar.members():
+        assert tar.read(-1) == b"" and tar.read(0) == b""
+        got.append((m.name, tar.read(m.size)))
+    assert got == [("a", b"A" * 700), ("b", b"B" * 10)]

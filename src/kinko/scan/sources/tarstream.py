@@ -85,6 +85,13 @@ def _pax_records(data: bytes) -> dict[str, str]:
     return out
 
 
+def _pax_size(value: str) -> int:
+    """A PAX size is plain decimal digits; int() alone would take "-1" (read-to-end), " 12" or "1_0"."""
+    if not (value.isascii() and value.isdigit()):
+        raise TarFormatError("bad PAX size (not a non-negative decimal number)")
+    return int(value)
+
+
 class TarStream:
     """Iterate `members()`; after each one, call `read(n)` for its data (any unread rest is skipped)."""
 
@@ -102,9 +109,14 @@ class TarStream:
         return data
 
     def read(self, n: int) -> bytes:
-        """Up to n bytes of the current member's data; raises TarFormatError if the stream ends early."""
+        """Up to n bytes of the current member's data; raises TarFormatError if the stream ends early.
+
+        n <= 0 reads nothing: a negative n must never become a file object's "read to the end".
+        """
         n = min(n, self.left)
-        data = self._read_exact(n) if n else b""
+        if n <= 0:
+            return b""
+        data = self._read_exact(n)
         self.left -= len(data)
         return data
 
@@ -181,10 +193,7 @@ class TarStream:
         if "linkpath" in pax:
             member.linkname = pax["linkpath"]
         if "size" in pax:
-            try:
-                member.size = int(pax["size"])
-            except ValueError:
-                raise TarFormatError("bad PAX size") from None
+            member.size = _pax_size(pax["size"])
             self.left, self.pad = member.size, -member.size % BLOCK
         if any(k.startswith("GNU.sparse.") for k in pax):
             member.sparse = True
