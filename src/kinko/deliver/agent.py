@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from kinko.core.model import Caller, SecretValue
+from kinko.deliver.env import child_env
 from kinko.deliver.files import AtomicWriter, FileProjection
 from kinko.errors import InvalidInput, KinkoError, PermissionDenied, UsageError
 
@@ -298,7 +299,8 @@ class Agent:
         config = self.config
         if config.exec_command is not None:
             try:
-                done = subprocess.run(list(config.exec_command), check=False, timeout=300)
+                # The hook must not inherit kinko's own credentials (KINKO_TOKEN, unseal material).
+                done = subprocess.run(list(config.exec_command), check=False, timeout=300, env=child_env({}))
                 log.info("hook %s exited %d", config.exec_command[0], done.returncode)
             except (OSError, subprocess.TimeoutExpired) as exc:
                 log.error("hook %s failed: %s", config.exec_command[0], type(exc).__name__)

@@ -16,6 +16,8 @@ from kinko.core.model import Caller, Secret
 from kinko.errors import InvalidInput, UsageError
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: kinko's own credentials (token, unseal material): never inherited by a command kinko starts.
+CREDENTIAL_ENV = frozenset({"KINKO_TOKEN", "KINKO_PASSPHRASE", "KINKO_UNSEAL_SHARES"})
 MAX_ENV_FILE_BYTES = 1024 * 1024
 
 WARNING = (
@@ -131,9 +133,18 @@ def _as_env_value(ref: EnvRef, raw: bytes) -> str:
                            "cannot hold safely; deliver it as a file instead") from None
 
 
+def child_env(values: Mapping[str, str], base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`base` (default os.environ) without kinko's credentials, plus `values` (an explicit NAME mapping wins)."""
+    base = os.environ if base is None else base
+    return {**{k: v for k, v in base.items() if k not in CREDENTIAL_ENV}, **values}
+
+
 def exec_with(argv: Sequence[str], values: Mapping[str, str]) -> NoReturn:
-    """Replace this process with `argv`, its environment plus `values`; exit 127/126 like a shell if it can't."""
-    env = {**os.environ, **values}
+    """Replace this process with `argv`, its environment (minus kinko credentials) plus `values`.
+
+    Exits 127/126 like a shell if it cannot.
+    """
+    env = child_env(values)
     sys.stdout.flush()
     sys.stderr.flush()
     try:
