@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,14 +100,19 @@ class AccessMixin(ServiceParts):
             validate_name(name)
             if self._store.get_policy(name) is None:
                 raise InvalidInput(f"unknown policy {name!r}")
-        if ROOT in wanted or ttl is None:
-            capability = ROOT_CAPABILITY
-        elif not wanted <= caller.policies:
-            capability = "sudo"
-        else:
-            capability = "create"
+        capability = self._grant_capability(caller, wanted, unlimited=ttl is None)
         self._check(caller, capability, "sys/tokens/create", "token.create")
         return self._tokens.create(request, caller.accessor)
+
+    @staticmethod
+    def _grant_capability(caller: Caller, wanted: Iterable[str], base: str = "create", *,
+                          unlimited: bool = False) -> str:
+        """The capability needed to hand out `wanted` policies (tokens, Kubernetes roles): `base` for a subset of
+        the caller's own, `sudo` beyond them, root-only for `root` or no expiry (no privilege escalation)."""
+        asked = set(wanted)
+        if ROOT in asked or unlimited:
+            return ROOT_CAPABILITY
+        return base if asked <= caller.policies else "sudo"
 
     def _target(self, caller: Caller, token: str | None, accessor: str | None) -> tuple[str, str]:
         """(accessor, policy path) of the token an operation is about; your own token maps to sys/tokens/self."""

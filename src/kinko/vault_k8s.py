@@ -6,7 +6,8 @@ processes writing roles at once both win). Authorization paths:
 
 * `sys/auth/kubernetes/config` — `read`, `update` (write the issuer and keys).
 * `sys/auth/kubernetes/role/<name>` — `read`, `create` / `update` (write), `delete`;
-  `sys/auth/kubernetes/role` — `list`.
+  `sys/auth/kubernetes/role` — `list`. Writing a role that grants policies the writer does not hold needs
+  `sudo` there instead (the rule `create_token` applies: a role is a standing grant of its policies).
 
 `login_kubernetes` takes no caller: it IS authentication. Every failure (unknown role, bad JWT, a service
 account the role does not bind) is the same PermissionDenied, and each attempt is audited.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kinko.access.identity import (
@@ -48,6 +49,10 @@ class KubernetesAuthMixin(ServiceParts):
 
         @property
         def _tokens(self) -> TokenManager: ...
+
+        @staticmethod
+        def _grant_capability(caller: Caller, wanted: Iterable[str], base: str = "create", *,
+                              unlimited: bool = False) -> str: ...
 
     # -- config ---------------------------------------------------------------------------------------------
     def configure_kubernetes_auth(self, caller: Caller, *, issuer: str | None, jwks: str | None,
@@ -91,7 +96,9 @@ class KubernetesAuthMixin(ServiceParts):
         role = make_role(name, service_account_names=service_account_names, namespaces=namespaces,
                          audience=audience, policies=policies, ttl=ttl)
         exists = name in self._k8s_roles()[1]
-        self._check(caller, "update" if exists else "create", f"{ROLE_PATH}/{name}", "k8s_auth.role.write")
+        # A role hands its policies to whoever logs in, so writing one is granting them: same rule as tokens.
+        capability = self._grant_capability(caller, role.policies, "update" if exists else "create")
+        self._check(caller, capability, f"{ROLE_PATH}/{name}", "k8s_auth.role.write")
         self.keys.barrier()
 
         def put(roles: dict[str, dict[str, Any]]) -> None:
@@ -147,7 +154,8 @@ class KubernetesAuthMixin(ServiceParts):
                     "service_account_name": account.name}
         if account.uid:
             metadata["service_account_uid"] = account.uid[:128]
-        request = TokenRequest(list(bound.policies), ttl=float(bound.ttl),
+        # max_ttl = the role's ttl: renewing never keeps a pod's token alive past what the role allows.
+        request = TokenRequest(list(bound.policies), ttl=float(bound.ttl), max_ttl=float(bound.ttl),
                                display_name=f"k8s-{account.namespace}-{account.name}"[:128], metadata=metadata)
         return self._tokens.create(request, None)
 

@@ -28,6 +28,8 @@ MAX_JWT_CHARS = 16 * 1024
 MAX_KEYS = 64
 MAX_TTL = 32 * 24 * 3600
 MAX_BINDINGS = 256
+#: The `aud` a role expects when it names none: tokens minted for other services are not replayable here.
+DEFAULT_AUDIENCE = "kinko"
 ALGORITHMS = ("RS256", "ES256")
 _ROLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 # DNS-1123 label (namespaces) / subdomain (service-account names), or "*" for any.
@@ -71,12 +73,12 @@ class KubernetesAuthConfig:
 
 @dataclass(frozen=True)
 class KubernetesRole:
-    """Binds service-account names and namespaces (and an audience) to policies and a token TTL."""
+    """Binds service-account names and namespaces (and the audience tokens must carry) to policies and a TTL."""
 
     name: str
     service_account_names: tuple[str, ...]
     namespaces: tuple[str, ...]
-    audience: str | None
+    audience: str
     policies: tuple[str, ...]
     ttl: int
 
@@ -87,8 +89,9 @@ class KubernetesRole:
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> KubernetesRole:
-        return cls(doc["name"], tuple(doc["service_account_names"]), tuple(doc["namespaces"]), doc["audience"],
-                   tuple(doc["policies"]), int(doc["ttl"]))
+        # Roles stored before the default existed have audience null: they get the default too, never "any".
+        return cls(doc["name"], tuple(doc["service_account_names"]), tuple(doc["namespaces"]),
+                   doc["audience"] or DEFAULT_AUDIENCE, tuple(doc["policies"]), int(doc["ttl"]))
 
     def binds(self, account: ServiceAccount) -> bool:
         return (_matches(self.namespaces, account.namespace)
@@ -131,7 +134,10 @@ def _bindings(what: str, values: object, pattern: re.Pattern[str]) -> tuple[str,
 
 def make_role(name: str, *, service_account_names: Sequence[str], namespaces: Sequence[str],
               audience: str | None, policies: Sequence[str], ttl: int) -> KubernetesRole:
-    """A validated role. `root` may not be granted through a service account (a pod is not an operator)."""
+    """A validated role. `root` may not be granted through a service account (a pod is not an operator).
+
+    `audience` None means DEFAULT_AUDIENCE ("kinko"): every role checks `aud`.
+    """
     from kinko.access.policy import ROOT, validate_name
 
     validate_role_name(name)
@@ -139,7 +145,9 @@ def make_role(name: str, *, service_account_names: Sequence[str], namespaces: Se
     namespaces_ = _bindings("namespaces", namespaces, _NAMESPACE)
     if namespaces_ == ("*",) and accounts == ("*",):
         raise InvalidInput("a role must bind specific service accounts or namespaces, not '*' for both")
-    if audience is not None and (not isinstance(audience, str) or not 0 < len(audience) <= 256):
+    if audience is None:
+        audience = DEFAULT_AUDIENCE
+    if not isinstance(audience, str) or not 0 < len(audience) <= 256:
         raise InvalidInput("audience must be 1-256 characters")
     if isinstance(policies, str) or not isinstance(policies, Sequence) or len(policies) > 64:
         raise InvalidInput("policies must be a list of at most 64 policy names")

@@ -124,7 +124,8 @@ def _role_text(doc: dict[str, Any]) -> str:
 @click.argument("name")
 @click.option("--sa", "accounts", multiple=True, required=True, help="Service-account name ('*' any); repeatable.")
 @click.option("--namespace", "namespaces", multiple=True, required=True, help="Namespace ('*' any); repeatable.")
-@click.option("--audience", help="Required `aud` of the token (recommended).")
+@click.option("--audience", help="The `aud` login tokens must carry (default: kinko; tokens without it are "
+              "refused, so use a projected token with this audience).")
 @click.option("--policy", "policies", multiple=True, help="Policy the issued token gets; repeatable.")
 @click.option("--ttl", default="1h", show_default=True, help="Token TTL: 3600, 90s, 15m, 1h, 7d.")
 @output_option
