@@ -21,6 +21,8 @@ from kinko.crypto.seal import (
     SealType,
     ShareCollector,
     check_shamir_params,
+    decode_single_share,
+    encode_single_share,
     passphrase_key,
     read_key_file,
     unwrap_root_key,
@@ -194,8 +196,10 @@ class SealState:
         if seal is SealType.SHAMIR:
             check_shamir_params(shares, threshold)
             key = os.urandom(UNSEAL_KEY_BYTES)
-            parts = [key] if shares == 1 else split(key, shares, threshold)
-            texts = [encode_share(p) for p in parts]
+            if shares == 1:
+                texts = [encode_single_share(key)]
+            else:
+                texts = [encode_share(p) for p in split(key, shares, threshold)]
             return SealConfig(SealType.SHAMIR, shares, threshold), key, texts
         if seal is SealType.PASSPHRASE:
             if passphrase is None:
@@ -214,9 +218,7 @@ class SealState:
             config = self._unseal_config(SealType.SHAMIR)
             if self._barrier is None:
                 if config.shares == 1:
-                    from kinko.crypto.shares import decode_share
-
-                    self._open_with(decode_share(share))
+                    self._open_with(decode_single_share(share))
                 else:
                     self._collector = self._collector or ShareCollector(config.threshold)
                     key = self._collector.add(share)

@@ -16,7 +16,7 @@ from typing import Any
 
 from kinko.crypto.barrier import associated_data, open_with_key, seal_with_key
 from kinko.crypto.passphrase import DEFAULT_PARAMS, Argon2Params, derive_key, new_salt
-from kinko.crypto.shares import combine, decode_share
+from kinko.crypto.shares import combine, decode_share, encode_share
 from kinko.errors import CorruptVault, IntegrityError, InvalidInput, InvalidShare, UnsealFailed
 
 UNSEAL_KEY_BYTES = 32
@@ -140,6 +140,25 @@ class ShareCollector:
 
     def reset(self) -> None:
         self._shares.clear()
+
+
+#: x coordinate appended to the key of a 1-of-1 vault so its share has the layout (and checks) of any share.
+SINGLE_SHARE_X = 1
+
+
+def encode_single_share(key: bytes) -> str:
+    """The one share of a 1-of-1 vault: the key plus x = 1 (the raw key alone is refused if it ends in 0)."""
+    return encode_share(key + bytes([SINGLE_SHARE_X]))
+
+
+def decode_single_share(share_text: str) -> bytes:
+    """The unseal key from a 1-of-1 share; also accepts the older form (the raw key, no x byte)."""
+    raw = decode_share(share_text)
+    if len(raw) == UNSEAL_KEY_BYTES + 1 and raw[-1] == SINGLE_SHARE_X:
+        return raw[:-1]
+    if len(raw) == UNSEAL_KEY_BYTES:
+        return raw
+    raise InvalidShare("share is malformed or mistyped")
 
 
 def check_shamir_params(shares: int, threshold: int) -> None:
