@@ -139,7 +139,10 @@ def test_not_a_directory(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [("Dockerfile", True), ("dockerfile.prod", True), ("api.Dockerfile", True), ("Containerfile", True),
-     ("Dockerfiles.md", False), ("docker-compose.yml", False)],
+     ("Dockerfiles.md", False), ("docker-compose.yml", False),
+     # source code about Dockerfiles is not a Dockerfile (kinko's own scan/sources/dockerfile.py)
+     ("dockerfile.py", False), ("Dockerfile.go", False), ("containerfile.ts", False), ("dockerfile.sh", False),
+     ("Dockerfile.dev", True), ("Containerfile.alpine", True), ("Dockerfile.j2", True)],
 )  # fmt: skip
 def test_is_dockerfile(name: str, expected: bool) -> None:
     assert is_dockerfile(name) is expected

@@ -23,13 +23,16 @@ _PLACEHOLDER_VALUES = frozenset(
 )  # fmt: skip
 _TEMPLATE_RE = re.compile(
     rb"""\$\{|\$\(|\{\{|\}\}|\{%|%\(|\#\{|<[^>]*>|^\$[A-Za-z_]|^%[A-Za-z_]+%$|^@[A-Za-z_]+@$|^\*+$|^<|>$"""
+    # Python f-string / str.format fields (`{}`, `{0}`, `{pw}`, `{secrets.token_urlsafe(12)}`, `{x!r:>8}`) and
+    # printf `%s` / `%r` (never percent-encoding: `s` and `r` are not hex digits).
+    rb"""|\{(?:\d*|[A-Za-z_][A-Za-z0-9_.]*(?:\([^{}]*\))?(?:\[[^{}]*\])?)(?:![rsa])?(?::[^{}]*)?\}|%[sr]"""
 )
 #: Code references and names, written the way people write them (random keys do not look like this):
 #: snake_case / CONST_CASE, dotted paths, calls, kebab-case names, lowercase words and CamelCase words.
 _CODE_SHAPES = tuple(
     re.compile(pattern)
     for pattern in (
-        rb"^[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?:\(\))?$",
+        rb"^_*[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?:\(\))?$",
         rb"^_*[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$",
         rb"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+(?:\(\))?$",
         rb"^[A-Za-z_][A-Za-z0-9_]*\(\)$",
@@ -38,6 +41,8 @@ _CODE_SHAPES = tuple(
         rb"^[a-z]{0,12}(?:[A-Z][a-z]{2,})+$",
         # a lowercase resource path (`shop/app/db-creds`, `secret/data/web`): where a secret lives, not the secret
         rb"^/?[a-z][a-z0-9]*(?:[-._][a-z0-9]+)*(?:/[a-z][a-z0-9]*(?:[-._][a-z0-9]+)*)+/?$",
+        # a Kubernetes qualified name: DNS prefix, `/`, name (`csi.storage.k8s.io/serviceAccount.tokens`)
+        rb"^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*\.[a-z]{2,}/[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?$",
     )
 )
 _TYPE_WORD_RE = re.compile(

@@ -44,8 +44,21 @@ class _Ignore:
         return self.spec.check_file(rel[len(self.prefix) :]).include
 
 
+#: `dockerfile.py`, `Dockerfile.go`, ... are code about Dockerfiles (parsers, generators), not Dockerfiles.
+_CODE_EXTENSIONS = frozenset(
+    {
+        ".py", ".pyi", ".go", ".js", ".mjs", ".cjs", ".ts", ".tsx", ".jsx", ".rs", ".java", ".kt", ".kts", ".scala",
+        ".rb", ".sh", ".bash", ".zsh", ".ps1", ".php", ".pl", ".c", ".h", ".cc", ".cpp", ".hpp", ".cs", ".swift",
+        ".lua", ".r", ".ex", ".exs", ".erl", ".hs", ".clj", ".groovy", ".dart", ".md", ".rst", ".json", ".toml",
+    }
+)  # fmt: skip
+
+
 def is_dockerfile(name: str) -> bool:
-    return any(fnmatch.fnmatchcase(name.lower(), g) for g in _DOCKERFILE_GLOBS)
+    lowered = name.lower()
+    if os.path.splitext(lowered)[1] in _CODE_EXTENSIONS:
+        return False
+    return any(fnmatch.fnmatchcase(lowered, g) for g in _DOCKERFILE_GLOBS)
 
 
 class DirectorySource(Source):
