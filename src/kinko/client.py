@@ -324,6 +324,8 @@ class RemoteVault:
 
     def renew_token(self, caller: Caller, token: str | None = None, *, accessor: str | None = None,
                     increment: float | None = None) -> TokenInfo:
+        if token is None and accessor is None:  # renew-self: does not spend a use of a use-limited token
+            return _token_info(self.client.request("POST", "auth/token/renew-self", json={"increment": increment}))
         return _token_info(self.client.request("POST", "auth/token/renew", json={
             "token": token, "accessor": accessor, "increment": increment}))
 

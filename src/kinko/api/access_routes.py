@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Path, Response
+from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response
 from pydantic import Field
 
+from kinko.access.tokens import uses_not_consumed
+from kinko.api.auth import caller_for
 from kinko.api.models import Strict
-from kinko.api.native import St, Who
+from kinko.api.native import St, Who, state
+from kinko.core.model import Caller
+from kinko.errors import InvalidInput
 
 tokens = APIRouter(prefix="/v1/auth/token", tags=["auth"])
 policies = APIRouter(prefix="/v1/sys", tags=["sys"])
@@ -47,6 +51,17 @@ class HashBody(Strict):
     value: str = Field(max_length=1024 * 1024)
 
 
+async def _self_caller(request: Request) -> Caller:
+    """Like `Who`, but a use-limited token is not spent by looking at or renewing itself (as in Vault)."""
+    st = await state(request)
+    st.vault.keys.barrier()  # Sealed (503) before any token is looked at, like `authorized`
+    with uses_not_consumed():
+        return caller_for(request, st.vault, st.limiter)
+
+
+SelfWho = Annotated[Caller, Depends(_self_caller)]
+
+
 # -- tokens ---------------------------------------------------------------------------------------------------
 @tokens.post("/create")
 async def create_token(body: CreateBody, st: St, who: Who) -> dict[str, Any]:
@@ -58,7 +73,7 @@ async def create_token(body: CreateBody, st: St, who: Who) -> dict[str, Any]:
 
 
 @tokens.get("/lookup-self")
-async def lookup_self(st: St, who: Who) -> dict[str, Any]:
+async def lookup_self(st: St, who: SelfWho) -> dict[str, Any]:
     return {"subject": who.subject, **st.vault.lookup_token(who).to_dict()}
 
 
@@ -70,6 +85,14 @@ async def lookup(body: TargetBody, st: St, who: Who) -> dict[str, Any]:
 @tokens.post("/renew")
 async def renew(body: RenewBody, st: St, who: Who) -> dict[str, Any]:
     return st.vault.renew_token(who, body.token, accessor=body.accessor, increment=body.increment).to_dict()
+
+
+@tokens.post("/renew-self")
+async def renew_self(body: RenewBody, st: St, who: SelfWho) -> dict[str, Any]:
+    """Renew the calling token (never another: `token` / `accessor` are refused here). Spends no use."""
+    if body.token is not None or body.accessor is not None:
+        raise InvalidInput("renew-self renews the calling token; use /renew for another token")
+    return st.vault.renew_token(who, increment=body.increment).to_dict()
 
 
 @tokens.post("/revoke")

@@ -48,6 +48,32 @@ def _where(loc: Any) -> str:
     return ".".join(parts) or "body"
 
 
+#: Pydantic error types in plain words; {name} is filled from the error's ctx (schema limits, never the input).
+_REASONS = {
+    "missing": "is required", "extra_forbidden": "is not a known field",
+    "greater_than_equal": "must be at least {ge}", "greater_than": "must be greater than {gt}",
+    "less_than_equal": "must be at most {le}", "less_than": "must be less than {lt}",
+    "string_too_long": "must be at most {max_length} characters",
+    "string_too_short": "must be at least {min_length} characters",
+    "too_long": "must have at most {max_length} items", "too_short": "must have at least {min_length} items",
+    "int_type": "must be an integer", "int_parsing": "must be an integer", "int_from_float": "must be an integer",
+    "float_type": "must be a number", "float_parsing": "must be a number",
+    "bool_type": "must be true or false", "bool_parsing": "must be true or false",
+    "string_type": "must be a string", "list_type": "must be a list", "dict_type": "must be an object",
+    "model_type": "must be an object",
+}
+
+
+def _plain_reason(kind: str, ctx: Any) -> str:
+    template = _REASONS.get(kind)
+    if template is None:
+        return f"is invalid ({kind})"
+    try:
+        return template.format(**(ctx if isinstance(ctx, dict) else {}))
+    except (KeyError, IndexError, ValueError):
+        return f"is invalid ({kind})"
+
+
 def validation_message(errors: list[Any]) -> str:
     """Name the field and what was wrong; never echo the input (it may be a secret value)."""
     first = errors[0] if errors else {}
@@ -55,7 +81,7 @@ def validation_message(errors: list[Any]) -> str:
     if kind in ("json_invalid", "json_type"):
         return "request body is not valid JSON"
     where = _where(first.get("loc", ()))
-    reason = {"missing": "is required", "extra_forbidden": "is not a known field"}.get(kind, f"is invalid ({kind})")
+    reason = _plain_reason(kind, first.get("ctx"))
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return f"{where} {reason}{more}"
 

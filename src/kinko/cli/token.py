@@ -11,7 +11,7 @@ from kinko.access.tokens import DEFAULT_TTL, TokenInfo
 from kinko.cli._common import emit, handle_errors, output_option, vault_file, vault_option
 from kinko.cli._local import ensure_unsealed, open_local
 from kinko.core.model import Caller
-from kinko.errors import UsageError
+from kinko.errors import PermissionDenied, UsageError
 from kinko.vault import Vault
 
 CALLER = Caller.local_operator()
@@ -64,7 +64,8 @@ def _text(info: TokenInfo) -> str:
 @click.option("--ttl", help=f"Time to live, e.g. 1h (default {int(DEFAULT_TTL // 3600)}h).")
 @click.option("--max-ttl", help="Renewal limit, e.g. 30d (default 32d).")
 @click.option("--no-ttl", is_flag=True, help="Never expires (root only).")
-@click.option("--uses", "num_uses", default=0, show_default=True, help="Use limit (0 = unlimited).")
+@click.option("--uses", "num_uses", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
+              help="Use limit (0 = unlimited).")
 @click.option("--display-name", default="token", show_default=True, help="A name to recognise the token by.")
 @click.option("--renewable/--not-renewable", default=True, show_default=True)
 @click.option("--meta", "meta", multiple=True, help="KEY=VALUE metadata (repeatable).")
@@ -131,15 +132,31 @@ def renew(vault_path: str, token: str | None, accessor: str | None, increment: s
 @vault_option
 @click.argument("token", required=False)
 @click.option("--accessor", "-a", help="Revoke by accessor instead of by token.")
+@click.option("--self", "self_", is_flag=True, help="Revoke the token this command runs with (remote mode).")
+@click.option("--force", is_flag=True, help="Required to revoke a token that holds the root policy.")
 @output_option
 @handle_errors
-def revoke(vault_path: str, token: str | None, accessor: str | None, output: str) -> None:
-    """Revoke a token and every token created under it."""
+def revoke(vault_path: str, token: str | None, accessor: str | None, self_: bool, force: bool,
+           output: str) -> None:
+    """Revoke TOKEN (`-` for stdin), --accessor A or --self, and every token created under it."""
+    if sum((token is not None, accessor is not None, self_)) != 1:
+        raise UsageError("give exactly one of TOKEN (`-` for stdin), --accessor A or --self")
     vault = _vault(vault_path)
-    if accessor is not None:
-        if token is not None:
-            raise UsageError("give a token or --accessor, not both")
-        count = vault.revoke_accessor(CALLER, accessor)
-    else:
-        count = vault.revoke_token(CALLER, _token_arg(token))
+    secret = _token_arg(token)
+    if not force:
+        _refuse_root(vault, secret, accessor)
+    # secret None = --self: the caller's own token.
+    count = vault.revoke_accessor(CALLER, accessor) if accessor is not None else vault.revoke_token(CALLER, secret)
     emit(output, {"revoked": count}, lambda: f"revoked {count} token{'s' if count != 1 else ''}")
+
+
+def _refuse_root(vault: Vault, token: str | None, accessor: str | None) -> None:
+    """Revoking a root token can lock every operator out: it takes --force (checked before anything changes)."""
+    try:
+        info = vault.lookup_token(CALLER, token, accessor=accessor)
+    except PermissionDenied:
+        raise UsageError("cannot look the token up to check for the root policy; "
+                         "pass --force to revoke it anyway") from None
+    if "root" in info.policies:
+        raise UsageError(f"token {info.accessor} holds the root policy; revoking it can lock you out "
+                         "(pass --force to revoke it anyway)")
