@@ -16,10 +16,9 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from kinko.access.integrity import RecordMac
 from kinko.core.model import Caller, iso
 from kinko.errors import InvalidInput, NotFound, PermissionDenied
 from kinko.storage.interface import Store, TokenRow
@@ -124,31 +123,12 @@ def check_request(req: TokenRequest) -> None:
 
 
 class TokenManager:
-    """Token rules on top of the store. No authorization here: the Vault checks capabilities first.
+    """Token rules on top of the store. No authorization here: the Vault checks capabilities first."""
 
-    With `macs` (the Vault always passes it) every row written carries an integrity tag and every row read
-    must verify: a row inserted or edited in the database file directly is treated as absent.
-    """
-
-    def __init__(self, store: Store, clock: Callable[[], float],
-                 macs: Callable[[], RecordMac] | None = None) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
         self._store = store
         self._clock = clock
-        self._macs = macs
         self._adopted = False
-
-    # -- integrity ---------------------------------------------------------------------------------------------
-    def _signed(self, row: TokenRow) -> TokenRow:
-        return row if self._macs is None else replace(row, mac=self._macs().token_tag(row))
-
-    def _verified(self, row: TokenRow | None) -> TokenRow | None:
-        """The row if its tag verifies (or tags are off), else None: a forged row is no row."""
-        if row is None or self._macs is None or self._macs().token_ok(row):
-            return row
-        return None
-
-    def _get(self, accessor: str) -> TokenRow | None:
-        return self._verified(self._store.get_token(accessor))
 
     def adopt_root_token(self) -> None:
         """Turn init's root-token hash (a meta key) into a real token row once, so it can be revoked."""
@@ -158,7 +138,7 @@ class TokenManager:
         if stored is not None:
             row = TokenRow(new_accessor(), stored.decode(), None, json.dumps(["root"]), "root", "{}",
                            self._clock(), None, None, None, False, 0, 0)
-            self._store.adopt_root_token(ROOT_TOKEN_META, self._signed(row))  # False = another process won the race
+            self._store.adopt_root_token(ROOT_TOKEN_META, row)  # False = another process won the race
         self._adopted = True
 
     # -- authentication ----------------------------------------------------------------------------------------
@@ -172,7 +152,7 @@ class TokenManager:
             raise PermissionDenied()
         self.adopt_root_token()
         digest = token_hash(token)
-        row = self._verified(self._store.get_token_by_hash(digest))
+        row = self._store.get_token_by_hash(digest)
         # The index finds the row; compare_digest keeps the final comparison constant-time.
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             raise PermissionDenied()
@@ -187,7 +167,7 @@ class TokenManager:
         """A child is only valid while every ancestor is (parents that expired take their children along)."""
         parent, depth = row.parent, 0
         while parent is not None and depth <= MAX_DEPTH:
-            ancestor = self._get(parent)
+            ancestor = self._store.get_token(parent)
             if ancestor is None or not self._live(ancestor, now):
                 self._store.revoke_token_tree(parent if ancestor is not None else row.accessor)
                 raise PermissionDenied()
@@ -196,24 +176,15 @@ class TokenManager:
     def authenticate(self, token: object, remote_addr: str | None = None) -> Caller:
         """The Caller a token stands for; consumes one use of a use-limited token (not in `uses_not_consumed`)."""
         row = self.resolve(token)
-        if row.num_uses > 0 and _CONSUME.get():
-            self._consume(row, token)
+        if row.num_uses > 0 and _CONSUME.get() and not self._store.consume_token_use(row.accessor):
+            raise PermissionDenied()  # a concurrent request took the last use
         return Caller(subject=f"token:{row.display_name}", policies=frozenset(json.loads(row.policies_json)),
                       accessor=row.accessor, remote_addr=remote_addr)
-
-    def _consume(self, row: TokenRow, token: object) -> None:
-        """Spend one use. The count is part of the tag, so this is a compare-and-set on it (re-read on a race)."""
-        for _ in range(20):
-            spent = self._signed(replace(row, uses_left=row.uses_left - 1))
-            if self._store.consume_token_use(row.accessor, row.uses_left, spent.mac):
-                return
-            row = self.resolve(token)  # another request used it meanwhile (PermissionDenied once all are gone)
-        raise PermissionDenied()
 
     # -- management --------------------------------------------------------------------------------------------
     def row(self, accessor: str) -> TokenRow:
         self.adopt_root_token()
-        row = self._get(accessor) if isinstance(accessor, str) else None
+        row = self._store.get_token(accessor) if isinstance(accessor, str) else None
         if row is None or not self._live(row, self._clock()):
             raise NotFound("no such token (unknown accessor, expired or revoked)")
         return row
@@ -247,17 +218,16 @@ class TokenManager:
             expires = min(expires, max_expires)
         token = new_token()
         policies = sorted(set(request.policies))
-        row = self._signed(TokenRow(
-            new_accessor(), token_hash(token), parent, json.dumps(policies), request.display_name,
-            json.dumps(dict(request.metadata), sort_keys=True), now, expires, max_expires, ttl,
-            bool(request.renewable), request.num_uses, request.num_uses))
+        row = TokenRow(new_accessor(), token_hash(token), parent, json.dumps(policies), request.display_name,
+                       json.dumps(dict(request.metadata), sort_keys=True), now, expires, max_expires, ttl,
+                       bool(request.renewable), request.num_uses, request.num_uses)
         self._store.insert_token(row)
         return token, TokenInfo.from_row(row)
 
     def _depth(self, row: TokenRow) -> int:
         depth, parent = 0, row.parent
         while parent is not None and depth <= MAX_DEPTH:
-            ancestor = self._get(parent)
+            ancestor = self._store.get_token(parent)
             parent, depth = (ancestor.parent if ancestor else None), depth + 1
         return depth
 
@@ -274,9 +244,8 @@ class TokenManager:
         expires = self._clock() + float(increment or row.ttl)
         if row.max_expires is not None:
             expires = min(expires, row.max_expires)
-        renewed = self._signed(replace(row, expires=expires))
-        self._store.set_token_expiry(row.accessor, expires, renewed.mac)
-        return TokenInfo.from_row(self._get(row.accessor) or renewed)
+        self._store.set_token_expiry(row.accessor, expires)
+        return TokenInfo.from_row(self._store.get_token(row.accessor) or row)
 
     def revoke(self, accessor: str) -> int:
         """Revoke a token and every token created under it; returns how many were revoked."""
@@ -286,5 +255,4 @@ class TokenManager:
     def list(self) -> list[TokenInfo]:
         self.adopt_root_token()
         now = self._clock()
-        return [TokenInfo.from_row(r) for r in self._store.list_tokens()
-                if self._live(r, now) and self._verified(r) is not None]
+        return [TokenInfo.from_row(r) for r in self._store.list_tokens() if self._live(r, now)]
