@@ -23,7 +23,7 @@ from typing import Any
 import zstandard
 
 from kinko.errors import ScanError
-from kinko.scan.sources.limits import Inflate, LimitExceeded, Limits, compression_of
+from kinko.scan.sources.limits import CappedTarInfo, Inflate, LimitExceeded, Limits, compression_of
 from kinko.scan.sources.tarstream import Member, TarFormatError, TarStream
 
 NOT_AN_IMAGE = "not a docker-archive or OCI image"
@@ -145,7 +145,9 @@ class _TarContainer(_Container):
     def _index(self) -> None:
         file_size = self.path.stat().st_size
         try:
-            tar = tarfile.open(self.path, "r:")  # noqa: SIM115 - closed by `with tar` below
+            tar = tarfile.open(self.path, "r:", tarinfo=CappedTarInfo)  # noqa: SIM115 - closed by `with tar` below
+        except LimitExceeded as exc:
+            raise ScanError(f"{self.path}: {exc}; not scanned") from None
         except (tarfile.TarError, EOFError, OSError):
             raise ScanError(f"{self.path}: {NOT_AN_IMAGE} (not a readable tar, gzip or zstd archive)") from None
         count = 0
@@ -159,6 +161,8 @@ class _TarContainer(_Container):
                         self.warnings.append(f"outer archive has over {_MAX_OUTER_ENTRIES} entries; rest ignored")
                         break
                     self._add(info, file_size, hostile)
+            except LimitExceeded as exc:
+                self.warnings.append(f"outer archive: {exc} after {count} entries; rest ignored")
             except (tarfile.TarError, EOFError, OSError) as exc:
                 if not self.members:
                     raise ScanError(f"{self.path}: {NOT_AN_IMAGE} (unreadable tar: {type(exc).__name__})") from None

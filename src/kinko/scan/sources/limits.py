@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import io
+import tarfile
 import zlib
 from dataclasses import dataclass
+from typing import IO, cast
 
 import zstandard
 
 _READ = 1 << 20
+_STEP = 1 << 20  # decompressed bytes per step: the most one compressed chunk can put in memory
+#: PAX / GNU long-name payloads are read whole by any tar reader; real ones are a few hundred bytes
+MAX_TAR_META = 1 << 20
+_TAR_META_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+                   tarfile.GNUTYPE_LONGLINK)  # fmt: skip
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -35,6 +42,15 @@ class LimitExceeded(Exception):
     """A bomb limit was hit; the message names the limit (never content)."""
 
 
+class CappedTarInfo(tarfile.TarInfo):
+    """For `tarfile.open(tarinfo=...)`: refuses a metadata entry over MAX_TAR_META before tarfile reads it whole."""
+
+    def _proc_member(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _TAR_META_TYPES and self.size > MAX_TAR_META:
+            raise LimitExceeded(f"tar metadata entry over {MAX_TAR_META} bytes")
+        return super()._proc_member(archive)  # type: ignore[misc,no-any-return]
+
+
 def compression_of(magic: bytes) -> str | None:
     """"gzip" or "zstd" from a stream's first 4 bytes; None for anything else (plain tar included)."""
     if magic[:2] == GZIP_MAGIC:
@@ -44,26 +60,52 @@ def compression_of(magic: bytes) -> str | None:
     return None
 
 
+class _Counted:
+    """A raw stream's `read`, counting the compressed bytes consumed (for the ratio cap)."""
+
+    def __init__(self, raw: io.RawIOBase | io.BufferedIOBase) -> None:
+        self.raw = raw
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n) or b""
+        self.count += len(data)
+        return data
+
+
 class Inflate(io.RawIOBase):
     """Decompresses gzip (multi-member) or zstd from a raw stream, counting output against a size and ratio cap.
 
-    `what` names the stream in limit messages ("layer", "outer archive").
+    Each decompression step yields at most `_STEP` bytes, and the caps are checked after every step: a
+    compressed chunk that expands ~32,000:1 (zstd of zeros) never lands in memory whole. `what` names the
+    stream in limit messages ("layer", "outer archive").
     """
 
     def __init__(self, raw: io.RawIOBase | io.BufferedIOBase, kind: str, *, max_bytes: int, max_ratio: float,
                  ratio_floor: int, what: str = "layer") -> None:  # fmt: skip
-        self.raw = raw
+        self.src = _Counted(raw)
         self.kind = kind
         self.max_bytes = max_bytes
         self.max_ratio = max_ratio
         self.ratio_floor = ratio_floor
         self.what = what
-        self.consumed = 0
         self.produced = 0
-        self.pending = b""
+        self.pending = b""  # one step's output; `pos` bytes of it were handed out (no re-slicing per read)
+        self.pos = 0
         self.gz = zlib.decompressobj(31) if kind == "gzip" else None
-        self.zs = zstandard.ZstdDecompressor().decompressobj() if kind == "zstd" else None
+        self.gz_input = b""
+        self.gz_full = False  # the last step filled its budget: zlib may hold more output with no input left
+        # stream_reader.read(n) returns at most n bytes, and reads across concatenated frames
+        self.zs = (
+            zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], self.src), read_size=_READ,
+                                                       read_across_frames=True, closefd=False)
+            if kind == "zstd" else None
+        )  # fmt: skip
         self.eof = False
+
+    @property
+    def consumed(self) -> int:
+        return self.src.count
 
     @classmethod
     def for_layer(cls, raw: io.RawIOBase | io.BufferedIOBase, kind: str, limits: Limits) -> Inflate:
@@ -80,38 +122,43 @@ class Inflate(io.RawIOBase):
         return True
 
     def _fill(self) -> None:
-        while not self.pending and not self.eof:
-            chunk = self.raw.read(_READ)
-            if not chunk:
+        while self.pos >= len(self.pending) and not self.eof:
+            self.pending, self.pos = self._step(), 0
+            if not self.pending:
                 self.eof = True
                 return
-            self.consumed += len(chunk)
-            self.pending = self._decompress(chunk)
+            self.produced += len(self.pending)
+            self._check()
 
-    def _decompress(self, chunk: bytes) -> bytes:
-        out = []
-        while chunk:
-            if self.gz is not None:
-                out.append(self.gz.decompress(chunk))
-                chunk = self.gz.unused_data if self.gz.eof else b""
-                if chunk:  # concatenated gzip members
-                    self.gz = zlib.decompressobj(31)
-            else:
-                assert self.zs is not None
-                out.append(self.zs.decompress(chunk))
-                chunk = self.zs.unused_data if self.zs.eof else b""
-                if chunk:
-                    self.zs = zstandard.ZstdDecompressor().decompressobj()
-        return b"".join(out)
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        self._fill()
-        n = min(len(b), len(self.pending))
-        b[:n] = self.pending[:n]
-        self.pending = self.pending[n:]
-        self.produced += n
+    def _check(self) -> None:
         if self.produced > self.max_bytes:
             raise LimitExceeded(f"{self.what} decompresses past {self.max_bytes} bytes")
         if self.produced > self.ratio_floor and self.produced > self.max_ratio * max(self.consumed, 1):
             raise LimitExceeded(f"{self.what} decompression ratio over {self.max_ratio:g}:1 (gzip/zstd bomb)")
+
+    def _step(self) -> bytes:
+        """At most `_STEP` decompressed bytes; b"" only at the end of the input."""
+        if self.zs is not None:
+            return bytes(self.zs.read(_STEP))
+        assert self.gz is not None
+        while True:
+            if not self.gz_input and not self.gz_full:
+                self.gz_input = self.src.read(_READ)
+                if not self.gz_input:
+                    return b""
+            out = self.gz.decompress(self.gz_input, _STEP)
+            self.gz_full = len(out) == _STEP
+            if self.gz.eof:  # concatenated gzip members: the rest starts a new one
+                self.gz_input, self.gz_full = self.gz.unused_data, False
+                self.gz = zlib.decompressobj(31)
+            else:
+                self.gz_input = self.gz.unconsumed_tail
+            if out:
+                return out
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        self._fill()
+        n = min(len(b), len(self.pending) - self.pos)
+        b[:n] = memoryview(self.pending)[self.pos : self.pos + n]
+        self.pos += n
         return n
