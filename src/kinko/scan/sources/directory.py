@@ -127,12 +127,16 @@ class DirectorySource(Source):
             return []
         result.bytes_scanned += len(data)
         plain = matches_to_findings(detector, detector.scan(data, path=rel), location)
-        structural = self._structural(rel, data, detector, warn)
+        covered: set[int] = set()
+        structural = self._structural(rel, data, detector, warn, covered)
         allow = allowed_lines(data)
-        merged = [f for f in structural + dedupe_secret_hits(structural, plain) if f.location.line not in allow]
+        merged = structural + dedupe_secret_hits(structural, plain, covered)
+        merged = [f for f in merged if f.location.line not in allow]
         return _dedupe(merged)
 
-    def _structural(self, rel: str, data: bytes, detector: Detector, warn: Callable[[str], None]) -> list[Finding]:
+    def _structural(
+        self, rel: str, data: bytes, detector: Detector, warn: Callable[[str], None], covered: set[int]
+    ) -> list[Finding]:
         name = rel.rsplit("/", 1)[-1]
         if is_dockerfile(name):
             try:
@@ -141,7 +145,7 @@ class DirectorySource(Source):
                 warn(f"{rel}: not parsed as a Dockerfile: {exc.message}")
                 return []
         if name.lower().endswith(MANIFEST_SUFFIXES) and looks_like_manifest(data):
-            return manifest_findings(data, self.artifact, rel, detector, warn, path_prefix=rel + ":")
+            return manifest_findings(data, self.artifact, rel, detector, warn, path_prefix=rel + ":", covered=covered)
         return []
 
 

@@ -35,6 +35,14 @@ class ObjectContext:
     detector: Detector
     prefix: str = ""  # "file.yaml:" when the artifact is a directory
     findings: list[Finding] = field(default_factory=list)
+    #: source lines holding Secret data/stringData values: scanned here (decoded), skipped by the raw-text pass
+    covered: set[int] = field(default_factory=set)
+
+    def cover(self, rel: PathKey, value: str) -> None:
+        """Mark the lines of a value (a block scalar runs on past its first line) as scanned."""
+        line = self.doc.line(self.base + rel)
+        if line is not None:  # JSON documents have no line map: nothing to cover
+            self.covered.update(range(line, line + value.count("\n") + 1))
 
     def location(self, rel: PathKey) -> Location:
         line = self.doc.line(self.base + rel)
@@ -110,14 +118,19 @@ def check_secret(ctx: ObjectContext, obj: dict[str, Any]) -> None:
     data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
     string_data = obj.get("stringData") if isinstance(obj.get("stringData"), dict) else {}
     assert isinstance(data, dict) and isinstance(string_data, dict)
+    stype = str(obj.get("type") or "Opaque")
     decoded: dict[str, bytes] = {}
     for key, value in data.items():
         if value is None or value == "":
             decoded[str(key)] = b""  # present but empty still satisfies "key exists" checks
         elif isinstance(value, str):
-            raw = _secret_data_value(ctx, str(key), value)
+            ctx.cover(("data", str(key)), value)
+            raw = _secret_data_value(ctx, str(key), value, public=str(key) in _PUBLIC_KEYS.get(stype, ()))
             decoded[str(key)] = raw if raw is not None else value.encode()
     for key, value in string_data.items():
+        if isinstance(value, str):
+            ctx.cover(("stringData", str(key)), value)
+            ctx.findings.extend(ctx.secret_hits(value.encode(), ("stringData", str(key)), str(key), deployed=True))
         ctx.add(
             "k8s-secret-stringdata-plaintext", "Secret value in plaintext stringData", Severity.HIGH,
             ("stringData", str(key)), f"stringData.{key} holds the secret value in plain text in the manifest",
@@ -128,7 +141,11 @@ def check_secret(ctx: ObjectContext, obj: dict[str, Any]) -> None:
     _check_type(ctx, obj, decoded)
 
 
-def _secret_data_value(ctx: ObjectContext, key: str, value: str) -> bytes | None:
+#: Keys of typed Secrets that hold public material (a certificate), not a secret: only the key is reported.
+_PUBLIC_KEYS: dict[str, tuple[str, ...]] = {"kubernetes.io/tls": ("tls.crt", "ca.crt")}
+
+
+def _secret_data_value(ctx: ObjectContext, key: str, value: str, *, public: bool = False) -> bytes | None:
     rel: PathKey = ("data", key)
     raw = decode_b64(value)
     if raw is None:
@@ -140,6 +157,8 @@ def _secret_data_value(ctx: ObjectContext, key: str, value: str) -> bytes | None
         return None
     hits = ctx.secret_hits(raw, rel, key, deployed=True)
     ctx.findings.extend(hits)
+    if public and not hits:  # a certificate is published on every TLS handshake; base64 hides nothing there
+        return raw
     ctx.add(
         "k8s-secret-base64-not-encryption", "Secret data is only base64-encoded", Severity.MEDIUM, rel,
         f"data.{key} is base64, not encryption: it decodes to {describe(raw, hits)}", FILES_FIX,

@@ -33,8 +33,13 @@ def manifest_findings(
     warn: Callable[[str], None],
     *,
     path_prefix: str = "",
+    covered: set[int] | None = None,
 ) -> list[Finding]:
-    """Structural findings for one manifest file; problems go to `warn` (file and document index named)."""
+    """Structural findings for one manifest file; problems go to `warn` (file and document index named).
+
+    `covered` receives the lines of Secret data/stringData values, which are scanned here (decoded): the caller's
+    raw-text pass skips them so one value is not reported twice (its base64 text looks like a password too).
+    """
     if len(data) > MAX_MANIFEST_BYTES:
         warn(f"{path}: larger than {MAX_MANIFEST_BYTES} bytes; not parsed as Kubernetes manifests")
         return []
@@ -55,6 +60,8 @@ def manifest_findings(
             ctx = ObjectContext(artifact, doc, base, object_ref(obj), detector, path_prefix)
             _check_object(ctx, obj)
             findings.extend(ctx.findings)
+            if covered is not None:
+                covered.update(ctx.covered)
     return findings
 
 
@@ -80,10 +87,13 @@ def _check_object(ctx: ObjectContext, obj: dict[str, Any]) -> None:
         check_workload(ctx, obj)
 
 
-def dedupe_secret_hits(structural: list[Finding], plain: list[Finding]) -> list[Finding]:
-    """Drop raw-text detector hits that a structural SECRET finding already reports (same line, same value)."""
+def dedupe_secret_hits(
+    structural: list[Finding], plain: list[Finding], covered: set[int] | frozenset[int] = frozenset()
+) -> list[Finding]:
+    """Drop raw-text detector hits that a structural SECRET finding already reports (same line, same value) or
+    that sit on `covered` lines (Secret values, reported by the decoded pass)."""
     known = {(f.location.line, f.secret) for f in structural if f.kind is FindingKind.SECRET}
-    return [f for f in plain if (f.location.line, f.secret) not in known]
+    return [f for f in plain if (f.location.line, f.secret) not in known and f.location.line not in covered]
 
 
 class KubernetesSource(Source):
@@ -126,7 +136,9 @@ class KubernetesSource(Source):
         def location(line: int) -> Location:
             return Location(artifact=artifact, path=artifact, line=line)
 
-        structural = manifest_findings(data, artifact, artifact, detector, warn)
+        covered: set[int] = set()
+        structural = manifest_findings(data, artifact, artifact, detector, warn, covered=covered)
         plain = matches_to_findings(detector, detector.scan(data, path=artifact), location)
         allow = allowed_lines(data)
-        return [f for f in structural + dedupe_secret_hits(structural, plain) if f.location.line not in allow]
+        merged = structural + dedupe_secret_hits(structural, plain, covered)
+        return [f for f in merged if f.location.line not in allow]
