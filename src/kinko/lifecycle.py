@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kinko.access.integrity import RecordMac
+from kinko.access.tokens import ROOT_TOKEN_MAC_META
 from kinko.crypto.barrier import Barrier, associated_data, open_with_key, seal_with_key
 from kinko.crypto.keyring import KEY_BYTES, Keyring
 from kinko.crypto.seal import (
@@ -29,12 +31,13 @@ from kinko.crypto.seal import (
     wrap_root_key,
     write_key_file,
 )
-from kinko.crypto.shares import encode_share, split
+from kinko.crypto.shares import SHARE_OVERHEAD, decode_share, encode_share, split
 from kinko.errors import (
     AlreadyInitialized,
     CorruptVault,
     IntegrityError,
     InvalidInput,
+    InvalidShare,
     NotInitialized,
     Sealed,
     UnsealFailed,
@@ -176,6 +179,9 @@ class SealState:
             M_POLICY: VaultPolicy(retention_days, purge_protection).to_bytes(),
             M_ROOT_TOKEN: hashlib.sha256(root_token.encode()).hexdigest().encode(),
         }
+        # Tagged so that only this hash is ever adopted as the root token (kinko.access.tokens).
+        items[ROOT_TOKEN_MAC_META] = RecordMac.from_keyring(keyring, vault_id).tag(
+            "root_token", items[M_ROOT_TOKEN].decode()).encode()
         if key_file is not None:
             items[M_KEY_FILE] = str(key_file.resolve()).encode()
         if seal is SealType.KEY_FILE and key_file is not None:
@@ -213,6 +219,17 @@ class SealState:
         return SealConfig(SealType.KEY_FILE), os.urandom(UNSEAL_KEY_BYTES), []
 
     # -- unseal / seal -----------------------------------------------------------------------------------
+    def precheck(self, seal: SealType, share: str | None = None) -> None:
+        """Refuse material that cannot be right (wrong method, malformed share) without touching progress."""
+        config = self._unseal_config(seal)
+        if share is None:
+            return
+        if config.shares == 1:
+            decode_single_share(share)
+        elif len(decode_share(share)) != UNSEAL_KEY_BYTES + SHARE_OVERHEAD:
+            # Checked before the collector sees it: a wrong-length share used to reset everyone's progress.
+            raise InvalidShare("share is malformed or mistyped")
+
     def unseal_share(self, share: str) -> VaultStatus:
         with self._lock:
             config = self._unseal_config(SealType.SHAMIR)
@@ -220,6 +237,7 @@ class SealState:
                 if config.shares == 1:
                     self._open_with(decode_single_share(share))
                 else:
+                    self.precheck(SealType.SHAMIR, share)
                     self._collector = self._collector or ShareCollector(config.threshold)
                     key = self._collector.add(share)
                     if key is not None:

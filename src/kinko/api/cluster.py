@@ -4,8 +4,9 @@ The server's parent process maps an anonymous shared region (never a file) befor
 A worker that accepts unseal material over HTTP (a share, a passphrase, "use the key file") checks it against
 its own vault first, then appends it to the log; every other worker replays the log through the public
 `Vault.unseal` before its next request, so unseal progress and the unsealed state are the same everywhere.
-A seal, or a failed unseal attempt, starts a new epoch: every worker drops its keys and progress. Key-file
-vaults also auto-unseal in each worker at start. Nothing here is written to disk: the log lives only in
+A seal, or a failed unseal attempt with well-formed material, starts a new epoch: every worker drops its keys and
+progress (malformed shares and the wrong method are refused first, without a new epoch). Key-file vaults also
+auto-unseal in each worker at start. Nothing here is written to disk: the log lives only in
 the memory of this server's processes and disappears with them.
 """
 
@@ -18,10 +19,12 @@ import multiprocessing
 import struct
 from typing import Any
 
+from kinko.crypto.seal import SealType
 from kinko.errors import KinkoError, TooLarge
 from kinko.lifecycle import VaultStatus
 from kinko.vault import Vault
 
+_SEAL_TYPES = {"share": SealType.SHAMIR, "passphrase": SealType.PASSPHRASE, "key_file": SealType.KEY_FILE}
 _HEADER = struct.Struct("<QQI")  # generation, epoch, length of the JSON log
 DEFAULT_SIZE = 64 * 1024
 
@@ -76,6 +79,9 @@ class UnsealBroadcast:
             self._sync_locked(vault)
             if not vault.keys.initialized or not vault.status().sealed:
                 return vault.status()
+            # Material that cannot be right (a malformed share, the wrong method) is refused here, before it
+            # can start a new epoch: otherwise anyone could wipe every worker's unseal progress at will.
+            vault.keys.precheck(_SEAL_TYPES[kind], value if kind == "share" else None)
             try:
                 status = _apply(vault, kind, value)
             except KinkoError:

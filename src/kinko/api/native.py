@@ -7,6 +7,7 @@ event loop avoids a thread hop per request (the one slow call, a passphrase unse
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from kinko.api.auth import FailureLimiter, caller_for
+from kinko.api.auth import FailureLimiter, caller_for, client_address
 from kinko.api.cluster import UnsealBroadcast
 from kinko.api.models import (
     MAX_INT,
@@ -30,8 +31,10 @@ from kinko.api.models import (
 )
 from kinko.core.model import Caller
 from kinko.crypto.seal import SealType
-from kinko.errors import AlreadyInitialized, InvalidInput
+from kinko.errors import AlreadyInitialized, InvalidInput, KinkoError, UnsealFailed
 from kinko.vault import Vault
+
+log = logging.getLogger("kinko.api")
 
 
 @dataclass
@@ -193,12 +196,33 @@ async def init(body: InitBody, request: Request, st: St) -> dict[str, Any]:
 
 
 @sys_router.post("/unseal")
-async def unseal(body: UnsealBody, st: St) -> dict[str, Any]:
+async def unseal(body: UnsealBody, request: Request, st: St) -> dict[str, Any]:
+    """Unauthenticated by nature, so failed attempts are rate limited per client and every attempt is recorded."""
     from kinko.api.cluster import material
 
+    client = client_address(request)
+    st.limiter.check(client)  # 429 before any share is looked at or any argon2 run
     kind, value = material(body.model_dump())
-    status = await run_in_threadpool(st.broadcast.unseal, st.vault, kind, value)
+    try:
+        status = await run_in_threadpool(st.broadcast.unseal, st.vault, kind, value)
+    except KinkoError as exc:
+        if isinstance(exc, UnsealFailed):
+            st.limiter.failed(client)
+        _record_unseal(st.vault, client, kind, exc.code)
+        raise
+    _record_unseal(st.vault, client, kind, "allowed")
     return status.to_dict()
+
+
+def _record_unseal(vault: Vault, client: str, kind: str, outcome: str) -> None:
+    """Log and audit an unseal attempt: the method and the outcome only, never the material.
+
+    No `data` goes to the audit sink: the vault is usually sealed, so its HMAC salt is unavailable.
+    """
+    log.info("unseal attempt (%s) from %s: %s", kind, client, outcome)
+    sink = vault._audit
+    if sink is not None:
+        sink(Caller("anonymous", remote_addr=client), "sys.unseal", f"sys/unseal/{kind}", outcome)
 
 
 @sys_router.post("/seal", status_code=204)

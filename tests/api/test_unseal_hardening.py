@@ -1,0 +1,82 @@
+"""/v1/sys/unseal: malformed shares keep progress, failures are rate limited per client, attempts are audited."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from kinko.api.app import create_app
+from kinko.api.auth import FailureLimiter
+from kinko.crypto.seal import SealType
+from kinko.crypto.shares import encode_share
+from kinko.vault import Vault, open_vault
+
+WRONG_LENGTH = encode_share(os.urandom(16) + b"\x01")  # well-formed text, checksum right, length wrong
+
+
+@pytest.fixture
+def shamir(tmp_path: Path) -> Iterator[tuple[Vault, list[str]]]:
+    vault = open_vault(tmp_path / "vault.db", create=True)
+    shares = list(vault.init(seal=SealType.SHAMIR, shares=5, threshold=3).shares)
+    yield vault, shares
+    vault.close()
+
+
+def client(vault: Vault, limit: int = 10_000) -> TestClient:
+    return TestClient(create_app(vault, limiter=FailureLimiter(limit=limit, window=60)))
+
+
+def test_malformed_shares_do_not_reset_progress(shamir: tuple[Vault, list[str]]) -> None:
+    vault, shares = shamir
+    c = client(vault)
+    assert c.post("/v1/sys/unseal", json={"share": shares[0]}).json()["progress"] == 1
+    for bad in ("not-a-share", shares[1][:-1] + ("0" if shares[1][-1] != "0" else "1"), WRONG_LENGTH):
+        response = c.post("/v1/sys/unseal", json={"share": bad})
+        assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_share"
+        assert c.get("/v1/sys/seal-status").json()["progress"] == 1
+    assert c.post("/v1/sys/unseal", json={"passphrase": "x"}).status_code == 400  # wrong method: no reset either
+    assert c.post("/v1/sys/unseal", json={"share": shares[1]}).json()["progress"] == 2
+    assert c.post("/v1/sys/unseal", json={"share": shares[2]}).json()["sealed"] is False
+
+
+def test_failed_unseal_attempts_are_rate_limited_per_client(shamir: tuple[Vault, list[str]]) -> None:
+    vault, shares = shamir
+    c = client(vault, limit=3)
+    for _ in range(3):
+        assert c.post("/v1/sys/unseal", json={"share": "kinko-share:AAAA.00000000"}).status_code == 400
+    limited = c.post("/v1/sys/unseal", json={"share": shares[0]})
+    assert limited.status_code == 429 and limited.json()["error"]["code"] == "rate_limited"
+    assert c.get("/v1/sys/seal-status").json()["progress"] == 0  # the limited request was not applied
+
+
+def test_successful_shares_do_not_count_as_failures(shamir: tuple[Vault, list[str]]) -> None:
+    vault, shares = shamir
+    c = client(vault, limit=1)
+    assert c.post("/v1/sys/unseal", json={"share": shares[0]}).status_code == 200
+    assert c.post("/v1/sys/unseal", json={"share": shares[1]}).status_code == 200
+    assert c.post("/v1/sys/unseal", json={"share": shares[2]}).json()["sealed"] is False
+
+
+def test_attempts_are_audited_and_logged_without_the_material(
+        shamir: tuple[Vault, list[str]], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    vault, shares = shamir
+    audit = tmp_path / "audit.log"
+    vault.enable_audit(audit)
+    c = client(vault)
+    caplog.set_level(logging.INFO, logger="kinko.api")
+    c.post("/v1/sys/unseal", json={"share": WRONG_LENGTH})
+    c.post("/v1/sys/unseal", json={"share": shares[0]})
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    unseals = [(r["operation"], r["path"], r["outcome"]) for r in records if r["operation"] == "sys.unseal"]
+    assert unseals == [("sys.unseal", "sys/unseal/share", "invalid_share"),
+                       ("sys.unseal", "sys/unseal/share", "allowed")]
+    assert all(r["client"] for r in records)
+    for text in (audit.read_text(), caplog.text):
+        assert shares[0] not in text and WRONG_LENGTH not in text
+    assert "unseal attempt (share)" in caplog.text
