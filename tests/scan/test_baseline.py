@@ -18,6 +18,12 @@ SECRET_A = "Zq8vN2kLp4Rt7wXyQ1"
 SECRET_B = "Hy3mK9pW2sLq8RzT4v"
 
 
+@pytest.fixture(autouse=True)
+def _no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests start without KINKO_BASELINE_KEY, whatever the shell running them has set."""
+    monkeypatch.delenv("KINKO_BASELINE_KEY", raising=False)
+
+
 def _finding(secret: str, rule: str = "generic-password", path: str = "app/.env") -> Finding:
     return Finding(rule, "t", Severity.HIGH, FindingKind.SECRET, Location("img.tar", path, line=3), secret=secret)
 
@@ -84,3 +90,52 @@ def test_malformed_baselines_are_rejected(tmp_path: Path, content: str, fragment
 def test_missing_baseline_file(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="cannot read"):
         Baseline.load(tmp_path / "nope.json")
+
+
+ENV_KEY = "KINKO_BASELINE_KEY"
+
+
+def test_env_key_is_used_and_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With KINKO_BASELINE_KEY set the file holds only a reference, so a committed baseline cannot be brute-forced."""
+    key = bytes(range(40))
+    monkeypatch.setenv(ENV_KEY, key.hex())
+    target = tmp_path / "b.json"
+    Baseline.from_findings([_finding(SECRET_A)], key=bytes(32)).save(target)  # the env key wins over a passed one
+    text = target.read_text()
+    doc = json.loads(text)
+    assert doc["key"] == "env:KINKO_BASELINE_KEY"
+    assert key.hex() not in text and bytes(32).hex() not in text
+    assert doc["findings"][0]["hash"] == hmac.new(key, f"generic-password\0{SECRET_A}".encode(),
+                                                  hashlib.sha256).hexdigest()  # fmt: skip
+    loaded = Baseline.load(target)
+    assert loaded.key == key
+    assert loaded.filter([_finding(SECRET_A), _finding(SECRET_B)]) == [_finding(SECRET_B)]
+    assert loaded.to_json() == text  # a rewrite keeps the reference, never the key
+
+
+def test_env_key_baseline_needs_the_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_KEY, "ab" * 32)
+    target = tmp_path / "b.json"
+    Baseline.from_findings([_finding(SECRET_A)]).save(target)
+    monkeypatch.delenv(ENV_KEY)
+    with pytest.raises(InvalidInput, match="KINKO_BASELINE_KEY is not set"):
+        Baseline.load(target)
+    monkeypatch.setenv(ENV_KEY, "cd" * 32)  # a different key: every hash would silently miss
+    with pytest.raises(InvalidInput, match="not the key this baseline was written with"):
+        Baseline.load(target)
+
+
+@pytest.mark.parametrize("value", ["zz" * 32, "ab" * 31, "abc"])
+def test_bad_env_key_is_rejected_without_echoing_it(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_KEY, value)
+    with pytest.raises(InvalidInput, match="at least 32 bytes") as caught:
+        Baseline.from_findings([_finding(SECRET_A)])
+    assert value not in str(caught.value)
+
+
+def test_embedded_key_baselines_still_load_with_the_env_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_KEY, raising=False)
+    target = tmp_path / "b.json"
+    Baseline.from_findings([_finding(SECRET_A)]).save(target)
+    monkeypatch.setenv(ENV_KEY, "ab" * 32)
+    assert Baseline.load(target).filter([_finding(SECRET_A)]) == []

@@ -188,3 +188,24 @@ def test_real_subprocess(repo: tuple[Path, str]) -> None:
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["findings"][0]["rule_id"] == "github-pat"
     assert token not in proc.stdout and proc.stderr == ""  # no progress bar: stderr is not a TTY
+
+
+def test_baseline_key_from_env_is_not_in_the_file(repo: tuple[Path, str], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    root, _ = repo
+    key = secrets.token_hex(32)
+    monkeypatch.setenv("KINKO_BASELINE_KEY", key)
+    baseline = tmp_path / "baseline.json"
+    assert _run("dir", str(root), "--write-baseline", str(baseline))[0] == 0
+    assert key not in baseline.read_text() and '"env:KINKO_BASELINE_KEY"' in baseline.read_text()
+    code, out, _ = _run("dir", str(root), "--baseline", str(baseline), "-o", "json")
+    assert code == 0 and json.loads(out)["findings"] == []
+    monkeypatch.delenv("KINKO_BASELINE_KEY")
+    code, _, err = _run("dir", str(root), "--baseline", str(baseline))
+    assert code == 1 and "KINKO_BASELINE_KEY is not set" in err
+
+
+def test_write_baseline_help_explains_the_key_trade_off() -> None:
+    help_text = " ".join(_run("dir", "--help")[1].split())
+    assert "commit a baseline only with kinko_baseline_key set" in help_text.lower()
+    assert "test guessed secrets offline" in help_text

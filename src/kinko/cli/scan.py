@@ -34,7 +34,10 @@ def common_options(func: F) -> F:
                      help="Ignore findings listed in this baseline file."),
         click.option("--write-baseline", type=click.Path(dir_okay=False, writable=True),
                      help="Write every current finding to this baseline file (mode 0600) and accept them: "
-                          "the report still lists them, but the exit status is 0."),
+                          "the report still lists them, but the exit status is 0. The file holds keyed hashes; "
+                          "without KINKO_BASELINE_KEY (hex, >= 32 bytes) it also holds the key, so anyone who reads "
+                          "it can test guessed secrets offline. Commit a baseline only with KINKO_BASELINE_KEY set "
+                          "(e.g. in CI secrets): the key then stays out of the file and is needed to read it."),
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)

@@ -4,7 +4,10 @@ Format (JSON, written 0600):
   {"version": 1, "kind": "kinko-scan-baseline", "algorithm": "hmac-sha256", "key": "<64 hex>",
    "findings": [{"hash": "<hex>", "rule_id": "...", "artifact": "...", "path": "..."}]}
 `hash` = HMAC-SHA256(key, rule_id + "\\0" + secret). The random per-baseline key stops anyone who reads the
-file from confirming a guessed secret against another baseline or a public hash list.
+file from confirming a guessed secret against another baseline or a public hash list, but whoever reads the
+file has the key too and can test guesses offline (a weak password falls to a dictionary). So when
+KINKO_BASELINE_KEY (hex, at least 32 bytes) is set, that key is used and the file records only
+`"key": "env:KINKO_BASELINE_KEY"` plus a `key_id` (HMAC of a constant) that tells a wrong key from new findings.
 """
 
 from __future__ import annotations
@@ -26,6 +29,27 @@ from kinko.scan.interface import Finding
 VERSION = 1
 KIND = "kinko-scan-baseline"
 KEY_BYTES = 32
+KEY_ENV = "KINKO_BASELINE_KEY"
+ENV_KEY_REF = f"env:{KEY_ENV}"
+
+
+def env_key() -> bytes | None:
+    """KINKO_BASELINE_KEY decoded, or None when unset. The message on a bad value never repeats it."""
+    value = os.environ.get(KEY_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        key = bytes.fromhex(value)
+    except ValueError:
+        key = b""
+    if len(key) < KEY_BYTES:
+        raise InvalidInput(f"{KEY_ENV} must be hex of at least {KEY_BYTES} bytes (e.g. `openssl rand -hex 32`)")
+    return key
+
+
+def key_id(key: bytes) -> str:
+    """Identifies the key without revealing it: lets a reader tell a wrong env key from a changed image."""
+    return hmac.new(key, b"kinko-baseline-key-id", hashlib.sha256).hexdigest()[:16]
 
 
 def finding_identity(finding: Finding) -> str:
@@ -54,14 +78,20 @@ class BaselineEntry:
 class Baseline:
     key: bytes = field(repr=False)
     entries: list[BaselineEntry] = field(default_factory=list)
+    key_from_env: bool = False  # the file names KINKO_BASELINE_KEY instead of holding the key
 
     @classmethod
     def new(cls) -> Baseline:
-        return cls(key=secrets.token_bytes(KEY_BYTES))
+        """KINKO_BASELINE_KEY's key when set, else a fresh random key (written into the file)."""
+        key = env_key()
+        return cls(key=key, key_from_env=True) if key else cls(key=secrets.token_bytes(KEY_BYTES))
 
     @classmethod
     def from_findings(cls, findings: Iterable[Finding], key: bytes | None = None) -> Baseline:
-        baseline = cls(key=key or secrets.token_bytes(KEY_BYTES))
+        """The key: KINKO_BASELINE_KEY when set (so it never lands in the file), else `key`, else a random one."""
+        baseline = cls.new()
+        if key and not baseline.key_from_env:
+            baseline.key = key
         seen: set[str] = set()
         for finding in findings:
             digest = fingerprint(baseline.key, finding)
@@ -84,7 +114,8 @@ class Baseline:
             "version": VERSION,
             "kind": KIND,
             "algorithm": "hmac-sha256",
-            "key": self.key.hex(),
+            "key": ENV_KEY_REF if self.key_from_env else self.key.hex(),
+            **({"key_id": key_id(self.key)} if self.key_from_env else {}),
             "findings": [vars(entry) for entry in self.entries],
         }
         return json.dumps(doc, indent=2) + "\n"
@@ -116,14 +147,32 @@ class Baseline:
     def from_document(cls, doc: Any, where: str) -> Baseline:
         if not isinstance(doc, dict) or doc.get("kind") != KIND or doc.get("version") != VERSION:
             raise InvalidInput(f"baseline {where}: not a kinko baseline (version {VERSION})")
+        if doc.get("key") == ENV_KEY_REF:
+            return cls(key=_env_key_for(doc, where), entries=_entries(doc, where), key_from_env=True)
         try:
             key = bytes.fromhex(str(doc["key"]))
-            entries = [
-                BaselineEntry(str(e["hash"]), str(e["rule_id"]), str(e.get("artifact", "")), str(e.get("path", "")))
-                for e in doc["findings"]
-            ]
         except (KeyError, TypeError, ValueError):
             raise InvalidInput(f"baseline {where}: malformed key or findings list") from None
         if len(key) != KEY_BYTES:
             raise InvalidInput(f"baseline {where}: key must be {KEY_BYTES} bytes")
-        return cls(key=key, entries=entries)
+        return cls(key=key, entries=_entries(doc, where))
+
+
+def _env_key_for(doc: dict[str, Any], where: str) -> bytes:
+    key = env_key()
+    if key is None:
+        raise InvalidInput(f"baseline {where}: its key is kept out of the file but {KEY_ENV} is not set; "
+                           "set it to the key the baseline was written with")  # fmt: skip
+    if "key_id" in doc and not hmac.compare_digest(str(doc["key_id"]), key_id(key)):
+        raise InvalidInput(f"baseline {where}: {KEY_ENV} is not the key this baseline was written with")
+    return key
+
+
+def _entries(doc: dict[str, Any], where: str) -> list[BaselineEntry]:
+    try:
+        return [
+            BaselineEntry(str(e["hash"]), str(e["rule_id"]), str(e.get("artifact", "")), str(e.get("path", "")))
+            for e in doc["findings"]
+        ]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise InvalidInput(f"baseline {where}: malformed key or findings list") from None
