@@ -71,12 +71,15 @@ def test_attempts_are_audited_and_logged_without_the_material(
     c = client(vault)
     caplog.set_level(logging.INFO, logger="kinko.api")
     c.post("/v1/sys/unseal", json={"share": WRONG_LENGTH})
-    c.post("/v1/sys/unseal", json={"share": shares[0]})
+    for share in shares[:3]:
+        assert c.post("/v1/sys/unseal", json={"share": share}).status_code == 200
     records = [json.loads(line) for line in audit.read_text().splitlines()]
-    unseals = [(r["operation"], r["path"], r["outcome"]) for r in records if r["operation"] == "sys.unseal"]
-    assert unseals == [("sys.unseal", "sys/unseal/share", "invalid_share"),
-                       ("sys.unseal", "sys/unseal/share", "allowed")]
+    unseals = [(r["path"], r["outcome"]) for r in records if r["operation"] == "sys.unseal"]
+    # While sealed a sink may be unable to write (a keyed chain needs the vault's salt): the log has those.
+    assert unseals[-1] == ("sys/unseal/share", "allowed")
+    assert set(unseals) <= {("sys/unseal/share", "allowed"), ("sys/unseal/share", "invalid_share")}
     assert all(r["client"] for r in records)
+    assert "unseal attempt (share) from testclient: invalid_share" in caplog.text
+    assert caplog.text.count("unseal attempt (share) from testclient: allowed") == 3
     for text in (audit.read_text(), caplog.text):
-        assert shares[0] not in text and WRONG_LENGTH not in text
-    assert "unseal attempt (share)" in caplog.text
+        assert not any(s in text for s in shares) and WRONG_LENGTH not in text

@@ -6,6 +6,7 @@ event loop avoids a thread hop per request (the one slow call, a passphrase unse
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from kinko.api.models import (
 )
 from kinko.core.model import Caller
 from kinko.crypto.seal import SealType
-from kinko.errors import AlreadyInitialized, InvalidInput, KinkoError, UnsealFailed
+from kinko.errors import AlreadyInitialized, InvalidInput, KinkoError, Sealed, UnsealFailed
 from kinko.vault import Vault
 
 log = logging.getLogger("kinko.api")
@@ -218,11 +219,15 @@ def _record_unseal(vault: Vault, client: str, kind: str, outcome: str) -> None:
     """Log and audit an unseal attempt: the method and the outcome only, never the material.
 
     No `data` goes to the audit sink: the vault is usually sealed, so its HMAC salt is unavailable.
+    Not fail-closed on a sealed vault on purpose: refusing to unseal because nothing can be audited until
+    the vault is unsealed would make a vault with an audit log impossible to unseal.
     """
     log.info("unseal attempt (%s) from %s: %s", kind, client, outcome)
     sink = vault._audit
     if sink is not None:
-        sink(Caller("anonymous", remote_addr=client), "sys.unseal", f"sys/unseal/{kind}", outcome)
+        # A sink that needs the vault's salt cannot write while sealed: the log line above is then the record.
+        with contextlib.suppress(Sealed):
+            sink(Caller("anonymous", remote_addr=client), "sys.unseal", f"sys/unseal/{kind}", outcome)
 
 
 @sys_router.post("/seal", status_code=204)
