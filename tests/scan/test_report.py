@@ -98,8 +98,11 @@ def test_sarif_validates_against_the_official_schema() -> None:
         assert len(result["partialFingerprints"]["kinkoSecretHash/v1"]) == 64
     first = run["results"][0]
     assert first["level"] == "error"
-    assert first["locations"][0]["physicalLocation"]["region"] == {"startLine": 2}
-    assert first["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "root/bad-secret"
+    # the archive is the file; the in-image path and its line are the logical location, message and properties
+    assert first["locations"][0]["physicalLocation"] == {"artifactLocation": {"uri": "app.tar"}}
+    assert first["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == "root/bad-secret"
+    assert "in root/bad-secret line 2" in first["message"]["text"]
+    assert first["properties"]["path"] == "root/bad-secret" and first["properties"]["line"] == 2
     assert first["properties"]["layer_index"] == 1 and first["properties"]["status"] == "deleted"
     assert "deleted in layer 2" in first["message"]["text"]
     assert any(r["id"] == "dockerfile-copy-then-rm" for r in rules)  # structural rule added on the fly

@@ -52,10 +52,42 @@ def status_text(location: Location) -> str:
     return ""
 
 
+def in_image(location: Location) -> bool:
+    """A file (or config entry) inside an image archive: its path names nothing on the scanning host."""
+    return (
+        location.layer_index is not None
+        or location.layer_diff_id is not None
+        or location.status is not FileStatus.NOT_APPLICABLE
+        or location.path.startswith("config:")
+    )
+
+
+def file_and_object(location: Location) -> tuple[str, str | None]:
+    """(the file on disk the finding is in, relative to the scan root; what inside it, or None).
+
+    `Location.path` mixes both for manifests (`deploy/x.yaml:Secret/ns/n:data.k`, or `Secret/ns/n:data.k` with
+    the file as the artifact) and names a file inside the archive for images. The object is the Kubernetes
+    object path for manifests and the in-image path (or `config:` entry) for images.
+    """
+    if in_image(location):
+        return location.artifact, location.path
+    ref, path = location.object_ref, location.path
+    if ref:
+        at = path.find(ref + ":")
+        if at == 0:
+            return location.artifact, path
+        if at > 0 and path[at - 1] == ":":
+            return path[: at - 1], path[at:]
+    return path, None
+
+
 def location_dict(location: Location, redactor: Redactor) -> dict[str, Any]:
+    file, obj = file_and_object(location)
     return {
         "artifact": location.artifact,
         "path": redactor.text(location.path),
+        "file": redactor.text(file),
+        "object": redactor.text(obj),
         "line": location.line,
         "layer_index": location.layer_index,
         "layer_diff_id": location.layer_diff_id,

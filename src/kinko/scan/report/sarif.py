@@ -11,7 +11,7 @@ from urllib.parse import quote
 from kinko.scan.baseline import fingerprint
 from kinko.scan.detect.loader import Rule
 from kinko.scan.interface import Finding, ScanResult, Severity
-from kinko.scan.report.common import Redactor, ReportOptions, location_dict, status_text
+from kinko.scan.report.common import Redactor, ReportOptions, file_and_object, in_image, location_dict, status_text
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFO_URI = "https://github.com/kinko-vault/kinko"
@@ -44,15 +44,33 @@ def _rule_entry(rule_id: str, title: str, severity: Severity, description: str =
 
 
 def _uri(path: str) -> str:
-    return quote(path.lstrip("/"), safe="/:@!$&'()*+,;=-._~") or "."
+    """A relative reference for relative paths (what code scanning resolves against the checkout), else file:."""
+    if path.startswith("/"):
+        return "file://" + quote(path, safe="/:@!$&'()*+,;=-._~")
+    return quote(path, safe="/:@!$&'()*+,;=-._~") or "."
+
+
+def _location(finding: Finding, redactor: Redactor) -> tuple[dict[str, Any], str | None]:
+    """The SARIF location (a file on disk, plus the object inside it as a logical location) and that object."""
+    loc = finding.location
+    file, obj = file_and_object(loc)
+    physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(redactor.text(file) or loc.artifact)}}
+    # A line of a file inside an image is not a line of the archive: it stays in properties only.
+    if loc.line is not None and loc.line >= 1 and not in_image(loc):
+        physical["region"] = {"startLine": loc.line}
+    location: dict[str, Any] = {"physicalLocation": physical}
+    obj = redactor.text(obj)
+    if obj:
+        location["logicalLocations"] = [{"fullyQualifiedName": obj, "kind": "resource"}]
+    return location, obj
 
 
 def _result(finding: Finding, index: int, redactor: Redactor, options: ReportOptions) -> dict[str, Any]:
     loc = finding.location
-    physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(redactor.text(loc.path) or loc.artifact)}}
-    if loc.line is not None and loc.line >= 1:
-        physical["region"] = {"startLine": loc.line}
+    location, obj = _location(finding, redactor)
     text = redactor.text(finding.message) or finding.title
+    if obj:
+        text += f" in {obj}" + (f" line {loc.line}" if loc.line is not None else "")
     status = status_text(loc)
     if status:
         text += f" ({status}"
@@ -67,7 +85,7 @@ def _result(finding: Finding, index: int, redactor: Redactor, options: ReportOpt
         "ruleIndex": index,
         "level": _LEVEL[finding.severity],
         "message": {"text": text},
-        "locations": [{"physicalLocation": physical}],
+        "locations": [location],
         "partialFingerprints": {"kinkoSecretHash/v1": fingerprint(options.fingerprint_key, finding)},
         "properties": properties,
     }
