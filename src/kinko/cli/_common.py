@@ -28,7 +28,10 @@ output_option = click.option(
 
 
 def handle_errors(func: F) -> F:
-    """Turn kinko errors into one line on stderr and exit status 1; usage errors exit 2, like click's own."""
+    """Turn kinko errors into one line on stderr and exit status 1; usage errors exit 2, like click's own.
+
+    Any other exception is a bug: one line naming only its type, exit 1 (KINKO_DEBUG=1 re-raises it).
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -40,6 +43,15 @@ def handle_errors(func: F) -> F:
         except OSError as exc:  # a path that is a directory, a full disk, a permission problem
             where = f" {exc.filename!r}" if exc.filename else ""
             click.echo(f"error: io_error: {exc.strerror or exc}{where}", err=True)
+            sys.exit(1)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click's own usage errors, --help exits and Ctrl-C: click reports those
+        except Exception as exc:
+            # A bug: its message or traceback may quote value bytes (UnicodeDecodeError shows them), so name only
+            # the type unless the user asks for the traceback.
+            if os.environ.get("KINKO_DEBUG") == "1":
+                raise
+            click.echo(f"error: internal: {type(exc).__name__} (run with KINKO_DEBUG=1 for a traceback)", err=True)
             sys.exit(1)
 
     return cast(F, wrapper)

@@ -51,10 +51,11 @@ def _parse_data(data: tuple[str, ...], value: str | None) -> SecretValue:
     if len(data) == 1 and (data[0] == "-" or data[0].startswith("@")):
         return read_source(data[0])
     pairs: dict[str, bytes] = {}
-    for item in data:
+    for position, item in enumerate(data, start=2):  # PATH is argument 1
         key, sep, spec = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"argument {key or '?'!r}: expected KEY=VALUE, KEY=@FILE, KEY=- , `-` or `@FILE`")
+            # Name the position, never the text: a mistyped argument is often the secret value itself.
+            raise UsageError(f"argument {position}: expected KEY=VALUE, KEY=@FILE, KEY=- , `-` or `@FILE`")
         if key in pairs:
             raise UsageError(f"key {key!r} given twice")
         pairs[key] = read_source(spec)
