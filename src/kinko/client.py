@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import httpx
 
+from kinko.access.audit import ChainReport
 from kinko.access.policy import Policy, Rule, parse_policy
 from kinko.access.tokens import DEFAULT_TTL, TokenInfo
 from kinko.client_net import tls_context, unreachable
@@ -355,6 +356,16 @@ class RemoteVault:
     def audit_hash(self, caller: Caller, value: bytes | str) -> str:
         text = value.decode("utf-8") if isinstance(value, bytes) else value
         return str(self.client.request("POST", "sys/audit/hash", json={"value": text})["hash"])
+
+
+    def audit_verify(self, caller: Caller, path: str | Path | None = None) -> ChainReport:
+        """The server checks its own audit file (a local file is checked locally, with --vault)."""
+        if path is not None:
+            raise UsageError("in remote mode the server verifies its own audit file: omit FILE, or check a "
+                             "local copy with --vault VAULT (or --structure-only)")
+        doc = self.client.request("POST", "sys/audit/verify")
+        return ChainReport(doc["first_bad_line"], doc["reason"], int(doc["keyed_records"]),
+                           int(doc["unkeyed_records"]))
 
 
 def _role_path(name: str) -> str:

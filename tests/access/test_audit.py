@@ -11,11 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from kinko.access.audit import GENESIS, AuditLog, hmac_value, last_hash, request_context, verify
+from kinko.access.audit import (
+    GENESIS,
+    AuditLog,
+    chain_key,
+    hmac_value,
+    last_hash,
+    request_context,
+    verify,
+)
 from kinko.core.model import Caller
 from kinko.errors import AuditFailed
 
 SALT = b"s" * 32
+KEY = chain_key(SALT)
 CALLER = Caller("token:ci", frozenset({"app"}), accessor="acc123", remote_addr="10.1.2.3")
 
 
@@ -59,7 +68,7 @@ def test_intact_chain_verifies(tmp_path: Path) -> None:
     path = tmp_path / "audit.log"
     write(path, 5)
     write(path, 3, start=5)  # a second writer continues the chain from the file's last line
-    assert verify(path) is None
+    assert verify(path, KEY) is None
     assert json.loads(lines(path)[0])["prev"] == GENESIS
     assert last_hash(path) != GENESIS
 
@@ -77,7 +86,7 @@ def test_verify_finds_the_first_bad_record(tmp_path: Path, tamper: object, expec
     path = tmp_path / "audit.log"
     write(path, 6)
     path.write_bytes(b"".join(tamper(lines(path))))  # type: ignore[operator]
-    assert verify(path) == expected
+    assert verify(path, KEY) == expected
 
 
 def test_edit_with_recomputed_self_hash_is_caught_by_the_next_record(tmp_path: Path) -> None:
@@ -89,9 +98,9 @@ def test_edit_with_recomputed_self_hash_is_caught_by_the_next_record(tmp_path: P
     record = json.loads(ls[1])
     record.pop("hash")
     record["outcome"] = "denied"
-    ls[1] = _finish(record) + b"\n"
+    ls[1] = _finish(record, KEY)[0] + b"\n"  # even with the key, the next record's prev no longer matches
     path.write_bytes(b"".join(ls))
-    assert verify(path) == 3
+    assert verify(path, KEY) == 3
 
 
 def test_fail_closed_on_a_full_disk() -> None:
@@ -113,8 +122,8 @@ def test_follows_a_rotated_file(tmp_path: Path) -> None:
     log(CALLER, "a", "p", "allowed")
     path.rename(tmp_path / "audit.log.1")
     log(CALLER, "b", "p", "allowed")
-    assert json.loads(path.read_text())["prev"] == GENESIS and verify(path) is None
-    assert verify(tmp_path / "audit.log.1") is None
+    assert json.loads(path.read_text())["prev"] == GENESIS and verify(path, KEY) is None
+    assert verify(tmp_path / "audit.log.1", KEY) is None
 
 
 def test_threads_keep_one_consistent_chain(tmp_path: Path) -> None:
@@ -126,7 +135,7 @@ def test_threads_keep_one_consistent_chain(tmp_path: Path) -> None:
         w.start()
     for w in workers:
         w.join()
-    assert len(lines(path)) == 200 and verify(path) is None
+    assert len(lines(path)) == 200 and verify(path, KEY) is None
 
 
 def _append_many(path: str) -> None:
@@ -142,7 +151,7 @@ def test_processes_keep_one_consistent_chain(tmp_path: Path) -> None:
     for p in procs:
         p.join(30)
         assert p.exitcode == 0
-    assert len(lines(path)) == 120 and verify(path) is None
+    assert len(lines(path)) == 120 and verify(path, KEY) is None
 
 
 def test_an_existing_world_readable_file_is_tightened(tmp_path: Path) -> None:

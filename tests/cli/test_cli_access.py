@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from kinko.access.audit import AuditLog
 from kinko.core.model import Caller
 from kinko.vault import open_vault
 from tests.cli.test_cli_operator import one_error_line, run
@@ -65,9 +64,11 @@ def test_audit_hash_matches_the_log_and_verify_exit_codes(env: dict[str, str], t
     hashed = run(env, "audit", "hash", "-", input=b"canary-value").stdout.strip()
     assert hashed.startswith("hmac-sha256:") and hashed in log.read_text() and "canary-value" not in log.read_text()
     assert run(env, "audit", "verify", str(log)).exit_code == 0
-    sink = AuditLog(log, lambda: b"s" * 32)
+    vault = open_vault(tmp_path / "v.db")
+    vault.enable_audit(log)
     for i in range(3):
-        sink(Caller.local_operator(), "op", f"p{i}", "allowed")
+        vault.put(Caller.local_operator(), f"a/p{i}", b"v")
+    vault.close()
     lines = log.read_bytes().splitlines(keepends=True)
     log.write_bytes(b"".join(lines[:2] + lines[3:]))
     result = run(env, "audit", "verify", str(log))

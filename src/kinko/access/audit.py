@@ -1,10 +1,15 @@
-"""The audit log: hash-chained JSON lines, sensitive strings HMAC'd with the vault's salt, fail-closed writes.
+"""The audit log: HMAC-chained JSON lines, sensitive strings HMAC'd with the vault's salt, fail-closed writes.
 
-Record (one JSON object per line, keys sorted): time (RFC 3339, UTC), request_id, accessor (never the token),
-subject, operation, path, outcome ("allowed" / "denied" / an error code), client (address or null), data
-(sensitive values only, each replaced by "hmac-sha256:<hex>"), prev (SHA-256 hex of the previous line's bytes
-without its newline; GENESIS for the first line) and hash (SHA-256 hex of the record serialised without
-`hash`, so an edit of the last line is caught too).
+Record (one JSON object per line, keys sorted): v (2), time (RFC 3339, UTC), request_id, accessor (never the
+token), subject, operation, path, outcome ("allowed" / "denied" / an error code, optionally ":reason"), client
+(address or null), data (sensitive values only, each replaced by "hmac-sha256:<hex>"), prev (the previous
+record's `hash`; GENESIS for the first line) and hash = HMAC-SHA256(chain key, prev || the record serialised
+without `hash`). The chain key is derived from the vault's sealed audit salt, so only someone holding the
+unsealed vault can write or check a chain: deleting or editing a record and recomputing the rest needs it.
+Truncating the end of the file is not detectable from the file alone (keep `last_hash` elsewhere for that).
+
+v1 records (no `v`, written before the chain was keyed) used plain SHA-256 of the previous line; they are still
+read and structure-checked, but say nothing against someone who rewrites them.
 
 Several threads and processes may append to one file: each write takes a thread lock and an exclusive flock,
 reads the previous line's hash under the lock, then appends with O_APPEND. Any failure raises AuditFailed, and
@@ -25,6 +30,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +39,8 @@ from kinko.core.model import Caller
 from kinko.errors import AuditFailed
 
 GENESIS = "0" * 64
+VERSION = 2
+_CHAIN_LABEL = b"kinko audit chain"
 HMAC_PREFIX = "hmac-sha256:"
 _TAIL_CHUNK = 8192
 #: Set by interfaces (the HTTP server) per request; the sink uses it for request_id and client.
@@ -66,17 +74,37 @@ def redact(salt: bytes, data: Any) -> Any:
     return data
 
 
+def chain_key(salt: bytes) -> bytes:
+    """The key that chains records: HMAC(salt, label), so the salt itself never keys two different things."""
+    return hmac.new(salt, _CHAIN_LABEL, hashlib.sha256).digest()
+
+
 def _line_hash(line: bytes) -> str:
+    """v1 link: plain SHA-256 of a line (anyone can recompute it)."""
     return hashlib.sha256(line).hexdigest()
+
+
+def _keyed_hash(key: bytes, prev: str, body: bytes) -> str:
+    return hmac.new(key, prev.encode("ascii", "replace") + body, hashlib.sha256).hexdigest()
 
 
 def _serialise(record: Mapping[str, Any]) -> bytes:
     return json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _finish(record: dict[str, Any]) -> bytes:
-    """The record's line (no newline) with its self-hash added."""
-    return _serialise({**record, "hash": _line_hash(_serialise(record))})
+def _finish(record: dict[str, Any], key: bytes) -> tuple[bytes, str]:
+    """The v2 record's line (no newline) with its keyed hash added, and that hash."""
+    body = {**record, "v": VERSION}
+    digest = _keyed_hash(key, str(body["prev"]), _serialise(body))
+    return _serialise({**body, "hash": digest}), digest
+
+
+def _link_of(line: bytes) -> str:
+    """What the next record's `prev` must be: a v2 record's own `hash`, a v1 line's SHA-256."""
+    record = _record(line)
+    if record is not None and record.get("v") == VERSION and isinstance(record.get("hash"), str):
+        return str(record["hash"])
+    return _line_hash(line)
 
 
 class AuditLog:
@@ -90,6 +118,7 @@ class AuditLog:
         self._fd: int | None = None
         self._inode: tuple[int, int] | None = None
         self._last: tuple[int, str] | None = None  # (file size after our last write, that line's hash)
+        self._key: tuple[bytes, bytes] | None = None  # (salt, chain key derived from it)
         with self._lock:
             self._open()
 
@@ -131,7 +160,13 @@ class AuditLog:
             return GENESIS
         if self._last is not None and self._last[0] == size:
             return self._last[1]
-        return _line_hash(_last_line(self.path, size))
+        return _link_of(_last_line(self.path, size))
+
+    def _chain_key(self) -> bytes:
+        salt = self._salt()  # Sealed propagates: no key, no record, no request
+        if self._key is None or self._key[0] != salt:
+            self._key = (salt, chain_key(salt))
+        return self._key[1]
 
     def __call__(self, caller: Caller, operation: str, path: str, outcome: str,
                  data: Mapping[str, Any] | None = None) -> None:
@@ -144,15 +179,16 @@ class AuditLog:
         }
         if data:
             record["data"] = redact(self._salt(), data)  # Sealed propagates: no salt, no request
+        key = self._chain_key()
         try:
-            line = self._append(record)
+            line = self._append(record, key)
         except OSError as exc:
             raise AuditFailed(f"audit record not written to {str(self.path)!r}: {exc.strerror}") from None
         if self._stdout:
             sys.stdout.write(line.decode() + "\n")
             sys.stdout.flush()
 
-    def _append(self, record: dict[str, Any]) -> bytes:
+    def _append(self, record: dict[str, Any], key: bytes) -> bytes:
         with self._lock:
             for _ in range(5):
                 fd = self._open()
@@ -165,9 +201,9 @@ class AuditLog:
                 raise AuditFailed(f"audit log {str(self.path)!r} keeps being replaced")
             try:
                 size = os.fstat(fd).st_size
-                line = _finish({**record, "prev": self._previous(size)})
+                line, digest = _finish({**record, "prev": self._previous(size)}, key)
                 _write_all(fd, line + b"\n", size)
-                self._last = (size + len(line) + 1, _line_hash(line))
+                self._last = (size + len(line) + 1, digest)
             finally:
                 with contextlib.suppress(OSError):
                     fcntl.flock(fd, fcntl.LOCK_UN)
@@ -203,32 +239,77 @@ def _last_line(path: Path, size: int) -> bytes:
 
 
 # -- verification --------------------------------------------------------------------------------------------------
-def verify(path: str | Path) -> int | None:
-    """Line number (1-based) of the first deleted, reordered or edited record; None if the chain is intact.
+@dataclass(frozen=True)
+class ChainReport:
+    """What `check_chain` found. `keyed`: v2 records whose HMAC was checked; `unkeyed`: records only
+    structure-checked (v1 records, or every record when no key was given)."""
+
+    first_bad_line: int | None
+    reason: str | None
+    keyed: int
+    unkeyed: int
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad_line is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "first_bad_line": self.first_bad_line, "reason": self.reason,
+                "keyed_records": self.keyed, "unkeyed_records": self.unkeyed}
+
+
+def check_chain(path: str | Path, key: bytes | None = None) -> ChainReport:
+    """Walk the file once. With `key` (chain_key of the vault's audit salt) every v2 record's HMAC is checked;
+    without it only the links (`prev`) are, which catches naive edits but not a rewritten chain.
 
     A deleted record is reported at the line where it is missing (the next record's `prev` no longer
-    matches); an edited record at its own line (its `hash` no longer matches). Truncating the end of the file
-    cannot be detected from the file alone: compare the last hash with one kept elsewhere for that.
+    matches); an edited record at its own line (its `hash` no longer matches).
     """
-    problem = first_problem(path)
-    return None if problem is None else problem[0]
-
-
-def first_problem(path: str | Path) -> tuple[int, str] | None:
-    """Like `verify`, plus why: (line, "not an audit record" / "... cut short" / "record deleted, ... here")."""
-    previous = GENESIS
+    previous, keyed, unkeyed, seen_v2 = GENESIS, 0, 0, False
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             line = raw.rstrip(b"\n")
             record = _record(line)
+            problem: str | None
             if not raw.endswith(b"\n"):  # only the last line can lack one: a write cut off mid-record
-                return number, "not a complete audit record (cut short?)"
-            if record is None:
-                return number, "not an audit record"
-            if not _chained(record, previous):
-                return number, "record deleted, reordered or edited here"
-            previous = _line_hash(line)
+                problem = "not a complete audit record (cut short?)"
+            elif record is None:
+                problem = "not an audit record"
+            elif record.get("v", 1) == VERSION:
+                seen_v2 = True
+                problem = _check_v2(record, previous, key)
+                keyed, unkeyed = (keyed + 1, unkeyed) if key is not None else (keyed, unkeyed + 1)
+            elif "v" in record:
+                problem = "unknown audit record version"
+            elif seen_v2:  # a downgrade: unkeyed records never follow keyed ones
+                problem = "unkeyed (v1) record after keyed records"
+            else:
+                problem = None if _chained_v1(record, previous) else "record deleted, reordered or edited here"
+                unkeyed += 1
+            if problem is not None:
+                return ChainReport(number, problem, keyed, unkeyed)
+            previous = _link_of(line)
+    return ChainReport(None, None, keyed, unkeyed)
+
+
+def _check_v2(record: dict[str, Any], previous: str, key: bytes | None) -> str | None:
+    claimed = record.pop("hash", None)
+    if record.get("prev") != previous or not isinstance(claimed, str):
+        return "record deleted or reordered before this line"
+    if key is not None and not hmac.compare_digest(claimed, _keyed_hash(key, previous, _serialise(record))):
+        return "record edited here (its keyed hash does not match)"
     return None
+
+
+def verify(path: str | Path, key: bytes | None = None) -> int | None:
+    """Line number (1-based) of the first bad record; None if the chain is intact (see `check_chain`)."""
+    return check_chain(path, key).first_bad_line
+
+
+def first_problem(path: str | Path, key: bytes | None = None) -> tuple[int, str] | None:
+    """Like `verify`, plus why: (line, "not an audit record" / "... cut short" / "record deleted ...")."""
+    report = check_chain(path, key)
+    return None if report.first_bad_line is None else (report.first_bad_line, report.reason or "bad record")
 
 
 def _record(line: bytes) -> dict[str, Any] | None:
@@ -239,7 +320,7 @@ def _record(line: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and "prev" in record and "hash" in record else None
 
 
-def _chained(record: dict[str, Any], previous: str) -> bool:
+def _chained_v1(record: dict[str, Any], previous: str) -> bool:
     if record.get("prev") != previous:
         return False
     claimed = record.pop("hash", None)
@@ -249,4 +330,4 @@ def _chained(record: dict[str, Any], previous: str) -> bool:
 def last_hash(path: str | Path) -> str:
     """The hash the next record would chain to (keep it elsewhere to detect truncation later)."""
     size = os.stat(path).st_size
-    return GENESIS if size == 0 else _line_hash(_last_line(Path(path), size))
+    return GENESIS if size == 0 else _link_of(_last_line(Path(path), size))

@@ -1,4 +1,4 @@
-"""/v1/auth/token/* and /v1/sys/policies, /v1/sys/audit/hash: token, policy and audit operations over HTTP."""
+"""/v1/auth/token/* and /v1/sys/policies, /v1/sys/audit/{hash,verify}: token, policy and audit operations over HTTP."""
 
 from __future__ import annotations
 
@@ -139,6 +139,12 @@ async def delete_policy(name: PolicyName, st: St, who: Who) -> Response:
 async def audit_hash(body: HashBody, st: St, who: Who) -> dict[str, str]:
     """The HMAC the audit log would record for `value` (sudo: it is an oracle for guesses)."""
     return {"hash": st.vault.audit_hash(who, body.value)}
+
+
+@policies.post("/audit/verify")
+async def audit_verify(st: St, who: Who) -> dict[str, Any]:
+    """Check the server's own audit file with the vault's chain key (sudo). Never takes a path: no file oracle."""
+    return {"file": "server audit file", **st.vault.audit_verify(who).to_dict()}
 
 
 def install(app: FastAPI) -> None:

@@ -1,4 +1,4 @@
-"""`kinko audit`: hash a value the way the audit log records it, and verify an audit file's hash chain."""
+"""`kinko audit`: hash a value the way the audit log records it, and verify an audit file's keyed chain."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import sys
 
 import click
 
+from kinko.access.audit import ChainReport, check_chain
 from kinko.cli._common import emit, handle_errors, output_option, read_source, vault_file, vault_option
-from kinko.cli._local import ensure_unsealed, open_local
+from kinko.cli._local import ensure_unsealed, is_remote, open_local
 from kinko.core.model import Caller
-from kinko.errors import InvalidInput
+from kinko.errors import InvalidInput, UsageError
 
 CALLER = Caller.local_operator()
 
@@ -36,19 +37,48 @@ def hash_(vault_path: str, value: str, output: str) -> None:
 
 
 @cli.command("verify")
-@click.argument("file", type=click.Path(dir_okay=False))
+@vault_option
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--structure-only", is_flag=True,
+              help="Check only the links between records, without the vault (catches naive edits only).")
 @output_option
 @handle_errors
-def verify(file: str, output: str) -> None:
-    """Check FILE's hash chain; exit 1 with the line number of the first deleted, reordered or edited record."""
-    from kinko.access.audit import first_problem
+def verify(vault_path: str, file: str | None, structure_only: bool, output: str) -> None:
+    """Check an audit file's keyed hash chain; exit 1 with the line of the first deleted or edited record.
 
+    Local mode checks FILE with the vault's audit key (--vault, unsealed as usual); remote mode (KINKO_ADDR)
+    asks the server to check its own audit file. A truncated end of the file is not detectable from the file.
+    """
+    if structure_only:
+        if file is None:
+            raise UsageError("--structure-only needs FILE")
+        report, where = _structure(file), file
+    else:
+        if file is None and not is_remote():
+            raise UsageError("give FILE (local mode), or set KINKO_ADDR to check the server's audit file")
+        vault = ensure_unsealed(open_local(vault_file(vault_path)))
+        report, where = vault.audit_verify(CALLER, file), file or "server audit file"
+    summary = _summary(report, structure_only)
+    emit(output, {"file": where, "structure_only": structure_only, "summary": summary, **report.to_dict()},
+         lambda: f"{where}: {summary}")
+    if not report.ok:
+        sys.exit(1)
+
+
+def _structure(file: str) -> ChainReport:
     try:
-        problem = first_problem(file)
+        return check_chain(file)
     except OSError as exc:
         raise InvalidInput(f"cannot read audit file {file!r}: {exc.strerror}") from None
-    bad, reason = problem if problem is not None else (None, None)
-    emit(output, {"file": file, "ok": bad is None, "first_bad_line": bad, "reason": reason},
-         lambda: f"{file}: chain intact" if bad is None else f"{file}: line {bad}: {reason}")
-    if bad is not None:
-        sys.exit(1)
+
+
+def _summary(report: ChainReport, structure_only: bool) -> str:
+    if not report.ok:
+        return f"line {report.first_bad_line}: {report.reason}"
+    if structure_only:
+        return (f"structure intact ({report.unkeyed} records; structure only: this catches naive edits, "
+                "not a chain rewritten by someone who deleted records)")
+    if report.keyed == 0 and report.unkeyed:
+        return f"unkeyed chain (v1): structure only ({report.unkeyed} records; not proof against rewriting)"
+    old = f"; {report.unkeyed} older unkeyed (v1) records: structure only" if report.unkeyed else ""
+    return f"chain intact ({report.keyed} records verified with the vault's audit key{old})"
