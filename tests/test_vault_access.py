@@ -168,12 +168,14 @@ def test_audit_salt_is_sealed_per_vault(setup: tuple[Vault, Caller], tmp_path: P
     other = open_vault(tmp_path / "v.db", clock=clock)  # another process: same salt once unsealed
     other.unseal(key_file=tmp_path / "k")
     assert other.audit_hash(Caller.local_operator(), b"v") == first
+    reader = vault.authenticate(vault.create_token(Caller.local_operator(), policies=["secrets-reader"])[0])
     vault.seal(root)
     with pytest.raises(Sealed):
         vault.audit_salt()
+    with pytest.raises(Sealed):  # tokens are verified with a key behind the barrier: none is served sealed
+        vault.create_token(Caller.local_operator(), policies=["secrets-reader"])
     with pytest.raises(PermissionDenied):
-        vault.audit_hash(vault.authenticate(vault.create_token(Caller.local_operator(),
-                                                               policies=["secrets-reader"])[0]), b"v")
+        vault.audit_hash(reader, b"v")
 
 
 def test_every_token_may_renew_and_revoke_itself_only(setup: tuple[Vault, Caller], clock: FixedClock) -> None:

@@ -6,6 +6,7 @@ import base64
 import builtins
 import contextlib
 import json
+import secrets
 import struct
 import time
 from collections.abc import Callable, Mapping
@@ -78,7 +79,7 @@ class Vault(AccessMixin, KubernetesAuthMixin):
         self._store = store
         self._clock = clock
         # Default: policies stored in the vault (the local operator holds `root`, which allows everything).
-        self._authorize: Authorizer = authorize if authorize is not None else PolicyAuthorizer(store)
+        self._authorize: Authorizer = authorize if authorize is not None else PolicyAuthorizer(store, self._record_mac)
         self._audit = audit
         self.keys = SealState(store)
         self._aad_prefix: tuple[str, bytes] | None = None  # (vault id, its encoded AAD part)
@@ -113,8 +114,8 @@ class Vault(AccessMixin, KubernetesAuthMixin):
         barrier, moved = self.keys.barrier(), 0
         while rows := self._store.versions_below_term(barrier.keyring.active_term, batch):
             for row in rows:
-                payload = self._open(row.value_ct, row.path, row.version, "value")
-                sealed = barrier.seal(payload, self._aad(row.path, row.version, "value"))
+                payload = self._open(row.value_ct, row.path, row.version, "value", row.incarnation)
+                sealed = barrier.seal(payload, self._aad(row.path, row.version, "value", row.incarnation))
                 self._store.update_version(row._replace(value_ct=sealed, key_term=term_of(sealed)))
                 moved += 1
         return moved
@@ -137,21 +138,25 @@ class Vault(AccessMixin, KubernetesAuthMixin):
         if not allowed:
             raise PermissionDenied()
 
-    def _aad(self, path: str, version: int, field: str) -> list[str | int]:
-        return [self.keys.vault_id(), path, version, field]
+    def _aad(self, path: str, version: int, field: str, incarnation: str) -> list[str | int]:
+        """The record's identity. The incarnation (absent for secrets created before it existed) ties a value to
+        this secret, not an earlier one at the same path that was purged (whose versions restarted at 1)."""
+        parts: list[str | int] = [self.keys.vault_id(), path, version, field]
+        return [*parts, incarnation] if incarnation else parts
 
-    def _record_aad(self, path: str, version: int, field: str) -> bytes:
+    def _record_aad(self, path: str, version: int, field: str, incarnation: str = "") -> bytes:
         """associated_data(self._aad(...)), with the vault-id part encoded once per vault id (the hot read)."""
         vault_id = self.keys.vault_id()
         cached = self._aad_prefix
         if cached is None or cached[0] != vault_id:
             cached = self._aad_prefix = (vault_id, aad_part(vault_id))
         raw_path, raw_version = path.encode(), b"%d" % version
-        return b"".join((cached[1], _LENGTH(len(raw_path)), raw_path, _LENGTH(len(raw_version)), raw_version,
-                         _VALUE_FIELD if field == "value" else aad_part(field)))
+        aad = b"".join((cached[1], _LENGTH(len(raw_path)), raw_path, _LENGTH(len(raw_version)), raw_version,
+                        _VALUE_FIELD if field == "value" else aad_part(field)))
+        return aad + aad_part(incarnation) if incarnation else aad
 
-    def _open(self, blob: bytes, path: str, version: int, field: str) -> bytes:
-        aad = self._record_aad(path, version, field)
+    def _open(self, blob: bytes, path: str, version: int, field: str, incarnation: str) -> bytes:
+        aad = self._record_aad(path, version, field, incarnation)
         try:
             return self.keys.barrier().open_aad(blob, aad)
         except UnknownTerm:
@@ -200,11 +205,12 @@ class Vault(AccessMixin, KubernetesAuthMixin):
         self._check(caller, "update" if existing else "create", path, "secret.put", {"value": value})
         barrier, now = self.keys.barrier(), self._clock()
         version = (existing.current_version if existing else 0) + 1
-        value_ct = barrier.seal(encode_payload(value, metadata), self._aad(path, version, "value"))
+        incarnation = existing.incarnation if existing else secrets.token_hex(16)  # 128 random bits per secret
+        value_ct = barrier.seal(encode_payload(value, metadata), self._aad(path, version, "value", incarnation))
         keep = max_versions if max_versions is not None else (existing.max_versions if existing else 0)
-        secret = SecretRow(path, version, keep, existing.created if existing else now, now)
+        secret = SecretRow(path, version, keep, existing.created if existing else now, now, incarnation=incarnation)
         row = VersionRow(path, version, value_ct, term_of(value_ct), enabled, not_before, expires,
-                         content_type, json.dumps(tags, sort_keys=True), now, now)
+                         content_type, json.dumps(tags, sort_keys=True), now, now, incarnation)
         self._store.write_version(secret, row, cas if cas is not None else (existing.current_version
                                                                            if existing else 0))
         return self._info(row)
@@ -218,7 +224,7 @@ class Vault(AccessMixin, KubernetesAuthMixin):
         if row is None:
             row = self._version_row(path, version)  # raises the precise NotFound
         self._check_readable(row)
-        value, metadata = decode_payload(self._open(row.value_ct, path, row.version, "value"))
+        value, metadata = decode_payload(self._open(row.value_ct, path, row.version, "value", row.incarnation))
         if self._audit is not None:
             # The response record (HMAC of the value) answers "was this value read?"; fail closed like requests.
             self._audit(caller, "secret.get.response", path, "ok", {"value": value})

@@ -10,7 +10,6 @@ Authorization paths (what a policy must grant):
   `sys/tokens/accessors` — `list`.
 * `sys/policies/<name>` — `read`, `create` / `update` (write), `delete`; `sys/policies` — `list`.
 * `sys/audit/hash` — `sudo` (an HMAC oracle for guessed values is privileged).
-* `sys/audit/verify` — `sudo` (checks an audit file's keyed chain; the key itself is never exported).
 """
 
 from __future__ import annotations
@@ -21,8 +20,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kinko.access.audit import AuditLog, ChainReport, chain_key, check_chain, hmac_value
-from kinko.access.policy import BUILTINS, ROOT, ROOT_CAPABILITY, Policy, parse_policy, validate_name
+from kinko.access.audit import AuditLog, hmac_value
+from kinko.access.integrity import RecordMac
+from kinko.access.policy import (
+    BUILTINS,
+    ROOT,
+    ROOT_CAPABILITY,
+    Policy,
+    parse_policy,
+    validate_name,
+    verified_policy,
+)
 from kinko.access.tokens import DEFAULT_TTL, TokenInfo, TokenManager, TokenRequest, check_request
 from kinko.core.model import Caller
 from kinko.errors import CorruptVault, IntegrityError, InvalidInput, NotFound
@@ -70,24 +78,25 @@ class AccessMixin(ServiceParts):
         self._check(caller, "sudo", "sys/audit/hash", "audit.hash")
         return hmac_value(self.audit_salt(), value)
 
-    def audit_verify(self, caller: Caller, path: str | Path | None = None) -> ChainReport:
-        """Check an audit file's keyed chain (default: this vault's own audit file) with the vault's chain key."""
-        self._check(caller, "sudo", "sys/audit/verify", "audit.verify")
-        if path is None:
-            if not isinstance(self._audit, AuditLog):
-                raise InvalidInput("this vault has no audit file configured")
-            path = self._audit.path
-        try:
-            return check_chain(path, chain_key(self.audit_salt()))
-        except OSError as exc:
-            raise InvalidInput(f"cannot read audit file {str(path)!r}: {exc.strerror}") from None
+    # -- record integrity ----------------------------------------------------------------------------------------
+    def _record_mac(self) -> RecordMac:
+        """Integrity tags for tokens, policies and Kubernetes auth documents (only while unsealed)."""
+        barrier = self.keys.barrier()
+        cached = self.__dict__.get("_record_mac_cache")
+        if cached is None or cached[0] is not barrier:
+            mac = RecordMac.from_keyring(barrier.keyring, self.keys.vault_id())
+            cached = self.__dict__["_record_mac_cache"] = (barrier, mac)
+        return cached[1]
+
+    def _policy_document(self, name: str) -> str | None:
+        return verified_policy(self._store, name, self._record_mac)
 
     # -- tokens --------------------------------------------------------------------------------------------------
     @property
     def _tokens(self) -> TokenManager:
         manager = self.__dict__.get("_token_manager")
         if manager is None:
-            manager = self.__dict__["_token_manager"] = TokenManager(self._store, self._clock)
+            manager = self.__dict__["_token_manager"] = TokenManager(self._store, self._clock, self._record_mac)
         return manager
 
     def authenticate(self, token: str, *, remote_addr: str | None = None) -> Caller:
@@ -111,7 +120,7 @@ class AccessMixin(ServiceParts):
         wanted = set(request.policies)
         for name in sorted(wanted - set(BUILTINS)):
             validate_name(name)
-            if self._store.get_policy(name) is None:
+            if self._policy_document(name) is None:
                 raise InvalidInput(f"unknown policy {name!r}")
         capability = self._grant_capability(caller, wanted, unlimited=ttl is None)
         self._check(caller, capability, "sys/tokens/create", "token.create")
@@ -175,7 +184,9 @@ class AccessMixin(ServiceParts):
             raise InvalidInput(f"policy {policy.name!r} is built in and cannot be changed")
         exists = self._store.get_policy(policy.name) is not None
         self._check(caller, "update" if exists else "create", f"sys/policies/{policy.name}", "policy.write")
-        self._store.put_policy(policy.name, policy.to_yaml(), self._clock())
+        document = policy.to_yaml()
+        tag = self._record_mac().policy_tag(policy.name, document)
+        self._store.put_policy(policy.name, document, self._clock(), tag)
         self._invalidate_policies()
         return policy
 
@@ -184,14 +195,15 @@ class AccessMixin(ServiceParts):
         self._check(caller, "read", f"sys/policies/{name}", "policy.read")
         if name in BUILTINS:
             return BUILTINS[name]
-        document = self._store.get_policy(name)
+        document = self._policy_document(name)
         if document is None:
             raise NotFound(f"no policy named {name!r}")
         return parse_policy(document, name=name)
 
     def list_policies(self, caller: Caller) -> builtins.list[str]:
         self._check(caller, "list", "sys/policies", "policy.list")
-        return sorted(set(BUILTINS) | set(self._store.list_policies()))
+        stored = [n for n in self._store.list_policies() if self._policy_document(n) is not None]
+        return sorted(set(BUILTINS) | set(stored))
 
     def delete_policy(self, caller: Caller, name: str) -> None:
         validate_name(name)

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kinko.access.integrity import RecordMac
 from kinko.core.model import Caller
 from kinko.errors import InvalidInput
 from kinko.storage.interface import Store
@@ -200,6 +201,14 @@ def evaluate(policies: Iterable[CompiledPolicy], capability: str, path: str) -> 
     return granted
 
 
+def verified_policy(store: Store, name: str, macs: Callable[[], RecordMac] | None) -> str | None:
+    """A stored policy's document, or None if it is absent or its integrity tag does not verify."""
+    entry = store.get_policy_entry(name)
+    if entry is None or (macs is not None and not macs().policy_ok(name, entry.document, entry.mac)):
+        return None
+    return entry.document
+
+
 # -- the Authorizer ----------------------------------------------------------------------------------------------
 class PolicyAuthorizer:
     """`(caller, capability, path) -> bool` over built-in and stored policies.
@@ -208,8 +217,9 @@ class PolicyAuthorizer:
     same transaction as each policy write), so a write in any process is seen by the next request everywhere.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, macs: Callable[[], RecordMac] | None = None) -> None:
         self._store = store
+        self._macs = macs  # the Vault's record tags: a stored policy whose tag fails is treated as absent
         self._lock = threading.Lock()
         self._revision: int | None = None
         self._cache: dict[str, CompiledPolicy] = {}
@@ -228,9 +238,9 @@ class PolicyAuthorizer:
             for name in names:
                 compiled = self._builtins.get(name) or self._cache.get(name)
                 if compiled is None:
-                    document = self._store.get_policy(name)
+                    document = verified_policy(self._store, name, self._macs)
                     if document is None:
-                        continue  # a deleted policy a token still names grants nothing
+                        continue  # a deleted (or tampered) policy a token still names grants nothing
                     compiled = self._cache[name] = CompiledPolicy(parse_policy(document, name=name))
                 out.append(compiled)
             return out

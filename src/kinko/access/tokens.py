@@ -16,9 +16,10 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kinko.access.integrity import RecordMac
 from kinko.core.model import Caller, iso
 from kinko.errors import InvalidInput, NotFound, PermissionDenied
 from kinko.storage.interface import Store, TokenRow
@@ -27,6 +28,8 @@ SERVICE_PREFIX, ROOT_PREFIX = "kinko_s_", "kinko_root_"
 _TOKEN = re.compile(r"kinko_(?:s|root)_[A-Za-z0-9_-]{43}")
 #: Meta key where lifecycle.init leaves the root token's hash until it is adopted into the tokens table.
 ROOT_TOKEN_META = "root_token_sha256"
+#: Its integrity tag (kind "root_token"), written by init: a hash planted in the meta table is never adopted.
+ROOT_TOKEN_MAC_META = "root_token_sha256.mac"
 DEFAULT_TTL = 24 * 3600.0
 DEFAULT_MAX_TTL = 32 * 24 * 3600.0
 MAX_DEPTH = 16
@@ -123,22 +126,45 @@ def check_request(req: TokenRequest) -> None:
 
 
 class TokenManager:
-    """Token rules on top of the store. No authorization here: the Vault checks capabilities first."""
+    """Token rules on top of the store. No authorization here: the Vault checks capabilities first.
 
-    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
+    With `macs` (the Vault always passes it) every row written carries an integrity tag and every row read
+    must verify: a row inserted or edited in the database file directly is treated as absent.
+    """
+
+    def __init__(self, store: Store, clock: Callable[[], float],
+                 macs: Callable[[], RecordMac] | None = None) -> None:
         self._store = store
         self._clock = clock
+        self._macs = macs
         self._adopted = False
+
+    # -- integrity ---------------------------------------------------------------------------------------------
+    def _signed(self, row: TokenRow) -> TokenRow:
+        return row if self._macs is None else replace(row, mac=self._macs().token_tag(row))
+
+    def _verified(self, row: TokenRow | None) -> TokenRow | None:
+        """The row if its tag verifies (or tags are off), else None: a forged row is no row."""
+        if row is None or self._macs is None or self._macs().token_ok(row):
+            return row
+        return None
+
+    def _get(self, accessor: str) -> TokenRow | None:
+        return self._verified(self._store.get_token(accessor))
 
     def adopt_root_token(self) -> None:
         """Turn init's root-token hash (a meta key) into a real token row once, so it can be revoked."""
         if self._adopted:
             return
         stored = self._store.get_meta(ROOT_TOKEN_META)
+        if stored is not None and self._macs is not None:
+            tag = self._store.get_meta(ROOT_TOKEN_MAC_META)
+            if not self._macs().verify(tag.decode(errors="replace") if tag else None, "root_token", stored.decode()):
+                stored = None  # planted, or left by a vault initialised before tags existed: not adopted
         if stored is not None:
             row = TokenRow(new_accessor(), stored.decode(), None, json.dumps(["root"]), "root", "{}",
                            self._clock(), None, None, None, False, 0, 0)
-            self._store.adopt_root_token(ROOT_TOKEN_META, row)  # False = another process won the race
+            self._store.adopt_root_token(ROOT_TOKEN_META, self._signed(row))  # False = another process won the race
         self._adopted = True
 
     # -- authentication ----------------------------------------------------------------------------------------
@@ -152,7 +178,7 @@ class TokenManager:
             raise PermissionDenied()
         self.adopt_root_token()
         digest = token_hash(token)
-        row = self._store.get_token_by_hash(digest)
+        row = self._verified(self._store.get_token_by_hash(digest))
         # The index finds the row; compare_digest keeps the final comparison constant-time.
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             raise PermissionDenied()
@@ -167,7 +193,7 @@ class TokenManager:
         """A child is only valid while every ancestor is (parents that expired take their children along)."""
         parent, depth = row.parent, 0
         while parent is not None and depth <= MAX_DEPTH:
-            ancestor = self._store.get_token(parent)
+            ancestor = self._get(parent)
             if ancestor is None or not self._live(ancestor, now):
                 self._store.revoke_token_tree(parent if ancestor is not None else row.accessor)
                 raise PermissionDenied()
@@ -176,15 +202,24 @@ class TokenManager:
     def authenticate(self, token: object, remote_addr: str | None = None) -> Caller:
         """The Caller a token stands for; consumes one use of a use-limited token (not in `uses_not_consumed`)."""
         row = self.resolve(token)
-        if row.num_uses > 0 and _CONSUME.get() and not self._store.consume_token_use(row.accessor):
-            raise PermissionDenied()  # a concurrent request took the last use
+        if row.num_uses > 0 and _CONSUME.get():
+            self._consume(row, token)
         return Caller(subject=f"token:{row.display_name}", policies=frozenset(json.loads(row.policies_json)),
                       accessor=row.accessor, remote_addr=remote_addr)
+
+    def _consume(self, row: TokenRow, token: object) -> None:
+        """Spend one use. The count is part of the tag, so this is a compare-and-set on it (re-read on a race)."""
+        for _ in range(20):
+            spent = self._signed(replace(row, uses_left=row.uses_left - 1))
+            if self._store.consume_token_use(row.accessor, row.uses_left, spent.mac):
+                return
+            row = self.resolve(token)  # another request used it meanwhile (PermissionDenied once all are gone)
+        raise PermissionDenied()
 
     # -- management --------------------------------------------------------------------------------------------
     def row(self, accessor: str) -> TokenRow:
         self.adopt_root_token()
-        row = self._store.get_token(accessor) if isinstance(accessor, str) else None
+        row = self._get(accessor) if isinstance(accessor, str) else None
         if row is None or not self._live(row, self._clock()):
             raise NotFound("no such token (unknown accessor, expired or revoked)")
         return row
@@ -218,16 +253,17 @@ class TokenManager:
             expires = min(expires, max_expires)
         token = new_token()
         policies = sorted(set(request.policies))
-        row = TokenRow(new_accessor(), token_hash(token), parent, json.dumps(policies), request.display_name,
-                       json.dumps(dict(request.metadata), sort_keys=True), now, expires, max_expires, ttl,
-                       bool(request.renewable), request.num_uses, request.num_uses)
+        row = self._signed(TokenRow(
+            new_accessor(), token_hash(token), parent, json.dumps(policies), request.display_name,
+            json.dumps(dict(request.metadata), sort_keys=True), now, expires, max_expires, ttl,
+            bool(request.renewable), request.num_uses, request.num_uses))
         self._store.insert_token(row)
         return token, TokenInfo.from_row(row)
 
     def _depth(self, row: TokenRow) -> int:
         depth, parent = 0, row.parent
         while parent is not None and depth <= MAX_DEPTH:
-            ancestor = self._store.get_token(parent)
+            ancestor = self._get(parent)
             parent, depth = (ancestor.parent if ancestor else None), depth + 1
         return depth
 
@@ -244,8 +280,9 @@ class TokenManager:
         expires = self._clock() + float(increment or row.ttl)
         if row.max_expires is not None:
             expires = min(expires, row.max_expires)
-        self._store.set_token_expiry(row.accessor, expires)
-        return TokenInfo.from_row(self._store.get_token(row.accessor) or row)
+        renewed = self._signed(replace(row, expires=expires))
+        self._store.set_token_expiry(row.accessor, expires, renewed.mac)
+        return TokenInfo.from_row(self._get(row.accessor) or renewed)
 
     def revoke(self, accessor: str) -> int:
         """Revoke a token and every token created under it; returns how many were revoked."""
@@ -255,4 +292,5 @@ class TokenManager:
     def list(self) -> list[TokenInfo]:
         self.adopt_root_token()
         now = self._clock()
-        return [TokenInfo.from_row(r) for r in self._store.list_tokens() if self._live(r, now)]
+        return [TokenInfo.from_row(r) for r in self._store.list_tokens()
+                if self._live(r, now) and self._verified(r) is not None]

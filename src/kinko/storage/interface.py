@@ -17,6 +17,9 @@ class SecretRow:
     updated: float
     deleted: float | None = None
     scheduled_purge: float | None = None
+    #: Random id given when the row is created, bound into every value's AAD (so a ciphertext from a purged
+    #: earlier secret at the same path and version does not open). "" = created before incarnations existed.
+    incarnation: str = ""
 
 
 class VersionRow(NamedTuple):
@@ -33,6 +36,13 @@ class VersionRow(NamedTuple):
     tags_json: str
     created: float
     updated: float
+    #: The owning secret's incarnation (read from the secret row; not a column of the version itself).
+    incarnation: str = ""
+
+
+class PolicyEntry(NamedTuple):
+    document: str
+    mac: str | None
 
 
 class Store(ABC):
@@ -129,11 +139,12 @@ class Store(ABC):
     def list_tokens(self) -> list[TokenRow]: ...
 
     @abstractmethod
-    def consume_token_use(self, accessor: str) -> bool:
-        """Use up one of a use-limited token's uses; deletes it with its last use. False if none were left."""
+    def consume_token_use(self, accessor: str, uses_left: int, mac: str | None) -> bool:
+        """Use up one use of a use-limited token if it still has `uses_left`, storing the row's new `mac`;
+        deletes it with its last use. False if the count moved (a concurrent use) or none were left."""
 
     @abstractmethod
-    def set_token_expiry(self, accessor: str, expires: float | None) -> None: ...
+    def set_token_expiry(self, accessor: str, expires: float | None, mac: str | None) -> None: ...
 
     @abstractmethod
     def revoke_token_tree(self, accessor: str) -> int:
@@ -141,11 +152,15 @@ class Store(ABC):
 
     # -- policies -----------------------------------------------------------------------------------------------
     @abstractmethod
-    def put_policy(self, name: str, document: str, updated: float) -> None:
+    def put_policy(self, name: str, document: str, updated: float, mac: str | None = None) -> None:
         """Create or replace a policy and bump the policy revision in the same transaction."""
 
     @abstractmethod
     def get_policy(self, name: str) -> str | None: ...
+
+    @abstractmethod
+    def get_policy_entry(self, name: str) -> PolicyEntry | None:
+        """The document with its integrity tag (None for rows written before tags existed)."""
 
     @abstractmethod
     def list_policies(self) -> list[str]: ...
@@ -176,4 +191,6 @@ class TokenRow:
     renewable: bool
     num_uses: int
     uses_left: int
+    #: HMAC tag over every other field (kinko.access.integrity); None = written before tags existed.
+    mac: str | None = field(default=None, repr=False)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kinko.errors import AlreadyExists, AlreadyInitialized, CorruptVault, NotFound, VersionConflict
-from kinko.storage.interface import SecretRow, Store, TokenRow, VersionRow
+from kinko.storage.interface import PolicyEntry, SecretRow, Store, TokenRow, VersionRow
 
 #: Each entry migrates the schema from version i to i+1. Never edit a shipped entry; append.
 MIGRATIONS: list[str] = [
@@ -64,22 +64,32 @@ MIGRATIONS: list[str] = [
     CREATE TABLE policy_revision (revision INTEGER NOT NULL);
     INSERT INTO policy_revision (revision) VALUES (0);
     """,
+    # 2 -> 3: integrity. Tokens and policies carry an HMAC tag (kinko.access.integrity; NULL = written before:
+    # refused on read). Secrets get a random incarnation id bound into value AAD ('' = created before).
+    """
+    ALTER TABLE tokens ADD COLUMN mac TEXT;
+    ALTER TABLE policies ADD COLUMN mac TEXT;
+    ALTER TABLE secrets ADD COLUMN incarnation TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 _VERSION_COLUMNS = (
     "path, version, value_ct, key_term, enabled, not_before, expires, content_type, tags_json, "
     "created, updated"
 )
+_V_COLUMNS = ", ".join("v." + c.strip() for c in _VERSION_COLUMNS.split(","))
+#: A version row as VersionRow reads it: its columns plus the owning secret's incarnation.
+_VERSION_SELECT = _V_COLUMNS + ", s.incarnation FROM versions v JOIN secrets s ON s.path = v.path"
 _LIVE_SQL = (
-    "SELECT " + ", ".join("v." + c.strip() for c in _VERSION_COLUMNS.split(",")) + " FROM secrets s "
+    "SELECT " + _V_COLUMNS + ", s.incarnation FROM secrets s "
     "JOIN versions v ON v.path = s.path AND v.version = {match} WHERE s.path = ? AND s.deleted IS NULL"
 )
 _LIVE_CURRENT_SQL = _LIVE_SQL.format(match="s.current_version")
 _LIVE_VERSION_SQL = _LIVE_SQL.format(match="?")
-_SECRET_COLUMNS = "path, current_version, max_versions, created, updated, deleted, scheduled_purge"
+_SECRET_COLUMNS = "path, current_version, max_versions, created, updated, deleted, scheduled_purge, incarnation"
 _TOKEN_COLUMNS = (
     "accessor, token_hash, parent, policies_json, display_name, meta_json, created, expires, max_expires, ttl, "
-    "renewable, num_uses, uses_left"
+    "renewable, num_uses, uses_left, mac"
 )
 
 
@@ -217,7 +227,7 @@ class SqliteStore(Store):
         return _secret(rows[0]) if rows else None
 
     def get_version(self, path: str, version: int) -> VersionRow | None:
-        sql = f"SELECT {_VERSION_COLUMNS} FROM versions WHERE path = ? AND version = ?"
+        sql = f"SELECT {_VERSION_SELECT} WHERE v.path = ? AND v.version = ?"
         rows = self._read(sql, (path, version))
         return _version(rows[0]) if rows else None
 
@@ -235,13 +245,13 @@ class SqliteStore(Store):
         return None if row is None else _new_version(VersionRow, row)
 
     def list_versions(self, path: str) -> list[VersionRow]:
-        sql = f"SELECT {_VERSION_COLUMNS} FROM versions WHERE path = ? ORDER BY version"
+        sql = f"SELECT {_VERSION_SELECT} WHERE v.path = ? ORDER BY v.version"
         return [_version(r) for r in self._read(sql, (path,))]
 
     def write_version(self, secret: SecretRow, version: VersionRow, expected_current: int | None) -> None:
         with self._tx() as conn:
             row = conn.execute(
-                "SELECT current_version, deleted FROM secrets WHERE path = ?", (secret.path,)
+                "SELECT current_version, deleted, incarnation FROM secrets WHERE path = ?", (secret.path,)
             ).fetchone()
             current = row[0] if row else 0
             if row is not None and row[1] is not None:
@@ -250,12 +260,14 @@ class SqliteStore(Store):
                 raise VersionConflict(
                     f"secret {secret.path!r} is at version {current}, not the expected {expected_current}"
                 )
-            if version.version != current + 1:
+            # The value was sealed for one incarnation: a purge + re-create in between makes it unreadable here.
+            if version.version != current + 1 or (row is not None and row[2] != version.incarnation):
                 raise VersionConflict(f"secret {secret.path!r} changed while writing; retry")
             if row is None:
                 conn.execute(
-                    f"INSERT INTO secrets ({_SECRET_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL)",
-                    (secret.path, version.version, secret.max_versions, secret.created, secret.updated),
+                    f"INSERT INTO secrets ({_SECRET_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)",
+                    (secret.path, version.version, secret.max_versions, secret.created, secret.updated,
+                     version.incarnation),
                 )
             else:
                 conn.execute(
@@ -319,14 +331,15 @@ class SqliteStore(Store):
             if conn.execute("SELECT 1 FROM secrets WHERE path = ?", (secret.path,)).fetchone():
                 raise AlreadyExists(f"secret {secret.path!r} already exists (live or deleted); purge it first")
             conn.execute(
-                f"INSERT INTO secrets ({_SECRET_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL)",
-                (secret.path, secret.current_version, secret.max_versions, secret.created, secret.updated),
+                f"INSERT INTO secrets ({_SECRET_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)",
+                (secret.path, secret.current_version, secret.max_versions, secret.created, secret.updated,
+                 secret.incarnation),
             )
             for version in versions:
                 self._insert_version(conn, version)
 
     def versions_below_term(self, term: int, limit: int) -> list[VersionRow]:
-        sql = f"SELECT {_VERSION_COLUMNS} FROM versions WHERE key_term < ? LIMIT ?"
+        sql = f"SELECT {_VERSION_SELECT} WHERE v.key_term < ? LIMIT ?"
         return [_version(r) for r in self._read(sql, (term, limit))]
 
     def iter_all_ciphertext(self) -> Iterator[bytes]:
@@ -352,9 +365,9 @@ class SqliteStore(Store):
     @staticmethod
     def _insert_token(conn: sqlite3.Connection, r: TokenRow) -> None:
         conn.execute(
-            f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (r.accessor, r.token_hash, r.parent, r.policies_json, r.display_name, r.meta_json, r.created,
-             r.expires, r.max_expires, r.ttl, int(r.renewable), r.num_uses, r.uses_left),
+             r.expires, r.max_expires, r.ttl, int(r.renewable), r.num_uses, r.uses_left, r.mac),
         )
 
     def adopt_root_token(self, meta_key: str, row: TokenRow) -> bool:
@@ -377,18 +390,20 @@ class SqliteStore(Store):
     def list_tokens(self) -> list[TokenRow]:
         return [_token(r) for r in self._read(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY created, accessor")]
 
-    def consume_token_use(self, accessor: str) -> bool:
+    def consume_token_use(self, accessor: str, uses_left: int, mac: str | None) -> bool:
         with self._tx() as conn:
             cursor = conn.execute(
-                "UPDATE tokens SET uses_left = uses_left - 1 WHERE accessor = ? AND num_uses > 0 AND uses_left > 0",
-                (accessor,),
+                "UPDATE tokens SET uses_left = uses_left - 1, mac = ? "
+                "WHERE accessor = ? AND num_uses > 0 AND uses_left = ? AND uses_left > 0",
+                (mac, accessor, uses_left),
             )
             conn.execute("DELETE FROM tokens WHERE accessor = ? AND num_uses > 0 AND uses_left <= 0", (accessor,))
             return cursor.rowcount == 1
 
-    def set_token_expiry(self, accessor: str, expires: float | None) -> None:
+    def set_token_expiry(self, accessor: str, expires: float | None, mac: str | None) -> None:
         with self._tx() as conn:
-            if conn.execute("UPDATE tokens SET expires = ? WHERE accessor = ?", (expires, accessor)).rowcount != 1:
+            sql = "UPDATE tokens SET expires = ?, mac = ? WHERE accessor = ?"
+            if conn.execute(sql, (expires, mac, accessor)).rowcount != 1:
                 raise NotFound("no such token")
 
     def revoke_token_tree(self, accessor: str) -> int:
@@ -402,15 +417,19 @@ class SqliteStore(Store):
             return int(conn.total_changes - before)
 
     # -- policies (kinko.access) -----------------------------------------------------------------------------
-    def put_policy(self, name: str, document: str, updated: float) -> None:
+    def put_policy(self, name: str, document: str, updated: float, mac: str | None = None) -> None:
         with self._tx() as conn:
-            conn.execute("INSERT OR REPLACE INTO policies (name, document, updated) VALUES (?, ?, ?)",
-                         (name, document, updated))
+            conn.execute("INSERT OR REPLACE INTO policies (name, document, updated, mac) VALUES (?, ?, ?, ?)",
+                         (name, document, updated, mac))
             conn.execute("UPDATE policy_revision SET revision = revision + 1")
 
     def get_policy(self, name: str) -> str | None:
         rows = self._read("SELECT document FROM policies WHERE name = ?", (name,))
         return str(rows[0][0]) if rows else None
+
+    def get_policy_entry(self, name: str) -> PolicyEntry | None:
+        rows = self._read("SELECT document, mac FROM policies WHERE name = ?", (name,))
+        return PolicyEntry(str(rows[0][0]), rows[0][1]) if rows else None
 
     def list_policies(self) -> list[str]:
         return [str(r[0]) for r in self._read("SELECT name FROM policies ORDER BY name")]

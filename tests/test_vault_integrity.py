@@ -1,0 +1,172 @@
+"""Review findings 7 and 20: access records written straight into the database file are refused, and a value
+ciphertext from a purged earlier secret at the same path does not open as the re-created secret."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kinko.access.tokens import new_accessor, new_token
+from kinko.core.model import Caller
+from kinko.crypto.seal import SealType
+from kinko.errors import IntegrityError, InvalidInput, NotFound, PermissionDenied
+from kinko.vault import Vault, open_vault
+from tests.conftest import FixedClock
+
+APP = 'name: app\nrules: [{path: "team/app/*", capabilities: [read]}]\n'
+
+
+@pytest.fixture
+def setup(tmp_path: Path, clock: FixedClock) -> Iterator[tuple[Vault, Caller, Path]]:
+    vault = open_vault(tmp_path / "v.db", create=True, clock=clock)
+    result = vault.init(seal=SealType.KEY_FILE, key_file=tmp_path / "k")
+    vault.unseal(key_file=tmp_path / "k")
+    yield vault, vault.authenticate(result.root_token), tmp_path / "v.db"
+    vault.close()
+
+
+def _sql(db: Path, statement: str, args: tuple[object, ...] = ()) -> None:
+    """What an attacker with write access to the file does: plain SQL, no kinko."""
+    with sqlite3.connect(db) as conn:
+        conn.execute(statement, args)
+
+
+def _forge_root_row(db: Path, mac: str | None = None) -> str:
+    token = new_token()
+    _sql(db, "INSERT INTO tokens (accessor, token_hash, parent, policies_json, display_name, meta_json, created, "
+             "expires, max_expires, ttl, renewable, num_uses, uses_left, mac) "
+             "VALUES (?, ?, NULL, ?, 'x', '{}', 0, NULL, NULL, NULL, 0, 0, 0, ?)",
+         (new_accessor(), hashlib.sha256(token.encode()).hexdigest(), json.dumps(["root"]), mac))
+    return token
+
+
+def test_a_token_row_inserted_into_the_file_is_refused(setup: tuple[Vault, Caller, Path]) -> None:
+    vault, root, db = setup
+    forged = _forge_root_row(db)
+    with pytest.raises(PermissionDenied):
+        vault.authenticate(forged)
+    # A tag copied from a genuine row does not fit another row either.
+    real = vault._store.list_tokens()[0]
+    with pytest.raises(PermissionDenied):
+        vault.authenticate(_forge_root_row(db, real.mac))
+    assert [t.policies for t in vault.list_tokens(root)] == [("root",)]  # forged rows are not listed
+
+
+def test_editing_a_genuine_tokens_policies_or_expiry_breaks_it(setup: tuple[Vault, Caller, Path],
+                                                                clock: FixedClock) -> None:
+    vault, root, db = setup
+    token, info = vault.create_token(root, policies=["secrets-reader"], ttl=60)
+    assert vault.authenticate(token).policies == {"secrets-reader"}
+    _sql(db, "UPDATE tokens SET policies_json = ? WHERE accessor = ?", (json.dumps(["root"]), info.accessor))
+    with pytest.raises(PermissionDenied):
+        vault.authenticate(token)
+    token, info = vault.create_token(root, policies=["secrets-reader"], ttl=60)
+    _sql(db, "UPDATE tokens SET expires = expires + 1e6 WHERE accessor = ?", (info.accessor,))
+    with pytest.raises(PermissionDenied):
+        vault.authenticate(token)
+
+
+def test_a_planted_root_token_hash_is_never_adopted(tmp_path: Path, clock: FixedClock) -> None:
+    vault = open_vault(tmp_path / "v.db", create=True, clock=clock)
+    vault.init(seal=SealType.KEY_FILE, key_file=tmp_path / "k")
+    vault.unseal(key_file=tmp_path / "k")
+    planted = new_token("kinko_root_")
+    vault._store.put_meta("root_token_sha256", hashlib.sha256(planted.encode()).hexdigest().encode())
+    with pytest.raises(PermissionDenied):
+        vault.authenticate(planted)
+    vault.close()
+
+
+def test_normal_token_flows_still_work(setup: tuple[Vault, Caller, Path], clock: FixedClock) -> None:
+    vault, root, _ = setup
+    token, info = vault.create_token(root, policies=["secrets-reader"], ttl=60, num_uses=3)
+    reader = vault.authenticate(token)  # use 1 (the new count is re-tagged)
+    vault.authenticate(token)  # use 2
+    clock.advance(30)
+    assert vault.renew_token(root, accessor=info.accessor).expires == clock.now + 60
+    assert vault.authenticate(token).accessor == reader.accessor  # use 3: the last
+    with pytest.raises(PermissionDenied):
+        vault.authenticate(token)
+    parent, _ = vault.create_token(root, policies=["admin"])
+    child, _ = vault.create_token(vault.authenticate(parent), policies=["secrets-reader"])
+    assert vault.authenticate(child).policies == {"secrets-reader"}
+
+
+def test_an_edited_policy_body_grants_nothing(setup: tuple[Vault, Caller, Path]) -> None:
+    vault, root, db = setup
+    vault.write_policy(root, APP)
+    vault.put(root, "team/app/db", b"x")
+    vault.put(root, "team/web/db", b"y")
+    app = vault.authenticate(vault.create_token(root, policies=["app"])[0])
+    assert vault.get(app, "team/app/db").value == b"x"
+    _sql(db, "UPDATE policies SET document = ? WHERE name = 'app'", (APP.replace("team/app/*", "*"),))
+    _sql(db, "UPDATE policy_revision SET revision = revision + 1")  # so caches reload it
+    for path in ("team/web/db", "team/app/db"):
+        with pytest.raises(PermissionDenied):
+            vault.get(app, path)
+    with pytest.raises(NotFound):
+        vault.read_policy(root, "app")
+    assert "app" not in vault.list_policies(root)
+    with pytest.raises(InvalidInput):  # treated as absent: cannot be granted
+        vault.create_token(root, policies=["app"])
+    vault.write_policy(root, APP)  # rewriting it through kinko tags it again
+    assert vault.get(app, "team/app/db").value == b"x"
+
+
+def test_a_policy_row_inserted_into_the_file_is_refused(setup: tuple[Vault, Caller, Path]) -> None:
+    vault, root, db = setup
+    _sql(db, "INSERT INTO policies (name, document, updated) VALUES ('evil', ?, 0)",
+         (APP.replace("name: app", "name: evil"),))
+    with pytest.raises(NotFound):
+        vault.read_policy(root, "evil")
+
+
+# -- finding 20: incarnations -----------------------------------------------------------------------------------
+def test_an_old_ciphertext_does_not_open_as_the_recreated_secret(setup: tuple[Vault, Caller, Path]) -> None:
+    vault, root, db = setup
+    vault.put(root, "team/app/db", b"old-password")
+    old = vault._store.get_version("team/app/db", 1)
+    assert old is not None and len(old.incarnation) == 32
+    vault.delete(root, "team/app/db")
+    vault.purge(root, "team/app/db")
+    vault.put(root, "team/app/db", b"new-password")
+    assert vault._store.get_version("team/app/db", 1).incarnation != old.incarnation  # type: ignore[union-attr]
+    _sql(db, "UPDATE versions SET value_ct = ? WHERE path = 'team/app/db' AND version = 1", (old.value_ct,))
+    with pytest.raises(IntegrityError):
+        vault.get(root, "team/app/db")
+
+
+def test_backup_restore_and_rewrap_keep_the_incarnation(setup: tuple[Vault, Caller, Path]) -> None:
+    vault, root, _ = setup
+    vault.put(root, "a/b", b"v1")
+    vault.put(root, "a/b", b"v2")
+    incarnation = vault._store.get_secret("a/b").incarnation  # type: ignore[union-attr]
+    blob = vault.backup(root, "a/b")
+    vault.delete(root, "a/b")
+    vault.purge(root, "a/b")
+    vault.restore(root, blob)
+    assert vault._store.get_secret("a/b").incarnation == incarnation  # type: ignore[union-attr]
+    vault.rotate(root)
+    assert vault.rewrap(root) == 2
+    assert [vault.get(root, "a/b", v).value for v in (1, 2)] == [b"v1", b"v2"]
+
+
+def test_secrets_from_before_incarnations_still_open(setup: tuple[Vault, Caller, Path]) -> None:
+    vault, root, db = setup
+    # A secret written before the migration: incarnation '' and the value sealed with the old AAD.
+    barrier = vault.keys.barrier()
+    vault.put(root, "legacy/x", b"first")
+    row = vault._store.get_version("legacy/x", 1)
+    assert row is not None
+    payload = vault._open(row.value_ct, "legacy/x", 1, "value", row.incarnation)
+    legacy_ct = barrier.seal(payload, [vault.keys.vault_id(), "legacy/x", 1, "value"])
+    _sql(db, "UPDATE secrets SET incarnation = '' WHERE path = 'legacy/x'")
+    _sql(db, "UPDATE versions SET value_ct = ? WHERE path = 'legacy/x'", (legacy_ct,))
+    assert vault.get(root, "legacy/x").value == b"first"
+    vault.put(root, "legacy/x", b"second")  # new versions of a legacy secret keep ''
+    assert vault.get(root, "legacy/x").value == b"second"
