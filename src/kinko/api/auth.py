@@ -63,15 +63,19 @@ def client_address(request: Request) -> str:
 
 
 def caller_for(request: Request, vault: Vault, limiter: FailureLimiter) -> Caller:
-    """Authenticate the request or raise the one uniform PermissionDenied (or RateLimited)."""
+    """Authenticate the request or raise the one uniform PermissionDenied (or RateLimited).
+
+    A valid token is always accepted: the limiter is keyed on the client address, and behind a shared NAT one
+    guesser must not lock everyone else out. Only a missing or invalid token is answered 429 while over the limit.
+    """
     client = client_address(request)
-    limiter.check(client)
     token = token_from(request)
     try:
         if token is None:
             raise PermissionDenied()
         caller = vault.authenticate(token, remote_addr=client)
     except PermissionDenied:
+        limiter.check(client)  # over the limit: 429 (and not counted again, so memory stays bounded)
         limiter.failed(client)
         raise PermissionDenied() from None  # same message whatever the reason
     return caller if caller.remote_addr else replace(caller, remote_addr=client)
