@@ -51,6 +51,8 @@ from kinko.vault_access import AccessMixin
 from kinko.vault_k8s import KubernetesAuthMixin
 
 BACKUP_MAGIC = b"kinko-backup-1:"
+#: The audit path of a restore refused before its secret's path is known (unreadable or foreign backup).
+RESTORE_PATH = "sys/restore"
 _LENGTH = struct.Struct(">I").pack  # the 4-byte length prefix of an AAD part (see crypto.barrier.aad_part)
 _VALUE_FIELD = aad_part("value")
 _VALID_PATHS_MAX = 4096
@@ -326,7 +328,9 @@ class Vault(AccessMixin, KubernetesAuthMixin):
         base = validate_prefix(prefix)
         self._check(caller, "list", base, "secret.list_deleted")
         self.keys.barrier()
-        return [self._secret_info(r) for r in self._store.list_secrets(base, deleted=True)]
+        rows = self._store.list_secrets(base, deleted=True)
+        # Listing the prefix is not listing everything under it: a `deny` subtree stays hidden, path by path.
+        return [self._secret_info(r) for r in rows if self._authorize(caller, "list", r.path)]
 
     def recover(self, caller: Caller, path: str) -> SecretInfo:
         validate_path(path)
@@ -365,7 +369,7 @@ class Vault(AccessMixin, KubernetesAuthMixin):
     def restore(self, caller: Caller, blob: bytes) -> SecretInfo:
         barrier = self.keys.barrier()
         if not blob.startswith(BACKUP_MAGIC):
-            raise InvalidInput("not a kinko backup")
+            raise self._restore_refused(caller, InvalidInput("not a kinko backup"))
         try:
             sealed = base64.b64decode(blob[len(BACKUP_MAGIC):].strip(), validate=True)
             aad: list[str | int] = [self.keys.vault_id(), "backup"]
@@ -376,12 +380,19 @@ class Vault(AccessMixin, KubernetesAuthMixin):
                 plain = self.keys.barrier().open(sealed, aad)
             doc = json.loads(plain)
         except (ValueError, IntegrityError):
-            raise InvalidInput("backup is corrupt or was made by another vault") from None
+            raise self._restore_refused(
+                caller, InvalidInput("backup is corrupt or was made by another vault")) from None
         secret = SecretRow(**doc["secret"])
         validate_path(secret.path)
         self._check(caller, "create", secret.path, "secret.restore")
         self._store.restore(secret, [_row_from_doc(d) for d in doc["versions"]])
         return self._secret_info(self._secret_row(secret.path))
+
+    def _restore_refused(self, caller: Caller, error: InvalidInput) -> InvalidInput:
+        """Audit a restore refused before `_check` could run (its path is inside the blob), then return the error."""
+        if self._audit is not None:
+            self._audit(caller, "secret.restore", RESTORE_PATH, error.code)
+        return error
 
 
 def _row_doc(row: VersionRow) -> dict[str, Any]:
