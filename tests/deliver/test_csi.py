@@ -34,7 +34,7 @@ from kinko.deliver.csi import Provider, serve, stop
 from kinko.deliver.csi_params import TOKENS_ATTR, parse_request
 from kinko.deliver.proto import service_pb2 as pb
 from kinko.deliver.proto import service_pb2_grpc as pb_grpc
-from kinko.errors import InvalidInput
+from kinko.errors import InvalidInput, ServerUnreachable
 from tests.api.conftest import KINKO, Server, keyfile_vault, start_server, stop_server
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -164,19 +164,23 @@ def test_mount_several_objects_keys_encodings_and_modes(env: Env, caplog: pytest
     assert files(response) == {
         "db-user": (b"admin", 0o400),
         "db-pass": (CANARY.encode(), 0o440),
-        "db.json": (json.dumps({"password": CANARY, "username": "admin"}, sort_keys=True).encode(), 420),
-        "bin/from-b64": (BINARY, 420),
-        "bin/from-hex": (BINARY, 420),
-        "plain": (b"plain-value", 420),
+        "db.json": (json.dumps({"password": CANARY, "username": "admin"}, sort_keys=True).encode(), 0o400),
+        "bin/from-b64": (BINARY, 0o400),
+        "bin/from-hex": (BINARY, 0o400),
+        "plain": (b"plain-value", 0o400),
     }
     assert versions(response) == dict.fromkeys(files(response), "1")
     assert not response.error.code
     assert CANARY not in caplog.text and "eyJ" not in caplog.text  # no value, no JWT in the provider's logs
 
 
-def test_request_permission_is_the_default_mode(env: Env) -> None:
-    response = mount(env, [{"objectName": "p", "secretPath": "app/plain"}], permission="256")
-    assert files(response)["p"][1] == 0o400
+@pytest.mark.parametrize("permission", ["420", "256", "511", ""])
+def test_default_mode_is_0400_whatever_the_request_permission(env: Env, permission: str) -> None:
+    # The driver's request permission is usually 0644; only an object's own filePermission widens the file.
+    response = mount(env, [{"objectName": "p", "secretPath": "app/plain"},
+                           {"objectName": "wide", "secretPath": "app/plain", "filePermission": "0644"}],
+                     permission=permission)
+    assert files(response)["p"][1] == 0o400 and files(response)["wide"][1] == 0o644
 
 
 def test_rotation_new_version_new_object_version(env: Env) -> None:
@@ -311,11 +315,19 @@ def test_unreachable_server_is_unavailable(env: Env) -> None:
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
     error = failure(env, [{"objectName": "p", "secretPath": "app/plain"}], kinkoAddress=dead)
-    assert error.code() == grpc.StatusCode.UNAVAILABLE and "cannot reach" in error.details()
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "is not allowed" in error.details()
+    provider = Provider(dead, timeout=5)
+    try:
+        plan = parse_request(attributes([{"objectName": "p", "secretPath": "app/plain"}],
+                                        tokens={AUD: _mint(env.key)}), "null", "420")
+        with pytest.raises(ServerUnreachable, match="cannot reach"):
+            provider.mount(plan)
+    finally:
+        provider.close()
 
 
-def test_address_override_can_be_locked_down(env: Env) -> None:
-    provider = Provider(env.server.addr, address_override=False)
+def test_kinko_address_is_not_followed_by_default(env: Env) -> None:
+    provider = Provider(env.server.addr)
     try:
         plan = parse_request(attributes([{"objectName": "p", "secretPath": "app/plain"}],
                                         tokens={AUD: _mint(env.key)}, kinkoAddress="http://attacker.example"),
@@ -324,6 +336,16 @@ def test_address_override_can_be_locked_down(env: Env) -> None:
             provider.mount(plan)
         same = dataclasses.replace(plan, address=env.server.addr + "/")
         assert provider.mount(same).files[0].contents == b"plain-value"
+    finally:
+        provider.close()
+
+
+def test_kinko_address_override_is_opt_in(env: Env) -> None:
+    provider = Provider(None, address_override=True)  # --allow-address-override without --addr
+    try:
+        plan = parse_request(attributes([{"objectName": "p", "secretPath": "app/plain"}],
+                                        tokens={AUD: _mint(env.key)}, kinkoAddress=env.server.addr), "null", "420")
+        assert provider.mount(plan).files[0].contents == b"plain-value"
     finally:
         provider.close()
 
@@ -375,7 +397,8 @@ def test_cli_serves_replaces_stale_socket_and_stops_on_sigterm(env: Env) -> None
         assert stub.Mount(request, timeout=20).files[0].contents == b"plain-value"
         channel.close()
         # A second provider on the same live socket is refused (usage error), the first keeps serving.
-        second = subprocess.run([*KINKO, "csi-provider", "--socket", str(path)], capture_output=True, timeout=30)
+        second = subprocess.run([*KINKO, "csi-provider", "--socket", str(path), "--addr", env.server.addr],
+                                capture_output=True, timeout=30)
         assert second.returncode == 2 and b"already listening" in second.stderr
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
@@ -392,3 +415,15 @@ def test_cli_refuses_to_replace_a_regular_file(tmp_path: Path) -> None:
                             capture_output=True, timeout=30)
     assert result.returncode == 2 and b"not a socket" in result.stderr
     assert target.read_text() == "not a socket"
+
+
+def test_cli_needs_addr_unless_override_is_allowed(tmp_path: Path) -> None:
+    target = tmp_path / "kinko.sock"
+    target.write_text("not a socket")  # so a run that gets past the options stops at once (exit 2)
+    env = {k: v for k, v in os.environ.items() if k != "KINKO_ADDR"}
+    base = [*KINKO, "csi-provider", "--socket", str(target)]
+    missing = subprocess.run(base, capture_output=True, timeout=30, env=env)
+    assert missing.returncode == 2 and b"--allow-address-override" in missing.stderr
+    for extra in (["--allow-address-override"], ["--no-address-override", "--addr", "http://127.0.0.1:1"]):
+        result = subprocess.run([*base, *extra], capture_output=True, timeout=30, env=env)
+        assert result.returncode == 2 and b"not a socket" in result.stderr, (extra, result.stderr)

@@ -17,11 +17,14 @@ from kinko.cli._common import handle_errors
               show_default=True, type=click.Path(dir_okay=False),
               help="Unix socket the driver dials: <provider-dir>/kinko.sock (SecretProviderClass provider: kinko).")
 @click.option("--addr", envvar="KINKO_ADDR", default=None,
-              help="kinko server URL (env KINKO_ADDR); a SecretProviderClass may override it with kinkoAddress.")
+              help="kinko server URL (env KINKO_ADDR); a SecretProviderClass's kinkoAddress must match it unless "
+                   "--allow-address-override is given.")
 @click.option("--ca-file", envvar="KINKO_CACERT", default=None, type=click.Path(dir_okay=False, exists=True),
               help="CA bundle to verify the kinko server's TLS certificate (env KINKO_CACERT).")
-@click.option("--address-override/--no-address-override", default=True, show_default=True,
-              help="Let a SecretProviderClass's kinkoAddress choose the server the pod's token is sent to.")
+@click.option("--allow-address-override/--no-address-override", "address_override", default=False,
+              show_default=True,
+              help="Let a SecretProviderClass's kinkoAddress choose the server the pod's token is sent to (anyone "
+                   "who can write one could then collect pod tokens). --no-address-override is the default.")
 @click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds to wait for the kinko server on each request.")
 @click.option("--log-level", default="info", show_default=True,
@@ -39,7 +42,7 @@ def cli(socket_path: str, addr: str | None, ca_file: str | None, address_overrid
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not address_override and not addr:
-        raise click.UsageError("--no-address-override needs --addr")
+        raise click.UsageError("--addr (or KINKO_ADDR) is required unless --allow-address-override is given")
     provider = Provider(addr, ca_file=ca_file, timeout=timeout, address_override=address_override)
     server = serve(socket_path, provider)
     done = threading.Event()

@@ -21,7 +21,7 @@ import httpx
 
 from kinko.client import Client, RemoteVault
 from kinko.core.model import Caller, Secret
-from kinko.deliver.csi_params import CSIObject, MountPlan, parse_request
+from kinko.deliver.csi_params import DEFAULT_FILE_MODE, CSIObject, MountPlan, parse_request
 from kinko.deliver.proto import service_pb2 as pb
 from kinko.deliver.proto import service_pb2_grpc as pb_grpc
 from kinko.errors import InvalidInput, KinkoError, NotFound, TooLarge, UsageError, VersionUnavailable
@@ -58,9 +58,10 @@ class Provider:
 
     def __init__(self, addr: str | None = None, *, ca_file: str | None = None, timeout: float = 10.0,
                  max_response_bytes: int = MAX_RESPONSE_BYTES, fetch_workers: int = 8,
-                 login: Login = kubernetes_login, address_override: bool = True) -> None:
+                 login: Login = kubernetes_login, address_override: bool = False) -> None:
         self.addr = addr
-        # kinkoAddress comes from whoever writes the SecretProviderClass; the pod's token goes there.
+        # kinkoAddress comes from whoever writes the SecretProviderClass (a namespace admin) and the pod's token
+        # goes there, so following it is opt-in (--allow-address-override); otherwise it must name --addr.
         self.address_override = address_override
         self.ca_file = ca_file
         self.timeout = timeout
@@ -94,7 +95,7 @@ class Provider:
     def mount(self, plan: MountPlan) -> pb.MountResponse:
         if plan.address and not self.address_override and plan.address.rstrip("/") != (self.addr or "").rstrip("/"):
             raise InvalidInput(f"kinkoAddress {plan.address[:200]!r} is not allowed: this provider only talks to "
-                               "its --addr (started with --no-address-override)")
+                               "its --addr (start it with --allow-address-override to let kinkoAddress choose)")
         address = plan.address or self.addr
         if not address:
             raise UsageError("no kinko address: set the kinkoAddress parameter or start the provider with --addr")
@@ -120,7 +121,7 @@ class Provider:
             if total > self.max_response_bytes:
                 raise TooLarge(f"object {obj.object_name!r}: the mounted objects total more than "
                                f"{self.max_response_bytes} bytes, over the CSI driver's gRPC message limit")
-            mode = plan.permission if obj.file_permission is None else obj.file_permission
+            mode = DEFAULT_FILE_MODE if obj.file_permission is None else obj.file_permission
             response.files.append(pb.File(path=obj.object_name, mode=mode, contents=contents))
             # The version number is the rotation signal: a new kinko version is a new object_version.
             response.object_version.append(pb.ObjectVersion(id=obj.object_name, version=str(secret.info.version)))

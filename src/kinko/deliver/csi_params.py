@@ -33,6 +33,11 @@ class CSIObject:
     encoding: str = "utf-8"
 
 
+#: Mode of a mounted object without filePermission (the README's promise). The request's `permission` (the
+#: driver's default, usually 0644) is deliberately not used: set filePermission on an object to widen it.
+DEFAULT_FILE_MODE = 0o400
+
+
 @dataclass(frozen=True)
 class MountPlan:
     """Everything a Mount needs, validated before any network call."""
