@@ -170,3 +170,40 @@ def test_secrets_from_before_incarnations_still_open(setup: tuple[Vault, Caller,
     assert vault.get(root, "legacy/x").value == b"first"
     vault.put(root, "legacy/x", b"second")  # new versions of a legacy secret keep ''
     assert vault.get(root, "legacy/x").value == b"second"
+
+
+# -- finding 7: Kubernetes auth config and roles -----------------------------------------------------------------
+def test_a_tampered_kubernetes_role_or_config_refuses_login(tmp_path: Path, clock: FixedClock) -> None:
+    from tests.access.test_identity import ISSUER, Issuer
+    from tests.conftest import new_keyfile_vault
+
+    issuer, vault, root = Issuer(), new_keyfile_vault(tmp_path, clock), Caller.local_operator()
+    try:
+        vault.configure_kubernetes_auth(root, issuer=ISSUER, jwks=issuer.jwks())
+        vault.write_kubernetes_role(root, "web", service_account_names=["web"], namespaces=["shop"],
+                                    audience=None, policies=["secrets-reader"], ttl=600)
+        assert vault.login_kubernetes(issuer.mint(issuer.claims(aud="kinko")), "web")[1].policies == (
+            "secrets-reader",)
+        # Grant the role root by editing the stored document, keeping its tag: refused, role reads as absent.
+        raw = vault._store.get_meta("k8s_auth/roles") or b""
+        vault._store.put_meta("k8s_auth/roles", raw.replace(b'"secrets-reader"', b'"root"'))
+        with pytest.raises(PermissionDenied):
+            vault.login_kubernetes(issuer.mint(issuer.claims(aud="kinko")), "web")
+        with pytest.raises(NotFound):
+            vault.read_kubernetes_role(root, "web")
+        vault.write_kubernetes_role(root, "web", service_account_names=["web"], namespaces=["shop"],
+                                    audience=None, policies=["secrets-reader"], ttl=600)
+        vault.login_kubernetes(issuer.mint(issuer.claims(aud="kinko")), "web")
+        # A config swapped for the attacker's own signing keys (no valid tag): login refused.
+        attacker = Issuer()
+        config = vault._store.get_meta("k8s_auth/config") or b""
+        tag, _, body = config.partition(b"\n")
+        doc = json.loads(body)
+        doc["jwks"] = attacker.jwks()
+        vault._store.put_meta("k8s_auth/config", tag + b"\n" + json.dumps(doc).encode())
+        with pytest.raises(PermissionDenied):
+            vault.login_kubernetes(attacker.mint(attacker.claims(aud="kinko")), "web")
+        with pytest.raises(NotFound):
+            vault.read_kubernetes_auth_config(root)
+    finally:
+        vault.close()

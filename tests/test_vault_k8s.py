@@ -133,9 +133,9 @@ def test_a_stored_role_without_audience_is_read_as_kinko(env: tuple[Vault, Calle
     # A roles document written before the default existed (audience null) must not accept any audience.
     raw = vault._store.get_meta("k8s_auth/roles")
     assert raw is not None
-    roles = json.loads(raw)
+    roles = json.loads(raw.partition(b"\n")[2])  # "<integrity tag>\n<json>"
     roles["web"]["audience"] = None
-    vault._store.put_meta("k8s_auth/roles", json.dumps(roles).encode())
+    vault._store.put_meta("k8s_auth/roles", vault._tagged("k8s_auth/roles", json.dumps(roles).encode()))
     assert vault.read_kubernetes_role(root, "web").audience == "kinko"
     with pytest.raises(PermissionDenied):
         vault.login_kubernetes(issuer.mint(issuer.claims(aud="other-service")), "web")

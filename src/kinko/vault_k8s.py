@@ -2,7 +2,9 @@
 
 Config and roles are public data (public keys, names, policy names), kept as JSON in the store's meta table:
 `k8s_auth/config` and `k8s_auth/roles` (every role in one document, updated by compare-and-swap so two
-processes writing roles at once both win). Authorization paths:
+processes writing roles at once both win). Each value is `<integrity tag>\n<json>` (kinko.access.integrity):
+a document written into the database file directly, or edited there, is treated as absent (login refused).
+Authorization paths:
 
 * `sys/auth/kubernetes/config` — `read`, `update` (write the issuer and keys).
 * `sys/auth/kubernetes/role/<name>` — `read`, `create` / `update` (write), `delete`;
@@ -29,6 +31,7 @@ from kinko.access.identity import (
     validate_role_name,
     verify_service_account_jwt,
 )
+from kinko.access.integrity import RecordMac
 from kinko.access.tokens import TokenInfo, TokenManager, TokenRequest
 from kinko.core.model import Caller
 from kinko.errors import InvalidInput, KinkoError, NotFound, PermissionDenied
@@ -50,6 +53,8 @@ class KubernetesAuthMixin(ServiceParts):
         @property
         def _tokens(self) -> TokenManager: ...
 
+        def _record_mac(self) -> RecordMac: ...
+
         @staticmethod
         def _grant_capability(caller: Caller, wanted: Iterable[str], base: str = "create", *,
                               unlimited: bool = False) -> str: ...
@@ -61,7 +66,7 @@ class KubernetesAuthMixin(ServiceParts):
         config = make_config(issuer=issuer, jwks=jwks, pem_keys=pem_keys)
         self._check(caller, "update", CONFIG_PATH, "k8s_auth.config.write")
         self.keys.barrier()
-        self._store.put_meta(M_CONFIG, config.to_json())
+        self._store.put_meta(M_CONFIG, self._tagged(M_CONFIG, config.to_json()))
         return config
 
     def read_kubernetes_auth_config(self, caller: Caller) -> KubernetesAuthConfig:
@@ -73,19 +78,34 @@ class KubernetesAuthMixin(ServiceParts):
         return config
 
     def _k8s_config(self) -> KubernetesAuthConfig | None:
-        raw = self._store.get_meta(M_CONFIG)
-        return None if raw is None else KubernetesAuthConfig.from_json(raw)
+        body = self._verified(M_CONFIG, self._store.get_meta(M_CONFIG))
+        return None if body is None else KubernetesAuthConfig.from_json(body)
+
+    # -- integrity of the stored documents ------------------------------------------------------------------
+    def _tagged(self, key: str, body: bytes) -> bytes:
+        return self._record_mac().tag("k8s_auth", key, body.decode()).encode() + b"\n" + body
+
+    def _verified(self, key: str, raw: bytes | None) -> bytes | None:
+        """The JSON body of a stored document, or None if absent or its tag does not verify."""
+        if raw is None:
+            return None
+        tag, _, body = raw.partition(b"\n")
+        text = body.decode(errors="replace")
+        return body if self._record_mac().verify(tag.decode(errors="replace"), "k8s_auth", key, text,
+                                                 label=key) else None
 
     # -- roles ----------------------------------------------------------------------------------------------
     def _k8s_roles(self) -> tuple[bytes | None, dict[str, dict[str, Any]]]:
+        """(the stored bytes for compare-and-swap, the roles); a tampered document reads as no roles."""
         raw = self._store.get_meta(M_ROLES)
-        return raw, ({} if raw is None else json.loads(raw))
+        body = self._verified(M_ROLES, raw)
+        return raw, ({} if body is None else json.loads(body))
 
     def _swap_roles(self, change: Callable[[dict[str, dict[str, Any]]], None]) -> None:
         for _ in range(50):  # optimistic concurrency: reread and reapply if another writer got in first
             raw, roles = self._k8s_roles()
             change(roles)
-            if self._store.swap_meta(M_ROLES, raw, json.dumps(roles, sort_keys=True).encode()):
+            if self._store.swap_meta(M_ROLES, raw, self._tagged(M_ROLES, json.dumps(roles, sort_keys=True).encode())):
                 return
         raise KinkoError("Kubernetes roles are being changed concurrently; try again")
 
