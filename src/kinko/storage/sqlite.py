@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from kinko.errors import AlreadyExists, AlreadyInitialized, CorruptVault, NotFound, VersionConflict
+from kinko.errors import AlreadyExists, AlreadyInitialized, CorruptVault, InvalidInput, NotFound, VersionConflict
 from kinko.storage.interface import PolicyEntry, SecretRow, Store, TokenRow, VersionRow
 
 #: Each entry migrates the schema from version i to i+1. Never edit a shipped entry; append.
@@ -111,19 +112,47 @@ def _version(row: tuple[Any, ...]) -> VersionRow:
 _new_version = tuple.__new__
 
 
-def _create_private(path: Path) -> None:
-    """Create the database file 0600 before SQLite does (SQLite gives its WAL/SHM the same mode)."""
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+def _create_private(path: Path, *, create: bool = True) -> None:
+    """Create the database file 0600 before SQLite does (SQLite gives its WAL/SHM the same mode), or tighten an
+    existing one to 0600. A symlink is refused: SQLite would follow it, so its target's mode (or a file created
+    through a dangling link with the umask's mode) would decide who can read the vault.
+    """
+    if path.is_symlink():
+        raise InvalidInput(f"vault path {str(path)!r} is a symbolic link; give the path of the file itself")
+    # O_NONBLOCK: a FIFO at the path must not hang us (SQLite then refuses it as not a database).
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags | (os.O_CREAT if create else 0), 0o600)
+    except FileNotFoundError:
+        if create:
+            raise
+        raise NotFound(f"no vault at {str(path)!r}") from None
+    try:
+        _tighten(fd)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):  # written by an older kinko with the database's old mode
+        side = path.with_name(path.name + suffix)
+        with contextlib.suppress(OSError):
+            fd = os.open(side, flags)
+            try:
+                _tighten(fd)
+            finally:
+                os.close(fd)
+
+
+def _tighten(fd: int) -> None:
+    info = os.fstat(fd)
+    if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077:
+        # Best effort: a file we do not own (or on a read-only mount) still opens as before.
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, stat.S_IMODE(info.st_mode) & 0o600)
 
 
 class SqliteStore(Store):
     def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)
-        if not self.path.exists():
-            if not create:
-                raise NotFound(f"no vault at {str(self.path)!r}")
-            _create_private(self.path)
+        _create_private(self.path, create=create)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
