@@ -1,7 +1,8 @@
 """HTTP client for the native /v1 API (`Client`), and `RemoteVault`: the Vault method surface over HTTP.
 
 Address and token come from arguments, else KINKO_ADDR / KINKO_TOKEN, else the token file written by
-`kinko login` (~/.kinko/token). Server errors come back as the same kinko.errors types (matched by code).
+`kinko login` (~/.kinko/token, used only for the server address stored with it). Server errors come back
+as the same kinko.errors types (matched by code).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import base64
 import builtins
 import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -64,12 +66,38 @@ def error_from(status: int, doc: Any) -> KinkoError:
     return cls(message)
 
 
-def stored_token() -> str | None:
+def same_server(a: str, b: str) -> bool:
+    return a.strip().rstrip("/").lower() == b.strip().rstrip("/").lower()
+
+
+def stored_token(addr: str) -> str | None:
+    """The token `kinko login` stored for server `addr` ({"addr", "token"} JSON in ~/.kinko/token), else None.
+
+    A file written for another server is not sent to this one; an old plain-token file does not say which
+    server it is for, so it is ignored too. Either way one line on stderr says to log in again.
+    """
     path = Path(os.path.expanduser(TOKEN_FILE))
     try:
-        return path.read_text().strip() or None
+        text = path.read_text().strip()
     except OSError:
         return None
+    if not text:
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict) or not isinstance(doc.get("addr"), str) or not isinstance(doc.get("token"), str):
+        _hint(f"{TOKEN_FILE} does not say which server it is for (older format); ignored: run `kinko login`")
+        return None
+    if not same_server(doc["addr"], addr):
+        _hint(f"{TOKEN_FILE} is for {doc['addr']}, not {addr}; ignored: run `kinko login` for this server")
+        return None
+    return doc["token"] or None
+
+
+def _hint(message: str) -> None:
+    sys.stderr.write(f"note: {message}\n")
 
 
 class Client:
@@ -81,7 +109,8 @@ class Client:
         if not addr:
             raise UsageError("no server address: set KINKO_ADDR or pass addr")
         self.addr = addr.rstrip("/")
-        self._token = token or os.environ.get("KINKO_TOKEN") or stored_token()
+        # `token=""` means "no token" on purpose (e.g. a login call): do not fall back to the file then.
+        self._token = token if token is not None else (os.environ.get("KINKO_TOKEN") or stored_token(self.addr))
         verify = tls_context(ca_file or os.environ.get("KINKO_CACERT"))
         self._http = httpx.Client(base_url=self.addr, timeout=timeout, verify=verify)
 

@@ -162,8 +162,9 @@ def test_cli_local_admin_and_remote_login(tmp_path: Path, server: Server, issuer
     done = subprocess.run([*KINKO, "auth", "kubernetes", "login", "--role", "cli-web", "--jwt-file",
                            str(tmp_path / "sa")], env=pod_env, capture_output=True, timeout=30)
     assert done.returncode == 0, done.stderr
-    stored = (tmp_path / ".kinko" / "token").read_text().strip()
-    assert stored.startswith("kinko_s_") and stored.encode() not in done.stderr + done.stdout
+    doc = json.loads((tmp_path / ".kinko" / "token").read_text())
+    stored = doc["token"]
+    assert doc["addr"] == server.addr and stored.startswith("kinko_s_") and stored.encode() not in done.stderr + done.stdout
     assert (tmp_path / ".kinko" / "token").stat().st_mode & 0o777 == 0o600
     (tmp_path / "sa").write_text(Issuer().mint(issuer.claims(now=time.time())))
     done = subprocess.run([*KINKO, "auth", "kubernetes", "login", "--role", "cli-web", "--jwt-file",

@@ -54,7 +54,8 @@ def test_login_stores_token_0600_and_later_commands_use_it(server: Server, tmp_p
     result = kinko(server, "login", "-", token="", home=tmp_path, stdin=server.token.encode() + b"\n")
     assert result.returncode == 0, result.stderr
     token_file = tmp_path / ".kinko" / "token"
-    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600 and token_file.read_text().strip() == server.token
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert json.loads(token_file.read_text()) == {"addr": server.addr, "token": server.token}
     kinko(server, "secret", "put", "login/x", "--value", "v")
     assert kinko(server, "secret", "get", "login/x", token="", home=tmp_path).stdout == b"v"
     printed = kinko(server, "login", "--print", token=server.token, home=tmp_path / "other")

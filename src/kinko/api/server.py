@@ -196,6 +196,14 @@ def remove_dev_dir(work: str) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+def check_audit_file(config: ServerConfig) -> None:
+    """Open (create, 0600) the audit file before binding: a missing directory fails now, not after "listening"."""
+    if config.audit_file:
+        from kinko.access.audit import AuditLog
+
+        AuditLog(Path(config.audit_file).expanduser(), lambda: b"").close()  # AuditFailed names the path
+
+
 # -- the whole lifetime -------------------------------------------------------------------------------------
 def run(config: ServerConfig, *, dev_banner: str | None = None) -> None:
     """Check TLS, bind, create the dev vault (if `dev_banner`), serve; returns after a graceful stop.
@@ -204,6 +212,7 @@ def run(config: ServerConfig, *, dev_banner: str | None = None) -> None:
     normally (exit 0); a dev vault is deleted on every way out. `dev_banner` may use {address} and {token}.
     """
     check_tls(config)
+    check_audit_file(config)
     stop = _StopSignals()
     with stop.installed():
         sock = bind(config)  # before the dev vault: a busy port leaves nothing on disk

@@ -211,6 +211,6 @@ def login(role_name: str, jwt_file: str, addr: str | None, ca_file: str | None, 
         click.echo(token)
         return
     path = Path(os.path.expanduser(TOKEN_FILE))
-    store_token(token, path)
+    store_token(token, path, client.addr)
     click.echo(f"logged in to {client.addr} with role {role_name} (policies: {', '.join(auth['policies'])}; "
                f"ttl {auth['lease_duration']}s); token stored in {path}", err=True)

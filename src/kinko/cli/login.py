@@ -1,7 +1,8 @@
-"""`kinko login`: check a token against the server (KINKO_ADDR) and keep it in ~/.kinko/token (0600)."""
+"""`kinko login`: check a token against the server (KINKO_ADDR) and keep it, with that address, in ~/.kinko/token."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -13,13 +14,18 @@ from kinko.cli._common import handle_errors
 from kinko.errors import UsageError
 
 
-def store_token(token: str, path: Path) -> None:
-    """Write the token file 0600 from the first byte (and tighten an existing file before writing)."""
+def store_token(token: str, path: Path, addr: str | None = None) -> None:
+    """Write the token file 0600 from the first byte (and tighten an existing file before writing).
+
+    With `addr` (every login passes it) the file is {"addr": ..., "token": ...} JSON, and the client sends
+    the token only to that server; without it, the bare token (which the client no longer uses on its own).
+    """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    body = token if addr is None else json.dumps({"addr": addr, "token": token})
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
         os.fchmod(fd, 0o600)
-        os.write(fd, token.encode() + b"\n")
+        os.write(fd, body.encode() + b"\n")
     finally:
         os.close(fd)
 
@@ -50,6 +56,6 @@ def cli(token: str | None, addr: str | None, ca_file: str | None, print_export: 
         click.echo(f"export KINKO_TOKEN={shlex.quote(token)}")
         return
     path = Path(os.path.expanduser(TOKEN_FILE))
-    store_token(token, path)
+    store_token(token, path, client.addr)
     click.echo(f"logged in to {client.addr} as {who['subject']} (policies: {', '.join(who['policies'])}); "
                f"token stored in {path}", err=True)
