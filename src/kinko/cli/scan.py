@@ -68,11 +68,30 @@ def _write_report(text: str, output_file: str | None, show_secrets: bool) -> Non
     if output_file is None:
         click.echo(text, nl=False)
         return
-    # A report with real secret values must not be world-readable.
-    mode = 0o600 if show_secrets else 0o644
-    fd = os.open(output_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    if show_secrets:
+        _write_private(text, Path(output_file))
+        return
+    fd = os.open(output_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
+
+
+def _write_private(text: str, target: Path) -> None:
+    """A report with real secret values: a new 0600 file renamed over `target`.
+
+    Truncating in place would keep an existing file's (maybe world-readable) mode and write through a symlink
+    planted at `target`; a rename replaces the directory entry itself.
+    """
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)  # created 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def run_scan(source: Source, *, output: str, output_file: str | None, show_secrets: bool, fail_on: str,
