@@ -12,13 +12,16 @@ Authorization paths:
   `sudo` there instead (the rule `create_token` applies: a role is a standing grant of its policies).
 
 `login_kubernetes` takes no caller: it IS authentication. Every failure (unknown role, bad JWT, a service
-account the role does not bind) is the same PermissionDenied, and each attempt is audited.
+account the role does not bind) is the same PermissionDenied to the client, and each attempt is audited; the
+reason (wrong namespace, expired, bad signature, ...) goes only to the audit record's outcome ("denied: <reason>")
+and a server log line, never the JWT.
 """
 
 from __future__ import annotations
 
 import builtins
 import json
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +39,8 @@ from kinko.access.tokens import TokenInfo, TokenManager, TokenRequest
 from kinko.core.model import Caller
 from kinko.errors import InvalidInput, KinkoError, NotFound, PermissionDenied
 from kinko.service_parts import ServiceParts
+
+log = logging.getLogger("kinko.auth")
 
 M_CONFIG = "k8s_auth/config"
 M_ROLES = "k8s_auth/roles"
@@ -163,10 +168,14 @@ class KubernetesAuthMixin(ServiceParts):
         path = f"{LOGIN_PATH}/{role}" if isinstance(role, str) and len(role) <= 64 else LOGIN_PATH
         try:
             bound, account = self._verify_login(jwt, role)
-        except PermissionDenied:
+        except PermissionDenied as exc:
+            reason = getattr(exc, "login_reason", None) or _jwt_reason(exc)
+            log.warning("kubernetes login denied for role %r from %s: %s", path.rpartition("/")[2],
+                        remote_addr or "local", reason)
             if self._audit is not None:
-                self._audit(Caller("anonymous", remote_addr=remote_addr), "auth.kubernetes.login", path, "denied")
-            raise PermissionDenied() from None
+                self._audit(Caller("anonymous", remote_addr=remote_addr), "auth.kubernetes.login", path,
+                            f"denied: {reason}")
+            raise PermissionDenied() from None  # the client learns nothing about why
         caller = Caller(account.subject, frozenset(bound.policies), remote_addr=remote_addr)
         if self._audit is not None:  # fail closed: no audit record, no token
             self._audit(caller, "auth.kubernetes.login", path, "allowed")
@@ -183,9 +192,48 @@ class KubernetesAuthMixin(ServiceParts):
         config = self._k8s_config()
         doc = self._k8s_roles()[1].get(role) if isinstance(role, str) else None
         if config is None or doc is None:
-            raise PermissionDenied()
+            raise _denied("kubernetes auth is not configured" if config is None else "unknown role")
         bound = KubernetesRole.from_dict(doc)
         account = verify_service_account_jwt(jwt, config, audience=bound.audience, now=self._clock())
         if not bound.binds(account):
-            raise PermissionDenied()
+            wrong_ns = "*" not in bound.namespaces and account.namespace not in bound.namespaces
+            raise _denied("wrong namespace" if wrong_ns else "wrong service account")
         return bound, account
+
+
+def _denied(reason: str) -> PermissionDenied:
+    """The uniform PermissionDenied, carrying the reason for the audit record and log only."""
+    exc = PermissionDenied()
+    exc.login_reason = reason  # type: ignore[attr-defined]
+    return exc
+
+
+#: The identity layer's internal ValueError messages (fixed texts, never token content) -> audit reasons.
+_VALUE_REASONS = {"expired": "expired", "not yet valid": "not yet valid", "issued in the future": "not yet valid",
+                  "algorithm not allowed": "algorithm not allowed", "malformed token": "malformed token",
+                  "no configured key verifies the signature": "bad signature",
+                  "no service-account identity in the token": "no service-account identity",
+                  "sub and kubernetes.io disagree": "sub and kubernetes.io disagree"}
+
+
+def _jwt_reason(exc: BaseException) -> str:
+    """Why verify_service_account_jwt refused: it raises PermissionDenied `from None`, which keeps the
+    original error as __context__ (only the traceback display is suppressed)."""
+    import jwt
+
+    cause = exc.__context__
+    if isinstance(cause, jwt.InvalidAudienceError) or (
+            isinstance(cause, jwt.MissingRequiredClaimError) and cause.claim == "aud"):
+        return "wrong audience"
+    if isinstance(cause, jwt.InvalidIssuerError) or (
+            isinstance(cause, jwt.MissingRequiredClaimError) and cause.claim == "iss"):
+        return "wrong issuer"
+    if isinstance(cause, jwt.MissingRequiredClaimError):
+        return f"missing claim {cause.claim!r}"[:64]
+    if isinstance(cause, jwt.InvalidSignatureError):
+        return "bad signature"
+    if isinstance(cause, jwt.PyJWTError):
+        return "malformed token"
+    if isinstance(cause, ValueError) and str(cause) in _VALUE_REASONS:
+        return _VALUE_REASONS[str(cause)]
+    return "invalid token"
