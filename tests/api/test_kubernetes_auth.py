@@ -164,7 +164,8 @@ def test_cli_local_admin_and_remote_login(tmp_path: Path, server: Server, issuer
     assert done.returncode == 0, done.stderr
     doc = json.loads((tmp_path / ".kinko" / "token").read_text())
     stored = doc["token"]
-    assert doc["addr"] == server.addr and stored.startswith("kinko_s_") and stored.encode() not in done.stderr + done.stdout
+    assert doc["addr"] == server.addr and stored.startswith("kinko_s_")
+    assert stored.encode() not in done.stderr + done.stdout
     assert (tmp_path / ".kinko" / "token").stat().st_mode & 0o777 == 0o600
     (tmp_path / "sa").write_text(Issuer().mint(issuer.claims(now=time.time())))
     done = subprocess.run([*KINKO, "auth", "kubernetes", "login", "--role", "cli-web", "--jwt-file",
