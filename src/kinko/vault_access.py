@@ -10,6 +10,7 @@ Authorization paths (what a policy must grant):
   `sys/tokens/accessors` — `list`.
 * `sys/policies/<name>` — `read`, `create` / `update` (write), `delete`; `sys/policies` — `list`.
 * `sys/audit/hash` — `sudo` (an HMAC oracle for guessed values is privileged).
+* `sys/audit/verify` — `sudo` (checks an audit file's keyed chain; the key itself is never exported).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kinko.access.audit import AuditLog, hmac_value
+from kinko.access.audit import AuditLog, ChainReport, chain_key, check_chain, hmac_value
 from kinko.access.integrity import RecordMac
 from kinko.access.policy import (
     BUILTINS,
@@ -90,6 +91,18 @@ class AccessMixin(ServiceParts):
 
     def _policy_document(self, name: str) -> str | None:
         return verified_policy(self._store, name, self._record_mac)
+
+    def audit_verify(self, caller: Caller, path: str | Path | None = None) -> ChainReport:
+        """Check an audit file's keyed chain (default: this vault's own audit file) with the vault's chain key."""
+        self._check(caller, "sudo", "sys/audit/verify", "audit.verify")
+        if path is None:
+            if not isinstance(self._audit, AuditLog):
+                raise InvalidInput("this vault has no audit file configured")
+            path = self._audit.path
+        try:
+            return check_chain(path, chain_key(self.audit_salt()))
+        except OSError as exc:
+            raise InvalidInput(f"cannot read audit file {str(path)!r}: {exc.strerror}") from None
 
     # -- tokens --------------------------------------------------------------------------------------------------
     @property
