@@ -153,9 +153,9 @@ class Vault(AccessMixin, KubernetesAuthMixin):
         if cached is None or cached[0] != vault_id:
             cached = self._aad_prefix = (vault_id, aad_part(vault_id))
         raw_path, raw_version = path.encode(), b"%d" % version
-        aad = b"".join((cached[1], _LENGTH(len(raw_path)), raw_path, _LENGTH(len(raw_version)), raw_version,
-                        _VALUE_FIELD if field == "value" else aad_part(field)))
-        return aad + aad_part(incarnation) if incarnation else aad
+        tail = aad_part(incarnation) if incarnation else b""  # secrets from before migration 3 have none
+        return b"".join((cached[1], _LENGTH(len(raw_path)), raw_path, _LENGTH(len(raw_version)), raw_version,
+                         _VALUE_FIELD if field == "value" else aad_part(field), tail))
 
     def _open(self, blob: bytes, path: str, version: int, field: str, incarnation: str) -> bytes:
         aad = self._record_aad(path, version, field, incarnation)
@@ -221,12 +221,17 @@ class Vault(AccessMixin, KubernetesAuthMixin):
         if type(path) is not str or path not in self._valid_paths:  # exact str: no subclass with its own __eq__
             self._remember_valid(path)
         self._check(caller, "read", path, "secret.get")
-        self.keys.barrier()
-        row = self._store.get_live_version(path, check_version(version))
+        barrier = self.keys.barrier()  # Sealed before anything is read
+        row = self._store.get_live_version(path, version if version is None else check_version(version))
         if row is None:
             row = self._version_row(path, version)  # raises the precise NotFound
         self._check_readable(row)
-        value, metadata = decode_payload(self._open(row.value_ct, path, row.version, "value", row.incarnation))
+        aad = self._record_aad(path, row.version, "value", row.incarnation)
+        try:
+            payload = barrier.open_aad(row.value_ct, aad)
+        except UnknownTerm:
+            payload = self._open(row.value_ct, path, row.version, "value", row.incarnation)  # reloads the keyring
+        value, metadata = decode_payload(payload)
         if self._audit is not None:
             # The response record (HMAC of the value) answers "was this value read?"; fail closed like requests.
             self._audit(caller, "secret.get.response", path, "ok", {"value": value})
