@@ -262,3 +262,35 @@ def test_server_gone_mid_run_keeps_files_and_sigterm_exits_0(server: Server, tmp
                 child.kill()
             child.wait()
     assert "keeping the previous files" in (tmp_path / "agent.err").read_text()
+
+
+# -- review fixes: modes, YAML locations, failed Kubernetes logins ----------------------------------------------
+def test_unsafe_modes_refused_readable_modes_warn(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    for bad in ("0777", "0755", "0500", "0660", "0602", "0410"):
+        with pytest.raises(UsageError, match=r"files\[0\].*mode") as caught:
+            load_spec({"path": "a/b", "destination": "d", "mode": bad}, tmp_path)
+        assert "execute" in caught.value.message or "write" in caught.value.message
+    with caplog.at_level("WARNING", logger="kinko.agent"):
+        for ok in ("0400", "0600", "0440", "0444", "0640", "0644"):
+            assert load_spec({"path": "a/b", "destination": "d", "mode": ok}, tmp_path).mode == int(ok, 8)
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 4 and all("files[0]" in w and "readable" in w for w in warned)
+
+
+def test_bad_yaml_names_line_and_column_not_content(tmp_path: Path) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text(f"address: http://x\ntoken_file: t\nfiles: [{{path: {CANARY}, destination: [d}}\n")
+    with pytest.raises(UsageError) as caught:
+        load_config(config, env={})
+    assert "line 3" in caught.value.message and "column" in caught.value.message
+    assert CANARY not in caught.value.message
+
+
+def test_once_with_rejected_jwt_says_why(server: Server, tmp_path: Path) -> None:
+    issuer = _k8s_setup(server, tmp_path)
+    (tmp_path / "sa-token").write_text(issuer.mint(issuer.claims("other-ns", "app", now=time.time())))
+    config = agent_config(tmp_path, server, {"kubernetes": {"role": "app", "jwt_file": "sa-token"}})
+    done = subprocess.run([*KINKO, "agent", "--config", str(config), "--once"], capture_output=True, timeout=30)
+    assert done.returncode == 1
+    assert b"kubernetes login failed for role app: permission denied" in done.stderr
+    assert b"audience, namespace and service account" in done.stderr

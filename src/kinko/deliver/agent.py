@@ -120,7 +120,21 @@ def _file_spec(doc: object, number: int, base: Path) -> FileSpec:
     assert path is not None and destination is not None
     name = _text(doc, "name", where) or path.rsplit("/", 1)[-1]
     return FileSpec(path, base / os.path.expanduser(destination), name, key, template,
-                    parse_mode(doc.get("mode"), where))
+                    _secret_mode(parse_mode(doc.get("mode"), where), where))
+
+
+def _secret_mode(mode: int | None, where: str) -> int | None:
+    """Refuse execute bits and group/other write on a secret file; warn (once per file) when others can read it."""
+    if mode is None:
+        return None
+    if mode & 0o111:
+        raise UsageError(f"{where}: mode {mode:04o} has an execute bit; a secret file needs at most 0600 or 0444")
+    if mode & 0o022:
+        raise UsageError(f"{where}: mode {mode:04o} lets group/other write the secret file; use 0400 (default)")
+    if mode & 0o044:
+        log.warning("%s: mode %04o makes the secret file readable by group/other (the default is 0400)",
+                    where, mode)
+    return mode
 
 
 def load_config(file: Path, env: Mapping[str, str] | None = None) -> AgentConfig:
@@ -129,8 +143,10 @@ def load_config(file: Path, env: Mapping[str, str] | None = None) -> AgentConfig
     try:
         raw = file.read_bytes()[:MAX_CONFIG_BYTES + 1]
         doc = yaml.safe_load(raw) if len(raw) <= MAX_CONFIG_BYTES else None
-    except (OSError, yaml.YAMLError):
+    except OSError:
         raise UsageError(f"cannot read agent config {str(file)!r}") from None
+    except yaml.YAMLError as exc:  # the location only: the problem text can quote the file's content
+        raise UsageError(f"cannot read agent config {str(file)!r}: invalid YAML{_yaml_where(exc)}") from None
     doc = _mapping(doc, "agent config", _TOP_KEYS)
     base = file.resolve().parent
     address = _text(doc, "address", "agent config") or env.get("KINKO_ADDR")
@@ -154,6 +170,11 @@ def load_config(file: Path, env: Mapping[str, str] | None = None) -> AgentConfig
         str(base / ca_file) if ca_file else None, base / token_file if token_file else None, role,
         base / jwt_file, _seconds(doc, "interval", DEFAULT_INTERVAL),
         _seconds(doc, "max_backoff", DEFAULT_MAX_BACKOFF), command, pid_file and base / pid_file, signal_name)
+
+
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
 
 
 def _hook(doc: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, Path | None, str]:
@@ -231,7 +252,12 @@ class Fetcher:
             self._renew_at = float("inf")  # a token file is re-read only when the server refuses it
             return
         assert config.k8s_role is not None
-        auth = self.client.kubernetes_login(config.k8s_role, _read_credential(config.jwt_file, "jwt_file"))
+        try:
+            auth = self.client.kubernetes_login(config.k8s_role, _read_credential(config.jwt_file, "jwt_file"))
+        except PermissionDenied as exc:  # the server says why only in its audit log: point the operator there
+            raise PermissionDenied(
+                f"kubernetes login failed for role {config.k8s_role}: {exc.message} (check the role's audience, "
+                "namespace and service account; the server's audit log has the reason)") from None
         lease = float(auth.get("lease_duration") or 0)
         # Log in again at two thirds of the lease, before the token can expire mid-cycle.
         self._renew_at = self._clock() + lease * 2 / 3 if lease > 0 else float("inf")
