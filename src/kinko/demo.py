@@ -65,7 +65,7 @@ def main(directory: str | None = None) -> int:
     print(f"recovered {recovered.path} (version {recovered.current_version})")
 
     step("kinko operator seal")
-    vault.keys.seal()
+    vault.seal(caller)
     try:
         vault.get(caller, "shop/db/url")
     except KinkoError as exc:

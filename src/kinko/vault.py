@@ -45,10 +45,11 @@ from kinko.errors import (
     SecretNotYetValid,
     UnsealFailed,
 )
-from kinko.lifecycle import InitResult, SealState, VaultStatus
+from kinko.lifecycle import SealState
 from kinko.storage.interface import SecretRow, Store, VersionRow
 from kinko.vault_access import AccessMixin
 from kinko.vault_k8s import KubernetesAuthMixin
+from kinko.vault_lifecycle import LifecycleMixin
 
 BACKUP_MAGIC = b"kinko-backup-1:"
 #: The audit path of a restore refused before its secret's path is known (unreadable or foreign backup).
@@ -73,7 +74,7 @@ def root_only(caller: Caller, capability: str, path: str) -> bool:
     return "root" in caller.policies
 
 
-class Vault(AccessMixin, KubernetesAuthMixin):
+class Vault(LifecycleMixin, AccessMixin, KubernetesAuthMixin):
     def __init__(
         self, store: Store, *, clock: Callable[[], float] = time.time,
         authorize: Authorizer | None = None, audit: AuditSink | None = None,
@@ -87,29 +88,7 @@ class Vault(AccessMixin, KubernetesAuthMixin):
         self._aad_prefix: tuple[str, bytes] | None = None  # (vault id, its encoded AAD part)
         self._valid_paths: set[str] = set()
 
-    # -- lifecycle (delegates to SealState) ----------------------------------------------------------------
-    def status(self) -> VaultStatus:
-        return self.keys.status()
-
-    def init(self, **options: Any) -> InitResult:
-        return self.keys.init(**options)
-
-    def unseal(self, *, share: str | None = None, passphrase: str | None = None,
-               key_file: Path | None = None) -> VaultStatus:
-        if share is not None:
-            return self.keys.unseal_share(share)
-        if passphrase is not None:
-            return self.keys.unseal_passphrase(passphrase)
-        return self.keys.unseal_key_file(key_file)
-
-    def seal(self, caller: Caller) -> None:
-        self._check(caller, "sudo", "sys/seal", "seal")
-        self.keys.seal()
-
-    def rotate(self, caller: Caller) -> int:
-        self._check(caller, "sudo", "sys/rotate", "rotate")
-        return self.keys.rotate()
-
+    # -- records --------------------------------------------------------------------------------------------
     def rewrap(self, caller: Caller, batch: int = 500) -> int:
         """Re-encrypt every version sealed under an older key term with the newest term."""
         self._check(caller, "sudo", "sys/rewrap", "rewrap")
@@ -121,10 +100,6 @@ class Vault(AccessMixin, KubernetesAuthMixin):
                 self._store.update_version(row._replace(value_ct=sealed, key_term=term_of(sealed)))
                 moved += 1
         return moved
-
-    def close(self) -> None:
-        self.keys.forget()
-        self._store.close()
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _check(self, caller: Caller, capability: str, path: str, operation: str,

@@ -54,7 +54,7 @@ class HashBody(Strict):
 async def _self_caller(request: Request) -> Caller:
     """Like `Who`, but a use-limited token is not spent by looking at or renewing itself (as in Vault)."""
     st = await state(request)
-    st.vault.keys.barrier()  # Sealed (503) before any token is looked at, like `authorized`
+    st.vault.require_unsealed()  # Sealed (503) before any token is looked at, like `authorized`
     with uses_not_consumed():
         return caller_for(request, st.vault, st.limiter)
 

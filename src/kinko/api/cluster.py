@@ -64,7 +64,7 @@ class UnsealBroadcast:
     def _sync_locked(self, vault: Vault) -> None:
         gen, epoch, log = self._read()
         if epoch != self._epoch:
-            vault.keys.forget()  # a seal or a failed attempt elsewhere: drop keys and partial progress
+            vault.drop_keys()  # a seal or a failed attempt elsewhere: drop keys and partial progress
             self._epoch, self._applied = epoch, 0
         for kind, value in log[self._applied:]:
             # A failure was already reported by the publishing worker, which also starts a new epoch.
@@ -77,11 +77,11 @@ class UnsealBroadcast:
         """Apply unseal material here and publish it to the other workers; on failure reset everyone."""
         with self._lock:
             self._sync_locked(vault)
-            if not vault.keys.initialized or not vault.status().sealed:
+            if not vault.initialized or not vault.status().sealed:
                 return vault.status()
             # Material that cannot be right (a malformed share, the wrong method) is refused here, before it
             # can start a new epoch: otherwise anyone could wipe every worker's unseal progress at will.
-            vault.keys.precheck(_SEAL_TYPES[kind], value if kind == "share" else None)
+            vault.precheck_unseal(_SEAL_TYPES[kind], value if kind == "share" else None)
             try:
                 status = _apply(vault, kind, value)
             except KinkoError:
@@ -102,7 +102,7 @@ class UnsealBroadcast:
         gen, epoch, _ = self._read()
         self._mem[_HEADER.size:] = bytes(len(self._mem) - _HEADER.size)  # wipe old material
         self._write(gen + 1, epoch + 1, [])
-        vault.keys.forget()
+        vault.drop_keys()
         self._seen_gen, self._epoch, self._applied = gen + 1, epoch + 1, 0
 
 def _apply(vault: Vault, kind: str, value: str) -> VaultStatus:

@@ -60,7 +60,7 @@ async def authorized(request: Request) -> Caller:
     One flat dependency on purpose: each FastAPI sub-dependency costs time on every request.
     """
     st = await state(request)
-    st.vault.keys.barrier()  # raises Sealed (503) / NotInitialized (501)
+    st.vault.require_unsealed()  # raises Sealed (503) / NotInitialized (501)
     return caller_for(request, st.vault, st.limiter)
 
 
@@ -186,7 +186,7 @@ async def seal_status(st: St) -> dict[str, Any]:
 @sys_router.post("/init")
 async def init(body: InitBody, request: Request, st: St) -> dict[str, Any]:
     """Unauthenticated only while the vault is uninitialised (the first caller gets the root token)."""
-    if st.vault.keys.initialized:
+    if st.vault.initialized:
         caller_for(request, st.vault, st.limiter)
         raise AlreadyInitialized("vault is already initialized")
     result = await run_in_threadpool(

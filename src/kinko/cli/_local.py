@@ -55,7 +55,7 @@ def ensure_unsealed(vault: Vault) -> Vault:
     status = vault.status()
     if not status.initialized or not status.sealed:
         return vault
-    if vault.keys.operator_sealed():
+    if vault.operator_sealed():
         raise Sealed("vault is sealed (by an operator); run `kinko operator unseal` first")
     if status.seal_type == "passphrase":
         passphrase = os.environ.get("KINKO_PASSPHRASE")

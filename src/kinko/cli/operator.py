@@ -197,7 +197,7 @@ def status(vault_path: str, output: str) -> None:
     if is_remote():
         emit(output, current.to_dict(), lambda: _status_text(current))
         return
-    operator_sealed = current.initialized and vault.keys.operator_sealed()
+    operator_sealed = current.initialized and vault.operator_sealed()
     emit(output, {**current.to_dict(), "operator_sealed": operator_sealed},
          lambda: _status_text(current, operator_sealed))
 
