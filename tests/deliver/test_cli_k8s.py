@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
 import stat
 from pathlib import Path
 
 import pytest
 import yaml
 
+from kinko.deliver.k8s_patch import MOVED_ANNOTATION
 from tests.cli.test_cli_operator import one_error_line, run
 from tests.deliver.test_k8s import CANARY, CANARY_USER, b64, load_all, spc_objects, write_app
 
@@ -109,3 +111,65 @@ def test_import_bad_input_and_usage(env: dict[str, str], tmp_path: Path) -> None
     assert run(env, "secret", "list").stdout.strip() == "" and not (tmp_path / "o").exists()  # all or nothing
     usage = run(env, "k8s", "import", str(src), "--prefix", "team/app", "--apply")
     assert usage.exit_code == 2 and "--role" in usage.stderr
+
+
+# -- review fixes: addresses, mount paths, Secret types, duplicate moves, unknown Secrets ------------------------
+SPC = ("k8s", "render", "spc", "--name", "app", "--namespace", "shop", "--role", "r")
+
+
+def test_render_spc_checks_address_and_mount_path(env: dict[str, str]) -> None:
+    for bad in ("not a url", "ftp://kinko:21", "https://", "kinko:8200"):
+        result = run(env, *SPC, "--address", bad, "a/b")
+        assert result.exit_code == 2 and "--address" in result.stderr, (bad, result.stderr)
+    relative = run(env, *SPC, "--address", "https://kinko:8200", "--mount-path", "secrets", "a/b")
+    assert relative.exit_code == 2 and "--mount-path" in relative.stderr
+    good = run(env, *SPC, "--address", "https://kinko.kinko.svc:8200", "a/b")
+    assert good.exit_code == 0 and good.stderr == ""
+    local = run({**env, "KINKO_ADDR": "http://127.0.0.1:18777"}, *SPC, "a/b")
+    assert local.exit_code == 0 and "loopback" in local.stderr and "plain http" in local.stderr
+    assert "KINKO_ADDR" in local.stderr
+    assert load_all(local.stdout)[0]["spec"]["parameters"]["kinkoAddress"] == "http://127.0.0.1:18777"
+    assert "loopback" in run(env, *SPC, "--address", "https://localhost:8200", "a/b").stderr
+
+
+def test_import_checks_address_and_mount_path(env: dict[str, str], tmp_path: Path) -> None:
+    src = write_app(tmp_path / "src")
+    assert run(env, "k8s", "import", str(src), "--prefix", "t/a", "--address", "nope").exit_code == 2
+    assert run(env, "k8s", "import", str(src), "--prefix", "t/a", "--mount-path", "rel/dir").exit_code == 2
+    local = run({**env, "KINKO_ADDR": "http://localhost:18777"}, "k8s", "import", str(src), "--prefix", "t/a")
+    assert local.exit_code == 0 and "loopback" in local.stderr
+
+
+def test_render_secret_unknown_type_is_usage(env: dict[str, str]) -> None:
+    assert run(env, "secret", "put", "team/app/db", "password=x").exit_code == 0
+    result = run(env, "k8s", "render", "secret", "team/app/db", "--name", "db", "--namespace", "shop",
+                 "--type", "kubernetes.io/bogus")
+    assert result.exit_code == 2 and "kubernetes.io/tls" in result.stderr and "Opaque" in result.stderr
+
+
+def test_import_dedupes_moves_and_warns_on_unknown_secret(env: dict[str, str], tmp_path: Path) -> None:
+    src = write_app(tmp_path / "src")
+    (src / "other.yaml").write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: creds, namespace: shop}\n"
+        f"stringData: {{DB_PASSWORD: {CANARY}}}\n---\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\n"
+        "spec:\n  containers:\n  - name: c\n    image: x\n"
+        "    env:\n    - {name: DB_PASSWORD, valueFrom: {secretKeyRef: {name: creds, key: DB_PASSWORD}}}\n"
+        "    - {name: API, valueFrom: {secretKeyRef: {name: elsewhere, key: token}}}\n"
+        "    envFrom:\n    - {secretRef: {name: creds}}\n")
+    result = run(env, "k8s", "import", str(src), "--prefix", "team/app", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    no_canary(result.stdout, result.stderr)
+    summary = json.loads(result.stdout)
+    assert [m for m in summary["moved_env"] if m.startswith("Pod/")] == [
+        "Pod/shop/p container c: DB_PASSWORD -> /var/run/secrets/kinko/creds/DB_PASSWORD"]
+    (warning,) = [w for w in summary["warnings"] if "elsewhere" in w]
+    assert "API" in warning and "unchanged" in warning
+    out = tmp_path / "out"
+    assert run(env, "k8s", "import", str(src), "--prefix", "team/app", "--apply", "--out", str(out),
+               "--role", "r").exit_code == 0
+    (pod,) = load_all((out / "other.yaml").read_text())
+    assert pod["metadata"]["annotations"][MOVED_ANNOTATION].count("DB_PASSWORD ->") == 1
+    container = pod["spec"]["containers"][0]
+    assert container["env"] == [{"name": "API", "valueFrom": {"secretKeyRef": {"name": "elsewhere", "key": "token"}}}]
+    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/var/run/secrets/kinko/creds"]

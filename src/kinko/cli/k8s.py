@@ -17,6 +17,8 @@ from kinko.deliver.k8s import (
     DEFAULT_MOUNT_PATH,
     DEFAULT_VOLUME_NAME,
     SECRET_WARNING,
+    check_address,
+    check_mount_path,
     dump_yaml,
     parse_object_ref,
     render_secret,
@@ -46,7 +48,11 @@ def _vault(vault_path: str) -> Vault:
 
 
 def _address(address: str | None) -> str:
-    return address or os.environ.get("KINKO_ADDR") or DEFAULT_ADDRESS
+    """--address, else KINKO_ADDR, else the in-cluster default; checked, with a warning when pods can't use it."""
+    chosen = address or os.environ.get("KINKO_ADDR") or DEFAULT_ADDRESS
+    for warning in check_address(chosen, "--address" if address else "KINKO_ADDR"):
+        click.echo(f"warning: {warning}", err=True)
+    return chosen
 
 
 @render.command("spc")
@@ -64,6 +70,7 @@ def render_spc_cmd(objects: tuple[str, ...], name: str, namespace: str, role: st
                    audience: str | None, mount_path: str, volume_name: str, output: str) -> None:
     """OBJECTS: PATH[#key][=objectName] ... (files are 0400; the file name defaults to the key or last segment)."""
     parsed = [parse_object_ref(text) for text in objects]
+    check_mount_path(mount_path)
     spc = render_spc(name, namespace, parsed, role=role, address=_address(address), audience=audience)
     snippet = volume_snippet(name, name=volume_name, mount_path=mount_path)
     if output == "json":
@@ -87,6 +94,9 @@ def render_spc_cmd(objects: tuple[str, ...], name: str, namespace: str, role: st
 def render_secret_cmd(vault_path: str, path: str, name: str, namespace: str, secret_type: str | None,
                       single_key: str | None, version: int | None, output: str) -> None:
     """Print a typed native Secret built from PATH (base64 is not encryption: prefer `render spc`)."""
+    if secret_type is not None and secret_type not in K8S_TYPES:
+        raise UsageError(f"--type {secret_type[:64]!r} is not a Kubernetes Secret type; use one of: "
+                         f"{', '.join(sorted(K8S_TYPES))}")
     secret = _vault(vault_path).get(CALLER, path, version)
     kind = secret_type or (secret.info.attributes.content_type
                            if secret.info.attributes.content_type in K8S_TYPES else "Opaque")
@@ -121,6 +131,7 @@ def import_cmd(vault_path: str, source: Path, prefix: str, apply_: bool, out_dir
 
     if apply_ and (out_dir is None or not role):
         raise UsageError("--apply needs --out DIR and --role ROLE")
+    check_mount_path(mount_path)
     if out_dir is not None:
         check_out_dir(out_dir)
     plan = plan_import(source, prefix, role=role or "CHANGE-ME", address=_address(address), audience=audience,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -88,6 +90,41 @@ def check_name(name: str, what: str) -> str:
     if not name or len(name) > 253 or not _SUBDOMAIN.fullmatch(name):
         raise UsageError(f"{what} {name[:64]!r} must be a lowercase RFC 1123 subdomain (a-z, 0-9, '-', '.')")
     return name
+
+
+def check_address(address: str, what: str = "--address") -> list[str]:
+    """A kinko URL as pods reach it: absolute http(s) or a usage error. Returns warnings (loopback, plain http)."""
+    try:
+        url = urllib.parse.urlsplit(address)
+        scheme, host, _port = url.scheme, url.hostname, url.port  # .port raises on a non-numeric port
+    except ValueError:
+        scheme, host = "", None
+    if scheme not in ("http", "https") or not host or any(c.isspace() for c in address):
+        raise UsageError(f"{what} {address[:80]!r} must be an absolute http(s) URL such as "
+                         "https://kinko.kinko.svc:8200")
+    warnings = []
+    if _is_loopback(host):
+        warnings.append(f"{what} {address!r} is a loopback address: pods cannot reach it; give the address "
+                        "pods use (for example https://kinko.kinko.svc:8200)")
+    if scheme == "http":
+        warnings.append(f"{what} {address!r} is plain http: pods' login tokens and secrets travel in clear")
+    return warnings
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_mount_path(path: str) -> str:
+    """Where containers see the files: an absolute path (a relative mountPath is rejected by the API server)."""
+    if not path.startswith("/") or "\x00" in path:
+        raise UsageError(f"--mount-path {path[:80]!r} must be an absolute path such as {DEFAULT_MOUNT_PATH}")
+    return path
 
 
 def volume_name(base: str, taken: Iterable[str] = ()) -> str:

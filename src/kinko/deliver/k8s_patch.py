@@ -124,8 +124,10 @@ class _Patcher:
 
         def move(var: str, ref: SecretRef, key: str) -> None:
             needs[ref.name] = ref
-            moved_vars.append(var)
-            self.result.moved.append(f"{self.where} container {cname}: {var} -> {self.root}/{ref.name}/{key}")
+            line = f"{self.where} container {cname}: {var} -> {self.root}/{ref.name}/{key}"
+            if line not in self.result.moved:  # the same key by secretKeyRef and envFrom: one file, one line
+                moved_vars.append(var)
+                self.result.moved.append(line)
 
         kept_env = [e for e in _list(container.get("env")) if not self._env_entry(e, move)]
         kept_from = [s for s in _list(container.get("envFrom")) if not self._env_from(s, move)]
@@ -147,6 +149,8 @@ class _Patcher:
         ref_doc = _get(entry, "valueFrom", "secretKeyRef")
         ref = self._target(_get(ref_doc, "name"))
         if ref is None:
+            if isinstance(_get(ref_doc, "name"), str):
+                self._not_imported(f"env {_get(entry, 'name')}", str(_get(ref_doc, "name")))
             return False
         key, var = str(_get(ref_doc, "key")), str(_get(entry, "name"))
         if key not in ref.keys:
@@ -157,11 +161,18 @@ class _Patcher:
     def _env_from(self, source: object, move: Callable[[str, SecretRef, str], None]) -> bool:
         ref = self._target(_get(source, "secretRef", "name"))
         if ref is None:
+            if isinstance(_get(source, "secretRef", "name"), str):
+                self._not_imported("envFrom", str(_get(source, "secretRef", "name")))
             return False
         prefix = _get(source, "prefix")
         for key in ref.keys:
             move(f"{prefix if isinstance(prefix, str) else ''}{key}", ref, key)
         return True
+
+    def _not_imported(self, what: str, secret: str) -> None:
+        """A reference to a Secret this import does not move (absent from the input, or pinned): say it stays."""
+        self.result.warnings.append(f"{self.where}: {what} uses Secret {self.ns}/{secret}, which this import does "
+                                    "not move (not in the input, or kept native): left unchanged")
 
     def _still_referenced(self, container: dict[str, Any], cname: str, moved: list[str]) -> None:
         """`$(VAR)` expansions of a moved variable stop working: say so instead of failing silently."""
