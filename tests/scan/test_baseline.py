@@ -25,7 +25,8 @@ def _no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _finding(secret: str, rule: str = "generic-password", path: str = "app/.env") -> Finding:
-    return Finding(rule, "t", Severity.HIGH, FindingKind.SECRET, Location("img.tar", path, line=3), secret=secret)
+    return Finding(rule, "t", Severity.HIGH, FindingKind.SECRET, Location("img.tar", path, line=3, layer_index=0),
+                   secret=secret)  # fmt: skip
 
 
 def test_written_baseline_has_no_plaintext_and_is_private(tmp_path: Path) -> None:
@@ -35,11 +36,12 @@ def test_written_baseline_has_no_plaintext_and_is_private(tmp_path: Path) -> Non
     assert SECRET_A not in text and SECRET_B not in text
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     doc = json.loads(text)
-    assert doc["version"] == 1 and doc["kind"] == "kinko-scan-baseline"
+    assert doc["version"] == 2 and doc["kind"] == "kinko-scan-baseline"
     key = bytes.fromhex(doc["key"])
     assert len(key) == 32
     assert len(doc["findings"]) == 2  # duplicates collapse
-    want = hmac.new(key, f"generic-password\0{SECRET_A}".encode(), hashlib.sha256).hexdigest()
+    # an image finding: the entry is bound to the archive and the in-image path
+    want = hmac.new(key, f"generic-password\0img.tar\0app/.env\0{SECRET_A}".encode(), hashlib.sha256).hexdigest()
     entry = {"hash": want, "rule_id": "generic-password", "artifact": "img.tar", "path": "app/.env"}
     assert doc["findings"][0] == entry
 
@@ -48,10 +50,10 @@ def test_filter_drops_known_and_keeps_new(tmp_path: Path) -> None:
     target = tmp_path / "b.json"
     Baseline.from_findings([_finding(SECRET_A)]).save(target)
     loaded = Baseline.load(target)
-    moved = _finding(SECRET_A, path="elsewhere/.env")  # same secret and rule: still known
+    moved = _finding(SECRET_A, path="elsewhere/.env")  # same secret and rule in another file: new again
     new = _finding(SECRET_B)
     other_rule = _finding(SECRET_A, rule="generic-token")
-    assert loaded.filter([moved, new, other_rule]) == [new, other_rule]
+    assert loaded.filter([_finding(SECRET_A), moved, new, other_rule]) == [moved, new, other_rule]
 
 
 def test_keys_are_random_per_baseline() -> None:
@@ -105,8 +107,8 @@ def test_env_key_is_used_and_never_written(tmp_path: Path, monkeypatch: pytest.M
     doc = json.loads(text)
     assert doc["key"] == "env:KINKO_BASELINE_KEY"
     assert key.hex() not in text and bytes(32).hex() not in text
-    assert doc["findings"][0]["hash"] == hmac.new(key, f"generic-password\0{SECRET_A}".encode(),
-                                                  hashlib.sha256).hexdigest()  # fmt: skip
+    message = f"generic-password\0img.tar\0app/.env\0{SECRET_A}".encode()
+    assert doc["findings"][0]["hash"] == hmac.new(key, message, hashlib.sha256).hexdigest()
     loaded = Baseline.load(target)
     assert loaded.key == key
     assert loaded.filter([_finding(SECRET_A), _finding(SECRET_B)]) == [_finding(SECRET_B)]
@@ -139,3 +141,55 @@ def test_embedded_key_baselines_still_load_with_the_env_set(tmp_path: Path, monk
     Baseline.from_findings([_finding(SECRET_A)]).save(target)
     monkeypatch.setenv(ENV_KEY, "ab" * 32)
     assert Baseline.load(target).filter([_finding(SECRET_A)]) == []
+
+
+def test_a_baselined_secret_copied_to_another_file_is_reported() -> None:
+    baseline = Baseline.from_findings([_finding(SECRET_A, path="tests/fixtures/key.py")])
+    copied = _finding(SECRET_A, path="src/prod_config.yaml")
+    assert baseline.filter([copied]) == [copied]
+
+
+def test_the_same_file_with_the_secret_on_another_line_is_still_suppressed() -> None:
+    baseline = Baseline.from_findings([_finding(SECRET_A, path="tests/key.py")])
+    moved = Finding("generic-password", "t", Severity.HIGH, FindingKind.SECRET,
+                    Location("img.tar", "tests/key.py", line=40, layer_index=2), secret=SECRET_A)  # fmt: skip
+    assert baseline.filter([moved]) == []
+
+
+def test_image_entries_cover_archive_and_in_image_path() -> None:
+    baseline = Baseline.from_findings([_finding(SECRET_A, path="app/.env")])
+    other_path = _finding(SECRET_A, path="etc/app.env")
+    other_image = Finding("generic-password", "t", Severity.HIGH, FindingKind.SECRET,
+                          Location("other.tar", "app/.env", line=3, layer_index=0), secret=SECRET_A)  # fmt: skip
+    assert baseline.filter([other_path, other_image]) == [other_path, other_image]
+
+
+def test_manifest_entries_cover_the_file_not_the_object() -> None:
+    def in_manifest(ref: str, file: str = "deploy/app.yaml") -> Finding:
+        loc = Location("repo", f"{file}:{ref}:data.password", line=7, object_ref=ref)
+        return Finding("generic-password", "t", Severity.HIGH, FindingKind.SECRET, loc, secret=SECRET_A)
+
+    baseline = Baseline.from_findings([in_manifest("Secret/prod/db")])
+    renamed = in_manifest("Secret/prod/database")  # same file: the entry still holds
+    elsewhere = in_manifest("Secret/prod/db", file="deploy/other.yaml")
+    assert baseline.filter([renamed, elsewhere]) == [elsewhere]
+
+
+def test_version_1_baselines_still_load_with_their_old_meaning(tmp_path: Path) -> None:
+    """A v1 entry is HMAC(rule NUL secret): it keeps suppressing the secret wherever it is."""
+    key = bytes(range(32))
+    digest = hmac.new(key, f"generic-password\0{SECRET_A}".encode(), hashlib.sha256).hexdigest()
+    doc = {
+        "version": 1,
+        "kind": "kinko-scan-baseline",
+        "algorithm": "hmac-sha256",
+        "key": key.hex(),
+        "findings": [{"hash": digest, "rule_id": "generic-password", "artifact": "img.tar", "path": "a"}],
+    }
+    target = tmp_path / "old.json"
+    target.write_text(json.dumps(doc))
+    loaded = Baseline.load(target)
+    assert loaded.filter([_finding(SECRET_A, path="anywhere/else"), _finding(SECRET_B)]) == [_finding(SECRET_B)]
+    assert json.loads(loaded.to_json())["version"] == 1  # rewritten as loaded: its hashes are v1 hashes
+    rewritten = Baseline.from_findings([_finding(SECRET_A)], key=loaded.key)
+    assert json.loads(rewritten.to_json())["version"] == 2

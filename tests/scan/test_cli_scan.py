@@ -99,6 +99,20 @@ def test_baseline_round_trip(repo: tuple[Path, str], tmp_path: Path) -> None:
     assert code == 1 and [f["location"]["path"] for f in json.loads(out)["findings"]] == ["new.py"]
 
 
+def test_a_baselined_test_key_copied_into_src_is_reported(tmp_path: Path) -> None:
+    root, token = tmp_path / "repo", _token()
+    (root / "tests").mkdir(parents=True)
+    (root / "tests" / "fixture.py").write_text(f'T = "{token}"\n')
+    baseline = tmp_path / "baseline.json"
+    assert _run("dir", str(root), "--write-baseline", str(baseline))[0] == 0
+    (root / "tests" / "fixture.py").write_text(f'# moved down\n\nT = "{token}"\n')  # same file: still known
+    assert _run("dir", str(root), "--baseline", str(baseline))[0] == 0
+    (root / "src").mkdir()
+    (root / "src" / "prod_config.yaml").write_text(f"token: {token}\n")
+    code, out, _ = _run("dir", str(root), "--baseline", str(baseline), "-o", "json")
+    assert code == 1 and [f["location"]["path"] for f in json.loads(out)["findings"]] == ["src/prod_config.yaml"]
+
+
 def test_write_baseline_is_documented_as_accepting() -> None:
     help_text = " ".join(_run("dir", "--help")[1].split())
     assert "accept them" in help_text and "exit status is 0" in help_text

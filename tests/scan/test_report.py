@@ -79,7 +79,8 @@ def test_json_schema_is_stable() -> None:
     assert set(first) == {"rule_id", "title", "severity", "kind", "message", "fix", "secret", "fingerprint", "location"}
     assert first["severity"] == "critical" and first["secret"] == "ghp_********"
     assert first["location"]["status"] == "deleted" and first["location"]["deleted_in_layer"] == 2
-    expected = hmac.new(b"k" * 32, f"github-pat\0{canary}".encode(), hashlib.sha256).hexdigest()
+    message = f"github-pat\0app.tar\0root/bad-secret\0{canary}".encode()  # the baseline's keyed hash
+    expected = hmac.new(b"k" * 32, message, hashlib.sha256).hexdigest()
     assert first["fingerprint"] == expected
     summary = doc["summary"]
     assert summary["findings"] == 4 and summary["by_severity"]["critical"] == 2
@@ -95,7 +96,7 @@ def test_sarif_validates_against_the_official_schema() -> None:
     assert len(rules) >= len(load_rules())
     for result in run["results"]:
         assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
-        assert len(result["partialFingerprints"]["kinkoSecretHash/v1"]) == 64
+        assert len(result["partialFingerprints"]["kinkoLocation/v1"]) == 64
     first = run["results"][0]
     assert first["level"] == "error"
     # the archive is the file; the in-image path and its line are the logical location, message and properties

@@ -100,7 +100,7 @@ def run_scan(source: Source, *, output: str, output_file: str | None, show_secre
 
     Writing a baseline means "accept these findings", so it exits 0 whatever the findings are.
     """
-    from kinko.scan.baseline import Baseline
+    from kinko.scan.baseline import Baseline, env_key
     from kinko.scan.detect import default_detector
     from kinko.scan.report import ReportOptions, render
 
@@ -116,9 +116,8 @@ def run_scan(source: Source, *, output: str, output_file: str | None, show_secre
         click.echo(f"baseline written to {write_baseline}: {len(result.findings)} finding(s) accepted", err=True)
     if known is not None:
         result.findings = known.filter(result.findings)
-    options = ReportOptions(show_secrets=show_secrets)
-    if known is not None:
-        options.fingerprint_key = known.key
+    # Keyed fingerprints (the baseline's hashes) only with a stable key; else hashes of where, never of what.
+    options = ReportOptions(show_secrets=show_secrets, fingerprint_key=known.key if known else env_key())
     # A terminal gets colors and its own width; a pipe or a file gets plain text, never hard-wrapped.
     color = output == "text" and output_file is None and sys.stdout.isatty()
     width = shutil.get_terminal_size().columns if color else None

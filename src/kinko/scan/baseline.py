@@ -1,13 +1,16 @@
 """Baseline files: keyed hashes of known findings so CI fails only on new ones. Never stores plaintext.
 
 Format (JSON, written 0600):
-  {"version": 1, "kind": "kinko-scan-baseline", "algorithm": "hmac-sha256", "key": "<64 hex>",
+  {"version": 2, "kind": "kinko-scan-baseline", "algorithm": "hmac-sha256", "key": "<64 hex>",
    "findings": [{"hash": "<hex>", "rule_id": "...", "artifact": "...", "path": "..."}]}
-`hash` = HMAC-SHA256(key, rule_id + "\\0" + secret). The random per-baseline key stops anyone who reads the
-file from confirming a guessed secret against another baseline or a public hash list, but whoever reads the
-file has the key too and can test guesses offline (a weak password falls to a dictionary). So when
-KINKO_BASELINE_KEY (hex, at least 32 bytes) is set, that key is used and the file records only
-`"key": "env:KINKO_BASELINE_KEY"` plus a `key_id` (HMAC of a constant) that tells a wrong key from new findings.
+`hash` = HMAC-SHA256(key, rule_id NUL file NUL secret), file as in `places.file_key` (the file for manifests and
+directories, archive NUL in-image path for images): a known secret copied into another file is new again.
+Version 1 files (HMAC of rule_id NUL secret, in any file) are still read with that meaning.
+The random per-baseline key stops anyone who reads the file from confirming a guessed secret against another
+baseline or a public hash list, but whoever reads the file has the key too and can test guesses offline (a weak
+password falls to a dictionary). So when KINKO_BASELINE_KEY (hex, at least 32 bytes) is set, that key is used
+and the file records only `"key": "env:KINKO_BASELINE_KEY"` plus a `key_id` (HMAC of a constant) that tells a
+wrong key from new findings.
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ from typing import Any
 
 from kinko.errors import InvalidInput
 from kinko.scan.interface import Finding
+from kinko.scan.places import file_key
 
-VERSION = 1
+VERSION = 2
+#: Versions `load` accepts; 1 hashes ignore the file.
+READABLE_VERSIONS = (1, 2)
 KIND = "kinko-scan-baseline"
 KEY_BYTES = 32
 KEY_ENV = "KINKO_BASELINE_KEY"
@@ -60,9 +66,12 @@ def finding_identity(finding: Finding) -> str:
     return f"{loc.path}\0{loc.object_ref or ''}\0{finding.message}"
 
 
-def fingerprint(key: bytes, finding: Finding) -> str:
-    """HMAC-SHA256(key, rule_id NUL identity) as hex."""
-    message = f"{finding.rule_id}\0{finding_identity(finding)}".encode("utf-8", errors="surrogateescape")
+def fingerprint(key: bytes, finding: Finding, version: int = VERSION) -> str:
+    """HMAC-SHA256(key, rule_id NUL file NUL identity) as hex; version 1 leaves the file out."""
+    parts = [finding.rule_id, finding_identity(finding)]
+    if version >= 2:
+        parts.insert(1, file_key(finding.location))
+    message = "\0".join(parts).encode("utf-8", errors="surrogateescape")
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
@@ -79,6 +88,7 @@ class Baseline:
     key: bytes = field(repr=False)
     entries: list[BaselineEntry] = field(default_factory=list)
     key_from_env: bool = False  # the file names KINKO_BASELINE_KEY instead of holding the key
+    version: int = VERSION  # what the hashes cover; a loaded version 1 file keeps its meaning
 
     @classmethod
     def new(cls) -> Baseline:
@@ -107,11 +117,11 @@ class Baseline:
     def filter(self, findings: Iterable[Finding]) -> list[Finding]:
         """Findings whose keyed hash is not in the baseline."""
         known = self.hashes()
-        return [f for f in findings if fingerprint(self.key, f) not in known]
+        return [f for f in findings if fingerprint(self.key, f, self.version) not in known]
 
     def to_json(self) -> str:
         doc = {
-            "version": VERSION,
+            "version": self.version,
             "kind": KIND,
             "algorithm": "hmac-sha256",
             "key": ENV_KEY_REF if self.key_from_env else self.key.hex(),
@@ -145,17 +155,19 @@ class Baseline:
 
     @classmethod
     def from_document(cls, doc: Any, where: str) -> Baseline:
-        if not isinstance(doc, dict) or doc.get("kind") != KIND or doc.get("version") != VERSION:
-            raise InvalidInput(f"baseline {where}: not a kinko baseline (version {VERSION})")
+        version = doc.get("version") if isinstance(doc, dict) else None
+        if type(version) is not int or version not in READABLE_VERSIONS or doc.get("kind") != KIND:
+            raise InvalidInput(f"baseline {where}: not a kinko baseline (version 1 or {VERSION})")
         if doc.get("key") == ENV_KEY_REF:
-            return cls(key=_env_key_for(doc, where), entries=_entries(doc, where), key_from_env=True)
+            key = _env_key_for(doc, where)
+            return cls(key=key, entries=_entries(doc, where), key_from_env=True, version=version)
         try:
             key = bytes.fromhex(str(doc["key"]))
         except (KeyError, TypeError, ValueError):
             raise InvalidInput(f"baseline {where}: malformed key or findings list") from None
         if len(key) != KEY_BYTES:
             raise InvalidInput(f"baseline {where}: key must be {KEY_BYTES} bytes")
-        return cls(key=key, entries=_entries(doc, where))
+        return cls(key=key, entries=_entries(doc, where), version=version)
 
 
 def _env_key_for(doc: dict[str, Any], where: str) -> bytes:

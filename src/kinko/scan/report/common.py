@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
-import secrets as _random
-from collections import Counter
+import hashlib
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from kinko.scan.baseline import fingerprint
 from kinko.scan.interface import FileStatus, Finding, Location, ScanResult, Severity
+from kinko.scan.places import file_and_object
 
 #: Shorter secrets are not scrubbed out of other fields (they would mangle ordinary words).
 _MIN_SCRUB = 6
 
 
+#: SARIF partialFingerprints names: a hash of where the finding is, or the baseline's keyed hash.
+LOCATION_PRINT = "kinkoLocation/v1"
+SECRET_PRINT = "kinkoSecret/v1"
+
+
 @dataclass
 class ReportOptions:
     show_secrets: bool = False
-    #: HMAC key for fingerprints; the baseline's key when one is used, else random per run.
-    fingerprint_key: bytes = field(default_factory=lambda: _random.token_bytes(32), repr=False)
+    #: The baseline's HMAC key (a baseline given or KINKO_BASELINE_KEY set): fingerprints are the baseline's
+    #: keyed hashes. None: a plain hash of non-secret facts, stable across runs (a random key churned alerts).
+    fingerprint_key: bytes | None = field(default=None, repr=False)
+
+    @property
+    def print_name(self) -> str:
+        return LOCATION_PRINT if self.fingerprint_key is None else SECRET_PRINT
 
 
 class Redactor:
@@ -52,33 +64,30 @@ def status_text(location: Location) -> str:
     return ""
 
 
-def in_image(location: Location) -> bool:
-    """A file (or config entry) inside an image archive: its path names nothing on the scanning host."""
-    return (
-        location.layer_index is not None
-        or location.layer_diff_id is not None
-        or location.status is not FileStatus.NOT_APPLICABLE
-        or location.path.startswith("config:")
-    )
+def location_fingerprint(finding: Finding, occurrence: int = 0) -> str:
+    """sha256(rule_id NUL file NUL object NUL kind [NUL occurrence]): no secret (so no guess can be confirmed
+    against it) and no line (lines move). `occurrence` tells apart hits of one rule in the same place."""
+    file, obj = file_and_object(finding.location)
+    parts = [finding.rule_id, file, obj or "", finding.kind.value]
+    if occurrence:
+        parts.append(str(occurrence))
+    return hashlib.sha256("\0".join(parts).encode("utf-8", errors="surrogateescape")).hexdigest()
 
 
-def file_and_object(location: Location) -> tuple[str, str | None]:
-    """(the file on disk the finding is in, relative to the scan root; what inside it, or None).
-
-    `Location.path` mixes both for manifests (`deploy/x.yaml:Secret/ns/n:data.k`, or `Secret/ns/n:data.k` with
-    the file as the artifact) and names a file inside the archive for images. The object is the Kubernetes
-    object path for manifests and the in-image path (or `config:` entry) for images.
-    """
-    if in_image(location):
-        return location.artifact, location.path
-    ref, path = location.object_ref, location.path
-    if ref:
-        at = path.find(ref + ":")
-        if at == 0:
-            return location.artifact, path
-        if at > 0 and path[at - 1] == ":":
-            return path[: at - 1], path[at:]
-    return path, None
+def fingerprints(findings: Sequence[Finding], options: ReportOptions) -> list[str]:
+    """One fingerprint per finding, in order: keyed (see ReportOptions.fingerprint_key) or by location."""
+    if options.fingerprint_key is not None:
+        return [fingerprint(options.fingerprint_key, f) for f in findings]
+    groups: defaultdict[str, list[int]] = defaultdict(list)
+    for i, finding in enumerate(findings):
+        groups[location_fingerprint(finding)].append(i)
+    prints = [""] * len(findings)
+    for members in groups.values():
+        # Ordinals follow layer then line, not emission order (parallel layer scans reorder findings).
+        members.sort(key=lambda i: (findings[i].location.layer_index or -1, findings[i].location.line or 0, i))
+        for occurrence, i in enumerate(members):
+            prints[i] = location_fingerprint(findings[i], occurrence)
+    return prints
 
 
 def location_dict(location: Location, redactor: Redactor) -> dict[str, Any]:
@@ -98,7 +107,7 @@ def location_dict(location: Location, redactor: Redactor) -> dict[str, Any]:
     }
 
 
-def finding_dict(finding: Finding, redactor: Redactor, options: ReportOptions) -> dict[str, Any]:
+def finding_dict(finding: Finding, redactor: Redactor, print_: str) -> dict[str, Any]:
     return {
         "rule_id": finding.rule_id,
         "title": finding.title,
@@ -107,7 +116,7 @@ def finding_dict(finding: Finding, redactor: Redactor, options: ReportOptions) -
         "message": redactor.text(finding.message),
         "fix": redactor.text(finding.fix),
         "secret": redactor.secret(finding),
-        "fingerprint": fingerprint(options.fingerprint_key, finding),
+        "fingerprint": print_,
         "location": location_dict(finding.location, redactor),
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from kinko.scan.interface import ScanResult
-from kinko.scan.report.common import Redactor, ReportOptions, finding_dict, summary
+from kinko.scan.report.common import Redactor, ReportOptions, finding_dict, fingerprints, summary
 
 SCHEMA_VERSION = 1
 
@@ -13,9 +13,10 @@ SCHEMA_VERSION = 1
 def render_json(result: ScanResult, options: ReportOptions | None = None) -> str:
     options = options or ReportOptions()
     redactor = Redactor(result.findings, options.show_secrets)
+    prints = fingerprints(result.findings, options)
     doc = {
         "version": SCHEMA_VERSION,
-        "findings": [finding_dict(f, redactor, options) for f in result.findings],
+        "findings": [finding_dict(f, redactor, p) for f, p in zip(result.findings, prints, strict=True)],
         "warnings": [{"artifact": w.artifact, "message": redactor.text(w.message)} for w in result.warnings],
         "summary": summary(result),
     }

@@ -1,4 +1,4 @@
-"""SARIF 2.1.0 report: the rule set as tool.driver.rules, one result per finding, keyed-hash fingerprints."""
+"""SARIF 2.1.0 report: the rule set as tool.driver.rules, one result per finding, stable partialFingerprints."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import quote
 
-from kinko.scan.baseline import fingerprint
 from kinko.scan.detect.loader import Rule
 from kinko.scan.interface import Finding, ScanResult, Severity
-from kinko.scan.report.common import Redactor, ReportOptions, file_and_object, in_image, location_dict, status_text
+from kinko.scan.places import file_and_object, in_image
+from kinko.scan.report.common import Redactor, ReportOptions, fingerprints, location_dict, status_text
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFO_URI = "https://github.com/kinko-vault/kinko"
@@ -65,7 +65,7 @@ def _location(finding: Finding, redactor: Redactor) -> tuple[dict[str, Any], str
     return location, obj
 
 
-def _result(finding: Finding, index: int, redactor: Redactor, options: ReportOptions) -> dict[str, Any]:
+def _result(finding: Finding, index: int, redactor: Redactor, fingerprint: dict[str, str]) -> dict[str, Any]:
     loc = finding.location
     location, obj = _location(finding, redactor)
     text = redactor.text(finding.message) or finding.title
@@ -86,7 +86,7 @@ def _result(finding: Finding, index: int, redactor: Redactor, options: ReportOpt
         "level": _LEVEL[finding.severity],
         "message": {"text": text},
         "locations": [location],
-        "partialFingerprints": {"kinkoSecretHash/v1": fingerprint(options.fingerprint_key, finding)},
+        "partialFingerprints": fingerprint,
         "properties": properties,
     }
 
@@ -100,6 +100,7 @@ def render_sarif(result: ScanResult, rules: Sequence[Rule] = (), options: Report
         if finding.rule_id not in index:
             index[finding.rule_id] = len(entries)
             entries.append(_rule_entry(finding.rule_id, finding.title, finding.severity, finding.fix))
+    prints = fingerprints(result.findings, options)
     doc = {
         "$schema": SCHEMA_URI,
         "version": "2.1.0",
@@ -113,7 +114,8 @@ def render_sarif(result: ScanResult, rules: Sequence[Rule] = (), options: Report
                         "rules": entries,
                     }
                 },
-                "results": [_result(f, index[f.rule_id], redactor, options) for f in result.findings],
+                "results": [_result(f, index[f.rule_id], redactor, {options.print_name: p})
+                            for f, p in zip(result.findings, prints, strict=True)],
                 "invocations": [
                     {
                         "executionSuccessful": True,
