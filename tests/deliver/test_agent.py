@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from kinko.client import Client
-from kinko.deliver.agent import backoff, load_config, parse_mode, render_file, render_template
+from kinko.deliver.agent import DEFAULT_JWT_FILE, backoff, load_config, parse_mode, render_file, render_template
 from kinko.errors import InvalidInput, UsageError
 from tests.access.test_identity import AUDIENCE, ISSUER, Issuer
 from tests.api.conftest import KINKO, Server, start_server, stop_server
@@ -294,3 +294,15 @@ def test_once_with_rejected_jwt_says_why(server: Server, tmp_path: Path) -> None
     assert done.returncode == 1
     assert b"kubernetes login failed for role app: permission denied" in done.stderr
     assert b"audience, namespace and service account" in done.stderr
+
+
+def test_readme_agent_example_loads_and_shows_the_kinko_audience(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("An `agent.yaml`:\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    config = load_config(_write_config(tmp_path / "agent.yaml", yaml.safe_load(example)), env={})
+    assert config.k8s_role == "web" and config.jwt_file != Path(DEFAULT_JWT_FILE)
+    after = readme.split("An `agent.yaml`:", 1)[1]
+    assert "resolved\nagainst the config file's directory" in after
+    (snippet,) = yaml.safe_load(after.split("```yaml\n")[2].split("```", 1)[0])
+    token = snippet["projected"]["sources"][0]["serviceAccountToken"]
+    assert token["audience"] == "kinko" and config.jwt_file.name == token["path"]
