@@ -226,9 +226,13 @@ class SealState:
             return
         if config.shares == 1:
             decode_single_share(share)
-        elif len(decode_share(share)) != UNSEAL_KEY_BYTES + SHARE_OVERHEAD:
-            # Checked before the collector sees it: a wrong-length share used to reset everyone's progress.
-            raise InvalidShare("share is malformed or mistyped")
+        else:
+            raw = decode_share(share)
+            if len(raw) != UNSEAL_KEY_BYTES + SHARE_OVERHEAD:
+                # Checked before the collector sees it: a wrong-length share used to reset everyone's progress.
+                raise InvalidShare("share is malformed or mistyped")
+            if self._collector is not None:
+                self._collector.check(raw)  # a repeated share must not reset everyone's progress either
 
     def unseal_share(self, share: str) -> VaultStatus:
         with self._lock:

@@ -83,3 +83,14 @@ def test_attempts_are_audited_and_logged_without_the_material(
     assert caplog.text.count("unseal attempt (share) from testclient: allowed") == 3
     for text in (audit.read_text(), caplog.text):
         assert not any(s in text for s in shares) and WRONG_LENGTH not in text
+
+
+def test_a_repeated_share_is_refused_without_resetting_progress(shamir: tuple[Vault, list[str]]) -> None:
+    vault, shares = shamir
+    c = client(vault)
+    assert c.post("/v1/sys/unseal", json={"share": shares[0]}).json()["progress"] == 1
+    repeated = c.post("/v1/sys/unseal", json={"share": shares[0]})
+    assert repeated.status_code == 400 and "already given" in repeated.json()["error"]["message"]
+    assert c.get("/v1/sys/seal-status").json()["progress"] == 1
+    assert c.post("/v1/sys/unseal", json={"share": shares[1]}).json()["progress"] == 2
+    assert c.post("/v1/sys/unseal", json={"share": shares[2]}).json()["sealed"] is False
