@@ -99,3 +99,13 @@ def test_a_record_written_with_another_vaults_salt_fails(tmp_path: Path) -> None
     _write(path, 2)
     _write(path, 1, salt=b"o" * 32)
     assert check_chain(path, KEY).first_bad_line == 3
+
+
+def test_checking_with_another_vaults_key_says_so_instead_of_claiming_an_edit(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    _write(path, 3)
+    report = check_chain(path, chain_key(b"x" * 32))
+    assert report.first_bad_line == 1
+    assert report.reason is not None and "another vault" in report.reason
+    edited = check_chain(path, KEY)  # the right key: intact, so a later failure is a real edit
+    assert edited.first_bad_line is None

@@ -278,6 +278,8 @@ def check_chain(path: str | Path, key: bytes | None = None) -> ChainReport:
             elif record.get("v", 1) == VERSION:
                 seen_v2 = True
                 problem = _check_v2(record, previous, key)
+                if problem == EDITED and keyed == 0:  # not one record verified yet: most likely the wrong key
+                    problem = "does not verify with this vault's audit key (written by another vault, or edited)"
                 keyed, unkeyed = (keyed + 1, unkeyed) if key is not None else (keyed, unkeyed + 1)
             elif "v" in record:
                 problem = "unknown audit record version"
@@ -292,12 +294,15 @@ def check_chain(path: str | Path, key: bytes | None = None) -> ChainReport:
     return ChainReport(None, None, keyed, unkeyed)
 
 
+EDITED = "record edited here (its keyed hash does not match)"
+
+
 def _check_v2(record: dict[str, Any], previous: str, key: bytes | None) -> str | None:
     claimed = record.pop("hash", None)
     if record.get("prev") != previous or not isinstance(claimed, str):
         return "record deleted or reordered before this line"
     if key is not None and not hmac.compare_digest(claimed, _keyed_hash(key, previous, _serialise(record))):
-        return "record edited here (its keyed hash does not match)"
+        return EDITED
     return None
 
 

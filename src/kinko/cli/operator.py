@@ -167,7 +167,11 @@ def unseal(vault_path: str, shares: tuple[str, ...], key_file: str | None, outpu
             status = vault.unseal(share=share)
             if not status.sealed:
                 break
-    if status.sealed and status.progress > 0:  # legitimate partial progress: more shares to come
+    if status.sealed and status.progress > 0 and not is_remote():
+        # A local vault file has no process that would keep this progress for the next command.
+        raise Sealed(f"{status.progress} of {status.threshold} shares given; a local vault is unsealed per "
+                     f"process: give all {status.threshold} in one command (arguments, KINKO_UNSEAL_SHARES or stdin)")
+    if status.sealed and status.progress > 0:  # legitimate partial progress on a server: more shares to come
         final = status
         emit(output, final.to_dict(), lambda: f"unseal progress {final.progress}/{final.threshold}")
         return
