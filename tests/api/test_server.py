@@ -65,6 +65,13 @@ def test_login_stores_token_0600_and_later_commands_use_it(server: Server, tmp_p
     assert refused.returncode == 1 and not (tmp_path / "third" / ".kinko" / "token").exists()
 
 
+def test_login_reads_a_piped_token_without_a_dash(server: Server, tmp_path: Path) -> None:
+    result = kinko(server, "login", token="", home=tmp_path, stdin=server.token.encode() + b"\n")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / ".kinko" / "token").read_text())["token"] == server.token
+    assert server.token.encode() not in result.stdout + result.stderr
+
+
 def test_remote_vault_matches_vault_types(server: Server) -> None:
     remote, me = RemoteVault(Client(server.addr, server.token)), Caller("test")
     info = remote.put(me, "rv/kv", {"user": b"u", "blob": b"\xff\x00"}, content_type="Opaque", tags={"a": "b"})

@@ -91,6 +91,7 @@ def test_baseline_round_trip(repo: tuple[Path, str], tmp_path: Path) -> None:
     assert code == 0  # writing a baseline accepts today's findings ...
     assert "GitHub personal access token" in out  # ... which the report still lists
     assert f"baseline written to {baseline}: 1 finding(s) accepted" in err
+    assert "KINKO_BASELINE_KEY" in err  # the key sits in the file: say so when writing it
     assert token not in baseline.read_text() and stat.S_IMODE(baseline.stat().st_mode) == 0o600
     code, out, _ = _run("dir", str(root), "--baseline", str(baseline), "-o", "json")
     assert code == 0 and json.loads(out)["findings"] == []

@@ -43,6 +43,8 @@ def cli(token: str | None, addr: str | None, ca_file: str | None, print_export: 
     if token == "-":
         token = sys.stdin.readline().strip()
     token = token or os.environ.get("KINKO_TOKEN")
+    if not token and not sys.stdin.isatty():
+        token = sys.stdin.readline().strip()  # piped in (e.g. from a secret manager): same as `-`
     if not token:
         if not sys.stdin.isatty():
             raise UsageError("no token: pass it as an argument, `-` for stdin, or set KINKO_TOKEN")

@@ -114,6 +114,9 @@ def run_scan(source: Source, *, output: str, output_file: str | None, show_secre
     if write_baseline:
         Baseline.from_findings(result.findings, key=known.key if known else None).save(write_baseline)
         click.echo(f"baseline written to {write_baseline}: {len(result.findings)} finding(s) accepted", err=True)
+        if env_key() is None:
+            click.echo("note: the baseline's HMAC key is stored in the file; anyone who reads it can confirm a "
+                       "guessed secret. Set KINKO_BASELINE_KEY (a CI secret) before committing a baseline.", err=True)
     if known is not None:
         result.findings = known.filter(result.findings)
     # Keyed fingerprints (the baseline's hashes) only with a stable key; else hashes of where, never of what.
