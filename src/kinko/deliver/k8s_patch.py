@@ -7,9 +7,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kinko.core.k8s_objects import POD_SPEC_PATHS, as_list, get_in
 from kinko.deliver.k8s import ANNOTATION_PREFIX, CsiObject, check_name, check_object_name, csi_volume, volume_name
 from kinko.errors import InvalidInput, UsageError
-from kinko.scan.sources.k8s_workloads import POD_SPEC_PATHS
 
 CONTAINER_GROUPS = ("initContainers", "containers", "ephemeralContainers")
 MOVED_ANNOTATION = ANNOTATION_PREFIX + "env-moved-to-files"
@@ -38,39 +38,30 @@ class PatchResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _get(obj: object, *path: str) -> Any:
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def namespace_of(obj: Mapping[str, Any]) -> str:
-    ns = _get(obj, "metadata", "namespace")
+    ns = get_in(obj, "metadata", "namespace")
     return ns if isinstance(ns, str) and ns else "default"
 
 
 def describe(obj: Mapping[str, Any]) -> str:
-    return f"{obj.get('kind')}/{namespace_of(obj)}/{_get(obj, 'metadata', 'name') or '?'}"
+    return f"{obj.get('kind')}/{namespace_of(obj)}/{get_in(obj, 'metadata', 'name') or '?'}"
 
 
 def pinned_secrets(obj: Mapping[str, Any]) -> dict[tuple[str, str], str]:
     """Secrets this object needs as native Secrets (image pulls, projected volumes): they cannot become CSI files."""
     ns, pinned = namespace_of(obj), {}
-    spec: Any = obj if obj.get("kind") == "ServiceAccount" else _get(obj, *POD_SPEC_PATHS.get(str(obj.get("kind")), ()))
+    spec_path = POD_SPEC_PATHS.get(str(obj.get("kind")), ())
+    spec: Any = obj if obj.get("kind") == "ServiceAccount" else get_in(obj, *spec_path)
     if not isinstance(spec, dict):
         return {}
-    for ref in _list(spec.get("imagePullSecrets")):
+    for ref in as_list(spec.get("imagePullSecrets")):
         if isinstance(ref, dict) and isinstance(ref.get("name"), str):
             pinned[(ns, ref["name"])] = f"imagePullSecrets of {describe(obj)}"
-    for volume in _list(spec.get("volumes")):
-        for source in _list(_get(volume, "projected", "sources")):
-            name = _get(source, "secret", "name")
+    for volume in as_list(spec.get("volumes")):
+        for source in as_list(get_in(volume, "projected", "sources")):
+            name = get_in(source, "secret", "name")
             if isinstance(name, str):
                 pinned[(ns, name)] = f"projected volume of {describe(obj)}"
     return pinned
@@ -84,7 +75,7 @@ class _Patcher:
         self.ns, self.where = namespace_of(obj), describe(obj)
         self.result = PatchResult()
         self.spec_path = POD_SPEC_PATHS[str(obj["kind"])]
-        spec = _get(obj, *self.spec_path)
+        spec = get_in(obj, *self.spec_path)
         self.spec: dict[str, Any] = spec if isinstance(spec, dict) else {}
         self.env_volumes: dict[str, str] = {}  # secret name -> CSI volume added for moved env vars
 
@@ -93,7 +84,7 @@ class _Patcher:
             return self.result
         self._secret_volumes()
         for group in CONTAINER_GROUPS:
-            for container in _list(self.spec.get(group)):
+            for container in as_list(self.spec.get(group)):
                 if isinstance(container, dict):
                     self._container(container)
         if self.result.moved:
@@ -129,10 +120,10 @@ class _Patcher:
                 moved_vars.append(var)
                 self.result.moved.append(line)
 
-        kept_env = [e for e in _list(container.get("env")) if not self._env_entry(e, move)]
-        kept_from = [s for s in _list(container.get("envFrom")) if not self._env_from(s, move)]
+        kept_env = [e for e in as_list(container.get("env")) if not self._env_entry(e, move)]
+        kept_from = [s for s in as_list(container.get("envFrom")) if not self._env_from(s, move)]
         for name, kept in (("env", kept_env), ("envFrom", kept_from)):
-            if name in container and len(kept) != len(_list(container[name])):
+            if name in container and len(kept) != len(as_list(container[name])):
                 if kept:
                     container[name] = kept
                 else:
@@ -146,25 +137,25 @@ class _Patcher:
         self._still_referenced(container, cname, moved_vars)
 
     def _env_entry(self, entry: object, move: Callable[[str, SecretRef, str], None]) -> bool:
-        ref_doc = _get(entry, "valueFrom", "secretKeyRef")
-        ref = self._target(_get(ref_doc, "name"))
+        ref_doc = get_in(entry, "valueFrom", "secretKeyRef")
+        ref = self._target(get_in(ref_doc, "name"))
         if ref is None:
-            if isinstance(_get(ref_doc, "name"), str):
-                self._not_imported(f"env {_get(entry, 'name')}", str(_get(ref_doc, "name")))
+            if isinstance(get_in(ref_doc, "name"), str):
+                self._not_imported(f"env {get_in(entry, 'name')}", str(get_in(ref_doc, "name")))
             return False
-        key, var = str(_get(ref_doc, "key")), str(_get(entry, "name"))
+        key, var = str(get_in(ref_doc, "key")), str(get_in(entry, "name"))
         if key not in ref.keys:
             self.result.warnings.append(f"{self.where}: env {var} names key {key!r} that Secret {ref.name} lacks")
         move(var, ref, key)
         return True
 
     def _env_from(self, source: object, move: Callable[[str, SecretRef, str], None]) -> bool:
-        ref = self._target(_get(source, "secretRef", "name"))
+        ref = self._target(get_in(source, "secretRef", "name"))
         if ref is None:
-            if isinstance(_get(source, "secretRef", "name"), str):
-                self._not_imported("envFrom", str(_get(source, "secretRef", "name")))
+            if isinstance(get_in(source, "secretRef", "name"), str):
+                self._not_imported("envFrom", str(get_in(source, "secretRef", "name")))
             return False
-        prefix = _get(source, "prefix")
+        prefix = get_in(source, "prefix")
         for key in ref.keys:
             move(f"{prefix if isinstance(prefix, str) else ''}{key}", ref, key)
         return True
@@ -176,8 +167,8 @@ class _Patcher:
 
     def _still_referenced(self, container: dict[str, Any], cname: str, moved: list[str]) -> None:
         """`$(VAR)` expansions of a moved variable stop working: say so instead of failing silently."""
-        texts = [str(x) for x in _list(container.get("command")) + _list(container.get("args"))]
-        texts += [str(e.get("value", "")) for e in _list(container.get("env")) if isinstance(e, dict)]
+        texts = [str(x) for x in as_list(container.get("command")) + as_list(container.get("args"))]
+        texts += [str(e.get("value", "")) for e in as_list(container.get("env")) if isinstance(e, dict)]
         for var in moved:
             if any(re.search(rf"\$\({re.escape(var)}\)", t) for t in texts):
                 self.result.warnings.append(
@@ -185,25 +176,25 @@ class _Patcher:
 
     def _secret_volumes(self) -> None:
         volumes = self.spec.get("volumes")
-        for i, volume in enumerate(_list(volumes)):
-            ref = self._target(_get(volume, "secret", "secretName"))
+        for i, volume in enumerate(as_list(volumes)):
+            ref = self._target(get_in(volume, "secret", "secretName"))
             if ref is None:
                 continue
             assert isinstance(volumes, list)
             vname = str(volume.get("name"))
-            items = [it for it in _list(volume["secret"].get("items")) if isinstance(it, dict)]
+            items = [it for it in as_list(volume["secret"].get("items")) if isinstance(it, dict)]
             spc = ref.spc_name if not items else self._items_spc(vname, ref, items)
             volumes[i] = csi_volume(vname, spc)
             self.result.changed = True
             for group in CONTAINER_GROUPS:  # the driver needs read-only mounts of CSI volumes
-                for container in _list(self.spec.get(group)):
-                    for mount in _list(_get(container, "volumeMounts")):
+                for container in as_list(self.spec.get(group)):
+                    for mount in as_list(get_in(container, "volumeMounts")):
                         if isinstance(mount, dict) and mount.get("name") == vname:
                             mount["readOnly"] = True
 
     def _items_spc(self, vname: str, ref: SecretRef, items: list[dict[str, Any]]) -> str:
         """`items` renames keys to paths, so this volume gets its own SecretProviderClass."""
-        base = f"{_get(self.obj, 'metadata', 'name') or 'pod'}-{vname}-kinko"
+        base = f"{get_in(self.obj, 'metadata', 'name') or 'pod'}-{vname}-kinko"
         name = re.sub(r"[^a-z0-9.-]+", "-", base.lower())[:253].strip("-.")
         objects = []
         for item in items:

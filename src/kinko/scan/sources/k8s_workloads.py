@@ -6,23 +6,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from kinko.core.k8s_objects import POD_SPEC_PATHS, as_list, get_in
 from kinko.scan.interface import FindingKind, Severity
 from kinko.scan.sources.dockerfile_rules import secret_name
 from kinko.scan.sources.k8s_rules import FILES_FIX, ObjectContext
 from kinko.scan.sources.k8s_yaml import PathKey
 
 #: Where each kind keeps its pod spec.
-POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
-    "Pod": ("spec",),
-    "PodTemplate": ("template", "spec"),
-    "Deployment": ("spec", "template", "spec"),
-    "StatefulSet": ("spec", "template", "spec"),
-    "DaemonSet": ("spec", "template", "spec"),
-    "ReplicaSet": ("spec", "template", "spec"),
-    "ReplicationController": ("spec", "template", "spec"),
-    "Job": ("spec", "template", "spec"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-}
 DEFAULT_MODE = 0o644  # SecretVolumeSourceDefaultMode
 MODE_FIX = "Set `defaultMode: 0400` (JSON: 256) on the secret volume so only the owner can read the files."
 ENV_FIX = "Mount the secret as a file (secret volume, defaultMode 0400) and read it from the application."
@@ -54,29 +44,19 @@ def parse_mode(value: object) -> int | None:
     return None
 
 
-def _get(obj: object, *path: str) -> Any:
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
-def _list(value: object) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def check_workload(ctx: ObjectContext, obj: dict[str, Any]) -> None:
     spec_path = POD_SPEC_PATHS[str(obj.get("kind"))]
-    spec = _get(obj, *spec_path)
+    spec = get_in(obj, *spec_path)
     if not isinstance(spec, dict):
         return
-    fs_group = _get(spec, "securityContext", "fsGroup") is not None
-    for i, volume in enumerate(_list(spec.get("volumes"))):
+    fs_group = get_in(spec, "securityContext", "fsGroup") is not None
+    for i, volume in enumerate(as_list(spec.get("volumes"))):
         if isinstance(volume, dict):
             _check_volume(ctx, volume, (*spec_path, "volumes", i), fs_group)
     for group in ("initContainers", "containers", "ephemeralContainers"):
-        for i, container in enumerate(_list(spec.get(group))):
+        for i, container in enumerate(as_list(spec.get(group))):
             if isinstance(container, dict):
                 _check_container(ctx, container, (*spec_path, group, i))
 
@@ -87,7 +67,7 @@ def _check_volume(ctx: ObjectContext, volume: dict[str, Any], path: PathKey, fs_
         _check_modes(ctx, volume["secret"], (*path, "secret"), f"secret volume {name!r}", fs_group)
     projected = volume.get("projected")
     if isinstance(projected, dict):
-        for j, source in enumerate(_list(projected.get("sources"))):
+        for j, source in enumerate(as_list(projected.get("sources"))):
             secret = source.get("secret") if isinstance(source, dict) else None
             if isinstance(secret, dict):
                 merged = {**secret, "defaultMode": projected.get("defaultMode")}
@@ -107,7 +87,7 @@ def _check_modes(
 ) -> None:
     """Flag each effective file mode that lets group or others read the secret."""
     raw_default = src.get("defaultMode")
-    items = [it for it in _list(src.get("items")) if isinstance(it, dict)]
+    items = [it for it in as_list(src.get("items")) if isinstance(it, dict)]
     # defaultMode matters unless every listed item sets its own mode.
     if not items or any(it.get("mode") is None for it in items):
         where = mode_path or path
@@ -151,16 +131,16 @@ def _check_one(ctx: ObjectContext, raw: object, path: PathKey, what: str, implic
 
 def _check_container(ctx: ObjectContext, container: dict[str, Any], path: PathKey) -> None:
     cname = container.get("name", "?")
-    for i, env in enumerate(_list(container.get("env"))):
+    for i, env in enumerate(as_list(container.get("env"))):
         if not isinstance(env, dict):
             continue
-        ref = _get(env, "valueFrom", "secretKeyRef")
+        ref = get_in(env, "valueFrom", "secretKeyRef")
         if isinstance(ref, dict):
             _env_ref(ctx, (*path, "env", i), f"env {env.get('name')} from secret {ref.get('name')!r}", cname)
         value = env.get("value")
         if isinstance(value, str) and value:
             _literal(ctx, str(env.get("name", "")), value, (*path, "env", i), cname)
-    for i, source in enumerate(_list(container.get("envFrom"))):
+    for i, source in enumerate(as_list(container.get("envFrom"))):
         ref = source.get("secretRef") if isinstance(source, dict) else None
         if isinstance(ref, dict):
             _env_ref(ctx, (*path, "envFrom", i), f"envFrom secret {ref.get('name')!r}", cname)
