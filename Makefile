@@ -1,15 +1,22 @@
 # Two commands on a fresh machine: `make run` and `make test`.
+# Installs come from requirements/dev.lock (exact versions, sha256-checked); pyproject.toml keeps the ranges.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+LOCK   := requirements/dev.lock
 STAMP  := $(VENV)/.installed
+# Resolution settings for `make lock`: every platform (markers kept), the oldest Python kinko supports.
+UV_COMPILE := pip compile --universal --python-version 3.11 --generate-hashes --quiet
+# pytest-randomly shuffles the order and prints its seed in the header ("Using --randomly-seed=N");
+# replay that order with `make test PYTEST_ARGS=--randomly-seed=N`.
+PYTEST_ARGS ?=
 
-.PHONY: run demo test lint bench clean setup
+.PHONY: run demo test lint bench clean setup lock test-latest
 
-$(STAMP): pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -25,12 +32,32 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy src
+	$(BIN)/lint-imports
 
 test: $(STAMP) lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/core.py
 
+# Refresh the lock files from pyproject.toml's ranges (+ requirements/*.in). Commit the result.
+lock: $(STAMP)
+	$(BIN)/uv $(UV_COMPILE) --extra dev pyproject.toml requirements/tools.in -o $(LOCK)
+	$(BIN)/uv $(UV_COMPILE) pyproject.toml -c $(LOCK) -o requirements/runtime.lock
+	$(BIN)/uv $(UV_COMPILE) requirements/build.in -c $(LOCK) -o requirements/build.lock
+
+# Not in CI: the newest releases allowed by pyproject.toml's ranges, in a separate venv, so a breaking release
+# is seen before `make lock` takes it in.
+test-latest:
+	rm -rf .venv-latest
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/python -m pip install --quiet --upgrade pip
+	.venv-latest/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev]'
+	.venv-latest/bin/python -m pip list --format freeze > .venv-latest/versions.txt
+	.venv-latest/bin/ruff check src tests bench
+	.venv-latest/bin/mypy src
+	.venv-latest/bin/lint-imports
+	.venv-latest/bin/pytest -n auto $(PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) .venv-latest build *.egg-info src/*.egg-info

@@ -51,6 +51,28 @@ def new_keyfile_vault(directory: Path, clock: Callable[[], float], *, name: str 
     return vault
 
 
+#: The user's kinko settings: a test must never pick up a developer's server, token or vault.
+_USER_ENV = ("KINKO_ADDR", "KINKO_TOKEN", "KINKO_VAULT", "KINKO_CACERT", "KINKO_PASSPHRASE", "KINKO_UNSEAL_SHARES",
+             "KINKO_BASELINE_KEY", "KINKO_STORAGE", "KINKO_DEBUG")
+
+
+@pytest.fixture(scope="session")
+def _shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache dir per test process (the compiled scanner rules are worth keeping between tests)."""
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, _shared_cache: Path,
+                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own HOME (~/.kinko/token, ~/.kinko/vault.db) and no KINKO_* settings from the shell,
+    so tests write only under their temp dirs and run in any order, in parallel."""
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(_shared_cache))
+    for name in _USER_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock()

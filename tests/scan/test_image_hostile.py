@@ -60,7 +60,10 @@ def test_dotdot_and_absolute_names_in_outer_tar_and_layers(tmp_path: Path) -> No
         ]
     )
     config = make_config([sha256(layer)], ["COPY evil /"])
-    archive = tmp_path / "evil.tar"
+    # Two levels deep in this test's own directory: `../../` from the archive still lands inside tmp_path,
+    # which no other test (or xdist worker) writes to, so the before/after snapshot sees only this scan.
+    archive = tmp_path / "a" / "b" / "evil.tar"
+    archive.parent.mkdir(parents=True)
     with tarfile.open(archive, "w") as tar:
         for name, data in [
             ("/abs-config.json", config),
@@ -71,14 +74,14 @@ def test_dotdot_and_absolute_names_in_outer_tar_and_layers(tmp_path: Path) -> No
             ),
         ]:
             tar.addfile(info(name, len(data)), io.BytesIO(data))
-    before = tree(tmp_path.parent)
+    before = tree(tmp_path)
     findings, result = scan(archive)
     assert sorted(f.location.path for f in findings) == ["abs/secret", "etc/evil-secret"]
     assert all(f.location.status is FileStatus.PRESENT for f in findings)
     text = warnings_text(result)
     assert "absolute or `..` member names" in text  # outer tar
     assert "2 absolute or `..` entry names" in text  # inside the layer
-    assert tree(tmp_path.parent) == before  # nothing written anywhere
+    assert tree(tmp_path) == before  # nothing written anywhere
 
 
 def test_links_pointing_outside_are_never_followed(tmp_path: Path) -> None:

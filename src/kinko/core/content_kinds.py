@@ -205,7 +205,7 @@ def _openssh_cipher(value: bytes) -> str | None:
     return name.decode("ascii", "replace") if len(name) == size else None
 
 
-def ssh_key_metadata(key: PrivateKeyTypes) -> dict[str, str] | None:
+def ssh_key_metadata(key: PrivateKeyTypes | serialization.SSHPrivateKeyTypes) -> dict[str, str] | None:
     """ssh-keygen style facts (type, SHA256 fingerprint); None if the key type has no SSH form."""
     try:
         line = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
@@ -221,7 +221,9 @@ def parse_ssh_private_key(label: str, value: bytes) -> dict[str, str]:
     """Validate an OpenSSH-format or PEM private key usable by ssh; metadata as `ssh_key_metadata`."""
     if OPENSSH_HEADER in value:
         try:
-            key: PrivateKeyTypes | None = serialization.load_ssh_private_key(value, password=None)
+            # SSHPrivateKeyTypes grows with cryptography (51 added ML-DSA hybrids): keep the annotation open to it.
+            key: PrivateKeyTypes | serialization.SSHPrivateKeyTypes | None = serialization.load_ssh_private_key(
+                value, password=None)
         except TypeError:
             key = None  # password-protected
         except UnsupportedAlgorithm:
