@@ -35,13 +35,11 @@ import yaml  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from jwt.algorithms import RSAAlgorithm  # noqa: E402
 
-from kinko.client import Client, RemoteVault  # noqa: E402
-from kinko.core.model import Caller  # noqa: E402
-from kinko.crypto.seal import SealType  # noqa: E402
+from kinko.client import RemoteVault  # noqa: E402
 from kinko.deliver.files import AtomicWriter, FileProjection  # noqa: E402
 from kinko.deliver.proto import service_pb2 as pb  # noqa: E402
 from kinko.deliver.proto import service_pb2_grpc as pb_grpc  # noqa: E402
-from kinko.vault import open_vault  # noqa: E402
+from kinko.vault import Caller, SealType, open_vault  # noqa: E402
 
 OBJECTS = 20
 ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -54,7 +52,7 @@ SECTION = "## deliver (bench/deliver.py)"
 def setup_vault(work: Path, key: rsa.RSAPrivateKey) -> None:
     vault = open_vault(work / "vault.db", create=True)
     vault.init(seal=SealType.KEY_FILE, key_file=work / "unseal.key", retention_days=7)
-    vault.keys.auto_unseal()
+    vault.auto_unseal()
     jwk = {**json.loads(RSAAlgorithm.to_jwk(key.public_key())), "kid": "k1"}
     vault.configure_kubernetes_auth(ROOT, issuer=ISSUER, jwks=json.dumps({"keys": [jwk]}))
     vault.write_policy(ROOT, {"name": "bench", "rules": [{"path": "bench/*", "capabilities": ["read"]}]})
@@ -138,13 +136,12 @@ def main() -> int:
             response = mount()
             writer.write({f.path: FileProjection(f.contents, f.mode) for f in response.files})
 
-        client = Client(addr)
-        client.login_kubernetes("bench", token)
-        direct_vault = RemoteVault(client)
+        direct_vault = RemoteVault.connect(addr)
+        direct_vault.login_kubernetes("bench", token)
 
         def direct() -> None:
             for i in range(OBJECTS):
-                direct_vault.get(ROOT, f"bench/s{i:02d}")
+                direct_vault.get(f"bench/s{i:02d}")
 
         for _ in range(5):  # warm-up: imports, connections, caches on both sides
             mount_and_write()
@@ -158,7 +155,7 @@ def main() -> int:
             writes += timed(mount_and_write, 1)
         load = os.getloadavg()[0]
         channel.close()
-        client.close()
+        direct_vault.close()
     finally:
         for proc in (provider, server):
             proc.send_signal(signal.SIGTERM)

@@ -1,7 +1,8 @@
 """HTTP throughput: authenticated GET of a 1 KiB secret vs. a hello-world route on the same server, 1 and 2 workers.
 
 Both routes go through the same stack (uvicorn + uvloop + httptools, FastAPI, the request-id/size/access-log
-middleware); the hello route (/v1/sys/bench-hello, hidden from OpenAPI) does no vault work. The secret is read
+middleware); the hello route (/v1/sys/bench-hello) does no vault work. It exists only in the server this script
+starts (`--serve`: kinko's dev server plus that one router); `kinko server` never serves it. The secret is read
 with a `secrets-reader` token (token lookup + policy evaluation + audit-free decrypt). Load comes from `wrk`
 (64 connections, a separate process) when installed, else from an httpx asyncio client in a child process.
 Usage: .venv/bin/python bench/http.py [--seconds 5] [--no-write]
@@ -28,15 +29,31 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import httpx  # noqa: E402
 
 CONNECTIONS = 64
-KINKO = str(Path(sys.executable).parent / "kinko")
 SECTION = "## http (bench/http.py)"
+HELLO = "/v1/sys/bench-hello"
+
+
+def serve(workers: int) -> None:
+    """`kinko server --dev` on a free loopback port, plus the hello-world baseline route (this process only)."""
+    from fastapi import APIRouter
+
+    from kinko.api.server import load_config, run
+    from kinko.cli.server import DEV_BANNER
+
+    hello = APIRouter()
+
+    @hello.get(HELLO, include_in_schema=False)
+    async def bench_hello() -> dict[str, str]:
+        return {"hello": "world"}
+
+    config = load_config(env={}, overrides={"listen": "127.0.0.1:0", "workers": workers, "log_level": "info"})
+    run(config, dev_banner=DEV_BANNER, extra_routers=[hello])
 
 
 def start(workers: int, work: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     out, err = work / f"out{workers}", work / f"err{workers}"
-    proc = subprocess.Popen([KINKO, "server", "--dev", "--listen", "127.0.0.1:0", "--workers", str(workers),
-                             "--log-level", "info"], stdout=out.open("wb"), stderr=err.open("wb"),
-                            start_new_session=True)
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", str(workers)],
+                            stdout=out.open("wb"), stderr=err.open("wb"), start_new_session=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         addr = re.search(r"listening on (http://\S+)", err.read_text())
@@ -113,7 +130,7 @@ def measure(workers: int, seconds: float, work: Path) -> dict[str, dict[str, flo
         httpx.put(addr + "/v1/secrets/bench/one-kib", json={"value": "k" * 1024}, headers=headers).raise_for_status()
         reader = httpx.post(addr + "/v1/auth/token/create", json={"policies": ["secrets-reader"]},
                             headers=headers).json()["token"]
-        secret_url, hello_url = addr + "/v1/secrets/bench/one-kib", addr + "/v1/sys/bench-hello"
+        secret_url, hello_url = addr + "/v1/secrets/bench/one-kib", addr + HELLO
         load(hello_url, None, 1)  # warm-up both routes and every worker
         load(secret_url, reader, 1)
         return {"hello": load(hello_url, None, seconds), "secret": load(secret_url, reader, seconds)}
@@ -162,7 +179,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--no-write", action="store_true", help="Print only; leave bench/RESULTS.md alone.")
+    parser.add_argument("--serve", type=int, metavar="WORKERS", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return 0
     with tempfile.TemporaryDirectory(prefix="kinko-bench-") as tmp:
         results = {workers: measure(workers, args.seconds, Path(tmp)) for workers in (1, 2)}
     text = report(results, "wrk" if shutil.which("wrk") else "httpx (asyncio)", args.seconds)

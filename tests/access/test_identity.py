@@ -176,7 +176,7 @@ def test_every_bad_token_is_the_same_403_and_audited(setup: tuple[Vault, Caller]
     vault, _ = setup
     for case, (token, role) in _bad_tokens(issuer).items():
         with pytest.raises(PermissionDenied) as caught:
-            vault.login_kubernetes(token, role, remote_addr="10.0.0.9")
+            vault.login_kubernetes(role, token, remote_addr="10.0.0.9")
         assert caught.value.message == "permission denied", case
     records = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
     denied = [r for r in records if r["operation"] == "auth.kubernetes.login"]
@@ -185,7 +185,7 @@ def test_every_bad_token_is_the_same_403_and_audited(setup: tuple[Vault, Caller]
     assert dict(zip(_bad_tokens(issuer), (r["outcome"] for r in denied), strict=True)) == {
         case: f"denied: {reason}" for case, reason in _REASONS.items()}
     assert verify(tmp_path / "audit.log") is None  # the chain is intact
-    vault.login_kubernetes(issuer.mint(), "web")  # the control: the unaltered token is accepted
+    vault.login_kubernetes("web", issuer.mint())  # the control: the unaltered token is accepted
 
 
 @pytest.mark.parametrize("alg", ["RS256", "ES256"])
@@ -194,39 +194,39 @@ def test_login_mints_a_token_with_the_roles_policies_and_ttl(setup: tuple[Vault,
     vault, root = setup
     vault.put(root, "shop/web/db", b"pw")
     vault.put(root, "shop/admin/db", b"pw2")
-    token, info = vault.login_kubernetes(issuer.mint(alg=alg), "web")
-    assert info.policies == ("web",) and info.ttl == 600
-    assert info.metadata["service_account_namespace"] == "shop" and info.metadata["role"] == "web"
-    pod = vault.authenticate(token)
+    login = vault.login_kubernetes("web", issuer.mint(alg=alg))
+    assert login.policies == ("web",) and login.lease_duration == 600
+    assert login.metadata["service_account_namespace"] == "shop" and login.metadata["role"] == "web"
+    pod = vault.authenticate(login.token)
     assert vault.get(pod, "shop/web/db").value == b"pw"
     with pytest.raises(PermissionDenied):
         vault.get(pod, "shop/admin/db")
     clock.advance(601)
     with pytest.raises(PermissionDenied):
-        vault.authenticate(token)
+        vault.authenticate(login.token)
     log = (tmp_path / "audit.log").read_text()
-    assert token not in log and "system:serviceaccount:shop:web" in log
+    assert login.token not in log and "system:serviceaccount:shop:web" in log
 
 
 def test_wildcard_namespace_and_changed_role(setup: tuple[Vault, Caller], issuer: Issuer) -> None:
     vault, root = setup
     vault.write_kubernetes_role(root, "any-ns", service_account_names=["web"], namespaces=["*"], audience=None,
                                 policies=["web"], ttl=60)
-    vault.login_kubernetes(issuer.mint(issuer.claims("elsewhere", "web")), "any-ns")
+    vault.login_kubernetes("any-ns", issuer.mint(issuer.claims("elsewhere", "web")))
     vault.write_kubernetes_role(root, "any-ns", service_account_names=["web"], namespaces=["shop"], audience=None,
                                 policies=["web"], ttl=60)
     with pytest.raises(PermissionDenied):
-        vault.login_kubernetes(issuer.mint(issuer.claims("elsewhere", "web")), "any-ns")
+        vault.login_kubernetes("any-ns", issuer.mint(issuer.claims("elsewhere", "web")))
     vault.delete_kubernetes_role(root, "any-ns")
     with pytest.raises(PermissionDenied):
-        vault.login_kubernetes(issuer.mint(), "any-ns")
+        vault.login_kubernetes("any-ns", issuer.mint())
 
 
 def test_sealed_vault_refuses_login(setup: tuple[Vault, Caller], issuer: Issuer) -> None:
     vault, root = setup
     vault.seal(root)
     with pytest.raises(Sealed):
-        vault.login_kubernetes(issuer.mint(), "web")
+        vault.login_kubernetes("web", issuer.mint())
 
 
 def test_unconfigured_auth_denies(tmp_path: Path, clock: FixedClock, issuer: Issuer) -> None:
@@ -235,7 +235,7 @@ def test_unconfigured_auth_denies(tmp_path: Path, clock: FixedClock, issuer: Iss
     vault.unseal(key_file=tmp_path / "uk")
     try:
         with pytest.raises(PermissionDenied):
-            vault.login_kubernetes(issuer.mint(), "web")
+            vault.login_kubernetes("web", issuer.mint())
         with pytest.raises(NotFound):
             vault.read_kubernetes_auth_config(Caller.local_operator())
     finally:

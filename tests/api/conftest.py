@@ -37,7 +37,7 @@ class Local:
 def keyfile_vault(tmp: Path) -> tuple[Vault, str]:
     vault = open_vault(tmp / "vault.db", create=True)
     result = vault.init(seal=SealType.KEY_FILE, key_file=tmp / "unseal.key", retention_days=7)
-    vault.keys.auto_unseal()
+    vault.auto_unseal()
     return vault, result.root_token
 
 

@@ -38,7 +38,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     clock = [1_800_000_000.0]
     vault = open_vault(tmp_path / "v.db", create=True, clock=lambda: clock[0])
     root_token = vault.init(seal=SealType.KEY_FILE, key_file=tmp_path / "k", retention_days=7).root_token
-    vault.keys.auto_unseal()
+    vault.auto_unseal()
     c = TestClient(create_app(vault, limiter=FailureLimiter(limit=100_000)))
     root = {"X-Kinko-Token": root_token}
 

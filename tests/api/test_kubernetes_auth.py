@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from kinko.cli import cli
-from kinko.client import Client
+from kinko.client import RemoteVault
 from kinko.errors import InvalidInput, NotFound, PermissionDenied
 from tests.access.test_identity import AUDIENCE, ISSUER, Issuer, unsigned
 from tests.api.conftest import KINKO, Local, Server, keyfile_vault
@@ -85,46 +85,49 @@ def test_admin_routes(local: Local, issuer: Issuer) -> None:
 
 def test_sealed_server_answers_503(local: Local, issuer: Issuer) -> None:
     _configure(local, issuer)
-    local.vault.keys.seal()
+    local.vault._seal_state.seal()
     r = local.client.post("/v1/auth/kubernetes/login", json={"role": "web", "jwt": issuer.mint()})
     assert r.status_code == 503 and r.json()["error"]["code"] == "sealed"
 
 
-def test_client_over_real_http(server: Server, issuer: Issuer) -> None:
-    admin = Client(server.addr, server.token)
+def test_remote_session_administers_kubernetes_auth_and_logs_in_over_real_http(server: Server,
+                                                                               issuer: Issuer) -> None:
+    admin = RemoteVault.connect(server.addr, server.token)
     try:
-        admin.request("PUT", "sys/policies/k8s-web", json={"rules": [{"path": "k8s/web/*",
-                                                                       "capabilities": ["read"]}]})
-        admin.request("PUT", "secrets/k8s/web/db", json={"value": "pw"})
-        admin.configure_kubernetes_auth(issuer=ISSUER, jwks=issuer.jwks())
-        admin.write_kubernetes_role("k8s-web", service_account_names=["web"], namespaces=["shop"],
-                                    audience=AUDIENCE, policies=["k8s-web"], ttl=120)
+        admin.write_policy({"name": "k8s-web", "rules": [{"path": "k8s/web/*", "capabilities": ["read"]}]})
+        admin.put("k8s/web/db", b"pw")
+        config = admin.configure_kubernetes_auth(issuer=ISSUER, jwks=issuer.jwks())
+        assert config.issuer == ISSUER and len(config.public_keys()) == 2  # the issuer's RSA and EC keys
+        role = admin.write_kubernetes_role("k8s-web", service_account_names=["web"], namespaces=["shop"],
+                                           audience=AUDIENCE, policies=["k8s-web"], ttl=120)
+        assert role.ttl == 120 and role.policies == ("k8s-web",)
         assert "k8s-web" in admin.list_kubernetes_roles()
-        assert admin.read_kubernetes_role("k8s-web")["ttl"] == 120
-        assert admin.read_kubernetes_auth_config()["issuer"] == ISSUER
+        assert admin.read_kubernetes_role("k8s-web") == role
+        assert admin.read_kubernetes_auth_config() == config
         with pytest.raises(InvalidInput):
             admin.read_kubernetes_role("../sys/seal")  # refused before any request is made
     finally:
         admin.close()
-    pod = Client(server.addr, "")
+    pod = RemoteVault.connect(server.addr)
     try:
         with pytest.raises(PermissionDenied):
             pod.login_kubernetes("k8s-web", issuer.mint(issuer.claims("shop", "db", now=time.time())))
-        token = pod.login_kubernetes("k8s-web", issuer.mint(issuer.claims(now=time.time())))
-        assert token.startswith("kinko_s_")
-        assert pod.get("secrets/k8s/web/db")["value"] == "pw"
+        login = pod.login_kubernetes("k8s-web", issuer.mint(issuer.claims(now=time.time())))
+        assert login.token.startswith("kinko_s_") and login.policies == ("k8s-web",)
+        assert 0 < login.lease_duration <= 120 and login.token not in repr(login)
+        assert pod.get("k8s/web/db").value == b"pw"  # the session now acts with the login's token
         with pytest.raises(PermissionDenied):
             pod.delete_kubernetes_role("k8s-web")
     finally:
         pod.close()
-    admin = Client(server.addr, server.token)
+    admin = RemoteVault.connect(server.addr, server.token)
     try:
         admin.delete_kubernetes_role("k8s-web")
         with pytest.raises(NotFound):
             admin.read_kubernetes_role("k8s-web")
     finally:
         admin.close()
-    assert "pw" not in server.stderr.read_text() and token not in server.stderr.read_text()
+    assert "pw" not in server.stderr.read_text() and login.token not in server.stderr.read_text()
 
 
 def test_cli_local_admin_and_remote_login(tmp_path: Path, server: Server, issuer: Issuer) -> None:

@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from kinko.client import Client, RemoteVault
-from kinko.core.model import Caller
 from kinko.errors import NotFound, PermissionDenied
 from tests.api.conftest import KINKO, Server, start_server, stop_server
 
@@ -73,22 +72,22 @@ def test_login_reads_a_piped_token_without_a_dash(server: Server, tmp_path: Path
 
 
 def test_remote_vault_matches_vault_types(server: Server) -> None:
-    remote, me = RemoteVault(Client(server.addr, server.token)), Caller("test")
-    info = remote.put(me, "rv/kv", {"user": b"u", "blob": b"\xff\x00"}, content_type="Opaque", tags={"a": "b"})
-    secret = remote.get(me, "rv/kv")
+    remote = RemoteVault.connect(server.addr, server.token)
+    info = remote.put("rv/kv", {"user": b"u", "blob": b"\xff\x00"}, content_type="Opaque", tags={"a": "b"})
+    secret = remote.get("rv/kv")
     assert secret.value == {"user": b"u", "blob": b"\xff\x00"} and secret.info.version == info.version
-    assert remote.list(me, "rv").keys == ("kv",)
-    updated = remote.update_attributes(me, "rv/kv", expires=4102444800.0)
+    assert remote.list("rv").keys == ("kv",)
+    updated = remote.update_attributes("rv/kv", expires=4102444800.0)
     assert updated.attributes.expires == 4102444800.0
-    blob = remote.backup(me, "rv/kv")
-    remote.delete(me, "rv/kv")
-    assert [i.path for i in remote.list_deleted(me, "rv")] == ["rv/kv"]
-    remote.purge(me, "rv/kv")
-    assert remote.restore(me, blob).path == "rv/kv"
+    blob = remote.backup("rv/kv")
+    remote.delete("rv/kv")
+    assert [i.path for i in remote.list_deleted("rv")] == ["rv/kv"]
+    remote.purge("rv/kv")
+    assert remote.restore(blob).path == "rv/kv"
     with pytest.raises(NotFound):
-        remote.get(me, "rv/none")
+        remote.get("rv/none")
     with pytest.raises(PermissionDenied):
-        RemoteVault(Client(server.addr, "kinko_root_bad")).get(me, "rv/kv")
+        RemoteVault.connect(server.addr, "kinko_root_bad").get("rv/kv")
     remote.close()
 
 

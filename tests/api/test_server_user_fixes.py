@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kinko.cli.login import store_token
-from kinko.client import Client
+from kinko.config import client_settings
 from tests.api.conftest import KINKO, start_server, stop_server
 
 
@@ -48,17 +48,16 @@ def test_remote_audit_verify_checks_the_servers_own_file(tmp_path: Path) -> None
 
 
 def test_stored_token_is_only_sent_to_the_server_it_was_stored_for(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("KINKO_TOKEN", raising=False)
     path = tmp_path / ".kinko" / "token"
     store_token("kinko_s_" + "a" * 43, path, "http://127.0.0.1:8200")
     assert json.loads(path.read_text()) == {"addr": "http://127.0.0.1:8200", "token": "kinko_s_" + "a" * 43}
-    assert Client("http://127.0.0.1:8200/")._token == "kinko_s_" + "a" * 43
-    other = Client("http://10.0.0.9:8200")
-    assert other._token is None
-    err = capsys.readouterr().err
-    assert "not http://10.0.0.9:8200" in err and "kinko login" in err and "a" * 43 not in err
+    notes: list[str] = []
+    assert client_settings({"KINKO_ADDR": "http://127.0.0.1:8200/"}).token == "kinko_s_" + "a" * 43
+    assert client_settings({"KINKO_ADDR": "http://10.0.0.9:8200"}, warn=notes.append).token is None
+    assert "not http://10.0.0.9:8200" in notes[0] and "kinko login" in notes[0] and "a" * 43 not in notes[0]
     path.write_text("kinko_s_" + "b" * 43 + "\n")  # written by an older kinko: no address in it
-    assert Client("http://127.0.0.1:8200")._token is None
-    assert "older format" in capsys.readouterr().err
+    assert client_settings({"KINKO_ADDR": "http://127.0.0.1:8200"}, warn=notes.append).token is None
+    assert "older format" in notes[1]

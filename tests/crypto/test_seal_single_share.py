@@ -12,8 +12,8 @@ from kinko.crypto import seal
 from kinko.crypto.seal import UNSEAL_KEY_BYTES, SealType, decode_single_share, encode_single_share
 from kinko.crypto.shares import encode_share
 from kinko.errors import InvalidShare, UnsealFailed
-from kinko.lifecycle import SealState
 from kinko.vault import open_vault
+from kinko.vault.seal_state import SealState
 from tests.conftest import FixedClock
 
 
@@ -63,14 +63,14 @@ def test_vault_whose_key_ends_in_zero_unseals(tmp_path: Path, monkeypatch: pytes
         captured.append(unseal_key)
         return real_wrap(unseal_key, root_key, vault_id)
 
-    monkeypatch.setattr("kinko.lifecycle.os.urandom", _zero_ending_urandom(os.urandom))
-    monkeypatch.setattr("kinko.lifecycle.wrap_root_key", spy)
+    monkeypatch.setattr("kinko.vault.seal_state.os.urandom", _zero_ending_urandom(os.urandom))
+    monkeypatch.setattr("kinko.vault.seal_state.wrap_root_key", spy)
     vault = open_vault(tmp_path / "vault.db", create=True, clock=FixedClock())
     shares = vault.init(seal=SealType.SHAMIR, shares=1, threshold=1).shares
     monkeypatch.undo()
     assert captured[0][-1] == 0  # the case that used to be unrecoverable
     assert not vault.unseal(share=shares[0]).sealed
-    vault.keys.forget()
+    vault.drop_keys()
     with pytest.raises(UnsealFailed):
         vault.unseal(share=encode_single_share(os.urandom(UNSEAL_KEY_BYTES)))
     assert not vault.unseal(share=shares[0]).sealed

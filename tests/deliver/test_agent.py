@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kinko.client import Client
+from kinko.client import RemoteVault
 from kinko.deliver.agent import DEFAULT_JWT_FILE, backoff, load_config, parse_mode, render_file, render_template
 from kinko.errors import InvalidInput, UsageError
 from tests.access.test_identity import AUDIENCE, ISSUER, Issuer
@@ -47,7 +47,7 @@ def test_render_file_whole_key_or_template(tmp_path: Path) -> None:
 
 def load_spec(entry: dict[str, Any], tmp: Path) -> Any:
     return load_config(_write_config(tmp / "spec-agent.yaml", {"address": "http://x", "token_file": "t",
-                                                              "files": [entry]})).files[0]
+                                                              "files": [entry]}), env={}).files[0]
 
 
 def _write_config(path: Path, doc: dict[str, Any]) -> Path:
@@ -98,25 +98,25 @@ def server(tmp_path: Path) -> Iterator[Server]:
     stop_server(srv.proc)
 
 
-def admin(server: Server) -> Client:
-    return Client(server.addr, server.token)
+def admin(server: Server) -> RemoteVault:
+    return RemoteVault.connect(server.addr, server.token)
 
 
 def _put(server: Server, path: str, body: dict[str, Any]) -> None:
-    client = admin(server)
+    session = admin(server)
     try:
-        client.request("PUT", f"secrets/{path}", json=body)
+        session.client.request("PUT", f"secrets/{path}", json=body)
     finally:
-        client.close()
+        session.close()
 
 
 def app_token(server: Server) -> str:
-    client = admin(server)
+    session = admin(server)
     try:
-        client.request("PUT", "sys/policies/app", json={"rules": [{"path": "app/*", "capabilities": ["read"]}]})
-        return str(client.request("POST", "auth/token/create", json={"policies": ["app"]})["token"])
+        session.write_policy({"name": "app", "rules": [{"path": "app/*", "capabilities": ["read"]}]})
+        return session.create_token(policies=["app"])[0]
     finally:
-        client.close()
+        session.close()
 
 
 def agent_config(tmp: Path, server: Server, auth: dict[str, Any], **extra: Any) -> Path:
@@ -171,11 +171,11 @@ def test_once_renders_0400_files_and_fails_cleanly(server: Server, tmp_path: Pat
         {"path": "app/gone", "destination": "out", "name": "gone"}])
     done = subprocess.run([*KINKO, "agent", "--config", str(missing), "--once"], capture_output=True, timeout=30)
     assert done.returncode == 1 and b"not_found" in done.stderr and not (out / "gone").exists()
-    client = admin(server)
+    session = admin(server)
     try:
-        client.request("POST", "sys/seal")
+        session.seal()
     finally:
-        client.close()
+        session.close()
     done = subprocess.run([*KINKO, "agent", "--config", str(config), "--once"], capture_output=True, timeout=30)
     assert done.returncode == 1 and b"sealed" in done.stderr
     assert (out / "password").read_text() == CANARY and (out / "url").read_text().endswith(f"{CANARY}@db/app")
@@ -183,14 +183,14 @@ def test_once_renders_0400_files_and_fails_cleanly(server: Server, tmp_path: Pat
 
 def _k8s_setup(server: Server, tmp: Path) -> Issuer:
     issuer = Issuer()
-    client = admin(server)
+    session = admin(server)
     try:
-        client.request("PUT", "sys/policies/app", json={"rules": [{"path": "app/*", "capabilities": ["read"]}]})
-        client.configure_kubernetes_auth(issuer=ISSUER, jwks=issuer.jwks())
-        client.write_kubernetes_role("app", service_account_names=["app"], namespaces=["shop"], audience=AUDIENCE,
-                                     policies=["app"], ttl=600)
+        session.write_policy({"name": "app", "rules": [{"path": "app/*", "capabilities": ["read"]}]})
+        session.configure_kubernetes_auth(issuer=ISSUER, jwks=issuer.jwks())
+        session.write_kubernetes_role("app", service_account_names=["app"], namespaces=["shop"], audience=AUDIENCE,
+                                      policies=["app"], ttl=600)
     finally:
-        client.close()
+        session.close()
     (tmp / "sa-token").write_text(issuer.mint(issuer.claims("shop", "app", now=time.time())))
     return issuer
 
@@ -213,13 +213,13 @@ def test_agent_rerenders_on_change_hook_only_on_change_relogs_and_stops(server: 
         wait_for(lambda: hook_log.read_text() == "x\nx\n", what="hook after the change")
         assert (tmp_path / "out" / "url").read_text() == "postgres://app:rotated-1@db/app"
         # Revoke every token the agent holds: it logs in again on the 403 and keeps rendering.
-        client = admin(server)
+        session = admin(server)
         try:
-            for info in client.request("GET", "auth/token/accessors")["tokens"]:
-                if info["metadata"].get("role") == "app":
-                    client.request("POST", "auth/token/revoke-accessor", json={"accessor": info["accessor"]})
+            for info in session.list_tokens():
+                if info.metadata.get("role") == "app":
+                    session.revoke_accessor(info.accessor)
         finally:
-            client.close()
+            session.close()
         seed(server, "rotated-2")
         wait_for(lambda: password.read_text() == "rotated-2", what="render after re-login")
         proc.send_signal(signal.SIGTERM)

@@ -28,7 +28,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from kinko.client import Client, RemoteVault
+from kinko.client import RemoteVault
 from kinko.core.model import Caller
 from kinko.deliver.csi import Provider, serve, stop
 from kinko.deliver.csi_params import TOKENS_ATTR, parse_request
@@ -95,7 +95,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
                                     options=[("grpc.default_authority", "localhost")])
     try:
         stub = pb_grpc.CSIDriverProviderStub(channel)  # type: ignore[no-untyped-call]
-        yield Env(srv, RemoteVault(Client(srv.addr, token)), key, stub, sock_dir / "kinko.sock")
+        yield Env(srv, RemoteVault.connect(srv.addr, token), key, stub, sock_dir / "kinko.sock")
     finally:
         channel.close()
         stop(grpc_server, grace=1)
@@ -186,9 +186,9 @@ def test_default_mode_is_0400_whatever_the_request_permission(env: Env, permissi
 def test_rotation_new_version_new_object_version(env: Env) -> None:
     objects = [{"objectName": "rot", "secretPath": "app/rotating"}, {"objectName": "p", "secretPath": "app/plain"},
                {"objectName": "rot-v1", "secretPath": "app/rotating", "version": 1}]
-    env.root.put(ROOT, "app/rotating", b"first")
+    env.root.put("app/rotating", b"first")
     before = mount(env, objects)
-    env.root.put(ROOT, "app/rotating", b"second")
+    env.root.put("app/rotating", b"second")
     # Drivers before v1.6 send what is mounted now; the answer must not depend on it.
     request = pb.MountRequest(attributes=attributes(objects, tokens={AUD: _mint(env.key)}), secrets="null",
                               permission="420", current_object_version=list(before.object_version))
@@ -301,7 +301,7 @@ def test_missing_secret_and_key(env: Env) -> None:
 
 def test_sealed_server_is_unavailable(env: Env) -> None:
     token = _mint(env.key)
-    env.root.seal(ROOT)
+    env.root.seal()
     try:
         error = failure(env, [{"objectName": "p", "secretPath": "app/plain"}], tokens={AUD: token})
         assert error.code() == grpc.StatusCode.UNAVAILABLE and "sealed" in error.details()

@@ -74,7 +74,7 @@ def test_a_name_given_twice_is_refused() -> None:
 
 def test_resolve_values_and_keys(filled: Vault, caller: Caller) -> None:
     refs = [EnvRef("DB", "app/db"), EnvRef("USER", "app/kv", "user"), EnvRef("PASS", "app/kv", "pass")]
-    assert resolve(filled, caller, refs) == {"DB": CANARY, "USER": "bob", "PASS": CANARY}
+    assert resolve(filled.session(caller), refs) == {"DB": CANARY, "USER": "bob", "PASS": CANARY}
 
 
 @pytest.mark.parametrize(("ref", "error", "words"), [
@@ -90,6 +90,6 @@ def test_resolve_failures_name_the_variable_never_the_value(
         filled: Vault, caller: Caller, ref: EnvRef, error: type[Exception], words: str) -> None:
     good = EnvRef("OK", "app/db")
     with pytest.raises(error) as info:
-        resolve(filled, caller, [good, ref])  # all or nothing: the good one is not returned either
+        resolve(filled.session(caller), [good, ref])  # all or nothing: the good one is not returned either
     assert words in str(info.value)
     assert CANARY not in str(info.value) and CANARY not in repr(info.value)

@@ -47,12 +47,10 @@ def test_an_explicit_env_mapping_of_a_credential_name_is_delivered(vault_file: P
     assert result.stdout.split() == ["db-url", "<unset>", "<unset>"]
 
 
-def test_agent_hook_does_not_inherit_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in CREDS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("OTHER_VAR", "kept")
+def test_agent_hook_does_not_inherit_credentials(tmp_path: Path) -> None:
+    environ = {**os.environ, **CREDS, "OTHER_VAR": "kept"}  # the agent process's environment
     out = tmp_path / "hook.out"
     code = f"import os, sys; open({str(out)!r}, 'w').write(' '.join(os.environ.get(n, '-') for n in sys.argv[1:]))"
     config = AgentConfig("http://127.0.0.1:1", (), exec_command=(sys.executable, "-c", code, *CREDS, "OTHER_VAR"))
-    Agent(config).run_hook()
+    Agent(config, environ=environ).run_hook()
     assert out.read_text().split() == ["-"] * 3 + ["kept"]

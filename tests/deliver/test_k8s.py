@@ -291,12 +291,12 @@ def test_store_is_all_or_nothing_and_never_overwrites(tmp_path: Path) -> None:
     plan = plan_import(write_app(tmp_path / "src"), "team/app", role="r", address="https://k")
     vault.put(caller, "team/app/shop/web-tls", b"already here", content_type="text")
     with pytest.raises(AlreadyExists, match="team/app/shop/web-tls"):
-        store_secrets(vault, caller, plan.secrets)
+        store_secrets(vault.session(caller), plan.secrets)
     with pytest.raises(NotFound):
         vault.get(caller, "team/app/shop/db")  # checked before storing anything
     vault.delete(caller, "team/app/shop/web-tls")
     vault.purge(caller, "team/app/shop/web-tls")
-    infos = store_secrets(vault, caller, plan.secrets)
+    infos = store_secrets(vault.session(caller), plan.secrets)
     assert [i.path for i in infos] == ["team/app/shop/db", "team/app/shop/web-tls"]
     stored = vault.get(caller, "team/app/shop/db")
     assert stored.value == {"password": CANARY.encode(), "username": CANARY_USER.encode()}

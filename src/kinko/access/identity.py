@@ -67,6 +67,13 @@ class KubernetesAuthConfig:
         doc = json.loads(raw)
         return cls(doc["issuer"], doc["jwks"], tuple(doc["pem_keys"]))
 
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> KubernetesAuthConfig:
+        """The inverse of `to_dict` (a server's answer): the JWKS back to its normalised text."""
+        jwks = doc.get("jwks")
+        return cls(doc.get("issuer"), json.dumps(jwks, sort_keys=True) if jwks else None,
+                   tuple(doc.get("pem_keys") or ()))
+
     def public_keys(self) -> tuple[VerificationKey, ...]:
         return _parse_keys(self.jwks, self.pem_keys)
 

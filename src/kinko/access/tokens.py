@@ -8,14 +8,12 @@ PermissionDenied("permission denied"), so a caller learns nothing about why.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import hashlib
 import hmac
 import json
 import re
 import secrets
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -34,20 +32,6 @@ DEFAULT_TTL = 24 * 3600.0
 DEFAULT_MAX_TTL = 32 * 24 * 3600.0
 MAX_DEPTH = 16
 MAX_META = 32
-#: False inside `uses_not_consumed()`: a token's self-lookup and self-renewal do not spend a use (Vault's rule).
-_CONSUME: contextvars.ContextVar[bool] = contextvars.ContextVar("kinko_token_consume", default=True)
-
-
-@contextlib.contextmanager
-def uses_not_consumed() -> Iterator[None]:
-    """Authenticate inside the block without spending a use of a use-limited token (lookup-self, renew-self)."""
-    reset = _CONSUME.set(False)
-    try:
-        yield
-    finally:
-        _CONSUME.reset(reset)
-
-
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -199,10 +183,11 @@ class TokenManager:
                 raise PermissionDenied()
             parent, depth = ancestor.parent, depth + 1
 
-    def authenticate(self, token: object, remote_addr: str | None = None) -> Caller:
-        """The Caller a token stands for; consumes one use of a use-limited token (not in `uses_not_consumed`)."""
+    def authenticate(self, token: object, remote_addr: str | None = None, *, consume: bool = True) -> Caller:
+        """The Caller a token stands for; spends one use of a use-limited token unless `consume` is False (a
+        token's self-lookup and self-renewal spend none: Vault's rule)."""
         row = self.resolve(token)
-        if row.num_uses > 0 and _CONSUME.get():
+        if row.num_uses > 0 and consume:
             self._consume(row, token)
         return Caller(subject=f"token:{row.display_name}", policies=frozenset(json.loads(row.policies_json)),
                       accessor=row.accessor, remote_addr=remote_addr)

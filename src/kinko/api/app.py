@@ -7,19 +7,19 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kinko.access.audit import request_context
-from kinko.api import access_routes, errors, kubernetes_auth, native
+from kinko.api import errors, routes
 from kinko.api.auth import FailureLimiter
 from kinko.api.cluster import UnsealBroadcast
 from kinko.api.errors import error_body
-from kinko.vault import Vault
+from kinko.api.state import ApiState
+from kinko.vault import Vault, request_context
 
 DEFAULT_MAX_BODY = 2 * 1024 * 1024
 access_log = logging.getLogger("kinko.access")
@@ -27,9 +27,13 @@ access_log = logging.getLogger("kinko.access")
 
 def create_app(
     vault: Vault, *, broadcast: UnsealBroadcast | None = None, limiter: FailureLimiter | None = None,
-    max_body: int = DEFAULT_MAX_BODY, close_vault: bool = False,
+    max_body: int = DEFAULT_MAX_BODY, close_vault: bool = False, extra_routers: Sequence[APIRouter] = (),
 ) -> ASGIApp:
-    """One worker's app over an open vault. `close_vault`: close it when the server shuts down."""
+    """One worker's app over an open vault. `close_vault`: close it when the server shuts down.
+
+    `extra_routers` are mounted beside /v1 (bench/http.py adds its hello-world baseline route this way, so
+    production servers never serve it).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,13 +45,13 @@ def create_app(
         title="kinko", version="1", description="kinko secrets vault, native API",
         openapi_url="/v1/openapi.json", docs_url=None, redoc_url=None, lifespan=lifespan,
     )
-    app.state.kinko = native.ApiState(vault, broadcast or UnsealBroadcast(), limiter or FailureLimiter())
+    app.state.kinko = ApiState(vault, broadcast or UnsealBroadcast(), limiter or FailureLimiter())
     errors.install(app)
-    native.install(app)
-    access_routes.install(app)
+    routes.install(app)
+    for router in extra_routers:
+        app.include_router(router)
     _document_auth(app)
-    kubernetes_auth.install(app)
-    return Guard(app, max_body)
+    return RequestGuard(app, max_body)
 
 
 def _document_auth(app: FastAPI) -> None:
@@ -75,7 +79,7 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], request_id: 
     await send({"type": "http.response.body", "body": raw})
 
 
-class Guard:
+class RequestGuard:
     """Outermost layer: request id, body limit (413), one JSON access-log line, and a last-resort 500.
 
     The log line holds method, path, status, duration, request id and client only: never headers

@@ -10,9 +10,8 @@ from dataclasses import replace
 from starlette.requests import Request
 
 from kinko.api.errors import RateLimited
-from kinko.core.model import Caller
 from kinko.errors import PermissionDenied
-from kinko.vault import Vault
+from kinko.vault import Caller, Vault
 
 MAX_TOKEN_CHARS = 512
 
@@ -62,8 +61,9 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def caller_for(request: Request, vault: Vault, limiter: FailureLimiter) -> Caller:
-    """Authenticate the request or raise the one uniform PermissionDenied (or RateLimited).
+def caller_for(request: Request, vault: Vault, limiter: FailureLimiter, *, consume: bool = True) -> Caller:
+    """Authenticate the request or raise the one uniform PermissionDenied (or RateLimited). `consume`: spend a
+    use of a use-limited token (not for its self-lookup or self-renewal).
 
     A valid token is always accepted: the limiter is keyed on the client address, and behind a shared NAT one
     guesser must not lock everyone else out. Only a missing or invalid token is answered 429 while over the limit.
@@ -73,7 +73,7 @@ def caller_for(request: Request, vault: Vault, limiter: FailureLimiter) -> Calle
     try:
         if token is None:
             raise PermissionDenied()
-        caller = vault.authenticate(token, remote_addr=client)
+        caller = vault.authenticate(token, remote_addr=client, consume=consume)
     except PermissionDenied:
         limiter.check(client)  # over the limit: 429 (and not counted again, so memory stays bounded)
         limiter.failed(client)

@@ -19,10 +19,8 @@ import multiprocessing
 import struct
 from typing import Any
 
-from kinko.crypto.seal import SealType
 from kinko.errors import KinkoError, TooLarge
-from kinko.lifecycle import VaultStatus
-from kinko.vault import Vault
+from kinko.vault import SealType, Vault, VaultStatus
 
 _SEAL_TYPES = {"share": SealType.SHAMIR, "passphrase": SealType.PASSPHRASE, "key_file": SealType.KEY_FILE}
 _HEADER = struct.Struct("<QQI")  # generation, epoch, length of the JSON log

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import ipaddress
 import logging
 import os
@@ -23,14 +24,18 @@ import socket
 import ssl
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from kinko.config import DEFAULT_VAULT, parse_duration
 from kinko.errors import InvalidInput, UsageError
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
 
 DEFAULT_LISTEN = "127.0.0.1:8200"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -39,7 +44,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 @dataclass
 class ServerConfig:
     listen: str = DEFAULT_LISTEN
-    vault: str = "~/.kinko/vault.db"
+    vault: str = DEFAULT_VAULT
     tls_cert: str | None = None
     tls_key: str | None = None
     workers: int = 1
@@ -55,6 +60,8 @@ class ServerConfig:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ServerConfig) if f.name != "dev_dir"}
+#: Settings in seconds that also take Vault-style durations ("90s", "1m").
+_DURATIONS = frozenset({"auth_fail_window"})
 
 
 def _coerce(name: str, raw: Any) -> Any:
@@ -68,6 +75,8 @@ def _coerce(name: str, raw: Any) -> Any:
             return bool(raw)
         if kind in ("int", int):
             return int(raw)
+        if name in _DURATIONS:
+            return parse_duration(raw, option=f"server setting {name!r}")
         if kind in ("float", float):
             return float(raw)
         return None if raw is None else str(raw)
@@ -75,9 +84,9 @@ def _coerce(name: str, raw: Any) -> Any:
         raise UsageError(f"server setting {name!r} has the wrong type") from None
 
 
-def load_config(file: Path | None = None, env: Mapping[str, str] | None = None,
+def load_config(file: Path | None = None, *, env: Mapping[str, str],
                 overrides: Mapping[str, Any] | None = None) -> ServerConfig:
-    """Defaults < YAML file < KINKO_<NAME> environment < explicit overrides (flags that were given)."""
+    """Defaults < YAML file < KINKO_<NAME> environment (`env`) < explicit overrides (flags that were given)."""
     values: dict[str, Any] = {}
     if file is not None:
         try:
@@ -90,7 +99,6 @@ def load_config(file: Path | None = None, env: Mapping[str, str] | None = None,
         if unknown:
             raise UsageError(f"server config {str(file)!r}: unknown setting(s) {', '.join(unknown)}")
         values.update(doc)
-    env = os.environ if env is None else env
     for name in _FIELDS:
         if f"KINKO_{name.upper()}" in env:
             values[name] = env[f"KINKO_{name.upper()}"]
@@ -173,8 +181,7 @@ def check_tls(config: ServerConfig) -> None:
 # -- dev mode -----------------------------------------------------------------------------------------------
 def prepare_dev(config: ServerConfig) -> tuple[ServerConfig, str]:
     """A throwaway vault in a temp dir, initialised with a key-file seal. Returns (config, root token)."""
-    from kinko.crypto.seal import SealType
-    from kinko.vault import open_vault
+    from kinko.vault import SealType, open_vault
 
     work = tempfile.mkdtemp(prefix="kinko-dev-")
     try:  # any failure (or a stop signal) before the caller owns the dir must not leave a key file behind
@@ -199,17 +206,18 @@ def remove_dev_dir(work: str) -> None:
 def check_audit_file(config: ServerConfig) -> None:
     """Open (create, 0600) the audit file before binding: a missing directory fails now, not after "listening"."""
     if config.audit_file:
-        from kinko.access.audit import AuditLog
+        from kinko.vault import check_audit_path
 
-        AuditLog(Path(config.audit_file).expanduser(), lambda: b"").close()  # AuditFailed names the path
+        check_audit_path(Path(config.audit_file).expanduser())  # AuditFailed names the path
 
 
 # -- the whole lifetime -------------------------------------------------------------------------------------
-def run(config: ServerConfig, *, dev_banner: str | None = None) -> None:
+def run(config: ServerConfig, *, dev_banner: str | None = None, extra_routers: Sequence[APIRouter] = ()) -> None:
     """Check TLS, bind, create the dev vault (if `dev_banner`), serve; returns after a graceful stop.
 
     SIGTERM and SIGINT stop the server at any point, in-flight requests get up to 10 s, and the call returns
     normally (exit 0); a dev vault is deleted on every way out. `dev_banner` may use {address} and {token}.
+    `extra_routers` go to every worker's app (kinko.api.app.create_app): for benchmarks, never `kinko server`.
     """
     check_tls(config)
     check_audit_file(config)
@@ -221,14 +229,15 @@ def run(config: ServerConfig, *, dev_banner: str | None = None) -> None:
             if dev_banner is not None and not stop.stopping:
                 config, token = prepare_dev(config)
                 banner = dev_banner.replace("{token}", token)
-            _serve(config, sock, stop, banner)
+            _serve(config, sock, stop, banner, extra_routers)
         finally:
             sock.close()
             if config.dev_dir:
                 remove_dev_dir(config.dev_dir)
 
 
-def _serve(config: ServerConfig, sock: socket.socket, stop: _StopSignals, banner: str | None) -> None:
+def _serve(config: ServerConfig, sock: socket.socket, stop: _StopSignals, banner: str | None,
+           extra_routers: Sequence[APIRouter]) -> None:
     from kinko.api.cluster import UnsealBroadcast
     from kinko.vault import open_vault
 
@@ -240,10 +249,11 @@ def _serve(config: ServerConfig, sock: socket.socket, stop: _StopSignals, banner
     print(f"kinko server listening on {url} ({config.workers} worker(s))", file=sys.stderr, flush=True)
     if banner:
         print(banner.replace("{address}", url), flush=True)
+    worker = functools.partial(_run_worker, config, sock, broadcast, extra_routers=extra_routers)
     if config.workers == 1:
-        _run_worker(config, sock, broadcast, stop)
+        worker(stop)
     else:
-        _supervise(config, sock, broadcast, stop)
+        _supervise(config, worker, stop)
 
 
 # -- signals ------------------------------------------------------------------------------------------------
@@ -308,7 +318,8 @@ def _setup_logging(level: str) -> None:
     kinko.propagate = False
 
 
-def _run_worker(config: ServerConfig, sock: socket.socket, broadcast: Any, stop: _StopSignals) -> None:
+def _run_worker(config: ServerConfig, sock: socket.socket, broadcast: Any, stop: _StopSignals, *,
+                extra_routers: Sequence[APIRouter] = ()) -> None:
     import uvicorn
 
     from kinko.api.app import create_app
@@ -325,7 +336,8 @@ def _run_worker(config: ServerConfig, sock: socket.socket, broadcast: Any, stop:
     if config.audit_file:
         vault.enable_audit(Path(config.audit_file).expanduser())  # every worker appends to one chained file
     app = create_app(vault, broadcast=broadcast, max_body=config.max_body_bytes, close_vault=True,
-                     limiter=FailureLimiter(config.auth_fail_limit, config.auth_fail_window))
+                     limiter=FailureLimiter(config.auth_fail_limit, config.auth_fail_window),
+                     extra_routers=extra_routers)
     uv_config = uvicorn.Config(
         app, loop="uvloop", http="httptools", lifespan="on", access_log=False, server_header=False,
         log_level="warning" if config.log_level == "info" else config.log_level,
@@ -340,7 +352,7 @@ def _run_worker(config: ServerConfig, sock: socket.socket, broadcast: Any, stop:
     server.run(sockets=[sock])
 
 
-def _spawn(config: ServerConfig, sock: socket.socket, broadcast: Any) -> int:
+def _spawn(worker: Callable[[_StopSignals], None]) -> int:
     """Fork one worker. Call with STOP_SIGNALS blocked, so neither side runs a handler meant for the other."""
     pid = os.fork()
     if pid == 0:  # worker: own process group, so a terminal's Ctrl-C reaches it once, via the parent
@@ -351,14 +363,14 @@ def _spawn(config: ServerConfig, sock: socket.socket, broadcast: Any) -> int:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         code = 0
         try:
-            _run_worker(config, sock, broadcast, stop)
+            worker(stop)
         except BaseException:
             code = 1
         os._exit(code)
     return pid
 
 
-def _supervise(config: ServerConfig, sock: socket.socket, broadcast: Any, stop: _StopSignals) -> None:
+def _supervise(config: ServerConfig, worker: Callable[[_StopSignals], None], stop: _StopSignals) -> None:
     """Fork the workers, replace any that dies, and on SIGTERM/SIGINT stop them all and wait."""
     children: set[int] = set()
 
@@ -371,7 +383,7 @@ def _supervise(config: ServerConfig, sock: socket.socket, broadcast: Any, stop: 
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:  # a stop arriving now is delivered after the child is in `children`, so it is forwarded
             if not stop.stopping:
-                children.add(_spawn(config, sock, broadcast))
+                children.add(_spawn(worker))
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 

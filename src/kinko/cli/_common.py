@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: vault location, output format, error-to-exit-code mapping, reading secret input."""
+"""Shared CLI plumbing: vault location, output format, durations, error-to-exit-code mapping, reading input."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from typing import Any, TypeVar, cast
 
 import click
 
+from kinko import config
 from kinko.errors import KinkoError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_VAULT = "~/.kinko/vault.db"
 
 vault_option = click.option(
-    "--vault", "vault_path", envvar="KINKO_VAULT", default=DEFAULT_VAULT, show_default=True,
+    "--vault", "vault_path", envvar=config.ENV_VAULT, default=config.DEFAULT_VAULT, show_default=True,
     type=click.Path(dir_okay=False), help="Local vault file (env KINKO_VAULT).",
 )
 output_option = click.option(
@@ -57,8 +57,37 @@ def handle_errors(func: F) -> F:
     return cast(F, wrapper)
 
 
-def vault_file(vault_path: str) -> Path:
-    return Path(os.path.expanduser(vault_path))
+def _option_name(param: click.Parameter) -> str:
+    return param.opts[0] if param.opts else str(param.name)
+
+
+def duration(maximum: float | None = None) -> Callable[[click.Context, click.Parameter, str | None], float | None]:
+    """An option callback for Vault-syntax durations (`90s`, `15m`, `1h30m`, `7d`): seconds as a float.
+
+    (A callback, not a click.ParamType, so it works on every click release pyproject allows.)
+    """
+
+    def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+        if value is None:
+            return None
+        option = _option_name(param)
+        try:
+            return config.parse_duration(value, option=option, maximum=maximum)
+        except UsageError as exc:
+            raise click.BadParameter(exc.message.removeprefix(f"{option}: "), ctx, param) from None
+
+    return convert
+
+
+def moment(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """An option callback for a point in time: ISO 8601 (UTC unless an offset is given) or `+DURATION` (`+90d`)."""
+    if value is None:
+        return None
+    option = _option_name(param)
+    try:
+        return config.parse_moment(value, option=option)
+    except UsageError as exc:
+        raise click.BadParameter(exc.message.removeprefix(f"{option}: "), ctx, param) from None
 
 
 def emit(output: str, data: Any, text: Callable[[], str]) -> None:
@@ -80,27 +109,6 @@ def read_source(spec: str) -> bytes:
         except OSError as exc:
             raise click.BadParameter(f"cannot read {spec[1:]!r}: {exc.strerror}") from None
     return spec.encode()
-
-
-def parse_time(text: str | None) -> float | None:
-    """ISO 8601 (UTC when no offset) or relative `+30d` / `+12h` / `+15m` / `+45s` from now."""
-    import re
-    import time
-    from datetime import UTC, datetime
-
-    if text is None:
-        return None
-    match = re.fullmatch(r"\+(\d+)([dhms])", text.strip())
-    if match:
-        unit = {"d": 86400, "h": 3600, "m": 60, "s": 1}[match.group(2)]
-        return time.time() + int(match.group(1)) * unit
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not an ISO 8601 time or a +N[dhms] offset") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def parse_tags(pairs: tuple[str, ...]) -> dict[str, str] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -36,7 +37,7 @@ def cli(config_file: str, once: bool, log_level: str) -> None:
     from kinko.deliver.agent import Agent, load_config
 
     _setup_logging(log_level)
-    agent = Agent(load_config(Path(config_file)))
+    agent = Agent(load_config(Path(config_file), os.environ), environ=os.environ)
     try:
         if once:
             try:

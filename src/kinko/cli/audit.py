@@ -6,13 +6,10 @@ import sys
 
 import click
 
-from kinko.access.audit import ChainReport, check_chain
-from kinko.cli._common import emit, handle_errors, output_option, read_source, vault_file, vault_option
-from kinko.cli._local import ensure_unsealed, is_remote, open_local
-from kinko.core.model import Caller
+from kinko.cli._common import emit, handle_errors, output_option, read_source, vault_option
+from kinko.cli._session import is_remote, open_session
 from kinko.errors import InvalidInput, UsageError
-
-CALLER = Caller.local_operator()
+from kinko.vault import ChainReport, check_audit_structure
 
 
 @click.group("audit")
@@ -32,7 +29,7 @@ def hash_(vault_path: str, value: str, output: str) -> None:
     are hashed exactly as given (a trailing newline counts).
     """
     raw = read_source(value)
-    digest = ensure_unsealed(open_local(vault_file(vault_path))).audit_hash(CALLER, raw)
+    digest = open_session(vault_path).audit_hash(raw)
     emit(output, {"hash": digest}, lambda: digest)
 
 
@@ -56,8 +53,7 @@ def verify(vault_path: str, file: str | None, structure_only: bool, output: str)
     else:
         if file is None and not is_remote():
             raise UsageError("give FILE (local mode), or set KINKO_ADDR to check the server's audit file")
-        vault = ensure_unsealed(open_local(vault_file(vault_path)))
-        report, where = vault.audit_verify(CALLER, file), file or "server audit file"
+        report, where = open_session(vault_path).audit_verify(file), file or "server audit file"
     summary = _summary(report, structure_only)
     emit(output, {"file": where, "structure_only": structure_only, "summary": summary, **report.to_dict()},
          lambda: f"{where}: {summary}")
@@ -67,7 +63,7 @@ def verify(vault_path: str, file: str | None, structure_only: bool, output: str)
 
 def _structure(file: str) -> ChainReport:
     try:
-        return check_chain(file)
+        return check_audit_structure(file)
     except OSError as exc:
         raise InvalidInput(f"cannot read audit file {file!r}: {exc.strerror}") from None
 

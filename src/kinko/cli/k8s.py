@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from kinko.cli._common import emit, handle_errors, output_option, vault_file, vault_option
-from kinko.cli._local import ensure_unsealed, open_local
-from kinko.core.model import Caller
+from kinko import config
+from kinko.cli._common import emit, handle_errors, output_option, vault_option
+from kinko.cli._session import open_session
 from kinko.core.types import K8S_TYPES
 from kinko.deliver.k8s import (
     ANNOTATION_PREFIX,
@@ -26,9 +26,7 @@ from kinko.deliver.k8s import (
     volume_snippet,
 )
 from kinko.errors import UsageError
-from kinko.vault import Vault
 
-CALLER = Caller.local_operator()
 #: The in-cluster address of the server in deploy/kinko-server.yaml.
 DEFAULT_ADDRESS = "https://kinko.kinko.svc:8200"
 
@@ -43,13 +41,9 @@ def render() -> None:
     """Print manifests built from kinko paths."""
 
 
-def _vault(vault_path: str) -> Vault:
-    return ensure_unsealed(open_local(vault_file(vault_path)))
-
-
 def _address(address: str | None) -> str:
     """--address, else KINKO_ADDR, else the in-cluster default; checked, with a warning when pods can't use it."""
-    chosen = address or os.environ.get("KINKO_ADDR") or DEFAULT_ADDRESS
+    chosen = address or os.environ.get(config.ENV_ADDR) or DEFAULT_ADDRESS
     for warning in check_address(chosen, "--address" if address else "KINKO_ADDR"):
         click.echo(f"warning: {warning}", err=True)
     return chosen
@@ -97,7 +91,7 @@ def render_secret_cmd(vault_path: str, path: str, name: str, namespace: str, sec
     if secret_type is not None and secret_type not in K8S_TYPES:
         raise UsageError(f"--type {secret_type[:64]!r} is not a Kubernetes Secret type; use one of: "
                          f"{', '.join(sorted(K8S_TYPES))}")
-    secret = _vault(vault_path).get(CALLER, path, version)
+    secret = open_session(vault_path).get(path, version)
     kind = secret_type or (secret.info.attributes.content_type
                            if secret.info.attributes.content_type in K8S_TYPES else "Opaque")
     annotations = {ANNOTATION_PREFIX + "source": f"{path}@{secret.info.version}"}
@@ -138,7 +132,7 @@ def import_cmd(vault_path: str, source: Path, prefix: str, apply_: bool, out_dir
                        mount_root=mount_path)
     if apply_:
         assert out_dir is not None
-        store_secrets(_vault(vault_path), CALLER, plan.secrets)
+        store_secrets(open_session(vault_path), plan.secrets)
         written = write_outputs(plan, out_dir)
     summary = {**plan.summary(), "applied": apply_, "diff": plan.diff()}
     if apply_:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from kinko import config
 from kinko.cli._common import handle_errors
 from kinko.errors import UsageError
 
@@ -38,26 +39,26 @@ def store_token(token: str, path: Path, addr: str | None = None) -> None:
 @handle_errors
 def cli(token: str | None, addr: str | None, ca_file: str | None, print_export: bool) -> None:
     """Check TOKEN (argument, KINKO_TOKEN or a prompt; `-` reads stdin) and store it for later commands."""
-    from kinko.client import TOKEN_FILE, Client
+    from kinko.cli._session import remote_session
 
     if token == "-":
         token = sys.stdin.readline().strip()
-    token = token or os.environ.get("KINKO_TOKEN")
+    token = token or os.environ.get(config.ENV_TOKEN)
     if not token and not sys.stdin.isatty():
         token = sys.stdin.readline().strip()  # piped in (e.g. from a secret manager): same as `-`
     if not token:
         if not sys.stdin.isatty():
             raise UsageError("no token: pass it as an argument, `-` for stdin, or set KINKO_TOKEN")
         token = str(click.prompt("Token", hide_input=True, err=True)).strip()
-    client = Client(addr, token, ca_file=ca_file)
+    session = remote_session(addr, token=token, ca_file=ca_file)
     try:
-        who = client.request("GET", "auth/token/lookup-self")
+        who = session.lookup_token()  # the token's own details: checks it against this server
     finally:
-        client.close()
+        session.close()
     if print_export:
         click.echo(f"export KINKO_TOKEN={shlex.quote(token)}")
         return
-    path = Path(os.path.expanduser(TOKEN_FILE))
-    store_token(token, path, client.addr)
-    click.echo(f"logged in to {client.addr} as {who['subject']} (policies: {', '.join(who['policies'])}); "
-               f"token stored in {path}", err=True)
+    path = config.expand(config.TOKEN_FILE)
+    store_token(token, path, session.client.addr)
+    click.echo(f"logged in to {session.client.addr} as token:{who.display_name} (policies: "
+               f"{', '.join(who.policies)}); token stored in {path}", err=True)

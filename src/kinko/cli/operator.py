@@ -9,12 +9,19 @@ from typing import Any
 
 import click
 
-from kinko.cli._common import emit, handle_errors, output_option, vault_file, vault_option
-from kinko.cli._local import ensure_unsealed, is_remote, open_local, remote
-from kinko.core.model import Caller
-from kinko.crypto.seal import SealType
+from kinko import config
+from kinko.cli._common import emit, handle_errors, output_option, vault_option
+from kinko.cli._session import is_remote, open_session, remote_session
 from kinko.errors import InvalidInput, Sealed, UsageError
-from kinko.lifecycle import InitResult, VaultStatus
+from kinko.vault import (
+    DEFAULT_RETENTION_DAYS,
+    MAX_RETENTION_DAYS,
+    MIN_RETENTION_DAYS,
+    InitResult,
+    SealType,
+    VaultStatus,
+    check_init_options,
+)
 
 
 @click.group("operator")
@@ -23,7 +30,7 @@ def cli() -> None:
 
 
 def _passphrase(confirm: bool) -> str:
-    passphrase = os.environ.get("KINKO_PASSPHRASE")
+    passphrase = os.environ.get(config.ENV_PASSPHRASE)
     if passphrase is not None:
         return passphrase
     if not sys.stdin.isatty():
@@ -31,13 +38,13 @@ def _passphrase(confirm: bool) -> str:
     return str(click.prompt("Vault passphrase", hide_input=True, confirmation_prompt=confirm, err=True))
 
 
-def _status_text(status: VaultStatus, operator_sealed: bool | None = None) -> str:
+def _status_text(status: VaultStatus) -> str:
     if not status.initialized:
         return "initialized: false\nsealed: true"
     sealed = str(status.sealed).lower()
-    if status.sealed and operator_sealed is not None:  # local: "sealed" is this process's view only
+    if status.sealed and status.operator_sealed is not None:  # local: "sealed" is this process's view only
         sealed += (" (each kinko process unseals a local vault for itself; "
-                   f"operator seal: {'yes' if operator_sealed else 'no'})")
+                   f"operator seal: {'yes' if status.operator_sealed else 'no'})")
     lines = ["initialized: true", f"sealed: {sealed}", f"seal type: {status.seal_type}"]
     if status.seal_type == "shamir":
         lines.append(f"shares: {status.shares}  threshold: {status.threshold}  progress: {status.progress}")
@@ -51,14 +58,11 @@ def _status_text(status: VaultStatus, operator_sealed: bool | None = None) -> st
 def _check_init_options(seal: SealType, shares: int, threshold: int, key_file: str | None,
                         retention_days: int) -> None:
     """Bad flags are usage errors (exit 2), caught before anything is created."""
-    from kinko.crypto.seal import check_shamir_params
-    from kinko.lifecycle import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
-
     if seal is SealType.KEY_FILE and not key_file and not is_remote():
         raise UsageError("--seal keyfile needs --key-file PATH (the key file to create)")
     if seal is SealType.SHAMIR:
         try:
-            check_shamir_params(shares, threshold)
+            check_init_options(seal, shares, threshold, DEFAULT_RETENTION_DAYS)
         except InvalidInput as exc:
             raise UsageError(f"--shares {shares} --threshold {threshold}: {exc.message}") from None
     if not MIN_RETENTION_DAYS <= retention_days <= MAX_RETENTION_DAYS:
@@ -113,15 +117,14 @@ def init(vault_path: str, seal_type: str, shares: int, threshold: int, key_file:
     _check_init_options(seal, shares, threshold, key_file, retention_days)
     options: dict[str, Any] = {"shares": shares, "threshold": threshold, "retention_days": retention_days,
                                "purge_protection": purge_protection}
-    server = remote()
-    if server is not None:
+    if is_remote():
         if seal is SealType.KEY_FILE:
             raise UsageError("--seal keyfile is for a local vault only (the key file must sit beside the "
                              "server's vault); use shamir or passphrase with KINKO_ADDR, or pass --vault FILE")
         passphrase = _passphrase(confirm=True) if seal is SealType.PASSPHRASE else None
-        result, where = server.init(seal=seal, passphrase=passphrase, **options), os.environ["KINKO_ADDR"]
+        result, where = remote_session().init(seal=seal, passphrase=passphrase, **options), os.environ[config.ENV_ADDR]
     else:
-        path = vault_file(vault_path)
+        path = config.expand(vault_path)
         passphrase = _passphrase(confirm=True) if seal is SealType.PASSPHRASE else None
         result, where = _init_local(path, seal, passphrase, key_file=Path(key_file) if key_file else None,
                                     **options), str(path)
@@ -132,7 +135,7 @@ def init(vault_path: str, seal_type: str, shares: int, threshold: int, key_file:
 
 def _shares_given(shares: tuple[str, ...], threshold: int) -> list[str]:
     """Arguments, else KINKO_UNSEAL_SHARES, else stdin (piped: whitespace separated), else prompts."""
-    given = list(shares) or os.environ.get("KINKO_UNSEAL_SHARES", "").split()
+    given = list(shares) or os.environ.get(config.ENV_UNSEAL_SHARES, "").split()
     if given:
         return given
     if sys.stdin.isatty():
@@ -156,15 +159,15 @@ def unseal(vault_path: str, shares: tuple[str, ...], key_file: str | None, outpu
 
     A local vault is unsealed per process; this checks the material and lifts an operator seal.
     """
-    vault = open_local(vault_file(vault_path))
-    status = vault.status()
+    session = open_session(vault_path, unseal=False)
+    status = session.status()
     if status.seal_type == "keyfile":
-        status = vault.unseal(key_file=Path(key_file) if key_file else None)
+        status = session.unseal(key_file=Path(key_file) if key_file else None)
     elif status.seal_type == "passphrase":
-        status = vault.unseal(passphrase=_passphrase(confirm=False))
+        status = session.unseal(passphrase=_passphrase(confirm=False))
     else:
         for share in _shares_given(shares, status.threshold):
-            status = vault.unseal(share=share)
+            status = session.unseal(share=share)
             if not status.sealed:
                 break
     if status.sealed and status.progress > 0 and not is_remote():
@@ -185,8 +188,7 @@ def unseal(vault_path: str, shares: tuple[str, ...], key_file: str | None, outpu
 @handle_errors
 def seal(vault_path: str) -> None:
     """Seal the vault: drop every key and refuse auto-unseal until an explicit unseal."""
-    vault = open_local(vault_file(vault_path))
-    vault.seal(Caller.local_operator())  # through the service, so authorization and audit see it
+    open_session(vault_path, unseal=False).seal()  # through the service, so authorization and audit see it
     click.echo("vault sealed")
 
 
@@ -196,14 +198,8 @@ def seal(vault_path: str) -> None:
 @handle_errors
 def status(vault_path: str, output: str) -> None:
     """Show whether the vault is initialised and sealed, and its seal and key settings."""
-    vault = open_local(vault_file(vault_path))
-    current = vault.status()
-    if is_remote():
-        emit(output, current.to_dict(), lambda: _status_text(current))
-        return
-    operator_sealed = current.initialized and vault.operator_sealed()
-    emit(output, {**current.to_dict(), "operator_sealed": operator_sealed},
-         lambda: _status_text(current, operator_sealed))
+    current = open_session(vault_path, unseal=False).status()
+    emit(output, current.to_dict(), lambda: _status_text(current))
 
 
 @cli.command("rotate")
@@ -214,9 +210,8 @@ def status(vault_path: str, output: str) -> None:
 @handle_errors
 def rotate(vault_path: str, rewrap: bool, output: str) -> None:
     """Add a new key term; new writes use it, old terms stay readable."""
-    vault = ensure_unsealed(open_local(vault_file(vault_path)))
-    caller = Caller.local_operator()
-    term = vault.rotate(caller)
-    moved = vault.rewrap(caller) if rewrap else 0
+    session = open_session(vault_path)
+    term = session.rotate()
+    moved = session.rewrap() if rewrap else 0
     emit(output, {"key_term": term, "rewrapped": moved},
          lambda: f"key term {term} active; {moved} version(s) re-encrypted")

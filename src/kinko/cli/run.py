@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
 from kinko.cli._common import handle_errors, vault_option
-from kinko.cli.secret import _vault
-from kinko.core.model import Caller
+from kinko.cli._session import open_session
 from kinko.deliver.env import WARNING, exec_with, load_env_file, merge, parse_option, resolve
 from kinko.errors import UsageError
-
-CALLER = Caller.local_operator()
 
 
 @click.command("run", context_settings={"allow_interspersed_args": False})
@@ -34,13 +32,11 @@ def cli(vault_path: str, envs: tuple[str, ...], env_file: Path | None, quiet: bo
     refs = merge([load_env_file(env_file) if env_file else [], [parse_option(text) for text in envs]])
     if not refs:
         raise UsageError("nothing to inject: give at least one --env NAME=path[#key] or --env-file")
-    vault = _vault(vault_path)
+    session = open_session(vault_path)
     try:
-        values = resolve(vault, CALLER, refs)
+        values = resolve(session, refs)
     finally:
-        close = getattr(vault, "close", None)
-        if callable(close):
-            close()  # drop the vault's keys and connections before the command takes over this process
+        session.close()  # drop the vault's keys and connections before the command takes over this process
     if not quiet:
         click.echo(WARNING, err=True)
-    exec_with(command, values)
+    exec_with(command, values, os.environ)

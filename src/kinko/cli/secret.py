@@ -10,31 +10,16 @@ from typing import Any
 
 import click
 
-from kinko.cli._common import (
-    emit,
-    handle_errors,
-    output_option,
-    parse_tags,
-    parse_time,
-    read_source,
-    vault_file,
-    vault_option,
-)
-from kinko.cli._local import ensure_unsealed, open_local
-from kinko.core.model import Caller, SecretValue, VersionInfo
+from kinko import config
+from kinko.cli._common import emit, handle_errors, moment, output_option, parse_tags, read_source, vault_option
+from kinko.cli._session import open_session
+from kinko.core.model import SecretValue, VersionInfo
 from kinko.errors import InvalidInput, UsageError
-from kinko.vault import Vault
-
-CALLER = Caller.local_operator()
 
 
 @click.group("secret")
 def cli() -> None:
     """Store, read, list, delete and recover secrets."""
-
-
-def _vault(vault_path: str) -> Vault:
-    return ensure_unsealed(open_local(vault_file(vault_path)))
 
 
 def _parse_data(data: tuple[str, ...], value: str | None) -> SecretValue:
@@ -86,23 +71,22 @@ def _version_text(info: VersionInfo) -> str:
                    "or a Kubernetes Secret type such as kubernetes.io/tls.")
 @click.option("--cas", type=int, help="Only write if the current version is this (0 = must not exist).")
 @click.option("--max-versions", type=int, help="Keep at most this many versions (0 = all).")
-@click.option("--not-before", help="ISO 8601 time or +N[dhms].")
-@click.option("--expires", help="ISO 8601 time or +N[dhms].")
+@click.option("--not-before", callback=moment, help="ISO 8601 time or +DURATION from now (+1h, +90d).")
+@click.option("--expires", callback=moment, help="ISO 8601 time or +DURATION from now (+1h30m, +90d).")
 @click.option("--tag", "tags", multiple=True, help="NAME=VALUE (repeatable, at most 15).")
 @click.option("--disabled", is_flag=True, help="Write the version disabled.")
 @output_option
 @handle_errors
 def put(vault_path: str, path: str, data: tuple[str, ...], value: str | None, content_type: str | None,
-        cas: int | None, max_versions: int | None, not_before: str | None, expires: str | None,
+        cas: int | None, max_versions: int | None, not_before: float | None, expires: float | None,
         tags: tuple[str, ...], disabled: bool, output: str) -> None:
     """Write a new version of PATH. DATA: `-` (stdin), `@FILE`, or KEY=VALUE / KEY=@FILE pairs."""
     secret_value = _parse_data(data, value)
     if content_type is None:  # "text" takes one value only; pairs are a Kubernetes-style map
         content_type = "text" if isinstance(secret_value, bytes) else "Opaque"
-    vault = _vault(vault_path)
-    info = vault.put(CALLER, path, secret_value, content_type=content_type, cas=cas, max_versions=max_versions,
-                     not_before=parse_time(not_before), expires=parse_time(expires), tags=parse_tags(tags),
-                     enabled=not disabled)
+    info = open_session(vault_path).put(path, secret_value, content_type=content_type, cas=cas,
+                                        max_versions=max_versions, not_before=not_before, expires=expires,
+                                        tags=parse_tags(tags), enabled=not disabled)
     emit(output, info.to_dict(), lambda: f"wrote {info.path} version {info.version}")
 
 
@@ -122,7 +106,7 @@ def _printable(value: bytes, what: str) -> str:
 @handle_errors
 def get(vault_path: str, path: str, version: int | None, key: str | None, output: str) -> None:
     """Print the value of PATH (only what was asked for)."""
-    secret = _vault(vault_path).get(CALLER, path, version)
+    secret = open_session(vault_path).get(path, version)
     value = secret.value
     if key is not None:
         if isinstance(value, bytes) or key not in value:
@@ -158,14 +142,14 @@ def get(vault_path: str, path: str, version: int | None, key: str | None, output
 @handle_errors
 def list_(vault_path: str, prefix: str, deleted: bool, output: str) -> None:
     """List secrets and folders directly under PREFIX (folders end in '/')."""
-    vault = _vault(vault_path)
+    session = open_session(vault_path)
     if deleted:
-        items = vault.list_deleted(CALLER, prefix)
+        items = session.list_deleted(prefix)
         emit(output, [i.to_dict() for i in items], lambda: "\n".join(
             f"{i.path}  deleted={i.to_dict()['deleted']}  purge_after={i.to_dict()['scheduled_purge']}"
             for i in items))
         return
-    listing = vault.list(CALLER, prefix)
+    listing = session.list(prefix)
     emit(output, {"prefix": listing.prefix, "keys": list(listing.keys)}, lambda: "\n".join(listing.keys))
 
 
@@ -176,7 +160,7 @@ def list_(vault_path: str, prefix: str, deleted: bool, output: str) -> None:
 @handle_errors
 def versions(vault_path: str, path: str, output: str) -> None:
     """List the versions of PATH with their attributes (no values)."""
-    items = _vault(vault_path).versions(CALLER, path)
+    items = open_session(vault_path).versions(path)
     emit(output, [i.to_dict() for i in items], lambda: "\n".join(_version_text(i) for i in items))
 
 
@@ -185,8 +169,8 @@ def versions(vault_path: str, path: str, output: str) -> None:
 @click.argument("path")
 @click.option("--version", type=int, help="Version to change (default: current).")
 @click.option("--enable/--disable", "enabled", default=None, help="Enable or disable the version.")
-@click.option("--not-before", help="ISO 8601 time, +N[dhms], or 'none' to clear.")
-@click.option("--expires", help="ISO 8601 time, +N[dhms], or 'none' to clear.")
+@click.option("--not-before", help="ISO 8601 time, +DURATION from now (+1h, +90d), or 'none' to clear.")
+@click.option("--expires", help="ISO 8601 time, +DURATION from now (+1h30m, +90d), or 'none' to clear.")
 @click.option("--tag", "tags", multiple=True, help="NAME=VALUE; replaces all tags (repeatable).")
 @output_option
 @handle_errors
@@ -195,9 +179,10 @@ def update(vault_path: str, path: str, version: int | None, enabled: bool | None
     """Change a version's attributes without writing a new value."""
     changes: dict[str, Any] = {"enabled": enabled, "tags": parse_tags(tags)}
     for name, text in (("not_before", not_before), ("expires", expires)):
-        if text is not None:
-            changes[name] = None if text.lower() == "none" else parse_time(text)
-    info = _vault(vault_path).update_attributes(CALLER, path, version, **changes)
+        if text is not None:  # absent: keep the current value
+            option = "--" + name.replace("_", "-")
+            changes[name] = None if text.strip().lower() == "none" else config.parse_moment(text, option=option)
+    info = open_session(vault_path).update_attributes(path, version, **changes)
     emit(output, info.to_dict(), lambda: _version_text(info))
 
 
@@ -208,7 +193,7 @@ def update(vault_path: str, path: str, version: int | None, enabled: bool | None
 @handle_errors
 def delete(vault_path: str, path: str, output: str) -> None:
     """Soft-delete PATH (recoverable until the retention period ends)."""
-    info = _vault(vault_path).delete(CALLER, path)
+    info = open_session(vault_path).delete(path)
     emit(output, info.to_dict(),
          lambda: f"deleted {path}; recoverable until {info.to_dict()['scheduled_purge']}")
 
@@ -220,7 +205,7 @@ def delete(vault_path: str, path: str, output: str) -> None:
 @handle_errors
 def recover(vault_path: str, path: str, output: str) -> None:
     """Recover a soft-deleted secret."""
-    info = _vault(vault_path).recover(CALLER, path)
+    info = open_session(vault_path).recover(path)
     emit(output, info.to_dict(), lambda: f"recovered {path} (version {info.current_version})")
 
 
@@ -230,7 +215,7 @@ def recover(vault_path: str, path: str, output: str) -> None:
 @handle_errors
 def purge(vault_path: str, path: str) -> None:
     """Permanently remove a soft-deleted secret."""
-    _vault(vault_path).purge(CALLER, path)
+    open_session(vault_path).purge(path)
     click.echo(f"purged {path}")
 
 
@@ -242,7 +227,7 @@ def purge(vault_path: str, path: str) -> None:
 @handle_errors
 def backup(vault_path: str, path: str, out_file: str) -> None:
     """Write all versions of PATH as an encrypted blob only this vault can restore."""
-    blob = _vault(vault_path).backup(CALLER, path)
+    blob = open_session(vault_path).backup(path)
     try:
         fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -259,5 +244,5 @@ def backup(vault_path: str, path: str, out_file: str) -> None:
 @handle_errors
 def restore(vault_path: str, backup_file: str, output: str) -> None:
     """Restore a secret from a backup made by this vault."""
-    info = _vault(vault_path).restore(CALLER, Path(backup_file).read_bytes().strip())
+    info = open_session(vault_path).restore(Path(backup_file).read_bytes().strip())
     emit(output, info.to_dict(), lambda: f"restored {info.path} ({info.current_version} version(s))")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -54,6 +55,6 @@ def cli(config_file: str | None, listen: str | None, vault_path: str | None, tls
     overrides = {"listen": listen, "vault": vault_path, "tls_cert": tls_cert, "tls_key": tls_key,
                  "workers": workers, "audit_file": audit_file, "log_level": log_level,
                  "max_body_bytes": max_body_bytes, "insecure_listen": insecure_listen}
-    config = load_config(Path(config_file) if config_file else None, overrides=overrides)
+    config = load_config(Path(config_file) if config_file else None, env=os.environ, overrides=overrides)
     # SIGTERM/SIGINT stop it gracefully and `run` returns: exit 0, and a --dev vault is deleted.
     run(config, dev_banner=DEV_BANNER if dev else None)

@@ -1,40 +1,20 @@
-"""`kinko token`: create, lookup, list, renew and revoke tokens (calls Vault methods only)."""
+"""`kinko token`: create, lookup, list, renew and revoke tokens (through a VaultSession)."""
 
 from __future__ import annotations
 
-import re
 import sys
 
 import click
 
-from kinko.access.tokens import DEFAULT_TTL, TokenInfo
-from kinko.cli._common import emit, handle_errors, output_option, vault_file, vault_option
-from kinko.cli._local import ensure_unsealed, open_local
-from kinko.core.model import Caller
+from kinko.cli._common import duration, emit, handle_errors, output_option, vault_option
+from kinko.cli._session import open_session
 from kinko.errors import PermissionDenied, UsageError
-from kinko.vault import Vault
-
-CALLER = Caller.local_operator()
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+from kinko.vault import DEFAULT_TTL, TokenInfo, VaultSession
 
 
 @click.group("token")
 def cli() -> None:
     """Create, look up, renew and revoke tokens."""
-
-
-def _vault(vault_path: str) -> Vault:
-    return ensure_unsealed(open_local(vault_file(vault_path)))
-
-
-def parse_duration(text: str | None) -> float | None:
-    """`90`, `90s`, `15m`, `12h`, `30d` -> seconds."""
-    if text is None:
-        return None
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd]?)", text.strip())
-    if not match or float(match.group(1)) <= 0:
-        raise click.BadParameter(f"{text!r} is not a positive duration like 90s, 15m, 12h or 30d")
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
 def _token_arg(token: str | None) -> str | None:
@@ -61,8 +41,9 @@ def _text(info: TokenInfo) -> str:
 @cli.command("create")
 @vault_option
 @click.option("--policy", "-p", "policies", multiple=True, required=True, help="Policy to attach (repeatable).")
-@click.option("--ttl", help=f"Time to live, e.g. 1h (default {int(DEFAULT_TTL // 3600)}h).")
-@click.option("--max-ttl", help="Renewal limit, e.g. 30d (default 32d).")
+@click.option("--ttl", callback=duration(),
+              help=f"Time to live, e.g. 1h or 1h30m (default {int(DEFAULT_TTL // 3600)}h).")
+@click.option("--max-ttl", callback=duration(), help="Renewal limit, e.g. 30d (default 32d).")
 @click.option("--no-ttl", is_flag=True, help="Never expires (root only).")
 @click.option("--uses", "num_uses", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
               help="Use limit (0 = unlimited).")
@@ -71,7 +52,7 @@ def _text(info: TokenInfo) -> str:
 @click.option("--meta", "meta", multiple=True, help="KEY=VALUE metadata (repeatable).")
 @output_option
 @handle_errors
-def create(vault_path: str, policies: tuple[str, ...], ttl: str | None, max_ttl: str | None, no_ttl: bool,
+def create(vault_path: str, policies: tuple[str, ...], ttl: float | None, max_ttl: float | None, no_ttl: bool,
            num_uses: int, display_name: str, renewable: bool, meta: tuple[str, ...], output: str) -> None:
     """Create a token. It is printed once; only its hash is stored."""
     if no_ttl and (ttl or max_ttl):
@@ -82,10 +63,9 @@ def create(vault_path: str, policies: tuple[str, ...], ttl: str | None, max_ttl:
         if not sep or not key:
             raise UsageError(f"--meta {key or '?'!r}: expected KEY=VALUE")
         metadata[key] = value
-    token, info = _vault(vault_path).create_token(
-        CALLER, policies=list(policies), ttl=None if no_ttl else (parse_duration(ttl) or DEFAULT_TTL),
-        max_ttl=parse_duration(max_ttl), num_uses=num_uses, display_name=display_name, renewable=renewable,
-        metadata=metadata,
+    token, info = open_session(vault_path).create_token(
+        policies=list(policies), ttl=None if no_ttl else (ttl or DEFAULT_TTL), max_ttl=max_ttl, num_uses=num_uses,
+        display_name=display_name, renewable=renewable, metadata=metadata,
     )
     emit(output, {"token": token, **info.to_dict()}, lambda: f"token: {token}\n{_text(info)}")
 
@@ -98,7 +78,7 @@ def create(vault_path: str, policies: tuple[str, ...], ttl: str | None, max_ttl:
 @handle_errors
 def lookup(vault_path: str, token: str | None, accessor: str | None, output: str) -> None:
     """Show a token's details (TOKEN, `-` for stdin, or --accessor; remote mode: your own by default)."""
-    info = _vault(vault_path).lookup_token(CALLER, _token_arg(token), accessor=accessor)
+    info = open_session(vault_path).lookup_token(_token_arg(token), accessor=accessor)
     emit(output, info.to_dict(), lambda: _text(info))
 
 
@@ -108,7 +88,7 @@ def lookup(vault_path: str, token: str | None, accessor: str | None, output: str
 @handle_errors
 def list_(vault_path: str, output: str) -> None:
     """List live tokens by accessor (never the tokens themselves)."""
-    infos = _vault(vault_path).list_tokens(CALLER)
+    infos = open_session(vault_path).list_tokens()
     emit(output, [i.to_dict() for i in infos], lambda: "\n".join(
         f"{i.accessor}  {i.display_name}  policies={','.join(i.policies)}  "
         f"expires={i.to_dict()['expires'] or 'never'}" for i in infos))
@@ -118,13 +98,12 @@ def list_(vault_path: str, output: str) -> None:
 @vault_option
 @click.argument("token", required=False)
 @click.option("--accessor", "-a", help="Renew by accessor instead of by token.")
-@click.option("--increment", help="New time to live from now, e.g. 1h (default: the token's TTL).")
+@click.option("--increment", callback=duration(), help="New time to live from now, e.g. 1h (default: the token's TTL).")
 @output_option
 @handle_errors
-def renew(vault_path: str, token: str | None, accessor: str | None, increment: str | None, output: str) -> None:
+def renew(vault_path: str, token: str | None, accessor: str | None, increment: float | None, output: str) -> None:
     """Extend a token's expiry (never past its max TTL)."""
-    info = _vault(vault_path).renew_token(CALLER, _token_arg(token), accessor=accessor,
-                                          increment=parse_duration(increment))
+    info = open_session(vault_path).renew_token(_token_arg(token), accessor=accessor, increment=increment)
     emit(output, info.to_dict(), lambda: _text(info))
 
 
@@ -141,19 +120,19 @@ def revoke(vault_path: str, token: str | None, accessor: str | None, self_: bool
     """Revoke TOKEN (`-` for stdin), --accessor A or --self, and every token created under it."""
     if sum((token is not None, accessor is not None, self_)) != 1:
         raise UsageError("give exactly one of TOKEN (`-` for stdin), --accessor A or --self")
-    vault = _vault(vault_path)
+    session = open_session(vault_path)
     secret = _token_arg(token)
     if not force:
-        _refuse_root(vault, secret, accessor)
+        _refuse_root(session, secret, accessor)
     # secret None = --self: the caller's own token.
-    count = vault.revoke_accessor(CALLER, accessor) if accessor is not None else vault.revoke_token(CALLER, secret)
+    count = session.revoke_accessor(accessor) if accessor is not None else session.revoke_token(secret)
     emit(output, {"revoked": count}, lambda: f"revoked {count} token{'s' if count != 1 else ''}")
 
 
-def _refuse_root(vault: Vault, token: str | None, accessor: str | None) -> None:
+def _refuse_root(session: VaultSession, token: str | None, accessor: str | None) -> None:
     """Revoking a root token can lock every operator out: it takes --force (checked before anything changes)."""
     try:
-        info = vault.lookup_token(CALLER, token, accessor=accessor)
+        info = session.lookup_token(token, accessor=accessor)
     except PermissionDenied:
         raise UsageError("cannot look the token up to check for the root policy; "
                          "pass --force to revoke it anyway") from None

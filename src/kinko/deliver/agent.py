@@ -23,7 +23,8 @@ from typing import Any
 
 import yaml
 
-from kinko.core.model import Caller, SecretValue
+from kinko.config import ENV_ADDR, parse_duration
+from kinko.core.model import SecretValue
 from kinko.deliver.env import child_env
 from kinko.deliver.files import AtomicWriter, FileProjection
 from kinko.errors import InvalidInput, KinkoError, PermissionDenied, UsageError
@@ -87,10 +88,11 @@ def _text(doc: Mapping[str, Any], name: str, where: str, required: bool = False)
 
 
 def _seconds(doc: Mapping[str, Any], name: str, default: float) -> float:
+    """A duration setting: seconds (a number) or Vault's syntax ("90s", "15m", "1h30m"), up to a day."""
     value = doc.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 86400:
-        raise UsageError(f"agent config: {name} must be a number of seconds between 0 and 86400")
-    return float(value)
+    if not isinstance(value, int | float | str):
+        raise UsageError(f"agent config: {name} must be a duration such as 90s, 15m or 1h30m")
+    return parse_duration(value, option=f"agent config: {name}", maximum=86400)
 
 
 def parse_mode(value: object, where: str) -> int | None:
@@ -137,9 +139,9 @@ def _secret_mode(mode: int | None, where: str) -> int | None:
     return mode
 
 
-def load_config(file: Path, env: Mapping[str, str] | None = None) -> AgentConfig:
-    """Read and check an agent YAML file. Relative paths in it are relative to the file's directory."""
-    env = os.environ if env is None else env
+def load_config(file: Path, env: Mapping[str, str]) -> AgentConfig:
+    """Read and check an agent YAML file (`env`: the process environment, for KINKO_ADDR). Relative paths in it
+    are relative to the file's directory."""
     try:
         raw = file.read_bytes()[:MAX_CONFIG_BYTES + 1]
         doc = yaml.safe_load(raw) if len(raw) <= MAX_CONFIG_BYTES else None
@@ -149,7 +151,7 @@ def load_config(file: Path, env: Mapping[str, str] | None = None) -> AgentConfig
         raise UsageError(f"cannot read agent config {str(file)!r}: invalid YAML{_yaml_where(exc)}") from None
     doc = _mapping(doc, "agent config", _TOP_KEYS)
     base = file.resolve().parent
-    address = _text(doc, "address", "agent config") or env.get("KINKO_ADDR")
+    address = _text(doc, "address", "agent config") or env.get(ENV_ADDR)
     if not address:
         raise UsageError("agent config: no address (set `address` or KINKO_ADDR)")
     files = doc.get("files")
@@ -234,31 +236,30 @@ class Fetcher:
     """Talks to the server: logs in (token file or Kubernetes SA token) and fetches secrets, re-logging on 403."""
 
     def __init__(self, config: AgentConfig, clock: Callable[[], float] = time.monotonic) -> None:
-        from kinko.client import Client, RemoteVault
+        from kinko.client import RemoteVault
 
         self.config, self._clock = config, clock
-        self.client = Client(config.address, "", ca_file=config.ca_file, timeout=10.0)
-        self.client.use_token(None)  # never fall back to KINKO_TOKEN or ~/.kinko/token
-        self._remote = RemoteVault(self.client)
+        # No token until login: only the token file or the Kubernetes login, never the agent's own environment.
+        self.session = RemoteVault.connect(config.address, None, ca_file=config.ca_file, timeout=10.0)
         self._renew_at: float | None = None  # monotonic time to log in again (None: not logged in)
 
     def close(self) -> None:
-        self.client.close()
+        self.session.close()
 
     def login(self) -> None:
         config = self.config
         if config.token_file is not None:
-            self.client.use_token(_read_credential(config.token_file, "token_file"))
+            self.session.use_token(_read_credential(config.token_file, "token_file"))
             self._renew_at = float("inf")  # a token file is re-read only when the server refuses it
             return
         assert config.k8s_role is not None
         try:
-            auth = self.client.kubernetes_login(config.k8s_role, _read_credential(config.jwt_file, "jwt_file"))
+            login = self.session.login_kubernetes(config.k8s_role, _read_credential(config.jwt_file, "jwt_file"))
         except PermissionDenied as exc:  # the server says why only in its audit log: point the operator there
             raise PermissionDenied(
                 f"kubernetes login failed for role {config.k8s_role}: {exc.message} (check the role's audience, "
                 "namespace and service account; the server's audit log has the reason)") from None
-        lease = float(auth.get("lease_duration") or 0)
+        lease = float(login.lease_duration)
         # Log in again at two thirds of the lease, before the token can expire mid-cycle.
         self._renew_at = self._clock() + lease * 2 / 3 if lease > 0 else float("inf")
         log.info("logged in with Kubernetes role %s (lease %ds)", config.k8s_role, int(lease))
@@ -274,11 +275,10 @@ class Fetcher:
             return self._fetch_all(paths)
 
     def _fetch_all(self, paths: Sequence[str]) -> dict[str, SecretValue]:
-        caller = Caller("agent")
         values: dict[str, SecretValue] = {}
         for path in dict.fromkeys(paths):
             try:
-                values[path] = self._remote.get(caller, path).value
+                values[path] = self.session.get(path).value
             except PermissionDenied as exc:  # name what was refused (never a value) so the policy can be fixed
                 raise PermissionDenied(f"{exc.message} reading secret {path!r}") from None
         return values
@@ -297,9 +297,12 @@ def _read_credential(path: Path, what: str) -> str:
 class Agent:
     """One render cycle (`render_once`), the hook, and the retrying loop (`run`)."""
 
-    def __init__(self, config: AgentConfig, fetcher: Fetcher | None = None) -> None:
+    def __init__(self, config: AgentConfig, fetcher: Fetcher | None = None, *,
+                 environ: Mapping[str, str]) -> None:
+        """`environ`: the environment the hook command inherits (minus kinko's credentials)."""
         self.config = config
         self.fetcher = fetcher or Fetcher(config)
+        self._environ = environ
         self._writers: dict[Path, AtomicWriter] = {}
         # A change written in a cycle that then failed (a later destination) still owes the hook a run.
         self._hook_due = False
@@ -326,7 +329,8 @@ class Agent:
         if config.exec_command is not None:
             try:
                 # The hook must not inherit kinko's own credentials (KINKO_TOKEN, unseal material).
-                done = subprocess.run(list(config.exec_command), check=False, timeout=300, env=child_env({}))
+                done = subprocess.run(list(config.exec_command), check=False, timeout=300,
+                                      env=child_env({}, self._environ))
                 log.info("hook %s exited %d", config.exec_command[0], done.returncode)
             except (OSError, subprocess.TimeoutExpired) as exc:
                 log.error("hook %s failed: %s", config.exec_command[0], type(exc).__name__)

@@ -20,11 +20,13 @@ import grpc
 import httpx
 
 from kinko.client import Client, RemoteVault
-from kinko.core.model import Caller, Secret
+from kinko.client.transport import tls_context
+from kinko.core.model import Secret
 from kinko.deliver.csi_params import DEFAULT_FILE_MODE, CSIObject, MountPlan, parse_request
 from kinko.deliver.proto import service_pb2 as pb
 from kinko.deliver.proto import service_pb2_grpc as pb_grpc
 from kinko.errors import InvalidInput, KinkoError, NotFound, TooLarge, UsageError, VersionUnavailable
+from kinko.vault import VaultSession
 
 log = logging.getLogger("kinko.csi")
 
@@ -34,14 +36,12 @@ DEFAULT_SOCKET = "/var/run/secrets-store-csi-providers/kinko.sock"
 #: The driver's default --max-call-recv-msg-size is 4 MiB; keep the whole response under it with room to spare.
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024 - 64 * 1024
 MAX_ADDRESSES = 16  # distinct kinko addresses whose connections are kept open
-CALLER = Caller(subject="csi-provider")  # ignored remotely: the pod's login token decides access
-
-#: How a Mount turns the pod's service-account JWT into a kinko token on `client` (Kubernetes auth).
-Login = Callable[[Client, str, str], object]
+#: How a Mount turns the pod's service-account JWT into a kinko token on its session (Kubernetes auth).
+LoginFn = Callable[[VaultSession, str, str], object]
 
 
-def kubernetes_login(client: Client, role: str, jwt: str) -> object:
-    return client.login_kubernetes(role, jwt)
+def kubernetes_login(session: VaultSession, role: str, jwt: str) -> object:
+    return session.login_kubernetes(role, jwt)
 
 
 def _runtime_version() -> str:
@@ -58,7 +58,7 @@ class Provider:
 
     def __init__(self, addr: str | None = None, *, ca_file: str | None = None, timeout: float = 10.0,
                  max_response_bytes: int = MAX_RESPONSE_BYTES, fetch_workers: int = 8,
-                 login: Login = kubernetes_login, address_override: bool = False) -> None:
+                 login: LoginFn = kubernetes_login, address_override: bool = False) -> None:
         self.addr = addr
         # kinkoAddress comes from whoever writes the SecretProviderClass (a namespace admin) and the pod's token
         # goes there, so following it is opt-in (--allow-address-override); otherwise it must name --addr.
@@ -84,9 +84,8 @@ class Provider:
         with self._http_lock:
             http = self._http.get(address)
             if http is None:
-                verify: Any = self.ca_file or os.environ.get("KINKO_CACERT") or True
                 http = self._http[address] = httpx.Client(base_url=address.rstrip("/"), timeout=self.timeout,
-                                                          verify=verify)
+                                                          verify=tls_context(self.ca_file))
                 if len(self._http) > MAX_ADDRESSES:  # kinkoAddress comes from users: keep the cache bounded
                     self._http.popitem(last=False)[1].close()
             self._http.move_to_end(address)
@@ -99,17 +98,16 @@ class Provider:
         address = plan.address or self.addr
         if not address:
             raise UsageError("no kinko address: set the kinkoAddress parameter or start the provider with --addr")
-        # A client per mount (the token it carries belongs to this pod only) over a shared connection pool.
-        client = _MountClient(address, self._connection(address))
+        # A session per mount (the token it carries belongs to this pod only) over a shared connection pool.
+        session = RemoteVault(Client(address, None, http=self._connection(address)))
         try:
             try:
-                self._login(client, plan.role, plan.token)
+                self._login(session, plan.role, plan.token)
             except KinkoError as exc:
                 raise _about(exc, f"login with role {plan.role!r} failed") from None
-            vault = RemoteVault(client)
-            secrets = list(self._pool.map(lambda obj: _fetch(vault, obj), plan.objects))
+            secrets = list(self._pool.map(lambda obj: _fetch(session, obj), plan.objects))
         finally:
-            client.close()
+            session.close()
         return self._response(plan, secrets)
 
     def _response(self, plan: MountPlan, secrets: list[Secret]) -> pb.MountResponse:
@@ -128,18 +126,6 @@ class Provider:
         return response
 
 
-class _MountClient(Client):
-    """A `Client` for one mount that borrows the provider's pooled connection; its token is its own."""
-
-    def __init__(self, addr: str, http: httpx.Client) -> None:  # no super().__init__: it builds a new pool
-        self.addr = addr.rstrip("/")
-        self._token = None  # set by the Kubernetes login; never the provider's own environment token
-        self._http = http
-
-    def close(self) -> None:
-        """Nothing to do: the connection pool belongs to the provider."""
-
-
 def _about(exc: KinkoError, what: str) -> KinkoError:
     """The same error (same code and class), its message prefixed with what failed."""
     exc.message = f"{what}: {exc.message}"
@@ -147,9 +133,9 @@ def _about(exc: KinkoError, what: str) -> KinkoError:
     return exc
 
 
-def _fetch(vault: RemoteVault, obj: CSIObject) -> Secret:
+def _fetch(session: VaultSession, obj: CSIObject) -> Secret:
     try:
-        return vault.get(CALLER, obj.secret_path, obj.version)
+        return session.get(obj.secret_path, obj.version)
     except KinkoError as exc:
         raise _about(exc, f"object {obj.object_name!r} (secret {obj.secret_path!r})") from None
 

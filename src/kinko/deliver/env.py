@@ -8,28 +8,22 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn, Protocol
+from typing import NoReturn
 
 import yaml
 
-from kinko.core.model import Caller, Secret
+from kinko.config import CREDENTIAL_ENV
+from kinko.core.model import Secret
 from kinko.errors import InvalidInput, UsageError
+from kinko.vault import VaultSession
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-#: kinko's own credentials (token, unseal material): never inherited by a command kinko starts.
-CREDENTIAL_ENV = frozenset({"KINKO_TOKEN", "KINKO_PASSPHRASE", "KINKO_UNSEAL_SHARES"})
 MAX_ENV_FILE_BYTES = 1024 * 1024
 
 WARNING = (
     "warning: secrets passed as environment variables are visible to every child process and through "
     "/proc/<pid>/environ (and `ps e`); files delivered by the kinko agent or the CSI provider (0400) are safer."
 )
-
-
-class SecretSource(Protocol):
-    """What resolution needs from a vault: the local `Vault` and the remote client both provide it."""
-
-    def get(self, caller: Caller, path: str, version: int | None = None) -> Secret: ...
 
 
 @dataclass(frozen=True)
@@ -100,11 +94,11 @@ def merge(groups: Iterable[Sequence[EnvRef]]) -> list[EnvRef]:
     return list(seen.values())
 
 
-def resolve(source: SecretSource, caller: Caller, refs: Sequence[EnvRef]) -> dict[str, str]:
+def resolve(session: VaultSession, refs: Sequence[EnvRef]) -> dict[str, str]:
     """Every reference's value, or the first error: nothing is returned unless all of them resolve."""
     values: dict[str, str] = {}
     for ref in refs:
-        values[ref.name] = _as_env_value(ref, _select(ref, source.get(caller, ref.path)))
+        values[ref.name] = _as_env_value(ref, _select(ref, session.get(ref.path)))
     return values
 
 
@@ -133,18 +127,17 @@ def _as_env_value(ref: EnvRef, raw: bytes) -> str:
                            "cannot hold safely; deliver it as a file instead") from None
 
 
-def child_env(values: Mapping[str, str], base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """`base` (default os.environ) without kinko's credentials, plus `values` (an explicit NAME mapping wins)."""
-    base = os.environ if base is None else base
+def child_env(values: Mapping[str, str], base: Mapping[str, str]) -> dict[str, str]:
+    """`base` (the parent's environment) without kinko's credentials, plus `values` (an explicit NAME wins)."""
     return {**{k: v for k, v in base.items() if k not in CREDENTIAL_ENV}, **values}
 
 
-def exec_with(argv: Sequence[str], values: Mapping[str, str]) -> NoReturn:
-    """Replace this process with `argv`, its environment (minus kinko credentials) plus `values`.
+def exec_with(argv: Sequence[str], values: Mapping[str, str], base: Mapping[str, str]) -> NoReturn:
+    """Replace this process with `argv`, environment `base` (minus kinko credentials) plus `values`.
 
     Exits 127/126 like a shell if it cannot.
     """
-    env = child_env(values)
+    env = child_env(values, base)
     sys.stdout.flush()
     sys.stderr.flush()
     try:

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from kinko.core.k8s_objects import POD_SPEC_PATHS
-from kinko.core.model import Caller, VersionInfo
+from kinko.core.model import VersionInfo
 from kinko.core.names import validate_path, validate_prefix
 from kinko.deliver.k8s import ANNOTATION_PREFIX, DEFAULT_MOUNT_PATH, CsiObject, dump_yaml, render_spc
 from kinko.deliver.k8s_patch import SecretRef, namespace_of, patch_workload, pinned_secrets
 from kinko.deliver.k8s_secrets import ImportedSecret, parse_secret
 from kinko.errors import AlreadyExists, InvalidInput, KinkoError, NotFound, UsageError, VersionConflict
 from kinko.scan.sources.k8s_yaml import MAX_MANIFEST_BYTES, DocError, load
+from kinko.vault import VaultSession
 
 SUFFIXES = (".yaml", ".yml", ".json")
 SPC_FILE = "kinko-secretproviderclasses.yaml"
@@ -266,11 +267,11 @@ def plan_import(source: Path, prefix: str, *, role: str, address: str, audience:
     return ImportPlan(secrets, changes, planner.moved, planner.warnings)
 
 
-def store_secrets(vault: Any, caller: Caller, secrets: list[ImportedSecret]) -> list[VersionInfo]:
+def store_secrets(session: VaultSession, secrets: list[ImportedSecret]) -> list[VersionInfo]:
     """Store every secret with cas=0 (never overwrite). Checks all paths first so a clash stores nothing."""
     for secret in secrets:
         try:
-            vault.versions(caller, secret.kinko_path)
+            session.versions(secret.kinko_path)
         except NotFound:
             continue
         raise AlreadyExists(f"{secret.kinko_path} already exists in kinko; import never overwrites "
@@ -278,8 +279,8 @@ def store_secrets(vault: Any, caller: Caller, secrets: list[ImportedSecret]) -> 
     stored: list[VersionInfo] = []
     for secret in secrets:
         try:
-            stored.append(vault.put(caller, validate_path(secret.kinko_path), secret.data,
-                                    content_type=secret.content_type, tags=secret.tags or None, cas=0))
+            stored.append(session.put(validate_path(secret.kinko_path), secret.data,
+                                      content_type=secret.content_type, tags=secret.tags or None, cas=0))
         except (VersionConflict, AlreadyExists) as exc:
             done = ", ".join(i.path for i in stored) or "none"
             message = f"{secret.kinko_path} was created meanwhile ({exc.code}); stored before it: {done}"

@@ -1,4 +1,4 @@
-"""The Vault's access-control operations (tokens, policies, audit), mixed into kinko.vault.Vault.
+"""Tokens, policies and the audit salt: the vault's access-control component (owned by `Vault`).
 
 Authorization paths (what a policy must grant):
 
@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from kinko.access.audit import AuditLog, ChainReport, chain_key, check_chain, hmac_value
-from kinko.access.integrity import RecordMac
 from kinko.access.policy import (
     BUILTINS,
     ROOT,
@@ -34,32 +33,61 @@ from kinko.access.policy import (
 )
 from kinko.access.tokens import DEFAULT_TTL, TokenInfo, TokenManager, TokenRequest, check_request
 from kinko.core.model import Caller
+from kinko.crypto.barrier import Barrier
 from kinko.errors import CorruptVault, IntegrityError, InvalidInput, NotFound
-from kinko.service_parts import ServiceParts
+from kinko.storage.interface import Store
+from kinko.vault.guard import Guard
+from kinko.vault.seal_state import SealState
 
 M_AUDIT_SALT = "audit_salt"
 SALT_BYTES = 32
 SELF = "sys/tokens/self"
 
 
-class AccessMixin(ServiceParts):
-    """Token, policy and audit operations. Every one goes through `_check` (authorize + audit) first."""
+def check_audit_path(path: str | Path) -> None:
+    """Create (0600) or open the audit file now and close it: a missing directory or a permission problem is
+    named (AuditFailed) before a server binds, not after it says "listening"."""
+    AuditLog(path, lambda: b"").close()
 
+
+def check_audit_structure(path: str | Path) -> ChainReport:
+    """Check only the links of an audit file, without the vault's key: catches naive edits, not a chain rewritten
+    by someone who deleted records (that needs `audit_verify`)."""
+    return check_chain(path)
+
+
+def grant_capability(caller: Caller, wanted: Iterable[str], base: str = "create", *, unlimited: bool = False) -> str:
+    """The capability needed to hand out `wanted` policies (tokens, Kubernetes roles): `base` for a subset of the
+    caller's own, `sudo` beyond them, root-only for `root` or no expiry (no privilege escalation)."""
+    asked = set(wanted)
+    if ROOT in asked or unlimited:
+        return ROOT_CAPABILITY
+    return base if asked <= caller.policies else "sudo"
+
+
+class AccessControl:
+    """Token, policy and audit operations. Every one passes the guard (authorize + audit) first."""
+
+    def __init__(self, store: Store, seal: SealState, guard: Guard, clock: Callable[[], float]) -> None:
+        self._store, self._seal, self._guard = store, seal, guard
+        self.tokens = TokenManager(store, clock, seal.record_mac)
+        self._clock = clock
+        self._salt: tuple[Barrier, bytes] | None = None  # the audit salt, for the barrier that opened it
 
     # -- audit ---------------------------------------------------------------------------------------------------
     def enable_audit(self, path: str | Path, *, stdout: bool = False) -> AuditLog:
         """Audit every request to `path` (JSON lines, created 0600) and optionally stdout. Fails closed."""
         sink = AuditLog(path, self.audit_salt, stdout=stdout)
-        self._audit = sink
+        self._guard.audit = sink
         return sink
 
     def audit_salt(self) -> bytes:
         """The per-vault HMAC salt: 32 random bytes, stored sealed by the barrier (usable only unsealed)."""
-        barrier = self.keys.barrier()
-        cached = self.__dict__.get("_audit_salt_cache")
+        barrier = self._seal.barrier()
+        cached = self._salt
         if cached is not None and cached[0] is barrier:
-            return bytes(cached[1])
-        aad: list[str | int] = [self.keys.vault_id(), "audit_salt"]
+            return cached[1]
+        aad: list[str | int] = [self._seal.vault_id(), "audit_salt"]
         stored = self._store.get_meta(M_AUDIT_SALT)
         if stored is None:
             # First use: create it; if another process wins the race, use theirs.
@@ -71,54 +99,37 @@ class AccessMixin(ServiceParts):
             salt = barrier.open(stored, aad)
         except IntegrityError:
             raise CorruptVault("the audit salt failed authentication") from None
-        self.__dict__["_audit_salt_cache"] = (barrier, salt)
+        self._salt = (barrier, salt)
         return salt
 
     def audit_hash(self, caller: Caller, value: bytes | str) -> str:
         """'hmac-sha256:<hex>' of a value, exactly as the audit log would record it."""
-        self._check(caller, "sudo", "sys/audit/hash", "audit.hash")
+        self._guard.check(caller, "sudo", "sys/audit/hash", "audit.hash")
         return hmac_value(self.audit_salt(), value)
 
-    # -- record integrity ----------------------------------------------------------------------------------------
-    def _record_mac(self) -> RecordMac:
-        """Integrity tags for tokens, policies and Kubernetes auth documents (only while unsealed)."""
-        barrier = self.keys.barrier()
-        cached = self.__dict__.get("_record_mac_cache")
-        if cached is None or cached[0] is not barrier:
-            mac = RecordMac.from_keyring(barrier.keyring, self.keys.vault_id())
-            cached = self.__dict__["_record_mac_cache"] = (barrier, mac)
-        return cached[1]
-
     def _policy_document(self, name: str) -> str | None:
-        return verified_policy(self._store, name, self._record_mac)
+        return verified_policy(self._store, name, self._seal.record_mac)
 
     def audit_verify(self, caller: Caller, path: str | Path | None = None) -> ChainReport:
         """Check an audit file's keyed chain (default: this vault's own audit file) with the vault's chain key."""
-        self._check(caller, "sudo", "sys/audit/verify", "audit.verify")
+        self._guard.check(caller, "sudo", "sys/audit/verify", "audit.verify")
         if path is None:
-            if not isinstance(self._audit, AuditLog):
+            path = self._guard.audit_file
+            if path is None:
                 raise InvalidInput("this vault has no audit file configured")
-            path = self._audit.path
         try:
             return check_chain(path, chain_key(self.audit_salt()))
         except OSError as exc:
             raise InvalidInput(f"cannot read audit file {str(path)!r}: {exc.strerror}") from None
 
     # -- tokens --------------------------------------------------------------------------------------------------
-    @property
-    def _tokens(self) -> TokenManager:
-        manager = self.__dict__.get("_token_manager")
-        if manager is None:
-            manager = self.__dict__["_token_manager"] = TokenManager(self._store, self._clock, self._record_mac)
-        return manager
-
-    def authenticate(self, token: str, *, remote_addr: str | None = None) -> Caller:
-        """The Caller a token stands for (consumes one use). Any bad token: PermissionDenied, audited."""
+    def authenticate(self, token: str, *, remote_addr: str | None = None, consume: bool = True) -> Caller:
+        """The Caller a token stands for (spends one use unless `consume` is False). Any bad token:
+        PermissionDenied, audited."""
         try:
-            return self._tokens.authenticate(token, remote_addr)
+            return self.tokens.authenticate(token, remote_addr, consume=consume)
         except Exception:
-            if self._audit is not None:
-                self._audit(Caller("anonymous", remote_addr=remote_addr), "token.authenticate", SELF, "denied")
+            self._guard.record(Caller("anonymous", remote_addr=remote_addr), "token.authenticate", SELF, "denied")
             raise
 
     def create_token(
@@ -135,26 +146,16 @@ class AccessMixin(ServiceParts):
             validate_name(name)
             if self._policy_document(name) is None:
                 raise InvalidInput(f"unknown policy {name!r}")
-        capability = self._grant_capability(caller, wanted, unlimited=ttl is None)
-        self._check(caller, capability, "sys/tokens/create", "token.create")
-        return self._tokens.create(request, caller.accessor)
-
-    @staticmethod
-    def _grant_capability(caller: Caller, wanted: Iterable[str], base: str = "create", *,
-                          unlimited: bool = False) -> str:
-        """The capability needed to hand out `wanted` policies (tokens, Kubernetes roles): `base` for a subset of
-        the caller's own, `sudo` beyond them, root-only for `root` or no expiry (no privilege escalation)."""
-        asked = set(wanted)
-        if ROOT in asked or unlimited:
-            return ROOT_CAPABILITY
-        return base if asked <= caller.policies else "sudo"
+        capability = grant_capability(caller, wanted, unlimited=ttl is None)
+        self._guard.check(caller, capability, "sys/tokens/create", "token.create")
+        return self.tokens.create(request, caller.accessor)
 
     def _target(self, caller: Caller, token: str | None, accessor: str | None) -> tuple[str, str]:
         """(accessor, policy path) of the token an operation is about; your own token maps to sys/tokens/self."""
         if token is not None and accessor is not None:
             raise InvalidInput("give a token or an accessor, not both")
         if token is not None:
-            accessor = self._tokens.accessor_of(token)
+            accessor = self.tokens.accessor_of(token)
         elif accessor is None:
             if caller.accessor is None:
                 raise InvalidInput("this caller has no token of its own; give a token or an accessor")
@@ -165,29 +166,29 @@ class AccessMixin(ServiceParts):
 
     def lookup_token(self, caller: Caller, token: str | None = None, *, accessor: str | None = None) -> TokenInfo:
         target, path = self._target(caller, token, accessor)
-        self._check(caller, "read", path, "token.lookup")
-        return TokenInfo.from_row(self._tokens.row(target))
+        self._guard.check(caller, "read", path, "token.lookup")
+        return TokenInfo.from_row(self.tokens.row(target))
 
     def renew_token(self, caller: Caller, token: str | None = None, *, accessor: str | None = None,
                     increment: float | None = None) -> TokenInfo:
         target, path = self._target(caller, token, accessor)
-        self._check(caller, "update", path, "token.renew")
-        return self._tokens.renew(target, increment)
+        self._guard.check(caller, "update", path, "token.renew")
+        return self.tokens.renew(target, increment)
 
     def revoke_token(self, caller: Caller, token: str | None = None) -> int:
         """Revoke a token (default: the caller's own) and all its children; returns how many were revoked."""
         target, path = self._target(caller, token, None)
-        self._check(caller, "delete", path, "token.revoke")
-        return self._tokens.revoke(target)
+        self._guard.check(caller, "delete", path, "token.revoke")
+        return self.tokens.revoke(target)
 
     def revoke_accessor(self, caller: Caller, accessor: str) -> int:
         target, path = self._target(caller, None, accessor)
-        self._check(caller, "delete", path, "token.revoke")
-        return self._tokens.revoke(target)
+        self._guard.check(caller, "delete", path, "token.revoke")
+        return self.tokens.revoke(target)
 
     def list_tokens(self, caller: Caller) -> builtins.list[TokenInfo]:
-        self._check(caller, "list", "sys/tokens/accessors", "token.list")
-        return self._tokens.list()
+        self._guard.check(caller, "list", "sys/tokens/accessors", "token.list")
+        return self.tokens.list()
 
     # -- policies ------------------------------------------------------------------------------------------------
     def write_policy(self, caller: Caller, document: str | Mapping[str, Any], *, name: str | None = None) -> Policy:
@@ -196,16 +197,16 @@ class AccessMixin(ServiceParts):
         if policy.name in BUILTINS:
             raise InvalidInput(f"policy {policy.name!r} is built in and cannot be changed")
         exists = self._store.get_policy(policy.name) is not None
-        self._check(caller, "update" if exists else "create", f"sys/policies/{policy.name}", "policy.write")
+        self._guard.check(caller, "update" if exists else "create", f"sys/policies/{policy.name}", "policy.write")
         document = policy.to_yaml()
-        tag = self._record_mac().policy_tag(policy.name, document)
+        tag = self._seal.record_mac().policy_tag(policy.name, document)
         self._store.put_policy(policy.name, document, self._clock(), tag)
-        self._invalidate_policies()
+        self._guard.policies_changed()
         return policy
 
     def read_policy(self, caller: Caller, name: str) -> Policy:
         validate_name(name)
-        self._check(caller, "read", f"sys/policies/{name}", "policy.read")
+        self._guard.check(caller, "read", f"sys/policies/{name}", "policy.read")
         if name in BUILTINS:
             return BUILTINS[name]
         document = self._policy_document(name)
@@ -214,7 +215,7 @@ class AccessMixin(ServiceParts):
         return parse_policy(document, name=name)
 
     def list_policies(self, caller: Caller) -> builtins.list[str]:
-        self._check(caller, "list", "sys/policies", "policy.list")
+        self._guard.check(caller, "list", "sys/policies", "policy.list")
         stored = [n for n in self._store.list_policies() if self._policy_document(n) is not None]
         return sorted(set(BUILTINS) | set(stored))
 
@@ -222,12 +223,7 @@ class AccessMixin(ServiceParts):
         validate_name(name)
         if name in BUILTINS:
             raise InvalidInput(f"policy {name!r} is built in and cannot be deleted")
-        self._check(caller, "delete", f"sys/policies/{name}", "policy.delete")
+        self._guard.check(caller, "delete", f"sys/policies/{name}", "policy.delete")
         if not self._store.delete_policy(name):
             raise NotFound(f"no policy named {name!r}")
-        self._invalidate_policies()
-
-    def _invalidate_policies(self) -> None:
-        invalidate = getattr(self.__dict__.get("_authorize"), "invalidate", None)
-        if invalidate is not None:
-            invalidate()
+        self._guard.policies_changed()

@@ -11,8 +11,7 @@ from kinko.cli import cli
 from kinko.core.model import MAX_TIMESTAMP, Caller
 from kinko.errors import InvalidInput
 from kinko.vault import Vault
-
-from .conftest import dump_db
+from tests.conftest import dump_db
 
 
 @pytest.mark.parametrize("field", ["expires", "not_before"])

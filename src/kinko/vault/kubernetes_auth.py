@@ -1,4 +1,4 @@
-"""The Vault's Kubernetes auth operations (config, roles, login), mixed into kinko.vault.Vault.
+"""Kubernetes service-account auth (config, roles, login): a component owned by `Vault`.
 
 Config and roles are public data (public keys, names, policy names), kept as JSON in the store's meta table:
 `k8s_auth/config` and `k8s_auth/roles` (every role in one document, updated by compare-and-swap so two
@@ -11,7 +11,7 @@ Authorization paths:
   `sys/auth/kubernetes/role` — `list`. Writing a role that grants policies the writer does not hold needs
   `sudo` there instead (the rule `create_token` applies: a role is a standing grant of its policies).
 
-`login_kubernetes` takes no caller: it IS authentication. Every failure (unknown role, bad JWT, a service
+`login` takes no caller: it IS authentication. Every failure (unknown role, bad JWT, a service
 account the role does not bind) is the same PermissionDenied to the client, and each attempt is audited; the
 reason (wrong namespace, expired, bad signature, ...) goes only to the audit record's outcome ("denied: <reason>")
 and a server log line, never the JWT.
@@ -19,11 +19,10 @@ and a server log line, never the JWT.
 
 from __future__ import annotations
 
-import builtins
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from kinko.access.identity import (
     KubernetesAuthConfig,
@@ -34,11 +33,14 @@ from kinko.access.identity import (
     validate_role_name,
     verify_service_account_jwt,
 )
-from kinko.access.integrity import RecordMac
-from kinko.access.tokens import TokenInfo, TokenManager, TokenRequest
+from kinko.access.tokens import TokenManager, TokenRequest
 from kinko.core.model import Caller
 from kinko.errors import InvalidInput, KinkoError, NotFound, PermissionDenied
-from kinko.service_parts import ServiceParts
+from kinko.storage.interface import Store
+from kinko.vault.access import grant_capability
+from kinko.vault.guard import Guard
+from kinko.vault.seal_state import SealState
+from kinko.vault.types import Login
 
 log = logging.getLogger("kinko.auth")
 
@@ -50,33 +52,26 @@ LOGIN_PATH = "auth/kubernetes/login"
 MAX_ROLES = 1000
 
 
-class KubernetesAuthMixin(ServiceParts):
-    """Kubernetes service-account auth. Admin operations go through `_check` (authorize + audit) first."""
+class KubernetesAuth:
+    """Kubernetes service-account auth. Admin operations pass the guard (authorize + audit) first."""
 
-    if TYPE_CHECKING:
-
-        @property
-        def _tokens(self) -> TokenManager: ...
-
-        def _record_mac(self) -> RecordMac: ...
-
-        @staticmethod
-        def _grant_capability(caller: Caller, wanted: Iterable[str], base: str = "create", *,
-                              unlimited: bool = False) -> str: ...
+    def __init__(self, store: Store, seal: SealState, guard: Guard, tokens: TokenManager,
+                 clock: Callable[[], float]) -> None:
+        self._store, self._seal, self._guard, self._tokens, self._clock = store, seal, guard, tokens, clock
 
     # -- config ---------------------------------------------------------------------------------------------
-    def configure_kubernetes_auth(self, caller: Caller, *, issuer: str | None, jwks: str | None,
+    def configure(self, caller: Caller, *, issuer: str | None, jwks: str | None,
                                   pem_keys: Sequence[str] = ()) -> KubernetesAuthConfig:
         """Set the expected issuer and the public keys service-account tokens are verified against."""
         config = make_config(issuer=issuer, jwks=jwks, pem_keys=pem_keys)
-        self._check(caller, "update", CONFIG_PATH, "k8s_auth.config.write")
-        self.keys.barrier()
+        self._guard.check(caller, "update", CONFIG_PATH, "k8s_auth.config.write")
+        self._seal.barrier()
         self._store.put_meta(M_CONFIG, self._tagged(M_CONFIG, config.to_json()))
         return config
 
-    def read_kubernetes_auth_config(self, caller: Caller) -> KubernetesAuthConfig:
-        self._check(caller, "read", CONFIG_PATH, "k8s_auth.config.read")
-        self.keys.barrier()
+    def read_config(self, caller: Caller) -> KubernetesAuthConfig:
+        self._guard.check(caller, "read", CONFIG_PATH, "k8s_auth.config.read")
+        self._seal.barrier()
         config = self._k8s_config()
         if config is None:
             raise NotFound("Kubernetes auth is not configured; run `kinko auth kubernetes config`")
@@ -88,7 +83,7 @@ class KubernetesAuthMixin(ServiceParts):
 
     # -- integrity of the stored documents ------------------------------------------------------------------
     def _tagged(self, key: str, body: bytes) -> bytes:
-        return self._record_mac().tag("k8s_auth", key, body.decode()).encode() + b"\n" + body
+        return self._seal.record_mac().tag("k8s_auth", key, body.decode()).encode() + b"\n" + body
 
     def _verified(self, key: str, raw: bytes | None) -> bytes | None:
         """The JSON body of a stored document, or None if absent or its tag does not verify."""
@@ -96,7 +91,7 @@ class KubernetesAuthMixin(ServiceParts):
             return None
         tag, _, body = raw.partition(b"\n")
         text = body.decode(errors="replace")
-        return body if self._record_mac().verify(tag.decode(errors="replace"), "k8s_auth", key, text,
+        return body if self._seal.record_mac().verify(tag.decode(errors="replace"), "k8s_auth", key, text,
                                                  label=key) else None
 
     # -- roles ----------------------------------------------------------------------------------------------
@@ -114,17 +109,17 @@ class KubernetesAuthMixin(ServiceParts):
                 return
         raise KinkoError("Kubernetes roles are being changed concurrently; try again")
 
-    def write_kubernetes_role(self, caller: Caller, name: str, *, service_account_names: builtins.list[str],
-                              namespaces: builtins.list[str], audience: str | None, policies: builtins.list[str],
-                              ttl: int) -> KubernetesRole:
+    def write_role(self, caller: Caller, name: str, *, service_account_names: Sequence[str],
+                   namespaces: Sequence[str], audience: str | None, policies: Sequence[str],
+                   ttl: int) -> KubernetesRole:
         """Create or replace a role."""
         role = make_role(name, service_account_names=service_account_names, namespaces=namespaces,
                          audience=audience, policies=policies, ttl=ttl)
         exists = name in self._k8s_roles()[1]
         # A role hands its policies to whoever logs in, so writing one is granting them: same rule as tokens.
-        capability = self._grant_capability(caller, role.policies, "update" if exists else "create")
-        self._check(caller, capability, f"{ROLE_PATH}/{name}", "k8s_auth.role.write")
-        self.keys.barrier()
+        capability = grant_capability(caller, role.policies, "update" if exists else "create")
+        self._guard.check(caller, capability, f"{ROLE_PATH}/{name}", "k8s_auth.role.write")
+        self._seal.barrier()
 
         def put(roles: dict[str, dict[str, Any]]) -> None:
             if name not in roles and len(roles) >= MAX_ROLES:
@@ -134,25 +129,25 @@ class KubernetesAuthMixin(ServiceParts):
         self._swap_roles(put)
         return role
 
-    def read_kubernetes_role(self, caller: Caller, name: str) -> KubernetesRole:
+    def read_role(self, caller: Caller, name: str) -> KubernetesRole:
         validate_role_name(name)
-        self._check(caller, "read", f"{ROLE_PATH}/{name}", "k8s_auth.role.read")
-        self.keys.barrier()
+        self._guard.check(caller, "read", f"{ROLE_PATH}/{name}", "k8s_auth.role.read")
+        self._seal.barrier()
         role = self._k8s_roles()[1].get(name)
         if role is None:
             raise NotFound(f"no Kubernetes role named {name!r}")
         return KubernetesRole.from_dict(role)
 
-    def list_kubernetes_roles(self, caller: Caller) -> builtins.list[str]:
-        self._check(caller, "list", ROLE_PATH, "k8s_auth.role.list")
-        self.keys.barrier()
+    def list_roles(self, caller: Caller) -> list[str]:
+        self._guard.check(caller, "list", ROLE_PATH, "k8s_auth.role.list")
+        self._seal.barrier()
         return sorted(self._k8s_roles()[1])
 
-    def delete_kubernetes_role(self, caller: Caller, name: str) -> None:
+    def delete_role(self, caller: Caller, name: str) -> None:
         """Delete a role (tokens it already issued live on until they expire or are revoked)."""
         validate_role_name(name)
-        self._check(caller, "delete", f"{ROLE_PATH}/{name}", "k8s_auth.role.delete")
-        self.keys.barrier()
+        self._guard.check(caller, "delete", f"{ROLE_PATH}/{name}", "k8s_auth.role.delete")
+        self._seal.barrier()
 
         def drop(roles: dict[str, dict[str, Any]]) -> None:
             if roles.pop(name, None) is None:
@@ -161,10 +156,9 @@ class KubernetesAuthMixin(ServiceParts):
         self._swap_roles(drop)
 
     # -- login ----------------------------------------------------------------------------------------------
-    def login_kubernetes(self, jwt: str, role: str, *,
-                         remote_addr: str | None = None) -> tuple[str, TokenInfo]:
+    def login(self, role: str, jwt: str, *, remote_addr: str | None = None) -> Login:
         """Exchange a service-account JWT for a kinko token with the role's policies and TTL."""
-        self.keys.barrier()  # sealed: 503 before anything is looked at
+        self._seal.barrier()  # sealed: 503 before anything is looked at
         path = f"{LOGIN_PATH}/{role}" if isinstance(role, str) and len(role) <= 64 else LOGIN_PATH
         try:
             bound, account = self._verify_login(jwt, role)
@@ -172,13 +166,11 @@ class KubernetesAuthMixin(ServiceParts):
             reason = getattr(exc, "login_reason", None) or _jwt_reason(exc)
             log.warning("kubernetes login denied for role %r from %s: %s", path.rpartition("/")[2],
                         remote_addr or "local", reason)
-            if self._audit is not None:
-                self._audit(Caller("anonymous", remote_addr=remote_addr), "auth.kubernetes.login", path,
-                            f"denied: {reason}")
+            self._guard.record(Caller("anonymous", remote_addr=remote_addr), "auth.kubernetes.login", path,
+                               f"denied: {reason}")
             raise PermissionDenied() from None  # the client learns nothing about why
         caller = Caller(account.subject, frozenset(bound.policies), remote_addr=remote_addr)
-        if self._audit is not None:  # fail closed: no audit record, no token
-            self._audit(caller, "auth.kubernetes.login", path, "allowed")
+        self._guard.record(caller, "auth.kubernetes.login", path, "allowed")  # fail closed: no record, no token
         metadata = {"role": bound.name, "service_account_namespace": account.namespace,
                     "service_account_name": account.name}
         if account.uid:
@@ -186,7 +178,9 @@ class KubernetesAuthMixin(ServiceParts):
         # max_ttl = the role's ttl: renewing never keeps a pod's token alive past what the role allows.
         request = TokenRequest(list(bound.policies), ttl=float(bound.ttl), max_ttl=float(bound.ttl),
                                display_name=f"k8s-{account.namespace}-{account.name}"[:128], metadata=metadata)
-        return self._tokens.create(request, None)
+        token, info = self._tokens.create(request, None)
+        return Login(token, info.accessor, info.policies, dict(info.metadata),
+                     int(info.ttl) if info.ttl is not None else 0, info.renewable)
 
     def _verify_login(self, jwt: object, role: object) -> tuple[KubernetesRole, ServiceAccount]:
         config = self._k8s_config()

@@ -136,7 +136,7 @@ def test_seal_drops_keys(vault: Vault, caller: Caller) -> None:
     vault.seal(caller)
     assert vault.status().sealed and vault.status().key_term is None
     with pytest.raises(Sealed):
-        vault.keys.barrier()
+        vault._seal_state.barrier()
     with pytest.raises(Sealed):
         vault.get(caller, "a/b")
 
@@ -155,7 +155,7 @@ def test_key_file_auto_unseals_at_open_and_operator_seal_blocks_it(
     again.seal(caller)
     again.close()
     blocked = open_vault(tmp_path / "vault.db", clock=clock)
-    assert blocked.status().sealed and blocked.keys.operator_sealed()
+    assert blocked.status().sealed and blocked.operator_sealed()
     with pytest.raises(Sealed):
         blocked.get(caller, "a/b")
     blocked.unseal()  # explicit unseal (recorded key file) lifts the operator seal

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kinko.access.integrity import RecordMac
-from kinko.access.tokens import ROOT_TOKEN_MAC_META
+from kinko.access.tokens import ROOT_PREFIX, ROOT_TOKEN_MAC_META, ROOT_TOKEN_META, new_token, token_hash
 from kinko.crypto.barrier import Barrier, associated_data, open_with_key, seal_with_key
 from kinko.crypto.keyring import KEY_BYTES, Keyring
 from kinko.crypto.seal import (
@@ -43,58 +38,26 @@ from kinko.errors import (
     UnsealFailed,
 )
 from kinko.storage.interface import Store
-
-MIN_RETENTION_DAYS, MAX_RETENTION_DAYS, DEFAULT_RETENTION_DAYS = 7, 90, 90
-ROOT_TOKEN_PREFIX = "kinko_root_"
+from kinko.vault.types import (
+    DEFAULT_RETENTION_DAYS,
+    MAX_RETENTION_DAYS,
+    MIN_RETENTION_DAYS,
+    InitResult,
+    RetentionSettings,
+    VaultStatus,
+)
 
 # Meta keys (all values are bytes; only the wrapped ones are sensitive, and they are ciphertext).
 M_VAULT_ID, M_SEAL, M_ROOT, M_KEYRING = "vault_id", "seal_config", "root_key_wrapped", "keyring_wrapped"
-M_POLICY, M_ROOT_TOKEN, M_KEY_FILE, M_OPERATOR_SEALED = "policy", "root_token_sha256", "key_file", "sealed"
+M_POLICY, M_KEY_FILE, M_OPERATOR_SEALED = "policy", "key_file", "sealed"
 
 
-@dataclass(frozen=True)
-class VaultPolicy:
-    """Settings fixed at init."""
-
-    retention_days: int = DEFAULT_RETENTION_DAYS
-    purge_protection: bool = False
-
-    def to_bytes(self) -> bytes:
-        return json.dumps({"retention_days": self.retention_days,
-                           "purge_protection": self.purge_protection}).encode()
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> VaultPolicy:
-        doc = json.loads(raw)
-        return cls(int(doc["retention_days"]), bool(doc["purge_protection"]))
-
-
-@dataclass(frozen=True)
-class InitResult:
-    """Shown to the operator exactly once; nothing here is stored in plaintext."""
-
-    vault_id: str
-    root_token: str = field(repr=False)
-    shares: tuple[str, ...] = field(default=(), repr=False)
-    threshold: int = 0
-    key_file: Path | None = None
-
-
-@dataclass(frozen=True)
-class VaultStatus:
-    initialized: bool
-    sealed: bool
-    seal_type: str | None = None
-    shares: int = 0
-    threshold: int = 0
-    progress: int = 0
-    key_term: int | None = None
-    vault_id: str | None = None
-    retention_days: int | None = None
-    purge_protection: bool | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+def check_init_options(seal: SealType, shares: int, threshold: int, retention_days: int) -> None:
+    """InvalidInput for init options that cannot work, before anything is created."""
+    if seal is SealType.SHAMIR:
+        check_shamir_params(shares, threshold)
+    if not MIN_RETENTION_DAYS <= retention_days <= MAX_RETENTION_DAYS:
+        raise InvalidInput(f"retention must be {MIN_RETENTION_DAYS}-{MAX_RETENTION_DAYS} days")
 
 
 class SealState:
@@ -107,6 +70,7 @@ class SealState:
         self._root_key: bytearray | None = None
         self._collector: ShareCollector | None = None
         self._vault_id: str | None = None  # immutable once initialised; cached off the hot path
+        self._record_mac: tuple[Barrier, RecordMac] | None = None  # for the barrier it was derived from
 
     # -- facts ---------------------------------------------------------------------------------------------
     def _meta(self, key: str) -> bytes:
@@ -131,14 +95,14 @@ class SealState:
         self.vault_id()  # NotInitialized (not CorruptVault) on a vault that was never initialised
         return SealConfig.from_bytes(self._meta(M_SEAL))
 
-    def policy(self) -> VaultPolicy:
+    def retention(self) -> RetentionSettings:
         self.vault_id()
-        return VaultPolicy.from_bytes(self._meta(M_POLICY))
+        return RetentionSettings.from_bytes(self._meta(M_POLICY))
 
     def status(self) -> VaultStatus:
         if not self.initialized:
             return VaultStatus(initialized=False, sealed=True)
-        config, policy = self.seal_config(), self.policy()
+        config, policy = self.seal_config(), self.retention()
         barrier = self._barrier
         return VaultStatus(
             initialized=True, sealed=barrier is None, seal_type=config.type.value, shares=config.shares,
@@ -159,6 +123,14 @@ class SealState:
             raise Sealed()
         return barrier
 
+    def record_mac(self) -> RecordMac:
+        """Integrity tags for tokens, policies and Kubernetes auth documents (keyed from the keyring: unsealed only)."""
+        barrier = self.barrier()
+        cached = self._record_mac
+        if cached is None or cached[0] is not barrier:
+            cached = self._record_mac = (barrier, RecordMac.from_keyring(barrier.keyring, self.vault_id()))
+        return cached[1]
+
     # -- init ----------------------------------------------------------------------------------------------
     def init(
         self, *, seal: SealType = SealType.SHAMIR, shares: int = 5, threshold: int = 3,
@@ -167,21 +139,20 @@ class SealState:
     ) -> InitResult:
         if self.initialized:
             raise AlreadyInitialized("vault is already initialized")
-        if not MIN_RETENTION_DAYS <= retention_days <= MAX_RETENTION_DAYS:
-            raise InvalidInput(f"retention must be {MIN_RETENTION_DAYS}-{MAX_RETENTION_DAYS} days")
+        check_init_options(seal, shares, threshold, retention_days)
         config, unseal_key, share_texts = self._new_unseal_key(seal, shares, threshold, passphrase, key_file)
         vault_id, root_key, keyring = str(uuid.uuid4()), os.urandom(KEY_BYTES), Keyring.new()
-        root_token = ROOT_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        root_token = new_token(ROOT_PREFIX)
         items = {
             M_VAULT_ID: vault_id.encode(), M_SEAL: config.to_bytes(),
             M_ROOT: wrap_root_key(unseal_key, root_key, vault_id),
             M_KEYRING: seal_with_key(root_key, keyring.to_bytes(), _keyring_aad(vault_id)),
-            M_POLICY: VaultPolicy(retention_days, purge_protection).to_bytes(),
-            M_ROOT_TOKEN: hashlib.sha256(root_token.encode()).hexdigest().encode(),
+            M_POLICY: RetentionSettings(retention_days, purge_protection).to_bytes(),
+            ROOT_TOKEN_META: token_hash(root_token).encode(),
         }
         # Tagged so that only this hash is ever adopted as the root token (kinko.access.tokens).
         items[ROOT_TOKEN_MAC_META] = RecordMac.from_keyring(keyring, vault_id).tag(
-            "root_token", items[M_ROOT_TOKEN].decode()).encode()
+            "root_token", items[ROOT_TOKEN_META].decode()).encode()
         if key_file is not None:
             items[M_KEY_FILE] = str(key_file.resolve()).encode()
         if seal is SealType.KEY_FILE and key_file is not None:
@@ -311,7 +282,7 @@ class SealState:
                 self._barrier.keyring.wipe()
             if self._root_key is not None:
                 self._root_key[:] = b"\0" * len(self._root_key)
-            self._barrier, self._root_key, self._collector = None, None, None
+            self._barrier, self._root_key, self._collector, self._record_mac = None, None, None, None
 
     # -- keyring -------------------------------------------------------------------------------------------
     def reload_keyring(self) -> None:
@@ -337,11 +308,6 @@ class SealState:
                     return term
                 time.sleep(0.01)
             raise CorruptVault("could not rotate: the keyring kept changing underneath")
-
-    def check_root_token(self, token: str) -> bool:
-        stored = self._store.get_meta(M_ROOT_TOKEN)
-        digest = hashlib.sha256(token.encode()).hexdigest().encode()
-        return stored is not None and secrets.compare_digest(stored, digest)
 
 
 def _keyring_aad(vault_id: str) -> bytes:

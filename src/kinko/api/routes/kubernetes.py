@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Path, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import Field
 
 from kinko.api.auth import client_address
 from kinko.api.models import Strict
-from kinko.api.native import St, Who
+from kinko.api.state import Session, St
 from kinko.errors import PermissionDenied
 
 router = APIRouter(prefix="/v1/auth/kubernetes", tags=["auth"])
@@ -42,49 +42,42 @@ async def login(body: LoginBody, request: Request, st: St) -> dict[str, Any]:
     client = client_address(request)
     st.limiter.check(client)
     try:
-        token, info = st.vault.login_kubernetes(body.jwt, body.role, remote_addr=client)
+        login = st.vault.login_kubernetes(body.role, body.jwt, remote_addr=client)
     except PermissionDenied:
         st.limiter.failed(client)
         raise
-    lease = int(info.ttl) if info.ttl is not None else 0
-    return {"auth": {"client_token": token, "accessor": info.accessor, "policies": list(info.policies),
-                     "token_policies": list(info.policies), "metadata": dict(info.metadata),
-                     "lease_duration": lease, "renewable": info.renewable}}
+    return {"auth": login.to_auth()}
 
 
 @router.post("/config")
-async def write_config(body: ConfigBody, st: St, who: Who) -> dict[str, Any]:
-    jwks: Any = body.jwks
-    return st.vault.configure_kubernetes_auth(who, issuer=body.issuer, jwks=jwks, pem_keys=body.pem_keys).to_dict()
+async def write_config(body: ConfigBody, session: Session) -> dict[str, Any]:
+    jwks: Any = body.jwks  # an object or JSON text: the vault normalises either
+    return session.configure_kubernetes_auth(issuer=body.issuer, jwks=jwks, pem_keys=body.pem_keys).to_dict()
 
 
 @router.get("/config")
-async def read_config(st: St, who: Who) -> dict[str, Any]:
-    return st.vault.read_kubernetes_auth_config(who).to_dict()
+async def read_config(session: Session) -> dict[str, Any]:
+    return session.read_kubernetes_auth_config().to_dict()
 
 
 @router.get("/role")
-async def list_roles(st: St, who: Who) -> dict[str, Any]:
-    return {"roles": st.vault.list_kubernetes_roles(who)}
+async def list_roles(session: Session) -> dict[str, Any]:
+    return {"roles": session.list_kubernetes_roles()}
 
 
 @router.post("/role/{name}")
-async def write_role(name: RoleName, body: RoleBody, st: St, who: Who) -> dict[str, Any]:
-    return st.vault.write_kubernetes_role(
-        who, name, service_account_names=body.service_account_names, namespaces=body.namespaces,
+async def write_role(name: RoleName, body: RoleBody, session: Session) -> dict[str, Any]:
+    return session.write_kubernetes_role(
+        name, service_account_names=body.service_account_names, namespaces=body.namespaces,
         audience=body.audience, policies=body.policies, ttl=body.ttl).to_dict()
 
 
 @router.get("/role/{name}")
-async def read_role(name: RoleName, st: St, who: Who) -> dict[str, Any]:
-    return st.vault.read_kubernetes_role(who, name).to_dict()
+async def read_role(name: RoleName, session: Session) -> dict[str, Any]:
+    return session.read_kubernetes_role(name).to_dict()
 
 
 @router.delete("/role/{name}", status_code=204)
-async def delete_role(name: RoleName, st: St, who: Who) -> Response:
-    st.vault.delete_kubernetes_role(who, name)
+async def delete_role(name: RoleName, session: Session) -> Response:
+    session.delete_kubernetes_role(name)
     return Response(status_code=204)
-
-
-def install(app: FastAPI) -> None:
-    app.include_router(router)

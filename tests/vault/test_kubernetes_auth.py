@@ -68,7 +68,7 @@ def test_role_granting_a_policy_the_writer_lacks_is_refused_and_audited(
     assert len(denied) == 2 and denied[0]["path"] == "sys/auth/kubernetes/role/escalate"
     assert vault.list_kubernetes_roles(root) == []
     with pytest.raises(PermissionDenied):  # and so there is no admin token to log in to
-        vault.login_kubernetes(issuer.mint(), "escalate")
+        vault.login_kubernetes("escalate", issuer.mint())
 
 
 def test_role_with_a_subset_of_the_writers_policies_is_allowed(env: tuple[Vault, Caller, Path],
@@ -77,8 +77,7 @@ def test_role_with_a_subset_of_the_writers_policies_is_allowed(env: tuple[Vault,
     writer = _caller(vault, root, ["create", "update"])
     _write(vault, writer, "web", ["web"])
     _write(vault, writer, "web", ["web"], ttl=300)  # replacing it is an update, still a subset
-    _, info = vault.login_kubernetes(issuer.mint(), "web")
-    assert info.policies == ("web",)
+    assert vault.login_kubernetes("web", issuer.mint()).policies == ("web",)
 
 
 def test_sudo_on_the_role_path_or_root_may_grant_any_policy(env: tuple[Vault, Caller, Path]) -> None:
@@ -94,15 +93,16 @@ def test_login_token_is_not_renewable_past_the_role_ttl(env: tuple[Vault, Caller
                                                         clock: FixedClock) -> None:
     vault, root, _ = env
     _write(vault, root, "web", ["web"], ttl=600)
-    token, info = vault.login_kubernetes(issuer.mint(), "web")
+    login = vault.login_kubernetes("web", issuer.mint())
+    info = vault.lookup_token(root, accessor=login.accessor)
     assert info.max_expires is not None and info.max_expires - info.created == 600
-    pod = vault.authenticate(token)
+    pod = vault.authenticate(login.token)
     clock.advance(500)
     renewed = vault.renew_token(pod)
     assert renewed.expires == info.created + 600  # capped at the role's ttl, not pushed to +600 from now
     clock.advance(101)
     with pytest.raises(PermissionDenied):
-        vault.authenticate(token)
+        vault.authenticate(login.token)
 
 
 # -- finding 11: a role without an audience expects "kinko" ------------------------------------------------------
@@ -110,19 +110,19 @@ def test_role_audience_defaults_to_kinko(env: tuple[Vault, Caller, Path], issuer
     vault, root, _ = env
     _write(vault, root, "web", ["web"])
     assert vault.read_kubernetes_role(root, "web").audience == "kinko"
-    vault.login_kubernetes(issuer.mint(issuer.claims(aud="kinko")), "web")
-    vault.login_kubernetes(issuer.mint(issuer.claims(aud=["other", "kinko"])), "web")
+    vault.login_kubernetes("web", issuer.mint(issuer.claims(aud="kinko")))
+    vault.login_kubernetes("web", issuer.mint(issuer.claims(aud=["other", "kinko"])))
     for aud in ("other-service", ["other", "another"], None):  # replayed from another service, or none at all
         with pytest.raises(PermissionDenied):
-            vault.login_kubernetes(issuer.mint(issuer.claims(aud=aud)), "web")
+            vault.login_kubernetes("web", issuer.mint(issuer.claims(aud=aud)))
 
 
 def test_explicit_audience_is_required_exactly(env: tuple[Vault, Caller, Path], issuer: Issuer) -> None:
     vault, root, _ = env
     _write(vault, root, "web", ["web"], audience="payments")
-    vault.login_kubernetes(issuer.mint(issuer.claims(aud="payments")), "web")
+    vault.login_kubernetes("web", issuer.mint(issuer.claims(aud="payments")))
     with pytest.raises(PermissionDenied):
-        vault.login_kubernetes(issuer.mint(issuer.claims(aud="kinko")), "web")
+        vault.login_kubernetes("web", issuer.mint(issuer.claims(aud="kinko")))
     with pytest.raises(InvalidInput):
         _write(vault, root, "web", ["web"], audience="")
 
@@ -135,7 +135,7 @@ def test_a_stored_role_without_audience_is_read_as_kinko(env: tuple[Vault, Calle
     assert raw is not None
     roles = json.loads(raw.partition(b"\n")[2])  # "<integrity tag>\n<json>"
     roles["web"]["audience"] = None
-    vault._store.put_meta("k8s_auth/roles", vault._tagged("k8s_auth/roles", json.dumps(roles).encode()))
+    vault._store.put_meta("k8s_auth/roles", vault._kubernetes._tagged("k8s_auth/roles", json.dumps(roles).encode()))
     assert vault.read_kubernetes_role(root, "web").audience == "kinko"
     with pytest.raises(PermissionDenied):
-        vault.login_kubernetes(issuer.mint(issuer.claims(aud="other-service")), "web")
+        vault.login_kubernetes("web", issuer.mint(issuer.claims(aud="other-service")))

@@ -22,7 +22,8 @@ from kinko.errors import (
     SecretExpired,
     SecretNotYetValid,
 )
-from kinko.vault import _VALID_PATHS_MAX, Vault, open_vault
+from kinko.vault import Vault, open_vault
+from kinko.vault.records import _VALID_PATHS_MAX
 from tests.conftest import DAY, T0, FixedClock, new_keyfile_vault
 
 
@@ -64,7 +65,7 @@ def test_remembered_paths_stay_bounded(vault: Vault, caller: Caller) -> None:
     for index in range(_VALID_PATHS_MAX + 10):
         with pytest.raises(NotFound):
             vault.get(caller, f"missing/p{index}")
-    assert len(vault._valid_paths) <= _VALID_PATHS_MAX
+    assert len(vault._records._valid_paths) <= _VALID_PATHS_MAX
     assert vault.get(caller, "team/app/db").value == b"v"
 
 
@@ -140,5 +141,5 @@ _SEGMENT = st.text("abcXYZ019._-", min_size=1, max_size=8)
        version=st.integers(min_value=1, max_value=2**63 - 1), field=st.sampled_from(["value", "meta", "é"]))
 def test_record_aad_is_the_generic_encoding(vault: Vault, path: str, version: int, field: str) -> None:
     # The cached-prefix AAD must equal what the barrier seals with, or existing vaults stop opening.
-    expected = associated_data([vault.keys.vault_id(), path, version, field])
-    assert vault._record_aad(path, version, field) == expected
+    expected = associated_data([vault._seal_state.vault_id(), path, version, field])
+    assert vault._records._record_aad(path, version, field) == expected

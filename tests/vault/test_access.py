@@ -154,7 +154,7 @@ def test_audit_fail_closed_leaves_nothing_done(setup: tuple[Vault, Caller]) -> N
         vault.put(root, "team/app/db", CANARY)
     with pytest.raises(AuditFailed):
         vault.create_token(root, policies=["admin"])
-    vault._audit = None  # audit off again, to look at what is stored
+    vault._guard.audit = None  # audit off again, to look at what is stored
     with pytest.raises(NotFound):
         vault.get(root, "team/app/db")
     assert [t.display_name for t in vault.list_tokens(root)] == ["root"]
@@ -171,7 +171,7 @@ def test_audit_salt_is_sealed_per_vault(setup: tuple[Vault, Caller], tmp_path: P
     reader = vault.authenticate(vault.create_token(Caller.local_operator(), policies=["secrets-reader"])[0])
     vault.seal(root)
     with pytest.raises(Sealed):
-        vault.audit_salt()
+        vault._access.audit_salt()
     with pytest.raises(Sealed):  # tokens are verified with a key behind the barrier: none is served sealed
         vault.create_token(Caller.local_operator(), policies=["secrets-reader"])
     with pytest.raises(PermissionDenied):

@@ -159,12 +159,12 @@ def test_backup_restore_and_rewrap_keep_the_incarnation(setup: tuple[Vault, Call
 def test_secrets_from_before_incarnations_still_open(setup: tuple[Vault, Caller, Path]) -> None:
     vault, root, db = setup
     # A secret written before the migration: incarnation '' and the value sealed with the old AAD.
-    barrier = vault.keys.barrier()
+    barrier = vault._seal_state.barrier()
     vault.put(root, "legacy/x", b"first")
     row = vault._store.get_version("legacy/x", 1)
     assert row is not None
-    payload = vault._open(row.value_ct, "legacy/x", 1, "value", row.incarnation)
-    legacy_ct = barrier.seal(payload, [vault.keys.vault_id(), "legacy/x", 1, "value"])
+    payload = vault._records._open(row.value_ct, "legacy/x", 1, "value", row.incarnation)
+    legacy_ct = barrier.seal(payload, [vault._seal_state.vault_id(), "legacy/x", 1, "value"])
     _sql(db, "UPDATE secrets SET incarnation = '' WHERE path = 'legacy/x'")
     _sql(db, "UPDATE versions SET value_ct = ? WHERE path = 'legacy/x'", (legacy_ct,))
     assert vault.get(root, "legacy/x").value == b"first"
@@ -182,18 +182,18 @@ def test_a_tampered_kubernetes_role_or_config_refuses_login(tmp_path: Path, cloc
         vault.configure_kubernetes_auth(root, issuer=ISSUER, jwks=issuer.jwks())
         vault.write_kubernetes_role(root, "web", service_account_names=["web"], namespaces=["shop"],
                                     audience=None, policies=["secrets-reader"], ttl=600)
-        assert vault.login_kubernetes(issuer.mint(issuer.claims(aud="kinko")), "web")[1].policies == (
+        assert vault.login_kubernetes("web", issuer.mint(issuer.claims(aud="kinko"))).policies == (
             "secrets-reader",)
         # Grant the role root by editing the stored document, keeping its tag: refused, role reads as absent.
         raw = vault._store.get_meta("k8s_auth/roles") or b""
         vault._store.put_meta("k8s_auth/roles", raw.replace(b'"secrets-reader"', b'"root"'))
         with pytest.raises(PermissionDenied):
-            vault.login_kubernetes(issuer.mint(issuer.claims(aud="kinko")), "web")
+            vault.login_kubernetes("web", issuer.mint(issuer.claims(aud="kinko")))
         with pytest.raises(NotFound):
             vault.read_kubernetes_role(root, "web")
         vault.write_kubernetes_role(root, "web", service_account_names=["web"], namespaces=["shop"],
                                     audience=None, policies=["secrets-reader"], ttl=600)
-        vault.login_kubernetes(issuer.mint(issuer.claims(aud="kinko")), "web")
+        vault.login_kubernetes("web", issuer.mint(issuer.claims(aud="kinko")))
         # A config swapped for the attacker's own signing keys (no valid tag): login refused.
         attacker = Issuer()
         config = vault._store.get_meta("k8s_auth/config") or b""
@@ -202,7 +202,7 @@ def test_a_tampered_kubernetes_role_or_config_refuses_login(tmp_path: Path, cloc
         doc["jwks"] = attacker.jwks()
         vault._store.put_meta("k8s_auth/config", tag + b"\n" + json.dumps(doc).encode())
         with pytest.raises(PermissionDenied):
-            vault.login_kubernetes(attacker.mint(attacker.claims(aud="kinko")), "web")
+            vault.login_kubernetes("web", attacker.mint(attacker.claims(aud="kinko")))
         with pytest.raises(NotFound):
             vault.read_kubernetes_auth_config(root)
     finally:

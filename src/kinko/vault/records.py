@@ -1,19 +1,16 @@
-"""The Vault service: every operation goes through here (validate -> authorize -> audit -> barrier -> store)."""
+"""Secret records: put/get/list/versions/attributes, soft delete, backup/restore, rewrap — each validated, passed
+through the guard, sealed by the barrier with the record's identity as associated data, then stored."""
 
 from __future__ import annotations
 
 import base64
 import builtins
-import contextlib
 import json
 import secrets
 import struct
-import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from kinko.access.policy import PolicyAuthorizer
 from kinko.core.model import (
     DEFAULT_CONTENT_TYPE,
     Attributes,
@@ -33,23 +30,19 @@ from kinko.core.model import (
 )
 from kinko.core.names import validate_path, validate_prefix
 from kinko.crypto.barrier import UnknownTerm, aad_part, term_of
-from kinko.crypto.seal import SealType
 from kinko.errors import (
     IntegrityError,
     InvalidInput,
     NotFound,
-    PermissionDenied,
     PurgeProtected,
     SecretDisabled,
     SecretExpired,
     SecretNotYetValid,
-    UnsealFailed,
 )
-from kinko.lifecycle import SealState
 from kinko.storage.interface import SecretRow, Store, VersionRow
-from kinko.vault_access import AccessMixin
-from kinko.vault_k8s import KubernetesAuthMixin
-from kinko.vault_lifecycle import LifecycleMixin
+from kinko.vault.guard import Guard
+from kinko.vault.seal_state import SealState
+from kinko.vault.types import KEEP, Keep
 
 BACKUP_MAGIC = b"kinko-backup-1:"
 #: The audit path of a restore refused before its secret's path is known (unreadable or foreign backup).
@@ -57,42 +50,20 @@ RESTORE_PATH = "sys/restore"
 _LENGTH = struct.Struct(">I").pack  # the 4-byte length prefix of an AAD part (see crypto.barrier.aad_part)
 _VALUE_FIELD = aad_part("value")
 _VALID_PATHS_MAX = 4096
-_UNSET: Any = object()
 
 
-class Authorizer(Protocol):
-    def __call__(self, caller: Caller, capability: str, path: str) -> bool: ...
+class SecretRecords:
+    """The secret operations. Every one takes the caller and passes the guard before touching a record."""
 
-
-class AuditSink(Protocol):
-    def __call__(self, caller: Caller, operation: str, path: str, outcome: str,
-                 data: Mapping[str, Any] | None = None) -> None: ...
-
-
-def root_only(caller: Caller, capability: str, path: str) -> bool:
-    """The authorizer until policies exist: only root-policy callers (the local operator) may act."""
-    return "root" in caller.policies
-
-
-class Vault(LifecycleMixin, AccessMixin, KubernetesAuthMixin):
-    def __init__(
-        self, store: Store, *, clock: Callable[[], float] = time.time,
-        authorize: Authorizer | None = None, audit: AuditSink | None = None,
-    ) -> None:
-        self._store = store
-        self._clock = clock
-        # Default: policies stored in the vault (the local operator holds `root`, which allows everything).
-        self._authorize: Authorizer = authorize if authorize is not None else PolicyAuthorizer(store, self._record_mac)
-        self._audit = audit
-        self.keys = SealState(store)
+    def __init__(self, store: Store, seal: SealState, guard: Guard, clock: Callable[[], float]) -> None:
+        self._store, self._seal, self._guard, self._clock = store, seal, guard, clock
         self._aad_prefix: tuple[str, bytes] | None = None  # (vault id, its encoded AAD part)
         self._valid_paths: set[str] = set()
 
-    # -- records --------------------------------------------------------------------------------------------
     def rewrap(self, caller: Caller, batch: int = 500) -> int:
         """Re-encrypt every version sealed under an older key term with the newest term."""
-        self._check(caller, "sudo", "sys/rewrap", "rewrap")
-        barrier, moved = self.keys.barrier(), 0
+        self._guard.check(caller, "sudo", "sys/rewrap", "rewrap")
+        barrier, moved = self._seal.barrier(), 0
         while rows := self._store.versions_below_term(barrier.keyring.active_term, batch):
             for row in rows:
                 payload = self._open(row.value_ct, row.path, row.version, "value", row.incarnation)
@@ -102,28 +73,15 @@ class Vault(LifecycleMixin, AccessMixin, KubernetesAuthMixin):
         return moved
 
     # -- helpers -------------------------------------------------------------------------------------------
-    def _check(self, caller: Caller, capability: str, path: str, operation: str,
-               data: Mapping[str, Any] | None = None) -> None:
-        """Authorize, then audit (fail closed: an audit error stops the operation). `data` is HMAC'd."""
-        allowed = self._authorize(caller, capability, path)
-        if self._audit is not None:
-            outcome = "allowed" if allowed else "denied"
-            if data is None:
-                self._audit(caller, operation, path, outcome)
-            else:
-                self._audit(caller, operation, path, outcome, data)
-        if not allowed:
-            raise PermissionDenied()
-
     def _aad(self, path: str, version: int, field: str, incarnation: str) -> list[str | int]:
         """The record's identity. The incarnation (absent for secrets created before it existed) ties a value to
         this secret, not an earlier one at the same path that was purged (whose versions restarted at 1)."""
-        parts: list[str | int] = [self.keys.vault_id(), path, version, field]
+        parts: list[str | int] = [self._seal.vault_id(), path, version, field]
         return [*parts, incarnation] if incarnation else parts
 
     def _record_aad(self, path: str, version: int, field: str, incarnation: str = "") -> bytes:
         """associated_data(self._aad(...)), with the vault-id part encoded once per vault id (the hot read)."""
-        vault_id = self.keys.vault_id()
+        vault_id = self._seal.vault_id()
         cached = self._aad_prefix
         if cached is None or cached[0] != vault_id:
             cached = self._aad_prefix = (vault_id, aad_part(vault_id))
@@ -135,10 +93,10 @@ class Vault(LifecycleMixin, AccessMixin, KubernetesAuthMixin):
     def _open(self, blob: bytes, path: str, version: int, field: str, incarnation: str) -> bytes:
         aad = self._record_aad(path, version, field, incarnation)
         try:
-            return self.keys.barrier().open_aad(blob, aad)
+            return self._seal.barrier().open_aad(blob, aad)
         except UnknownTerm:
-            self.keys.reload_keyring()  # another process rotated; its new term is in the stored keyring
-            return self.keys.barrier().open_aad(blob, aad)
+            self._seal.reload_keyring()  # another process rotated; its new term is in the stored keyring
+            return self._seal.barrier().open_aad(blob, aad)
 
     def _secret_row(self, path: str, *, deleted: bool = False) -> SecretRow:
         row = self._store.get_secret(path)
@@ -179,8 +137,8 @@ class Vault(LifecycleMixin, AccessMixin, KubernetesAuthMixin):
         if max_versions is not None and not 0 <= max_versions <= 10_000:
             raise InvalidInput("max_versions must be between 0 (unlimited) and 10000")
         existing = self._store.get_secret(path)
-        self._check(caller, "update" if existing else "create", path, "secret.put", {"value": value})
-        barrier, now = self.keys.barrier(), self._clock()
+        self._guard.check(caller, "update" if existing else "create", path, "secret.put", {"value": value})
+        barrier, now = self._seal.barrier(), self._clock()
         version = (existing.current_version if existing else 0) + 1
         incarnation = existing.incarnation if existing else secrets.token_hex(16)  # 128 random bits per secret
         value_ct = barrier.seal(encode_payload(value, metadata), self._aad(path, version, "value", incarnation))
@@ -195,8 +153,8 @@ class Vault(LifecycleMixin, AccessMixin, KubernetesAuthMixin):
     def get(self, caller: Caller, path: str, version: int | None = None) -> Secret:
         if type(path) is not str or path not in self._valid_paths:  # exact str: no subclass with its own __eq__
             self._remember_valid(path)
-        self._check(caller, "read", path, "secret.get")
-        barrier = self.keys.barrier()  # Sealed before anything is read
+        self._guard.check(caller, "read", path, "secret.get")
+        barrier = self._seal.barrier()  # Sealed before anything is read
         row = self._store.get_live_version(path, version if version is None else check_version(version))
         if row is None:
             row = self._version_row(path, version)  # raises the precise NotFound
@@ -207,9 +165,8 @@ class Vault(LifecycleMixin, AccessMixin, KubernetesAuthMixin):
         except UnknownTerm:
             payload = self._open(row.value_ct, path, row.version, "value", row.incarnation)  # reloads the keyring
         value, metadata = decode_payload(payload)
-        if self._audit is not None:
-            # The response record (HMAC of the value) answers "was this value read?"; fail closed like requests.
-            self._audit(caller, "secret.get.response", path, "ok", {"value": value})
+        # The response record (HMAC of the value) answers "was this value read?"; fail closed like requests.
+        self._guard.record(caller, "secret.get.response", path, "ok", {"value": value})
         return Secret.deferred(self._info, row, value, metadata)  # info is built only if someone reads it
 
     def _version_row(self, path: str, version: int | None) -> VersionRow:
@@ -243,15 +200,15 @@ class Vault(LifecycleMixin, AccessMixin, KubernetesAuthMixin):
 
     def info(self, caller: Caller, path: str) -> SecretInfo:
         validate_path(path)
-        self._check(caller, "list", path, "secret.info")
-        self.keys.barrier()
+        self._guard.check(caller, "list", path, "secret.info")
+        self._seal.barrier()
         return self._secret_info(self._secret_row(path))
 
     def list(self, caller: Caller, prefix: str = "") -> Listing:
         """Direct children of `prefix`: secret names, and folders ending in '/'."""
         base = validate_prefix(prefix)
-        self._check(caller, "list", base, "secret.list")
-        self.keys.barrier()
+        self._guard.check(caller, "list", base, "secret.list")
+        self._seal.barrier()
         start = len(base) + 1 if base else 0
         keys: set[str] = set()
         for row in self._store.list_secrets(base, deleted=False):
@@ -263,23 +220,23 @@ class Vault(LifecycleMixin, AccessMixin, KubernetesAuthMixin):
 
     def versions(self, caller: Caller, path: str) -> builtins.list[VersionInfo]:
         validate_path(path)
-        self._check(caller, "list", path, "secret.versions")
-        self.keys.barrier()
+        self._guard.check(caller, "list", path, "secret.versions")
+        self._seal.barrier()
         self._secret_row(path)
         return [self._info(r) for r in self._store.list_versions(path)]
 
     def update_attributes(
         self, caller: Caller, path: str, version: int | None = None, *, enabled: bool | None = None,
-        not_before: float | None = _UNSET, expires: float | None = _UNSET,
+        not_before: float | Keep | None = KEEP, expires: float | Keep | None = KEEP,
         tags: Mapping[str, str] | None = None, content_type: str | None = None,
     ) -> VersionInfo:
         """Change a version's attributes (not its value). Unset arguments keep their current value."""
         validate_path(path)
-        self._check(caller, "update", path, "secret.update")
-        self.keys.barrier()
+        self._guard.check(caller, "update", path, "secret.update")
+        self._seal.barrier()
         row = self._version_row(path, version)
-        nbf = row.not_before if not_before is _UNSET else check_time("not_before", not_before)
-        exp = row.expires if expires is _UNSET else check_time("expires", expires)
+        nbf = row.not_before if not_before is KEEP else check_time("not_before", not_before)
+        exp = row.expires if expires is KEEP else check_time("expires", expires)
         if nbf is not None and exp is not None and exp <= nbf:
             raise InvalidInput("expires must be later than not_before")
         if content_type is not None and content_type != row.content_type:
@@ -296,26 +253,26 @@ class Vault(LifecycleMixin, AccessMixin, KubernetesAuthMixin):
     def delete(self, caller: Caller, path: str) -> SecretInfo:
         """Soft delete: recoverable until the retention period ends."""
         validate_path(path)
-        self._check(caller, "delete", path, "secret.delete")
-        self.keys.barrier()
+        self._guard.check(caller, "delete", path, "secret.delete")
+        self._seal.barrier()
         self._secret_row(path)
         now = self._clock()
-        purge_at = now + self.keys.policy().retention_days * 86400
+        purge_at = now + self._seal.retention().retention_days * 86400
         self._store.set_deleted(path, now, purge_at)
         return self._secret_info(self._secret_row(path, deleted=True))
 
     def list_deleted(self, caller: Caller, prefix: str = "") -> builtins.list[SecretInfo]:
         base = validate_prefix(prefix)
-        self._check(caller, "list", base, "secret.list_deleted")
-        self.keys.barrier()
+        self._guard.check(caller, "list", base, "secret.list_deleted")
+        self._seal.barrier()
         rows = self._store.list_secrets(base, deleted=True)
         # Listing the prefix is not listing everything under it: a `deny` subtree stays hidden, path by path.
-        return [self._secret_info(r) for r in rows if self._authorize(caller, "list", r.path)]
+        return [self._secret_info(r) for r in rows if self._guard.allowed(caller, "list", r.path)]
 
     def recover(self, caller: Caller, path: str) -> SecretInfo:
         validate_path(path)
-        self._check(caller, "recover", path, "secret.recover")
-        self.keys.barrier()
+        self._guard.check(caller, "recover", path, "secret.recover")
+        self._seal.barrier()
         self._secret_row(path, deleted=True)
         self._store.set_deleted(path, None, None)
         return self._secret_info(self._secret_row(path))
@@ -323,10 +280,10 @@ class Vault(LifecycleMixin, AccessMixin, KubernetesAuthMixin):
     def purge(self, caller: Caller, path: str) -> None:
         """Permanently remove a soft-deleted secret (refused under purge protection until retention ends)."""
         validate_path(path)
-        self._check(caller, "purge", path, "secret.purge")
-        self.keys.barrier()
+        self._guard.check(caller, "purge", path, "secret.purge")
+        self._seal.barrier()
         row = self._secret_row(path, deleted=True)
-        if self.keys.policy().purge_protection and self._clock() < (row.scheduled_purge or 0):
+        if self._seal.retention().purge_protection and self._clock() < (row.scheduled_purge or 0):
             raise PurgeProtected(
                 f"purge protection is on: {path!r} can be purged after {iso(row.scheduled_purge)}"
             )
@@ -336,42 +293,41 @@ class Vault(LifecycleMixin, AccessMixin, KubernetesAuthMixin):
     def backup(self, caller: Caller, path: str) -> bytes:
         """All versions of a secret as an encrypted blob that only this vault can restore."""
         validate_path(path)
-        self._check(caller, "read", path, "secret.backup")
-        barrier = self.keys.barrier()
+        self._guard.check(caller, "read", path, "secret.backup")
+        barrier = self._seal.barrier()
         secret = self._secret_row(path)
         doc = {
             "secret": {k: v for k, v in secret.__dict__.items() if k not in ("deleted", "scheduled_purge")},
             "versions": [_row_doc(r) for r in self._store.list_versions(path)],
         }
-        sealed = barrier.seal(json.dumps(doc).encode(), [self.keys.vault_id(), "backup"])
+        sealed = barrier.seal(json.dumps(doc).encode(), [self._seal.vault_id(), "backup"])
         return BACKUP_MAGIC + base64.b64encode(sealed)
 
     def restore(self, caller: Caller, blob: bytes) -> SecretInfo:
-        barrier = self.keys.barrier()
+        barrier = self._seal.barrier()
         if not blob.startswith(BACKUP_MAGIC):
             raise self._restore_refused(caller, InvalidInput("not a kinko backup"))
         try:
             sealed = base64.b64decode(blob[len(BACKUP_MAGIC):].strip(), validate=True)
-            aad: list[str | int] = [self.keys.vault_id(), "backup"]
+            aad: list[str | int] = [self._seal.vault_id(), "backup"]
             try:
                 plain = barrier.open(sealed, aad)
             except UnknownTerm:  # made after another process rotated: its term is in the stored keyring
-                self.keys.reload_keyring()
-                plain = self.keys.barrier().open(sealed, aad)
+                self._seal.reload_keyring()
+                plain = self._seal.barrier().open(sealed, aad)
             doc = json.loads(plain)
         except (ValueError, IntegrityError):
             raise self._restore_refused(
                 caller, InvalidInput("backup is corrupt or was made by another vault")) from None
         secret = SecretRow(**doc["secret"])
         validate_path(secret.path)
-        self._check(caller, "create", secret.path, "secret.restore")
+        self._guard.check(caller, "create", secret.path, "secret.restore")
         self._store.restore(secret, [_row_from_doc(d) for d in doc["versions"]])
         return self._secret_info(self._secret_row(secret.path))
 
     def _restore_refused(self, caller: Caller, error: InvalidInput) -> InvalidInput:
         """Audit a restore refused before `_check` could run (its path is inside the blob), then return the error."""
-        if self._audit is not None:
-            self._audit(caller, "secret.restore", RESTORE_PATH, error.code)
+        self._guard.record(caller, "secret.restore", RESTORE_PATH, error.code)
         return error
 
 
@@ -383,15 +339,3 @@ def _row_doc(row: VersionRow) -> dict[str, Any]:
 
 def _row_from_doc(doc: dict[str, Any]) -> VersionRow:
     return VersionRow(**{**doc, "value_ct": base64.b64decode(doc["value_ct"])})
-
-
-def open_vault(path: str | Path, *, create: bool = False, **options: Any) -> Vault:
-    """Open (or create) a vault file; auto-unseals when it was initialised with a key file."""
-    from kinko.storage.sqlite import SqliteStore
-
-    vault = Vault(SqliteStore(path, create=create), **options)
-    if vault.keys.initialized and vault.keys.seal_config().type is SealType.KEY_FILE:
-        # A missing or bad key file leaves the vault sealed: status still works, secret operations say "sealed".
-        with contextlib.suppress(UnsealFailed):
-            vault.keys.auto_unseal()
-    return vault

@@ -1,0 +1,105 @@
+"""/v1/sys routes: health, seal status, init, unseal, seal, rotate, rewrap, and the audit hash/verify checks."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import Field
+from starlette.concurrency import run_in_threadpool
+
+from kinko.api.auth import caller_for, client_address
+from kinko.api.cluster import material
+from kinko.api.models import InitBody, Strict, UnsealBody
+from kinko.api.state import Session, St
+from kinko.errors import AlreadyInitialized, KinkoError, UnsealFailed
+from kinko.vault import SealType
+
+log = logging.getLogger("kinko.api")
+router = APIRouter(prefix="/v1/sys", tags=["sys"])
+
+
+class HashBody(Strict):
+    value: str = Field(max_length=1024 * 1024)
+
+
+@router.get("/health")
+async def health(st: St) -> Response:
+    """200 unsealed and active, 503 sealed, 501 not initialised (as Vault's /sys/health)."""
+    status = st.vault.status()
+    code = 501 if not status.initialized else 503 if status.sealed else 200
+    body = {"initialized": status.initialized, "sealed": status.sealed}
+    return Response(json.dumps(body), status_code=code, media_type="application/json")
+
+
+@router.get("/seal-status")
+async def seal_status(st: St) -> dict[str, Any]:
+    return st.vault.status().to_dict()
+
+
+@router.post("/init")
+async def init(body: InitBody, request: Request, st: St) -> dict[str, Any]:
+    """Unauthenticated only while the vault is uninitialised (the first caller gets the root token)."""
+    if st.vault.initialized:
+        caller_for(request, st.vault, st.limiter)
+        raise AlreadyInitialized("vault is already initialized")
+    result = await run_in_threadpool(
+        st.vault.init, seal=SealType(body.seal), shares=body.shares, threshold=body.threshold,
+        passphrase=body.passphrase, retention_days=body.retention_days, purge_protection=body.purge_protection)
+    return {"vault_id": result.vault_id, "root_token": result.root_token, "shares": list(result.shares),
+            "threshold": result.threshold}
+
+
+@router.post("/unseal")
+async def unseal(body: UnsealBody, request: Request, st: St) -> dict[str, Any]:
+    """Unauthenticated by nature, so failed attempts are rate limited per client and every attempt is recorded."""
+    client = client_address(request)
+    st.limiter.check(client)  # 429 before any share is looked at or any argon2 run
+    kind, value = material(body.model_dump())
+    try:
+        status = await run_in_threadpool(st.broadcast.unseal, st.vault, kind, value)
+    except KinkoError as exc:
+        if isinstance(exc, UnsealFailed):
+            st.limiter.failed(client)
+        _record_unseal(st, client, kind, exc.code)
+        raise
+    _record_unseal(st, client, kind, "allowed")
+    return status.to_dict()
+
+
+def _record_unseal(st: St, client: str, kind: str, outcome: str) -> None:
+    """A log line and an audit record (best effort while sealed): the method and the outcome, never the material."""
+    log.info("unseal attempt (%s) from %s: %s", kind, client, outcome)
+    st.vault.record_unseal(client, kind, outcome)
+
+
+@router.post("/seal", status_code=204)
+async def seal(st: St, session: Session) -> Response:
+    session.seal()
+    st.broadcast.sealed(st.vault)
+    return Response(status_code=204)
+
+
+@router.post("/rotate")
+async def rotate(session: Session) -> dict[str, Any]:
+    return {"key_term": session.rotate()}
+
+
+@router.post("/rewrap")
+async def rewrap(session: Session) -> dict[str, Any]:
+    """Re-encrypt versions sealed under older key terms with the newest one."""
+    return {"rewrapped": await run_in_threadpool(session.rewrap)}
+
+
+@router.post("/audit/hash")
+async def audit_hash(body: HashBody, session: Session) -> dict[str, str]:
+    """The HMAC the audit log would record for `value` (sudo: it is an oracle for guesses)."""
+    return {"hash": session.audit_hash(body.value)}
+
+
+@router.post("/audit/verify")
+async def audit_verify(session: Session) -> dict[str, Any]:
+    """Check the server's own audit file with the vault's chain key (sudo). Never takes a path: no file oracle."""
+    return {"file": "server audit file", **session.audit_verify().to_dict()}

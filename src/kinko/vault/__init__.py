@@ -1,0 +1,62 @@
+"""The vault service: `Vault` (one vault, every operation checked and audited), `open_vault`, and the
+`VaultSession` protocol the interfaces use — a local `Vault.session(caller)` or `kinko.client.RemoteVault`.
+
+Everything an interface needs is exported here; access/, crypto/ and storage/ are internal to this package.
+"""
+
+from kinko.access.audit import request_context
+from kinko.core.model import Caller
+from kinko.vault.access import check_audit_path, check_audit_structure
+from kinko.vault.seal_state import check_init_options
+from kinko.vault.service import LocalSession, Vault, open_vault
+from kinko.vault.session import VaultSession
+from kinko.vault.types import (
+    DEFAULT_RETENTION_DAYS,
+    DEFAULT_TTL,
+    KEEP,
+    MAX_RETENTION_DAYS,
+    MIN_RETENTION_DAYS,
+    ROOT_TOKEN_PREFIX,
+    ChainReport,
+    InitResult,
+    Keep,
+    KubernetesAuthConfig,
+    KubernetesRole,
+    Login,
+    Policy,
+    RetentionSettings,
+    Rule,
+    SealType,
+    TokenInfo,
+    VaultStatus,
+)
+
+__all__ = [
+    "DEFAULT_RETENTION_DAYS",
+    "DEFAULT_TTL",
+    "KEEP",
+    "MAX_RETENTION_DAYS",
+    "MIN_RETENTION_DAYS",
+    "ROOT_TOKEN_PREFIX",
+    "Caller",
+    "ChainReport",
+    "InitResult",
+    "Keep",
+    "KubernetesAuthConfig",
+    "KubernetesRole",
+    "LocalSession",
+    "Login",
+    "Policy",
+    "RetentionSettings",
+    "Rule",
+    "SealType",
+    "TokenInfo",
+    "Vault",
+    "VaultSession",
+    "VaultStatus",
+    "check_audit_path",
+    "check_audit_structure",
+    "check_init_options",
+    "open_vault",
+    "request_context",
+]
