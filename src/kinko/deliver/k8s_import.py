@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kinko.core.k8s_objects import POD_SPEC_PATHS
 from kinko.core.model import Caller, VersionInfo
 from kinko.core.names import validate_path, validate_prefix
 from kinko.deliver.k8s import ANNOTATION_PREFIX, DEFAULT_MOUNT_PATH, CsiObject, dump_yaml, render_spc
 from kinko.deliver.k8s_patch import SecretRef, namespace_of, patch_workload, pinned_secrets
 from kinko.deliver.k8s_secrets import ImportedSecret, parse_secret
 from kinko.errors import AlreadyExists, InvalidInput, KinkoError, NotFound, UsageError, VersionConflict
-from kinko.scan.sources.k8s_yaml import MAX_MANIFEST_BYTES, DocError, load
+from kinko.k8s.manifests import MAX_MANIFEST_BYTES, DocError, load
+from kinko.k8s.objects import POD_SPEC_PATHS
 
 SUFFIXES = (".yaml", ".yml", ".json")
 SPC_FILE = "kinko-secretproviderclasses.yaml"

@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from kinko.k8s.manifests import Document, PathKey
 from kinko.scan.findings import match_secret_text
 from kinko.scan.interface import Detector, Finding, FindingKind, Location, Match, Severity
-from kinko.scan.sources.k8s_yaml import Document, PathKey
 
 FILES_FIX = "Keep secrets out of manifests: store them in kinko (or an external secret store) and sync at deploy time."
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kinko.core.k8s_objects import POD_SPEC_PATHS, as_list, get_in
+from kinko.k8s.manifests import PathKey
+from kinko.k8s.objects import POD_SPEC_PATHS, as_list, get_in
 from kinko.scan.interface import FindingKind, Severity
 from kinko.scan.sources.dockerfile_rules import secret_name
 from kinko.scan.sources.k8s_rules import FILES_FIX, ObjectContext
-from kinko.scan.sources.k8s_yaml import PathKey
 
 #: Where each kind keeps its pod spec.
 DEFAULT_MODE = 0o644  # SecretVolumeSourceDefaultMode

@@ -8,14 +8,14 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from kinko.core.k8s_objects import POD_SPEC_PATHS
 from kinko.errors import ScanError
+from kinko.k8s.manifests import MAX_MANIFEST_BYTES, DocError, PathKey, load
+from kinko.k8s.objects import POD_SPEC_PATHS
 from kinko.scan.findings import matches_to_findings
 from kinko.scan.interface import Detector, Finding, FindingKind, Location, ScanResult, ScanWarning, Source
 from kinko.scan.sources.allow import allowed_lines
 from kinko.scan.sources.k8s_rules import ObjectContext, check_configmap, check_secret, object_ref
 from kinko.scan.sources.k8s_workloads import check_workload
-from kinko.scan.sources.k8s_yaml import MAX_MANIFEST_BYTES, DocError, PathKey, load
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 

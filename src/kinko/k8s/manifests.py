@@ -1,5 +1,7 @@
-"""Bounded loading of Kubernetes manifest files: multi-document YAML (safe loader only) and JSON, with the
-source line of every node, and limits that keep hostile input (alias bombs, huge or deep files) cheap."""
+"""Bounded loading of Kubernetes manifests: multi-document YAML (safe loader only) and JSON, with node lines.
+
+Every node's source line is kept; limits keep hostile input (alias bombs, huge or deep files) cheap.
+"""
 
 from __future__ import annotations
 
