@@ -38,9 +38,9 @@ from jwt.algorithms import RSAAlgorithm  # noqa: E402
 from kinko.client import Client, RemoteVault  # noqa: E402
 from kinko.core.model import Caller  # noqa: E402
 from kinko.crypto.seal import SealType  # noqa: E402
+from kinko.deliver.csi.proto import service_pb2 as pb  # noqa: E402
+from kinko.deliver.csi.proto import service_pb2_grpc as pb_grpc  # noqa: E402
 from kinko.deliver.files import AtomicWriter, FileProjection  # noqa: E402
-from kinko.deliver.proto import service_pb2 as pb  # noqa: E402
-from kinko.deliver.proto import service_pb2_grpc as pb_grpc  # noqa: E402
 from kinko.vault import open_vault  # noqa: E402
 
 OBJECTS = 20

@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from kinko.deliver.k8s import dump_yaml, parse_object_ref, render_spc, volume_snippet
+from kinko.deliver.k8s.render import dump_yaml, parse_object_ref, render_spc, volume_snippet
 from kinko.scan.detect import default_detector
 from kinko.scan.interface import Finding, FindingKind, ScanResult, Severity
 from kinko.scan.sources.kubernetes import KubernetesSource
 from tests.cli.test_cli_operator import run
-from tests.deliver.test_k8s import write_app
+from tests.deliver.k8s.apps import write_app
 
 
 def scan_text(tmp_path: Path, text: str) -> list[Finding]:

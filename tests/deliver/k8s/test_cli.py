@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kinko.deliver.k8s_patch import MOVED_ANNOTATION
+from kinko.deliver.k8s.patch import MOVED_ANNOTATION
 from tests.cli.test_cli_operator import one_error_line, run
-from tests.deliver.test_k8s import CANARY, CANARY_USER, b64, load_all, spc_objects, write_app
+from tests.deliver.k8s.apps import CANARY, CANARY_USER, b64, load_all, spc_objects, write_app
 
 
 @pytest.fixture

@@ -30,10 +30,10 @@ from jwt.algorithms import RSAAlgorithm
 
 from kinko.client import Client, RemoteVault
 from kinko.core.model import Caller
-from kinko.deliver.csi import Provider, serve, stop
-from kinko.deliver.csi_params import TOKENS_ATTR, parse_request
-from kinko.deliver.proto import service_pb2 as pb
-from kinko.deliver.proto import service_pb2_grpc as pb_grpc
+from kinko.deliver.csi.params import TOKENS_ATTR, parse_request
+from kinko.deliver.csi.proto import service_pb2 as pb
+from kinko.deliver.csi.proto import service_pb2_grpc as pb_grpc
+from kinko.deliver.csi.provider import Provider, serve, stop
 from kinko.errors import InvalidInput, ServerUnreachable
 from tests.api.conftest import KINKO, Server, keyfile_vault, start_server, stop_server
 

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from kinko.deliver.proto import service_pb2 as kinko_dot_deliver_dot_proto_dot_service__pb2
+from kinko.deliver.csi.proto import service_pb2 as kinko_dot_deliver_dot_proto_dot_service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -7,7 +7,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kinko.deliver.k8s import ANNOTATION_PREFIX, CsiObject, check_name, check_object_name, csi_volume, volume_name
+from kinko.deliver.k8s.render import (
+    ANNOTATION_PREFIX,
+    CsiObject,
+    check_name,
+    check_object_name,
+    csi_volume,
+    volume_name,
+)
 from kinko.errors import InvalidInput, UsageError
 from kinko.k8s.objects import POD_SPEC_PATHS, as_list, get_in
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from kinko.core.model import Caller, VersionInfo
 from kinko.core.names import validate_path, validate_prefix
-from kinko.deliver.k8s import ANNOTATION_PREFIX, DEFAULT_MOUNT_PATH, CsiObject, dump_yaml, render_spc
-from kinko.deliver.k8s_patch import SecretRef, namespace_of, patch_workload, pinned_secrets
-from kinko.deliver.k8s_secrets import ImportedSecret, parse_secret
+from kinko.deliver.k8s.patch import SecretRef, namespace_of, patch_workload, pinned_secrets
+from kinko.deliver.k8s.render import ANNOTATION_PREFIX, DEFAULT_MOUNT_PATH, CsiObject, dump_yaml, render_spc
+from kinko.deliver.k8s.secrets import ImportedSecret, parse_secret
 from kinko.errors import AlreadyExists, InvalidInput, KinkoError, NotFound, UsageError, VersionConflict
 from kinko.k8s.manifests import MAX_MANIFEST_BYTES, DocError, load
 from kinko.k8s.objects import POD_SPEC_PATHS

@@ -21,9 +21,9 @@ import httpx
 
 from kinko.client import Client, RemoteVault
 from kinko.core.model import Caller, Secret
-from kinko.deliver.csi_params import DEFAULT_FILE_MODE, CSIObject, MountPlan, parse_request
-from kinko.deliver.proto import service_pb2 as pb
-from kinko.deliver.proto import service_pb2_grpc as pb_grpc
+from kinko.deliver.csi.params import DEFAULT_FILE_MODE, CSIObject, MountPlan, parse_request
+from kinko.deliver.csi.proto import service_pb2 as pb
+from kinko.deliver.csi.proto import service_pb2_grpc as pb_grpc
 from kinko.errors import InvalidInput, KinkoError, NotFound, TooLarge, UsageError, VersionUnavailable
 
 log = logging.getLogger("kinko.csi")
