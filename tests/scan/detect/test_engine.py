@@ -90,6 +90,14 @@ def test_no_false_positives_on_filler(detector: RuleDetector) -> None:
     assert hits == []
 
 
+def test_stand_in_passwords_in_plain_source_text_stay_quiet() -> None:
+    """The relaxed check is only for deployed values: a README's `user:pass` URL is still not reported."""
+    detector = default_detector()
+    assert detector.scan(b"connect with postgresql://user:pass@host/db") == []
+    [hit] = detector.scan_deployed(b"postgresql://user:pass@host/db")
+    assert hit.rule_id == "postgres-connection-url"
+
+
 def test_thread_safe_results() -> None:
     detector = HyperscanDetector(RULES)
     data = (f"x={GH}\n" * 50 + f"y={PG}\n").encode()
