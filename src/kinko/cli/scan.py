@@ -15,6 +15,7 @@ import click
 
 from kinko.cli._common import handle_errors
 from kinko.scan.interface import ScanResult, Severity, Source
+from kinko.scan.report import FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SEVERITIES = [s.name.lower() for s in Severity]
@@ -23,7 +24,7 @@ _SEVERITIES = [s.name.lower() for s in Severity]
 def common_options(func: F) -> F:
     """Options every scan subcommand takes."""
     options = [
-        click.option("--output", "-o", type=click.Choice(["text", "json", "sarif"]), default="text",
+        click.option("--output", "-o", type=click.Choice(FORMATS), default="text",
                      show_default=True, help="Report format."),
         click.option("--output-file", type=click.Path(dir_okay=False, writable=True),
                      help="Write the report here instead of stdout."),

@@ -13,7 +13,9 @@ from click.testing import CliRunner
 
 from kinko.cli.scan import cli
 from kinko.scan.interface import Finding, FindingKind, Location, ScanResult, Severity
-from kinko.scan.report import ReportOptions, render_json, render_sarif
+from kinko.scan.report import ReportOptions
+from kinko.scan.report.json import render_json
+from kinko.scan.report.sarif import render_sarif
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,10 @@ import pytest
 from kinko.scan.detect import default_detector, load_rules
 from kinko.scan.findings import matches_to_findings
 from kinko.scan.interface import FileStatus, Finding, FindingKind, Location, ScanResult, ScanWarning, Severity
-from kinko.scan.report import ReportOptions, render, render_json, render_sarif, render_text
+from kinko.scan.report import ReportOptions, render
+from kinko.scan.report.json import render_json
+from kinko.scan.report.sarif import render_sarif
+from kinko.scan.report.text import render_text
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "data" / "sarif-schema-2.1.0.json").read_text())
 FORMATS = ["text", "json", "sarif"]

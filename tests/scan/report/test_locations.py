@@ -13,7 +13,9 @@ import pytest
 
 from kinko.scan.detect import default_detector, load_rules
 from kinko.scan.interface import FileStatus, Finding, FindingKind, Location, ScanResult, Severity, Source
-from kinko.scan.report import ReportOptions, render_json, render_sarif
+from kinko.scan.report import ReportOptions
+from kinko.scan.report.json import render_json
+from kinko.scan.report.sarif import render_sarif
 from kinko.scan.sources.directory import DirectorySource
 from kinko.scan.sources.kubernetes import KubernetesSource
 
