@@ -12,7 +12,6 @@ from kinko.errors import ScanError
 from kinko.scan.detect import default_detector
 from kinko.scan.interface import Finding, FindingKind, ScanResult, Severity
 from kinko.scan.sources.dockerfile import DockerfileSource
-from kinko.scan.sources.dockerfile.rules import secret_name
 
 SEED = "FROM gcr.io/distroless/static\nCOPY secret /root/bad-secret\nRUN rm -f /root/bad-secret"
 PG_URL = "postgresql://app:Sup3rS3cretPw9@db.internal:5432/app"
@@ -116,15 +115,6 @@ def test_secret_arg_and_env_names(tmp_path: Path) -> None:
     ]
     default = next(f for f in findings if "DB_PASSWORD" in f.message)
     assert "default is recorded in the image history" in default.message
-
-
-@pytest.mark.parametrize(
-    ("name", "secret"),
-    [("AWS_SECRET_ACCESS_KEY", True), ("aws_access_key_id", True), ("clientSecret", True), ("MYSQL_PWD", True),
-     ("GPG_KEY", False), ("TOKEN_URL", False), ("PASSWORD_FILE", False), ("KEYBOARD", False), ("PATH", False)],
-)  # fmt: skip
-def test_secret_name_heuristic(name: str, secret: bool) -> None:
-    assert secret_name(name) is secret
 
 
 def test_credential_file_in_final_stage(tmp_path: Path) -> None:

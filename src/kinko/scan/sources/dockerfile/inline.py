@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 
-from kinko.scan.interface import Finding, FindingKind, Location, Severity
+from kinko.scan.interface import Finding, Location
+from kinko.scan.misconfig_rules import RUN_INLINE_CREDENTIALS
 from kinko.scan.sources.dockerfile.parser import Dockerfile, Instruction
 
 _V = r"""(?P<val>"[^"\s]+"|'[^'\s]+'|[^\s'"|;&]+)"""
@@ -64,16 +65,8 @@ def inline_credential_findings(df: Dockerfile, artifact: str, path: str) -> list
 
 
 def _finding(df: Dockerfile, inst: Instruction, what: str, value: str, line: int, artifact: str, path: str) -> Finding:
-    stage = df.stages[inst.stage] if inst.stage >= 0 else None
-    ref = (stage.name or f"stage {stage.index}") if stage else None
-    return Finding(
-        rule_id="dockerfile-run-inline-credentials",
-        title="Credential written inline in a RUN command",
-        severity=Severity.HIGH,
-        kind=FindingKind.MISCONFIG,
-        location=Location(artifact=artifact, path=path, line=line, object_ref=ref),
-        secret=value,
-        message=f"RUN at line {inst.line} passes a literal credential ({what}); it is kept in the image "
-        "history and build logs",
-        fix="Use `RUN --mount=type=secret,id=<id>,env=VAR ...` and reference $VAR, or read /run/secrets/<id>.",
+    location = Location(artifact=artifact, path=path, line=line, object_ref=df.stage_ref(inst))
+    message = (
+        f"RUN at line {inst.line} passes a literal credential ({what}); it is kept in the image history and build logs"
     )
+    return RUN_INLINE_CREDENTIALS.finding(location, message, secret=value)

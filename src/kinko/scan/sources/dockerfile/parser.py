@@ -94,6 +94,11 @@ class Dockerfile:
     stages: list[Stage]
     meta_args: list[Instruction]
 
+    def stage_ref(self, inst: Instruction) -> str | None:
+        """How findings name the stage of `inst`: its `AS` name or "stage N"; None before the first FROM."""
+        stage = self.stages[inst.stage] if inst.stage >= 0 else None
+        return (stage.name or f"stage {stage.index}") if stage else None
+
 
 def parse(text: str, *, source: str = "Dockerfile") -> Dockerfile:
     """Parse a whole Dockerfile. Raises ScanError naming `source` and the line for malformed input."""

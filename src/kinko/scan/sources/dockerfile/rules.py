@@ -5,12 +5,21 @@ COPY-then-rm, ADD of a URL, secret-looking ARG/ENV, credential files in the fina
 
 from __future__ import annotations
 
-import itertools
 import posixpath
 import re
 from dataclasses import dataclass, field
 
-from kinko.scan.interface import Finding, FindingKind, Location, Severity
+from kinko.scan.interface import Finding, Location
+from kinko.scan.misconfig_rules import (
+    ADD_REMOTE_URL,
+    COPY_THEN_RM,
+    COPY_THEN_RM_SECRET,
+    CREDENTIAL_FILE_FINAL_STAGE,
+    SECRET_ARG,
+    SECRET_ENV,
+    MisconfigRule,
+    secret_name,
+)
 from kinko.scan.sources.dockerfile.inline import inline_credential_findings
 from kinko.scan.sources.dockerfile.parser import Dockerfile, Instruction, Stage
 from kinko.scan.sources.dockerfile.shell import (
@@ -23,28 +32,6 @@ from kinko.scan.sources.dockerfile.shell import (
 )
 from kinko.scan.sources.dockerfile.words import expand, name_values
 
-MOUNT_FIX = (
-    "Do not copy credentials into the image: use `RUN --mount=type=secret,id=<id>` "
-    "(`docker build --secret id=<id>,src=FILE`) so the file exists only while that RUN executes."
-)
-_SECRET_TOKENS = frozenset(
-    [
-        "password",
-        "passwd",
-        "pword",
-        "pwd",
-        "pass",
-        "secret",
-        "secrets",
-        "token",
-        "apikey",
-        "credential",
-        "credentials",
-        "privatekey",
-    ]
-)
-_SECRET_PAIRS = (("api", "key"), ("private", "key"), ("access", "key"), ("secret", "key"), ("client", "secret"))
-_NOT_SECRET_LAST = frozenset({"file", "path", "dir", "url", "name", "length", "ttl", "expiry", "type"})
 _REMOTE = re.compile(r"^(?:https?://|git@|git://|ssh://)", re.IGNORECASE)
 
 
@@ -57,18 +44,6 @@ class _Copy:
     removed: list[tuple[Instruction, str]] = field(default_factory=list)
 
 
-def secret_name(name: str) -> bool:
-    """ARG/ENV/env names that look secret, tokenised like BuildKit's SecretsUsedInArgOrEnv check."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
-    tokens = [t for t in re.split(r"[^a-z0-9]+", spaced.lower()) if t]
-    if not tokens or tokens[-1] in _NOT_SECRET_LAST:
-        return False
-    if any(t in _SECRET_TOKENS for t in tokens):
-        return True
-    pairs = set(itertools.pairwise(tokens))
-    return any(pair in pairs for pair in _SECRET_PAIRS)
-
-
 class _Analysis:
     def __init__(self, df: Dockerfile, artifact: str, path: str) -> None:
         self.df = df
@@ -78,11 +53,9 @@ class _Analysis:
         self.meta_env: dict[str, str] = {}
         self.shipped = _shipped_stages(df)
 
-    def finding(self, rule: str, title: str, sev: Severity, inst: Instruction, msg: str, fix: str) -> None:
-        stage = self.df.stages[inst.stage] if inst.stage >= 0 else None
-        ref = (stage.name or f"stage {stage.index}") if stage else None
-        loc = Location(artifact=self.artifact, path=self.path, line=inst.line, object_ref=ref)
-        self.findings.append(Finding(rule, title, sev, FindingKind.MISCONFIG, loc, message=msg, fix=fix))
+    def finding(self, rule: MisconfigRule, inst: Instruction, msg: str, **fix_values: str) -> None:
+        loc = Location(artifact=self.artifact, path=self.path, line=inst.line, object_ref=self.df.stage_ref(inst))
+        self.findings.append(rule.finding(loc, msg, **fix_values))
 
     def run(self) -> list[Finding]:
         for inst in self.df.meta_args:
@@ -119,14 +92,8 @@ class _Analysis:
         if inst.cmd == "ADD" and not inst.flag_values("checksum"):
             for src in sources:
                 if _REMOTE.match(src):
-                    self.finding(
-                        "dockerfile-add-remote-url",
-                        "ADD of a remote URL without --checksum",
-                        Severity.MEDIUM,
-                        inst,
-                        f"ADD at line {inst.line} fetches a remote URL whose content is not verified",
-                        "COPY a file you verified, or pin it: `ADD --checksum=sha256:<digest> <url> <dest>`.",
-                    )
+                    message = f"ADD at line {inst.line} fetches a remote URL whose content is not verified"
+                    self.finding(ADD_REMOTE_URL, inst, message)
         dest_is_dir = dest.endswith("/") or len(sources) > 1 or dest in (".", "./")
         base = resolve(dest, workdir)
         paths: list[tuple[str, bool]] = []
@@ -158,26 +125,22 @@ class _Analysis:
             elif secretish and stage.index == len(self.df.stages) - 1:
                 dest = copy.paths[0][0] if copy.paths else "?"
                 self.finding(
-                    "dockerfile-credential-file-final-stage",
-                    "Credential file copied into the final image",
-                    Severity.HIGH,
+                    CREDENTIAL_FILE_FINAL_STAGE,
                     copy.inst,
                     f"{copy.inst.cmd} at line {copy.inst.line} puts a credential-looking file at {dest} "
                     "in the final stage; anyone who can pull the image can read it",
-                    MOUNT_FIX,
                 )
 
     def _copy_then_rm(self, copy: _Copy, secretish: bool, shipped: bool) -> None:
         rm_inst, target = copy.removed[0]
         dest = copy.paths[0][0] if copy.paths else "?"
-        severity = Severity.HIGH if secretish and shipped else Severity.MEDIUM
+        rule = COPY_THEN_RM_SECRET if secretish and shipped else COPY_THEN_RM
         where = "" if shipped else f" (stage {copy.stage.name or copy.stage.index} is not in the final image)"
         message = (
             f"{copy.inst.cmd} at line {copy.inst.line} adds {dest}; RUN at line {rm_inst.line} deletes {target}, "
             f"but the layer created by line {copy.inst.line} still contains it (docker save exposes it){where}"
         )
-        title = "File copied then deleted: still in a lower layer"
-        self.finding("dockerfile-copy-then-rm", title, severity, copy.inst, message, MOUNT_FIX)
+        self.finding(rule, copy.inst, message)
 
     def _arg_env(self, inst: Instruction, name: str, value: str | None) -> None:
         if not secret_name(name):
@@ -188,14 +151,8 @@ class _Analysis:
             why = "the ARG default is recorded in the image history of every RUN that uses it"
         else:
             why = "--build-arg values are recorded in the image history of every RUN that uses them"
-        self.finding(
-            "dockerfile-secret-arg-env",
-            f"Secret-looking {inst.cmd} name",
-            Severity.HIGH,
-            inst,
-            f"{inst.cmd} {name} at line {inst.line} looks like a secret: {why}",
-            "Pass secrets with `RUN --mount=type=secret,id=<id>,env=" + name + "` instead of ARG/ENV.",
-        )
+        rule = SECRET_ENV if inst.cmd == "ENV" else SECRET_ARG
+        self.finding(rule, inst, f"{inst.cmd} {name} at line {inst.line} looks like a secret: {why}", name=name)
 
 
 def _shipped_stages(df: Dockerfile) -> set[int]:

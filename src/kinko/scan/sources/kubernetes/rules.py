@@ -14,9 +14,16 @@ from typing import Any
 
 from kinko.k8s.manifests import Document, PathKey
 from kinko.scan.findings import match_secret_text
-from kinko.scan.interface import Detector, Finding, FindingKind, Location, Match, Severity
-
-FILES_FIX = "Keep secrets out of manifests: store them in kinko (or an external secret store) and sync at deploy time."
+from kinko.scan.interface import Detector, Finding, FindingKind, Location, Match
+from kinko.scan.misconfig_rules import (
+    BASE64_NOT_ENCRYPTION,
+    CONFIGMAP_SECRET,
+    FILES_FIX,
+    INVALID_BASE64,
+    INVALID_SECRET_TYPE,
+    STRINGDATA_PLAINTEXT,
+    MisconfigRule,
+)
 
 
 def dotted(path: PathKey) -> str:
@@ -50,10 +57,8 @@ class ObjectContext:
         line = self.doc.line(self.base + rel)
         return Location(self.artifact, f"{self.prefix}{self.ref}:{dotted(rel)}", line=line, object_ref=self.ref)
 
-    def add(self, rule: str, title: str, sev: Severity, rel: PathKey, message: str, fix: str, **kw: Any) -> None:
-        kind = kw.pop("kind", FindingKind.MISCONFIG)
-        loc = self.location(rel)
-        self.findings.append(Finding(rule, title, sev, kind, loc, message=message, fix=fix, **kw))
+    def add(self, rule: MisconfigRule, rel: PathKey, message: str, *, secret: str = "") -> None:
+        self.findings.append(rule.finding(self.location(rel), message, secret=secret))
 
     def detect(self, data: bytes, hint: str, *, deployed: bool = False) -> list[Match]:
         if deployed:
@@ -134,9 +139,9 @@ def check_secret(ctx: ObjectContext, obj: dict[str, Any]) -> None:
             ctx.cover(("stringData", str(key)), value)
             ctx.findings.extend(ctx.secret_hits(value.encode(), ("stringData", str(key)), str(key), deployed=True))
         ctx.add(
-            "k8s-secret-stringdata-plaintext", "Secret value in plaintext stringData", Severity.HIGH,
-            ("stringData", str(key)), f"stringData.{key} holds the secret value in plain text in the manifest",
-            FILES_FIX, secret=str(value) if value is not None else "",
+            STRINGDATA_PLAINTEXT, ("stringData", str(key)),
+            f"stringData.{key} holds the secret value in plain text in the manifest",
+            secret=str(value) if value is not None else "",
         )  # fmt: skip
         if isinstance(value, str):
             decoded.setdefault(str(key), value.encode())
@@ -151,10 +156,7 @@ def _secret_data_value(ctx: ObjectContext, key: str, value: str, *, public: bool
     rel: PathKey = ("data", key)
     raw = decode_b64(value)
     if raw is None:
-        ctx.add(
-            "k8s-secret-invalid-base64", "Secret data is not valid base64", Severity.LOW, rel,
-            f"data.{key} is not valid base64; the API server will reject it", "Base64-encode data values.",
-        )  # fmt: skip
+        ctx.add(INVALID_BASE64, rel, f"data.{key} is not valid base64; the API server will reject it")
         ctx.findings.extend(ctx.secret_hits(value.encode(), rel, key))
         return None
     hits = ctx.secret_hits(raw, rel, key, deployed=True)
@@ -162,8 +164,7 @@ def _secret_data_value(ctx: ObjectContext, key: str, value: str, *, public: bool
     if public and not hits:  # a certificate is published on every TLS handshake; base64 hides nothing there
         return raw
     ctx.add(
-        "k8s-secret-base64-not-encryption", "Secret data is only base64-encoded", Severity.MEDIUM, rel,
-        f"data.{key} is base64, not encryption: it decodes to {describe(raw, hits)}", FILES_FIX,
+        BASE64_NOT_ENCRYPTION, rel, f"data.{key} is base64, not encryption: it decodes to {describe(raw, hits)}",
         secret=raw.decode("utf-8", errors="replace"),
     )  # fmt: skip
     return raw
@@ -211,10 +212,7 @@ def _json_object(raw: bytes) -> bool:
 def _check_type(ctx: ObjectContext, obj: dict[str, Any], values: dict[str, bytes]) -> None:
     stype = str(obj.get("type") or "Opaque")
     for problem in _type_problems(obj, stype, values):
-        ctx.add(
-            "k8s-secret-invalid-type", "Secret does not satisfy its type", Severity.LOW, ("type",),
-            f"type {stype}: {problem}", "Add the keys the type requires, or use type Opaque.",
-        )  # fmt: skip
+        ctx.add(INVALID_SECRET_TYPE, ("type",), f"type {stype}: {problem}")
 
 
 def check_configmap(ctx: ObjectContext, obj: dict[str, Any]) -> None:
@@ -230,7 +228,6 @@ def check_configmap(ctx: ObjectContext, obj: dict[str, Any]) -> None:
                 continue
             for hit in ctx.secret_hits(raw, (field_name, str(key)), str(key)):
                 ctx.add(
-                    "k8s-configmap-secret", "Secret stored in a ConfigMap", Severity.HIGH,
-                    (field_name, str(key)), f"ConfigMap {field_name}.{key} holds {hit.title}; ConfigMaps are "
-                    "not access-controlled like Secrets", FILES_FIX, kind=FindingKind.SECRET, secret=hit.secret,
+                    CONFIGMAP_SECRET, (field_name, str(key)), f"ConfigMap {field_name}.{key} holds {hit.title}; "
+                    "ConfigMaps are not access-controlled like Secrets", secret=hit.secret,
                 )  # fmt: skip

@@ -11,13 +11,17 @@ from typing import Any
 
 from kinko.k8s.manifests import PathKey
 from kinko.k8s.objects import POD_SPEC_PATHS, as_list, get_in
-from kinko.scan.interface import FindingKind, Severity
-from kinko.scan.sources.dockerfile.rules import secret_name
-from kinko.scan.sources.kubernetes.rules import FILES_FIX, ObjectContext
+from kinko.scan.misconfig_rules import (
+    ENV_LITERAL_SECRET,
+    ENV_SECRETKEYREF,
+    SECRET_VOLUME_MODE,
+    SECRET_VOLUME_MODE_FSGROUP,
+    SECRET_VOLUME_MODE_INVALID,
+    secret_name,
+)
+from kinko.scan.sources.kubernetes.rules import ObjectContext
 
 DEFAULT_MODE = 0o644  # SecretVolumeSourceDefaultMode
-MODE_FIX = "Set `defaultMode: 0400` (JSON: 256) on the secret volume so only the owner can read the files."
-ENV_FIX = "Mount the secret as a file (secret volume, defaultMode 0400) and read it from the application."
 _PLACEHOLDER = re.compile(
     r"^(?:|changeme|change-me|change_me|replace-?me|todo|tbd|xxx+|\*+|dummy|example|placeholder|none|null|"
     r"secret|password|true|false|yes|no|[0-9]+|/.*|\$\(.*\)|\$\{.*\}|\{\{.*\}\}|<.*>)$",
@@ -101,19 +105,14 @@ def _check_modes(
 def _check_one(ctx: ObjectContext, raw: object, path: PathKey, what: str, implicit: bool, fs_group: bool) -> None:
     mode = DEFAULT_MODE if implicit else parse_mode(raw)
     if mode is None:
-        ctx.add(
-            "k8s-secret-volume-mode", "Secret volume mode is invalid", Severity.LOW, path,
-            f"{what} {str(raw)[:20]!r} is not a valid file mode (0-0777)", MODE_FIX,
-        )  # fmt: skip
+        ctx.add(SECRET_VOLUME_MODE_INVALID, path, f"{what} {str(raw)[:20]!r} is not a valid file mode (0-0777)")
         return
     if not mode & 0o077:
         if fs_group and mode & 0o400:
             # The kubelet ORs 0440 into read-only volume files when fsGroup is set (volume_linux.go).
             ctx.add(
-                "k8s-secret-volume-mode", "Secret volume made group-readable by fsGroup", Severity.LOW, path,
-                f"{what} is {mode:04o}, but the pod sets securityContext.fsGroup, so the kubelet makes the "
-                f"files {mode | 0o440:04o} (readable by the fsGroup)", "Drop fsGroup if nothing needs it, or "
-                "accept group read for that group only.",
+                SECRET_VOLUME_MODE_FSGROUP, path, f"{what} is {mode:04o}, but the pod sets securityContext.fsGroup, "
+                f"so the kubelet makes the files {mode | 0o440:04o} (readable by the fsGroup)",
             )  # fmt: skip
         return
     # Report in octal; YAML 0644 and JSON 420 are the same mode, so also show what was loaded.
@@ -124,9 +123,8 @@ def _check_one(ctx: ObjectContext, raw: object, path: PathKey, what: str, implic
     else:
         said = f"is {mode:04o} (decimal {mode})"
     ctx.add(
-        "k8s-secret-volume-mode", "Secret volume readable by group/others", Severity.MEDIUM, path,
-        f"{what} {said}: group or other users can read the secret files (more open than 0400)", MODE_FIX,
-    )  # fmt: skip
+        SECRET_VOLUME_MODE, path, f"{what} {said}: group or other users can read the secret files (more open than 0400)"
+    )
 
 
 def _check_container(ctx: ObjectContext, container: dict[str, Any], path: PathKey) -> None:
@@ -148,9 +146,8 @@ def _check_container(ctx: ObjectContext, container: dict[str, Any], path: PathKe
 
 def _env_ref(ctx: ObjectContext, path: PathKey, what: str, container: str) -> None:
     ctx.add(
-        "k8s-env-secretkeyref", "Secret passed as an environment variable", Severity.LOW, path,
+        ENV_SECRETKEYREF, path,
         f"container {container!r}: {what}; env vars leak to child processes, logs, crash dumps and /proc",
-        ENV_FIX,
     )  # fmt: skip
 
 
@@ -162,8 +159,4 @@ def _literal(ctx: ObjectContext, name: str, value: str, path: PathKey, container
         why, secret = "has a secret-looking name and a literal value", value
     else:
         return
-    ctx.add(
-        "k8s-env-literal-secret", "Literal secret in a container env var", Severity.HIGH, (*path, "value"),
-        f"container {container!r}: env {name} {why}", "Use a Secret (mounted as a file) instead. " + FILES_FIX,
-        kind=FindingKind.SECRET, secret=secret,
-    )  # fmt: skip
+    ctx.add(ENV_LITERAL_SECRET, (*path, "value"), f"container {container!r}: env {name} {why}", secret=secret)
