@@ -36,9 +36,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from jwt.algorithms import RSAAlgorithm  # noqa: E402
 
 from kinko.client import RemoteVault  # noqa: E402
+from kinko.deliver.csi.proto import service_pb2 as pb  # noqa: E402
+from kinko.deliver.csi.proto import service_pb2_grpc as pb_grpc  # noqa: E402
 from kinko.deliver.files import AtomicWriter, FileProjection  # noqa: E402
-from kinko.deliver.proto import service_pb2 as pb  # noqa: E402
-from kinko.deliver.proto import service_pb2_grpc as pb_grpc  # noqa: E402
 from kinko.vault import Caller, SealType, open_vault  # noqa: E402
 
 OBJECTS = 20

@@ -38,7 +38,7 @@ def cli(socket_path: str, addr: str | None, ca_file: str | None, address_overrid
     fetches every object in the `objects` parameter (all or nothing) and returns them as files. Values and
     tokens are never logged.
     """
-    from kinko.deliver.csi import Provider, serve, stop
+    from kinko.deliver.csi.provider import Provider, serve, stop
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not address_override and not addr:

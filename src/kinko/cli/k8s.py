@@ -12,7 +12,7 @@ from kinko import config
 from kinko.cli._common import emit, handle_errors, output_option, vault_option
 from kinko.cli._session import open_session
 from kinko.core.types import K8S_TYPES
-from kinko.deliver.k8s import (
+from kinko.deliver.k8s.render import (
     ANNOTATION_PREFIX,
     DEFAULT_MOUNT_PATH,
     DEFAULT_VOLUME_NAME,
@@ -121,7 +121,7 @@ def render_secret_cmd(vault_path: str, path: str, name: str, namespace: str, sec
 def import_cmd(vault_path: str, source: Path, prefix: str, apply_: bool, out_dir: Path | None, role: str | None,
                address: str | None, audience: str | None, mount_path: str, output: str) -> None:
     """Move Secret manifests in SOURCE (file or directory) into kinko and rewrite their consumers to use CSI."""
-    from kinko.deliver.k8s_import import check_out_dir, plan_import, store_secrets, write_outputs
+    from kinko.deliver.k8s.importer import check_out_dir, plan_import, store_secrets, write_outputs
 
     if apply_ and (out_dir is None or not role):
         raise UsageError("--apply needs --out DIR and --role ROLE")

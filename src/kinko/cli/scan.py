@@ -15,6 +15,7 @@ import click
 
 from kinko.cli._common import handle_errors
 from kinko.scan.interface import ScanResult, Severity, Source
+from kinko.scan.report import FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SEVERITIES = [s.name.lower() for s in Severity]
@@ -23,7 +24,7 @@ _SEVERITIES = [s.name.lower() for s in Severity]
 def common_options(func: F) -> F:
     """Options every scan subcommand takes."""
     options = [
-        click.option("--output", "-o", type=click.Choice(["text", "json", "sarif"]), default="text",
+        click.option("--output", "-o", type=click.Choice(FORMATS), default="text",
                      show_default=True, help="Report format."),
         click.option("--output-file", type=click.Path(dir_okay=False, writable=True),
                      help="Write the report here instead of stdout."),
@@ -45,10 +46,10 @@ def common_options(func: F) -> F:
 
 
 @contextmanager
-def _progress(result: ScanResult) -> Iterator[Callable[[], None]]:
+def _progress() -> Iterator[Callable[[ScanResult], None]]:
     """A spinner with counts on stderr, only when stderr is a terminal (CI logs stay clean)."""
     if not sys.stderr.isatty():
-        yield lambda: None
+        yield lambda result: None
         return
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -57,7 +58,7 @@ def _progress(result: ScanResult) -> Iterator[Callable[[], None]]:
                   console=Console(stderr=True), transient=True) as progress:  # fmt: skip
         task = progress.add_task("scanning")
 
-        def tick() -> None:
+        def tick(result: ScanResult) -> None:
             mib = result.bytes_scanned / 2**20
             progress.update(task, description=f"scanning: {len(result.findings)} finding(s), {mib:.1f} MiB")
 
@@ -96,39 +97,27 @@ def _write_private(text: str, target: Path) -> None:
 
 def run_scan(source: Source, *, output: str, output_file: str | None, show_secrets: bool, fail_on: str,
              baseline: str | None, write_baseline: str | None) -> None:  # fmt: skip
-    """Scan, apply the baseline, write the report, and exit 1 if a finding reaches `fail_on`.
-
-    Writing a baseline means "accept these findings", so it exits 0 whatever the findings are.
-    """
-    from kinko.scan.baseline import Baseline, env_key
-    from kinko.scan.detect import default_detector
+    """Scan (kinko.scan.run), write the report, and exit with `exit_code`: 1 if a finding reaches `fail_on`."""
+    from kinko.scan.baseline import env_key
     from kinko.scan.report import ReportOptions, render
+    from kinko.scan.run import exit_code, scan
 
-    detector = default_detector()
-    result = ScanResult()
-    with _progress(result) as tick:
-        for finding in source.scan(detector, result):
-            result.findings.append(finding)
-            tick()
-    known = Baseline.load(baseline) if baseline else None
-    if write_baseline:
-        Baseline.from_findings(result.findings, key=known.key if known else None).save(write_baseline)
-        click.echo(f"baseline written to {write_baseline}: {len(result.findings)} finding(s) accepted", err=True)
+    with _progress() as tick:
+        result = scan(source, baseline=baseline, write_baseline=write_baseline, on_finding=tick)
+    if result.accepted is not None:
+        click.echo(f"baseline written to {write_baseline}: {result.accepted} finding(s) accepted", err=True)
         if env_key() is None:
             click.echo("note: the baseline's HMAC key is stored in the file; anyone who reads it can confirm a "
                        "guessed secret. Set KINKO_BASELINE_KEY (a CI secret) before committing a baseline.", err=True)
-    if known is not None:
-        result.findings = known.filter(result.findings)
-    # Keyed fingerprints (the baseline's hashes) only with a stable key; else hashes of where, never of what.
-    options = ReportOptions(show_secrets=show_secrets, fingerprint_key=known.key if known else env_key())
+    options = ReportOptions(show_secrets=show_secrets, fingerprint_key=result.fingerprint_key)
     # A terminal gets colors and its own width; a pipe or a file gets plain text, never hard-wrapped.
     color = output == "text" and output_file is None and sys.stdout.isatty()
     width = shutil.get_terminal_size().columns if color else None
-    report = render(result, output, options, rules=detector.rules, color=color, width=width)
+    report = render(result, output, options, rules=result.rules, color=color, width=width)
     _write_report(report, output_file, show_secrets)
-    threshold = Severity.parse(fail_on)
-    if not write_baseline and any(f.severity >= threshold for f in result.findings):
-        sys.exit(1)
+    code = exit_code(result, Severity.parse(fail_on))
+    if code:
+        sys.exit(code)
 
 
 def _scan_command(func: F) -> F:

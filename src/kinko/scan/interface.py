@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kinko.scan.detect.loader import Rule
 
 
 class Severity(enum.IntEnum):
@@ -106,6 +110,13 @@ class ScanResult:
     warnings: list[ScanWarning] = field(default_factory=list)
     bytes_scanned: int = 0
     artifacts: list[str] = field(default_factory=list)
+    # Set by `kinko.scan.run.scan`, never by a source:
+    #: the detector's rule set (SARIF lists it)
+    rules: Sequence[Rule] = ()
+    #: the key reports fingerprint with (the baseline's, or KINKO_BASELINE_KEY); None: fingerprints by location
+    fingerprint_key: bytes | None = field(default=None, repr=False)
+    #: how many findings a written baseline accepted (the exit status is then 0); None: no baseline written
+    accepted: int | None = None
 
 
 class Detector(ABC):

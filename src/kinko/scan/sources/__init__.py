@@ -1,1 +1,1 @@
-"""kinko.scan.sources."""
+"""Scan sources, one per artifact kind: image archives, Dockerfiles, Kubernetes manifests, directories."""

@@ -1,5 +1,7 @@
-"""The inline `kinko:allow` comment for file sources: structural findings on such a line are dropped too
-(the detector engine already drops its own matches there)."""
+"""The inline `kinko:allow` comment for file sources: structural findings on such a line are dropped too.
+
+The detector engine already drops its own matches there.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""`DirectorySource`: walk a repository (honouring .gitignore files and excludes, never leaving the tree),
-run the detector over every file and the Dockerfile / Kubernetes rules over files that are those."""
+"""`DirectorySource`: walk a repository and run the detector over every file, the file rules where they apply.
+
+.gitignore files and excludes are honoured and the walk never leaves the tree; Dockerfiles and Kubernetes
+manifests also get their source's rules.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +19,8 @@ from kinko.errors import ScanError
 from kinko.scan.findings import matches_to_findings
 from kinko.scan.interface import Detector, Finding, Location, Match, ScanResult, ScanWarning, Source
 from kinko.scan.sources.allow import allowed_lines
-from kinko.scan.sources.dockerfile import dockerfile_misconfigs
-from kinko.scan.sources.kubernetes import (
+from kinko.scan.sources.dockerfile.source import dockerfile_misconfigs
+from kinko.scan.sources.kubernetes.source import (
     MANIFEST_SUFFIXES,
     dedupe_secret_hits,
     looks_like_manifest,

@@ -1,0 +1,1 @@
+"""Kubernetes manifests as data: bounded YAML/JSON loading and pod-spec lookups, shared by the scanner and deliver."""

@@ -1,0 +1,47 @@
+"""The scan pipeline as a library: `scan` runs a source with the shipped rules and a baseline, `exit_code` judges it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from kinko.scan.baseline import Baseline, env_key
+from kinko.scan.detect import default_detector
+from kinko.scan.interface import ScanResult, Severity, Source
+
+
+def scan(
+    source: Source,
+    *,
+    baseline: str | Path | None = None,
+    write_baseline: str | Path | None = None,
+    on_finding: Callable[[ScanResult], None] | None = None,
+) -> ScanResult:
+    """Scan `source` with the shipped rules, then apply the baseline files.
+
+    `write_baseline` saves every finding (keyed like `baseline` when one is given) and accepts them all:
+    `exit_code` is then 0. Findings listed in `baseline` are dropped from the result. `on_finding` runs after
+    each finding is added (a progress display reads the counts).
+    """
+    detector = default_detector()
+    result = ScanResult(rules=detector.rules)
+    for finding in source.scan(detector, result):
+        result.findings.append(finding)
+        if on_finding is not None:
+            on_finding(result)
+    known = Baseline.load(baseline) if baseline else None
+    if write_baseline:
+        Baseline.from_findings(result.findings, key=known.key if known else None).save(write_baseline)
+        result.accepted = len(result.findings)
+    if known is not None:
+        result.findings = known.filter(result.findings)
+    # Keyed fingerprints (the baseline's hashes) only with a stable key; else hashes of where, never of what.
+    result.fingerprint_key = known.key if known else env_key()
+    return result
+
+
+def exit_code(result: ScanResult, fail_on: Severity) -> int:
+    """1 when a finding is at least `fail_on` severe, else 0. Writing a baseline accepts the findings: 0."""
+    if result.accepted is not None:
+        return 0
+    return 1 if any(f.severity >= fail_on for f in result.findings) else 0

@@ -1,0 +1,72 @@
+"""kinko.scan.run: the pipeline without the CLI — scan with the shipped rules, baselines, and the exit verdict."""
+
+from __future__ import annotations
+
+import secrets
+import stat
+import string
+from pathlib import Path
+
+import pytest
+
+from kinko.scan.interface import Finding, FindingKind, Location, ScanResult, Severity
+from kinko.scan.run import exit_code, scan
+from kinko.scan.sources.directory import DirectorySource
+
+
+@pytest.fixture(autouse=True)
+def no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KINKO_BASELINE_KEY", raising=False)
+
+
+def _token() -> str:
+    return "ghp_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(36))
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "app.py").write_text(f'GITHUB_TOKEN = "{_token()}"\nDB_PASSWORD = "Zq8vN2kLp4Rt7wXy"\n')
+    return root
+
+
+def _result(*severities: Severity) -> ScanResult:
+    location = Location("a", "a")
+    return ScanResult(findings=[Finding("r", "t", s, FindingKind.SECRET, location) for s in severities])
+
+
+def test_scan_runs_the_shipped_rules_and_reports_progress(repo: Path) -> None:
+    seen: list[int] = []
+    result = scan(DirectorySource(repo), on_finding=lambda r: seen.append(len(r.findings)))
+    assert {f.rule_id for f in result.findings} >= {"github-pat"}
+    assert seen == list(range(1, len(result.findings) + 1))
+    assert any(rule.id == "github-pat" for rule in result.rules)  # what SARIF lists
+    assert result.artifacts == [str(repo)] and result.bytes_scanned > 0
+    assert result.fingerprint_key is None and result.accepted is None
+
+
+def test_exit_code_follows_fail_on() -> None:
+    result = _result(Severity.HIGH, Severity.LOW)
+    assert exit_code(result, Severity.HIGH) == 1 and exit_code(result, Severity.LOW) == 1
+    assert exit_code(result, Severity.CRITICAL) == 0
+    assert exit_code(ScanResult(), Severity.INFO) == 0
+
+
+def test_written_baseline_accepts_then_filters(repo: Path, tmp_path: Path) -> None:
+    target = tmp_path / "baseline.json"
+    written = scan(DirectorySource(repo), write_baseline=target)
+    assert written.accepted == len(written.findings) > 0
+    assert exit_code(written, Severity.INFO) == 0  # accepted, whatever the findings
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    again = scan(DirectorySource(repo), baseline=target)
+    assert again.findings == [] and exit_code(again, Severity.INFO) == 0
+    assert again.fingerprint_key is not None and again.accepted is None  # reports use the baseline's keyed hashes
+    (repo / "new.py").write_text(f'GITHUB_TOKEN = "{_token()}"\n')
+    changed = scan(DirectorySource(repo), baseline=target)
+    assert changed.findings and all(f.location.path == "new.py" for f in changed.findings)
+
+
+def test_env_key_sets_the_fingerprint_key(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KINKO_BASELINE_KEY", "ab" * 32)
+    assert scan(DirectorySource(repo)).fingerprint_key == bytes.fromhex("ab" * 32)
