@@ -42,6 +42,33 @@ def dump_db(path: Path) -> Dump:
         conn.close()
 
 
+def integrity_problems(path: Path) -> list[str]:
+    """SQLite's own `PRAGMA integrity_check` of a database file: [] when healthy."""
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("PRAGMA integrity_check").fetchall()
+    finally:
+        conn.close()
+    return [] if rows == [("ok",)] else [str(r[0]) for r in rows]
+
+
+def first_bad_line(path: Path | str, key: bytes | None = None) -> int | None:
+    """The line of an audit file's first deleted/edited record (None: intact), as `kinko audit verify` finds it."""
+    from kinko.access.audit import check_chain
+
+    return check_chain(path, key).first_bad_line
+
+
+def last_hash(path: Path) -> str:
+    """The link the next audit record would chain to: the last record's `hash` (GENESIS for an empty file)."""
+    import json
+
+    from kinko.access.audit import GENESIS
+
+    records = path.read_text().splitlines()
+    return str(json.loads(records[-1])["hash"]) if records else GENESIS
+
+
 def new_keyfile_vault(directory: Path, clock: Callable[[], float], *, name: str = "vault.db",
                       **init: object) -> Vault:
     """An initialised, unsealed key-file vault in `directory`."""

@@ -16,12 +16,11 @@ from kinko.access.audit import (
     AuditLog,
     chain_key,
     hmac_value,
-    last_hash,
     request_context,
-    verify,
 )
 from kinko.core.model import Caller
 from kinko.errors import AuditFailed
+from tests.conftest import first_bad_line, last_hash
 
 SALT = b"s" * 32
 KEY = chain_key(SALT)
@@ -68,7 +67,7 @@ def test_intact_chain_verifies(tmp_path: Path) -> None:
     path = tmp_path / "audit.log"
     write(path, 5)
     write(path, 3, start=5)  # a second writer continues the chain from the file's last line
-    assert verify(path, KEY) is None
+    assert first_bad_line(path, KEY) is None
     assert json.loads(lines(path)[0])["prev"] == GENESIS
     assert last_hash(path) != GENESIS
 
@@ -86,7 +85,7 @@ def test_verify_finds_the_first_bad_record(tmp_path: Path, tamper: object, expec
     path = tmp_path / "audit.log"
     write(path, 6)
     path.write_bytes(b"".join(tamper(lines(path))))  # type: ignore[operator]
-    assert verify(path, KEY) == expected
+    assert first_bad_line(path, KEY) == expected
 
 
 def test_edit_with_recomputed_self_hash_is_caught_by_the_next_record(tmp_path: Path) -> None:
@@ -100,7 +99,7 @@ def test_edit_with_recomputed_self_hash_is_caught_by_the_next_record(tmp_path: P
     record["outcome"] = "denied"
     ls[1] = _finish(record, KEY)[0] + b"\n"  # even with the key, the next record's prev no longer matches
     path.write_bytes(b"".join(ls))
-    assert verify(path, KEY) == 3
+    assert first_bad_line(path, KEY) == 3
 
 
 def test_fail_closed_on_a_full_disk() -> None:
@@ -122,8 +121,8 @@ def test_follows_a_rotated_file(tmp_path: Path) -> None:
     log(CALLER, "a", "p", "allowed")
     path.rename(tmp_path / "audit.log.1")
     log(CALLER, "b", "p", "allowed")
-    assert json.loads(path.read_text())["prev"] == GENESIS and verify(path, KEY) is None
-    assert verify(tmp_path / "audit.log.1", KEY) is None
+    assert json.loads(path.read_text())["prev"] == GENESIS and first_bad_line(path, KEY) is None
+    assert first_bad_line(tmp_path / "audit.log.1", KEY) is None
 
 
 def test_threads_keep_one_consistent_chain(tmp_path: Path) -> None:
@@ -135,7 +134,7 @@ def test_threads_keep_one_consistent_chain(tmp_path: Path) -> None:
         w.start()
     for w in workers:
         w.join()
-    assert len(lines(path)) == 200 and verify(path, KEY) is None
+    assert len(lines(path)) == 200 and first_bad_line(path, KEY) is None
 
 
 def _append_many(path: str) -> None:
@@ -151,7 +150,7 @@ def test_processes_keep_one_consistent_chain(tmp_path: Path) -> None:
     for p in procs:
         p.join(30)
         assert p.exitcode == 0
-    assert len(lines(path)) == 120 and verify(path, KEY) is None
+    assert len(lines(path)) == 120 and first_bad_line(path, KEY) is None
 
 
 def test_an_existing_world_readable_file_is_tightened(tmp_path: Path) -> None:

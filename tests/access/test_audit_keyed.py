@@ -6,8 +6,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from kinko.access.audit import GENESIS, AuditLog, chain_key, check_chain, last_hash
+from kinko.access.audit import GENESIS, AuditLog, chain_key, check_chain
 from kinko.core.model import Caller
+from tests.conftest import last_hash
 
 SALT = b"k" * 32
 KEY = chain_key(SALT)

@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 
 from kinko.core.model import Caller
-from kinko.storage.sqlite import SqliteStore
 from kinko.vault import open_vault
-from tests.conftest import FixedClock, new_keyfile_vault
+from tests.conftest import FixedClock, integrity_problems, new_keyfile_vault
 
 # The writer prints "path version" only AFTER put returned (the write is acknowledged), then flushes.
 WRITER = """
@@ -67,9 +66,7 @@ def test_kill_9_keeps_every_acknowledged_write(tmp_path: Path) -> None:
     acked = _run_and_kill(db, script)
     assert len(acked) >= 40, "the writer did not get far enough to make the test meaningful"
 
-    store = SqliteStore(db, create=False)
-    assert store.check() == []  # PRAGMA integrity_check: ok
-    store.close()
+    assert integrity_problems(db) == []  # PRAGMA integrity_check: ok
     vault = open_vault(db)  # opens (key file auto-unseal) after the crash
     caller = Caller.local_operator()
     for (path, version), i in acked.items():

@@ -6,7 +6,7 @@ token), subject, operation, path, outcome ("allowed" / "denied" / an error code,
 record's `hash`; GENESIS for the first line) and hash = HMAC-SHA256(chain key, prev || the record serialised
 without `hash`). The chain key is derived from the vault's sealed audit salt, so only someone holding the
 unsealed vault can write or check a chain: deleting or editing a record and recomputing the rest needs it.
-Truncating the end of the file is not detectable from the file alone (keep `last_hash` elsewhere for that).
+Truncating the end of the file is not detectable from the file alone (keep the last `hash` elsewhere for that).
 
 v1 records (no `v`, written before the chain was keyed) used plain SHA-256 of the previous line; they are still
 read and structure-checked, but say nothing against someone who rewrites them.
@@ -306,17 +306,6 @@ def _check_v2(record: dict[str, Any], previous: str, key: bytes | None) -> str |
     return None
 
 
-def verify(path: str | Path, key: bytes | None = None) -> int | None:
-    """Line number (1-based) of the first bad record; None if the chain is intact (see `check_chain`)."""
-    return check_chain(path, key).first_bad_line
-
-
-def first_problem(path: str | Path, key: bytes | None = None) -> tuple[int, str] | None:
-    """Like `verify`, plus why: (line, "not an audit record" / "... cut short" / "record deleted ...")."""
-    report = check_chain(path, key)
-    return None if report.first_bad_line is None else (report.first_bad_line, report.reason or "bad record")
-
-
 def _record(line: bytes) -> dict[str, Any] | None:
     try:
         record = json.loads(line)
@@ -330,9 +319,3 @@ def _chained_v1(record: dict[str, Any], previous: str) -> bool:
         return False
     claimed = record.pop("hash", None)
     return isinstance(claimed, str) and hmac.compare_digest(claimed, _line_hash(_serialise(record)))
-
-
-def last_hash(path: str | Path) -> str:
-    """The hash the next record would chain to (keep it elsewhere to detect truncation later)."""
-    size = os.stat(path).st_size
-    return GENESIS if size == 0 else _link_of(_last_line(Path(path), size))

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kinko.errors import KinkoError, PermissionDenied
+from kinko.errors import KinkoError
 
 log = logging.getLogger("kinko.api")
 
@@ -36,11 +36,6 @@ def error_body(code: str, message: str) -> dict[str, Any]:
 def error_response(exc: KinkoError) -> JSONResponse:
     # KinkoError messages name paths/keys/rules, never values (errors.py contract), so they are safe to return.
     return JSONResponse(error_body(exc.code, exc.message), status_code=exc.http_status)
-
-
-def denied_response() -> JSONResponse:
-    """The single answer for every missing, malformed, expired, revoked or insufficient token."""
-    return error_response(PermissionDenied())
 
 
 def _where(loc: Any) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -109,14 +109,6 @@ class Store(ABC):
 
     @abstractmethod
     def versions_below_term(self, term: int, limit: int) -> list[VersionRow]: ...
-
-    @abstractmethod
-    def iter_all_ciphertext(self) -> Iterator[bytes]:
-        """Every stored ciphertext (for integrity and hygiene checks)."""
-
-    @abstractmethod
-    def check(self) -> list[str]:
-        """Engine-level integrity check; empty list = healthy."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -371,14 +371,6 @@ class SqliteStore(Store):
         sql = f"SELECT {_VERSION_SELECT} WHERE v.key_term < ? LIMIT ?"
         return [_version(r) for r in self._read(sql, (term, limit))]
 
-    def iter_all_ciphertext(self) -> Iterator[bytes]:
-        for (value_ct,) in self._read("SELECT value_ct FROM versions"):
-            yield bytes(value_ct)
-
-    def check(self) -> list[str]:
-        rows = self._read("PRAGMA integrity_check")
-        return [] if rows == [("ok",)] else [str(r[0]) for r in rows]
-
     def close(self) -> None:
         with self._lock:
             for conn in self._connections:
