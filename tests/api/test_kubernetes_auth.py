@@ -115,7 +115,10 @@ def test_remote_session_administers_kubernetes_auth_and_logs_in_over_real_http(s
         login = pod.login_kubernetes("k8s-web", issuer.mint(issuer.claims(now=time.time())))
         assert login.token.startswith("kinko_s_") and login.policies == ("k8s-web",)
         assert 0 < login.lease_duration <= 120 and login.token not in repr(login)
-        assert pod.get("k8s/web/db").value == b"pw"  # the session now acts with the login's token
+        with pytest.raises(PermissionDenied):
+            pod.get("k8s/web/db")  # a login does not change who a session is ...
+        pod.use_token(login.token)
+        assert pod.get("k8s/web/db").value == b"pw"  # ... until it is told to act with the new token
         with pytest.raises(PermissionDenied):
             pod.delete_kubernetes_role("k8s-web")
     finally:

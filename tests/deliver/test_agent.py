@@ -73,6 +73,17 @@ def test_modes_and_config_errors(tmp_path: Path) -> None:
     assert str(config.jwt_file) == "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 
+def test_interval_and_backoff_take_seconds_or_vault_durations(tmp_path: Path) -> None:
+    base = {"address": "http://x", "token_file": "t", "files": [{"path": "a", "destination": "d"}]}
+    config = load_config(_write_config(tmp_path / "a.yaml", {**base, "interval": "1m30s", "max_backoff": 600}),
+                         env={})
+    assert (config.interval, config.max_backoff) == (90.0, 600.0)
+    for bad, words in (("90x", "agent config: interval: '90x' is not a duration"), ("2d", "maximum, 1d"),
+                       ([1], "must be a duration")):
+        with pytest.raises(UsageError, match=words):
+            load_config(_write_config(tmp_path / "b.yaml", {**base, "interval": bad}), env={})
+
+
 def test_backoff_grows_is_capped_and_jittered() -> None:
     assert 0.5 <= backoff(1, 300) <= 1.0 and 4.0 <= backoff(4, 300) <= 8.0
     samples = {backoff(40, 300) for _ in range(20)}

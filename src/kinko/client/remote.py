@@ -210,11 +210,10 @@ class RemoteVault:
 
     # -- Kubernetes auth (/v1/auth/kubernetes) ----------------------------------------------------------
     def login_kubernetes(self, role: str, jwt: str) -> Login:
-        """Log in with a service-account JWT; this session sends the new token from then on."""
-        login = Login.from_auth(self.client.request("POST", "auth/kubernetes/login",
-                                                    json={"role": role, "jwt": jwt}, auth=False)["auth"])
-        self.client.use_token(login.token)
-        return login
+        """Log in with a service-account JWT (sent without this session's token). The session keeps acting with
+        its own token; `use_token(login.token)` switches it to the new one."""
+        return Login.from_auth(self.client.request("POST", "auth/kubernetes/login",
+                                                   json={"role": role, "jwt": jwt}, auth=False)["auth"])
 
     def configure_kubernetes_auth(self, *, issuer: str | None, jwks: str | None,
                                   pem_keys: Sequence[str] = ()) -> KubernetesAuthConfig:

@@ -255,6 +255,7 @@ class Fetcher:
         assert config.k8s_role is not None
         try:
             login = self.session.login_kubernetes(config.k8s_role, _read_credential(config.jwt_file, "jwt_file"))
+            self.session.use_token(login.token)
         except PermissionDenied as exc:  # the server says why only in its audit log: point the operator there
             raise PermissionDenied(
                 f"kubernetes login failed for role {config.k8s_role}: {exc.message} (check the role's audience, "

@@ -124,5 +124,6 @@ class VaultSession(Protocol):
     def delete_kubernetes_role(self, name: str) -> None: ...
 
     def login_kubernetes(self, role: str, jwt: str) -> Login:
-        """Exchange a service-account JWT for a token (a remote session sends that token from then on)."""
+        """Exchange a service-account JWT for a token. Authentication, not an act of this session's caller: the
+        session itself does not change who it acts as."""
         ...

@@ -36,12 +36,14 @@ DEFAULT_SOCKET = "/var/run/secrets-store-csi-providers/kinko.sock"
 #: The driver's default --max-call-recv-msg-size is 4 MiB; keep the whole response under it with room to spare.
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024 - 64 * 1024
 MAX_ADDRESSES = 16  # distinct kinko addresses whose connections are kept open
-#: How a Mount turns the pod's service-account JWT into a kinko token on its session (Kubernetes auth).
-LoginFn = Callable[[VaultSession, str, str], object]
+#: How a Mount turns the pod's service-account JWT into the kinko token its session acts with (Kubernetes auth).
+LoginFn = Callable[[RemoteVault, str, str], object]
 
 
-def kubernetes_login(session: VaultSession, role: str, jwt: str) -> object:
-    return session.login_kubernetes(role, jwt)
+def kubernetes_login(session: RemoteVault, role: str, jwt: str) -> object:
+    login = session.login_kubernetes(role, jwt)
+    session.use_token(login.token)
+    return login
 
 
 def _runtime_version() -> str:
