@@ -1,8 +1,10 @@
-"""Server configuration: precedence (file < env < flags), the plain-HTTP rule, validation; token file; errors."""
+"""Server configuration: precedence (file < env < flags), the plain-HTTP rule, validation; the stored token file
+(0600, used only for the server it was stored for); errors."""
 
 from __future__ import annotations
 
 import errno
+import json
 import socket
 import stat
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 from kinko.api.server import ServerConfig, bind, check_tls, load_config, prepare_dev, remove_dev_dir
 from kinko.cli.login import store_token
 from kinko.client import error_from
+from kinko.config import client_settings
 from kinko.errors import InvalidInput, KinkoError, Sealed, UsageError
 from tests.api.test_server_stop import write_tls
 
@@ -53,6 +56,22 @@ def test_token_file_is_created_0600_even_if_it_existed_looser(tmp_path: Path) ->
     path.chmod(0o644)
     store_token("kinko_s_abc", path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text() == "kinko_s_abc\n"
+
+
+def test_stored_token_is_only_sent_to_the_server_it_was_stored_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KINKO_TOKEN", raising=False)
+    path = tmp_path / ".kinko" / "token"
+    store_token("kinko_s_" + "a" * 43, path, "http://127.0.0.1:8200")
+    assert json.loads(path.read_text()) == {"addr": "http://127.0.0.1:8200", "token": "kinko_s_" + "a" * 43}
+    notes: list[str] = []
+    assert client_settings({"KINKO_ADDR": "http://127.0.0.1:8200/"}).token == "kinko_s_" + "a" * 43
+    assert client_settings({"KINKO_ADDR": "http://10.0.0.9:8200"}, warn=notes.append).token is None
+    assert "not http://10.0.0.9:8200" in notes[0] and "kinko login" in notes[0] and "a" * 43 not in notes[0]
+    path.write_text("kinko_s_" + "b" * 43 + "\n")  # written by an older kinko: no address in it
+    assert client_settings({"KINKO_ADDR": "http://127.0.0.1:8200"}, warn=notes.append).token is None
+    assert "older format" in notes[1]
 
 
 def test_client_maps_error_codes_back_to_kinko_errors() -> None:

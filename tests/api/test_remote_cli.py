@@ -35,7 +35,7 @@ def error_line(done: subprocess.CompletedProcess[str], code: str, exit_code: int
     return lines[0].removeprefix(f"error: {code}: ")
 
 
-# -- 1: a path is never re-routed to another secret --------------------------------------------------------------
+# -- a path is never re-routed to another secret -----------------------------------------------------------------
 def test_remote_paths_cannot_reach_another_secret(server: Server) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return kinko(server.addr, *args, token=server.token)
@@ -68,7 +68,7 @@ def test_server_rejects_encoded_bad_segments(server: Server, raw: str) -> None:
             assert answer.json()["error"]["code"] == "invalid_path"
 
 
-# -- 2 / 11 / 12: operator commands go to the server -------------------------------------------------------------
+# -- operator commands go to the server --------------------------------------------------------------------------
 def test_operator_init_unseal_rotate_seal_through_the_server(tmp_path: Path) -> None:
     srv = start_server(["--vault", str(tmp_path / "server.db")], tmp_path, expect_token=False)
     home = tmp_path / "home"
@@ -104,7 +104,7 @@ def test_operator_init_unseal_rotate_seal_through_the_server(tmp_path: Path) -> 
         stop_server(srv.proc)
 
 
-# -- 9: TLS failures name their cause ----------------------------------------------------------------------------
+# -- TLS failures name their cause -------------------------------------------------------------------------------
 def _certificate(tmp: Path, dns_name: str) -> tuple[Path, Path]:
     """A self-signed CA certificate valid only for `dns_name` (not for 127.0.0.1)."""
     from cryptography import x509
@@ -152,7 +152,7 @@ def test_tls_errors_say_why(tmp_path: Path) -> None:
         stop_server(srv.proc)
 
 
-# -- 18: the agent names the path it was refused ------------------------------------------------------------------
+# -- the agent names the path it was refused ----------------------------------------------------------------------
 def test_agent_denial_names_the_path(server: Server, tmp_path: Path) -> None:
     from kinko.deliver.agent import Fetcher, load_config
 

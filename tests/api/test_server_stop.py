@@ -110,6 +110,16 @@ def test_bad_tls_files_fail_before_listening_naming_the_file(
     assert list(tmp.iterdir()) == []
 
 
+def test_missing_audit_directory_fails_before_listening(tmp_path: Path) -> None:
+    done = subprocess.run([*KINKO, "server", "--dev", "--listen", "127.0.0.1:0", "--audit-file",
+                           str(tmp_path / "missing" / "dir" / "audit.log")], capture_output=True, text=True,
+                          timeout=30, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: audit_failed: ") and "missing/dir" in lines[0]
+    assert "listening" not in done.stderr + done.stdout
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_sigterm_lets_an_in_flight_request_finish(
         tmp_path: Path, tmpdir_env: tuple[Path, dict[str, str]], workers: str) -> None:

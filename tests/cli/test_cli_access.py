@@ -9,7 +9,7 @@ import pytest
 
 from kinko.core.model import Caller
 from kinko.vault import open_vault
-from tests.cli.test_cli_operator import one_error_line, run
+from tests.cli.conftest import one_error_line, run
 
 POLICY = 'name: app\nrules:\n  - path: "team/app/*"\n    capabilities: [read, list]\n'
 

@@ -1,4 +1,5 @@
-"""`kinko audit verify`: keyed with the vault (catches a rewritten chain), --structure-only, v1 files."""
+"""`kinko audit verify`: keyed with the vault (catches a rewritten chain), --structure-only, v1 files, and
+naming the line of a file that is not an audit log."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from kinko.access.audit import GENESIS
+from kinko.access.audit import GENESIS, AuditLog
 from kinko.core.model import Caller
 from tests.api.conftest import keyfile_vault
-from tests.cli.test_cli_operator import run
+from tests.cli.conftest import run
 
 
 def _ser(record: dict[str, object]) -> bytes:
@@ -79,3 +80,22 @@ def test_usage_errors(setup: tuple[dict[str, str], Path]) -> None:
     env, _log = setup
     assert run(env, "audit", "verify").exit_code == 2
     assert run(env, "audit", "verify", "--structure-only").exit_code == 2
+
+
+def test_audit_verify_names_a_line_that_is_not_a_record(local_env: dict[str, str], tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.log", lambda: b"s" * 32)
+    log(Caller.local_operator(), "secret.get", "a/b", "allowed")
+    log(Caller.local_operator(), "secret.put", "a/c", "allowed")
+    log.close()
+    good = (tmp_path / "audit.log").read_bytes()
+    (tmp_path / "mixed.log").write_bytes(good + b"hello, not json\n")
+    # --structure-only: these records were chained with a salt that is not this vault's.
+    result = run(local_env, "audit", "verify", "--structure-only", str(tmp_path / "mixed.log"))
+    assert result.exit_code == 1 and "line 3: not an audit record" in result.stdout
+    (tmp_path / "notes.txt").write_text("just some notes\n")
+    result = run(local_env, "audit", "verify", "--structure-only", str(tmp_path / "notes.txt"), "-o", "json")
+    assert json.loads(result.stdout)["reason"] == "not an audit record"
+    lines = good.splitlines(keepends=True)
+    (tmp_path / "cut.log").write_bytes(lines[1] + lines[0])
+    assert "line 1: record deleted or reordered before this line" in run(
+        local_env, "audit", "verify", "--structure-only", str(tmp_path / "cut.log")).stdout

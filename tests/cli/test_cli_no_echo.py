@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from kinko.cli._common import handle_errors
-from tests.cli.test_cli_operator import run
+from tests.cli.conftest import run
 
 CANARY = "canary-9d1f3e"
 

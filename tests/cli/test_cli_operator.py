@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from kinko.cli import cli
-
-KINKO = str(Path(sys.executable).with_name("kinko"))
+from tests.cli.conftest import error_line, kinko, one_error_line, run
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     return {"KINKO_VAULT": str(tmp_path / "v.db")}
-
-
-def run(env: dict[str, str], *args: str, input: bytes | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env, input=input, catch_exceptions=False)
-
-
-def one_error_line(result: Result, code: str) -> None:
-    """A failure: exit 1 and exactly one line `error: <code>: <message>` on stderr."""
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {code}: "), result.stderr
 
 
 def init_shamir(env: dict[str, str]) -> dict[str, object]:
@@ -137,12 +120,67 @@ def test_missing_vault_is_not_found(env: dict[str, str]) -> None:
     assert not Path(env["KINKO_VAULT"]).exists()
 
 
+# -- shares piped to unseal, local status wording, init output and flags, init in remote mode -------------------------
+def init_shares_2_of_3(local_env: dict[str, str]) -> list[str]:
+    result = run(local_env, "operator", "init", "--shares", "3", "--threshold", "2", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    return [str(s) for s in json.loads(result.stdout)["unseal_shares"]]
+
+
+def test_unseal_reads_shares_piped_on_stdin(local_env: dict[str, str]) -> None:
+    shares = init_shares_2_of_3(local_env)
+    result = run(local_env, "operator", "unseal", "-o", "json", input=f"{shares[0]}\n{shares[2]}\n")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["sealed"] is False
+    partial = run(local_env, "operator", "unseal", input=shares[1] + "\n")
+    assert partial.exit_code == 1 and "1 of 2 shares given" in partial.stderr  # local: no progress is kept
+
+
+def test_unseal_with_nothing_given_is_a_usage_error(local_env: dict[str, str]) -> None:
+    init_shares_2_of_3(local_env)
+    result = run(local_env, "operator", "unseal", input="")
+    assert "kinko operator unseal SHARE" in error_line(result, "usage", exit_code=2)
+    assert result.stdout == ""
+
+
+def test_local_status_explains_sealed_and_reports_operator_seal(local_env: dict[str, str], tmp_path: Path) -> None:
+    init_shares_2_of_3(local_env)
+    text = run(local_env, "operator", "status").stdout
+    assert "sealed: true (each kinko process unseals a local vault for itself; operator seal: no)" in text
+    assert json.loads(run(local_env, "operator", "status", "-o", "json").stdout)["operator_sealed"] is False
+    other = {**local_env, "KINKO_VAULT": str(tmp_path / "k.db")}
+    run(other, "operator", "init", "--seal", "keyfile", "--key-file", str(tmp_path / "kf"))
+    assert run(other, "operator", "seal").exit_code == 0
+    assert json.loads(run(other, "operator", "status", "-o", "json").stdout)["operator_sealed"] is True
+    assert "operator seal: yes" in run(other, "operator", "status").stdout
+
+
+def test_store_shares_apart_only_when_there_are_shares(local_env: dict[str, str], tmp_path: Path) -> None:
+    keyfile = run(local_env, "operator", "init", "--seal", "keyfile", "--key-file", str(tmp_path / "k"))
+    assert keyfile.exit_code == 0 and "store the shares" not in keyfile.stdout.lower()
+    passphrase = {**local_env, "KINKO_VAULT": str(tmp_path / "p.db"), "KINKO_PASSPHRASE": "a long passphrase here"}
+    result = run(passphrase, "operator", "init", "--seal", "passphrase")
+    assert result.exit_code == 0 and "store the shares" not in result.stdout.lower()
+    result = run({**local_env, "KINKO_VAULT": str(tmp_path / "s.db")}, "operator", "init")
+    assert "Store the shares apart from each other." in result.stdout
+
+
+@pytest.mark.parametrize("args", [("--shares", "0"), ("--shares", "300", "--threshold", "3"),
+                                  ("--retention-days", "3"), ("--retention-days", "91"), ("--seal", "keyfile")])
+def test_bad_init_flags_are_one_usage_line_and_leave_no_file(local_env: dict[str, str],
+                                                             args: tuple[str, ...]) -> None:
+    error_line(run(local_env, "operator", "init", *args), "usage", exit_code=2)
+    assert not Path(local_env["KINKO_VAULT"]).exists()
+
+
+def test_remote_init_refuses_keyfile_seal(local_env: dict[str, str], closed_addr: str, tmp_path: Path) -> None:
+    remote = {**local_env, "KINKO_ADDR": closed_addr}
+    message = error_line(run(remote, "operator", "init", "--seal", "keyfile", "--key-file", str(tmp_path / "k")),
+                         "usage", exit_code=2)
+    assert "local vault only" in message and not (tmp_path / "k").exists()
+
+
 # -- real processes ---------------------------------------------------------------------------------------------------
-
-
-def kinko(env: dict[str, str], *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    full = {**os.environ, **env}
-    return subprocess.run([KINKO, *args], input=stdin, capture_output=True, env=full, timeout=30, check=False)
 
 
 def test_real_process_init_status_seal(env: dict[str, str], tmp_path: Path) -> None:

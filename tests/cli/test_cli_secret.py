@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli_operator import kinko, one_error_line, run
+from tests.cli.conftest import error_line, kinko, one_error_line, run
 
 
 @pytest.fixture
@@ -139,6 +139,30 @@ def test_usage_errors_exit_2(env: dict[str, str], args: tuple[str, ...]) -> None
 
 def test_oversized_value_from_stdin(env: dict[str, str]) -> None:
     one_error_line(run(env, "secret", "put", "a/b", "-", input=b"x" * (1024 * 1024 + 1)), "too_large")
+
+
+# -- put with nothing on stdin, a tag given twice, an empty listing ---------------------------------------------------
+def test_put_with_empty_implicit_stdin_is_a_usage_error(keyfile_env: dict[str, str]) -> None:
+    result = run(keyfile_env, "secret", "put", "shop/x", input=b"")
+    assert "no value given" in error_line(result, "usage", exit_code=2)
+    error_line(run(keyfile_env, "secret", "get", "shop/x"), "not_found")
+    explicit = run(keyfile_env, "secret", "put", "shop/x", "-", input=b"")  # the user asked for stdin
+    assert explicit.exit_code == 0, explicit.stderr
+    assert run(keyfile_env, "secret", "put", "shop/y", input=b"piped").exit_code == 0
+    assert run(keyfile_env, "secret", "get", "shop/y").stdout == "piped"
+
+
+def test_tag_given_twice_is_a_usage_error(keyfile_env: dict[str, str]) -> None:
+    result = run(keyfile_env, "secret", "put", "shop/x", "--value", "v", "--tag", "a=1", "--tag", "a=2")
+    assert "tag 'a' given twice" in error_line(result, "usage", exit_code=2)
+    error_line(run(keyfile_env, "secret", "get", "shop/x"), "not_found")
+
+
+def test_empty_list_prints_nothing(keyfile_env: dict[str, str]) -> None:
+    result = run(keyfile_env, "secret", "list")
+    assert result.exit_code == 0 and result.stdout == ""
+    assert json.loads(run(keyfile_env, "secret", "list", "-o", "json").stdout) == {"prefix": "", "keys": []}
+    assert run(keyfile_env, "secret", "list", "--deleted").stdout == ""
 
 
 # -- real processes ---------------------------------------------------------------------------------------------------

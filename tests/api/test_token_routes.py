@@ -1,4 +1,5 @@
-"""Use-limited tokens are not spent by self-lookup / self-renewal; validation errors say the rule in words."""
+"""/v1/auth/token routes: self-lookup and self-renewal spend no use of a use-limited token; validation errors
+say the rule in words."""
 
 from __future__ import annotations
 

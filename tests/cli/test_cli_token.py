@@ -1,4 +1,7 @@
-"""`kinko token revoke` needs an explicit target and --force for root tokens; `token create --uses` ranges."""
+"""`kinko token`: revoke needs an explicit target and --force for root tokens; `token create --uses` ranges.
+
+The basic create / lookup / renew / revoke cycle is in test_cli_access.py with the policy and audit commands.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.conftest import keyfile_vault
-from tests.cli.test_cli_operator import run
+from tests.cli.conftest import run
 
 
 @pytest.fixture
