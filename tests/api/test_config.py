@@ -39,6 +39,15 @@ def test_plain_http_refused_off_loopback_unless_forced(tmp_path: Path) -> None:
         load_config(env={}, overrides={"tls_cert": str(cert)})
 
 
+def test_the_auth_failure_window_takes_seconds_or_a_duration(tmp_path: Path) -> None:
+    conf = tmp_path / "server.yaml"
+    conf.write_text("auth_fail_window: 2m\n")
+    assert load_config(conf, env={}).auth_fail_window == 120.0
+    assert load_config(conf, env={"KINKO_AUTH_FAIL_WINDOW": "90"}).auth_fail_window == 90.0
+    with pytest.raises(UsageError, match="auth_fail_window.*1h30m"):
+        load_config(env={"KINKO_AUTH_FAIL_WINDOW": "a while"})
+
+
 @pytest.mark.parametrize("bad", [
     "unknown_key: 1\n", "workers: many\n", "workers: 0\n", "listen: nohostport\n", "log_level: loud\n", "- a\n",
 ])
