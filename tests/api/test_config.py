@@ -44,7 +44,7 @@ def test_the_auth_failure_window_takes_seconds_or_a_duration(tmp_path: Path) -> 
     conf.write_text("auth_fail_window: 2m\n")
     assert load_config(conf, env={}).auth_fail_window == 120.0
     assert load_config(conf, env={"KINKO_AUTH_FAIL_WINDOW": "90"}).auth_fail_window == 90.0
-    with pytest.raises(UsageError, match="auth_fail_window.*1h30m"):
+    with pytest.raises(UsageError, match=r"auth_fail_window.*1h30m"):
         load_config(env={"KINKO_AUTH_FAIL_WINDOW": "a while"})
 
 
