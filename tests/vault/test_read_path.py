@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,6 +37,18 @@ def test_lazy_info_matches_the_stored_version(vault: Vault, caller: Caller, cloc
     assert [first.info, current.info] == vault.versions(caller, "team/app/db")
     assert first.info.attributes.tags == {"env": "prod"} and first.info.attributes.expires == T0 + DAY
     assert (current.info.version, current.info.created, current.info.key_term) == (2, T0 + 5, 1)
+
+
+def test_info_is_the_same_when_the_live_read_falls_back(
+    vault: Vault, caller: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A live read that misses (a write raced it) falls back to the full VersionRow: same value, same info.
+    vault.put(caller, "team/app/db", b"v1", tags={"env": "prod"})
+    live = vault.get(caller, "team/app/db")
+    monkeypatch.setattr(vault._store, "get_live_version", lambda path, version: None)
+    fallback = vault.get(caller, "team/app/db")
+    stored = vault.versions(caller, "team/app/db")[0]
+    assert (fallback.value, fallback.info) == (live.value, live.info) == (b"v1", stored)
 
 
 def test_invalid_paths_are_refused_every_time(vault: Vault, caller: Caller) -> None:
@@ -130,6 +143,88 @@ def test_ciphertext_swapped_between_records_fails(vault: Vault, caller: Caller, 
     with pytest.raises(IntegrityError, match="failed authentication"):
         vault.get(caller, "team/app/two")
     assert vault.get(caller, "team/app/one").value == b"first"
+
+
+def test_a_remembered_aad_still_binds_the_read(vault: Vault, caller: Caller, vault_path: Path) -> None:
+    # Both paths read first, so their AADs are remembered; a swapped or stale ciphertext must still fail.
+    vault.put(caller, "team/app/one", b"first")
+    vault.put(caller, "team/app/two", b"second")
+    assert [vault.get(caller, p).value for p in ("team/app/one", "team/app/two")] == [b"first", b"second"]
+    conn = sqlite3.connect(vault_path)
+    with conn:
+        conn.execute("UPDATE versions SET value_ct = (SELECT value_ct FROM versions WHERE path = 'team/app/one') "
+                     "WHERE path = 'team/app/two'")
+    conn.close()
+    with pytest.raises(IntegrityError, match="failed authentication"):
+        vault.get(caller, "team/app/two")
+    vault.put(caller, "team/app/one", b"newer")  # a new version is a new identity: a new AAD
+    assert vault.get(caller, "team/app/one").value == b"newer"
+    assert vault.get(caller, "team/app/one", 1).value == b"first"
+
+
+def test_a_remembered_aad_is_not_reused_for_a_recreated_secret(
+    vault: Vault, caller: Caller, vault_path: Path
+) -> None:
+    vault.put(caller, "team/app/db", b"old-password")
+    assert vault.get(caller, "team/app/db").value == b"old-password"
+    old_ct = vault._store.get_version("team/app/db", 1).value_ct  # type: ignore[union-attr]
+    vault.delete(caller, "team/app/db")
+    vault.purge(caller, "team/app/db")
+    vault.put(caller, "team/app/db", b"new-password")  # same path and version, new incarnation
+    assert vault.get(caller, "team/app/db").value == b"new-password"
+    conn = sqlite3.connect(vault_path)
+    with conn:
+        conn.execute("UPDATE versions SET value_ct = ? WHERE path = 'team/app/db'", (old_ct,))
+    conn.close()
+    with pytest.raises(IntegrityError):
+        vault.get(caller, "team/app/db")
+
+
+def test_readability_is_checked_after_a_read_was_remembered(
+    vault: Vault, caller: Caller, clock: FixedClock
+) -> None:
+    vault.put(caller, "a/b", b"v")
+    assert vault.get(caller, "a/b").value == b"v"
+    vault.update_attributes(caller, "a/b", enabled=False)
+    with pytest.raises(SecretDisabled):
+        vault.get(caller, "a/b")
+    vault.update_attributes(caller, "a/b", enabled=True, expires=T0 + DAY)
+    assert vault.get(caller, "a/b").value == b"v"
+    clock.advance(DAY)
+    with pytest.raises(SecretExpired):
+        vault.get(caller, "a/b")
+
+
+def test_remembered_aads_stay_bounded_and_exact_str(vault: Vault, caller: Caller) -> None:
+    for index in range(3):
+        vault.put(caller, f"many/p{index}", b"v")
+    for index in range(_VALID_PATHS_MAX + 10):
+        vault._records._value_aad(f"many/q{index}", 1, "")
+    assert len(vault._records._value_aads) <= _VALID_PATHS_MAX
+
+    class Path2(str):
+        pass
+
+    vault._records._value_aads.clear()
+    assert vault.get(caller, Path2("many/p1")).value == b"v"
+    assert vault._records._value_aads == {}  # only exact str keys are remembered
+    assert vault.get(caller, "many/p1").value == b"v"
+    assert list(vault._records._value_aads) == ["many/p1"]
+
+
+def test_the_hot_read_leaves_no_read_transaction_open(vault: Vault, caller: Caller, vault_path: Path) -> None:
+    # The live read reuses one cursor per thread; the single-row fetch must finish its statement, or a reader
+    # would pin the WAL (a TRUNCATE checkpoint from another connection reports busy = 1).
+    vault.put(caller, "team/app/db", b"v")
+    other = sqlite3.connect(vault_path, isolation_level=None, timeout=0)
+    try:
+        for path in ("team/app/db", "team/app/missing"):
+            with pytest.raises(NotFound) if path.endswith("missing") else contextlib.nullcontext():
+                vault.get(caller, path)
+            vault.put(caller, "team/app/other", b"w")  # something for the checkpoint to move
+            assert other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+    finally:
+        other.close()
 
 
 _SEGMENT = st.text("abcXYZ019._-", min_size=1, max_size=8)

@@ -40,6 +40,22 @@ class VersionRow(NamedTuple):
     incarnation: str = ""
 
 
+class LiveVersion(NamedTuple):
+    """A version as the hot read returns it (`Store.get_live_version`): VersionRow without `path` (the caller
+    has it) and `key_term` (the ciphertext's header holds it). Each column a read converts costs time."""
+
+    version: int
+    value_ct: bytes
+    enabled: bool
+    not_before: float | None
+    expires: float | None
+    content_type: str
+    tags_json: str
+    created: float
+    updated: float
+    incarnation: str = ""
+
+
 class PolicyEntry(NamedTuple):
     document: str
     mac: str | None
@@ -74,7 +90,7 @@ class Store(ABC):
     def get_version(self, path: str, version: int) -> VersionRow | None: ...
 
     @abstractmethod
-    def get_live_version(self, path: str, version: int | None) -> VersionRow | None:
+    def get_live_version(self, path: str, version: int | None) -> LiveVersion | None:
         """One read for the hot path: `version` (None = current) of a secret that is not soft-deleted."""
 
     @abstractmethod

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kinko.errors import AlreadyExists, AlreadyInitialized, CorruptVault, InvalidInput, NotFound, VersionConflict
-from kinko.storage.interface import PolicyEntry, SecretRow, Store, TokenRow, VersionRow
+from kinko.storage.interface import LiveVersion, PolicyEntry, SecretRow, Store, TokenRow, VersionRow
 
 #: Each entry migrates the schema from version i to i+1. Never edit a shipped entry; append.
 MIGRATIONS: list[str] = [
@@ -81,9 +81,11 @@ _VERSION_COLUMNS = (
 _V_COLUMNS = ", ".join("v." + c.strip() for c in _VERSION_COLUMNS.split(","))
 #: A version row as VersionRow reads it: its columns plus the owning secret's incarnation.
 _VERSION_SELECT = _V_COLUMNS + ", s.incarnation FROM versions v JOIN secrets s ON s.path = v.path"
+#: The hot read selects exactly LiveVersion's fields, in its order (the incarnation is the secret's).
 _LIVE_SQL = (
-    "SELECT " + _V_COLUMNS + ", s.incarnation FROM secrets s "
-    "JOIN versions v ON v.path = s.path AND v.version = {match} WHERE s.path = ? AND s.deleted IS NULL"
+    "SELECT " + ", ".join(("s." if f == "incarnation" else "v.") + f for f in LiveVersion._fields)
+    + " FROM secrets s JOIN versions v ON v.path = s.path AND v.version = {match}"
+    " WHERE s.path = ? AND s.deleted IS NULL"
 )
 _LIVE_CURRENT_SQL = _LIVE_SQL.format(match="s.current_version")
 _LIVE_VERSION_SQL = _LIVE_SQL.format(match="?")
@@ -108,8 +110,8 @@ def _version(row: tuple[Any, ...]) -> VersionRow:
     return VersionRow._make(row)
 
 
-#: VersionRow from a fetched row without `_make`'s length check (the SELECT lists exactly its fields).
-_new_version = tuple.__new__
+#: A NamedTuple from a fetched row without `_make`'s length check (the SELECT lists exactly its fields).
+_new_row = tuple.__new__
 
 
 def _create_private(path: Path, *, create: bool = True) -> None:
@@ -172,6 +174,11 @@ class SqliteStore(Store):
             with self._lock:
                 self._connections.append(conn)
         return conn
+
+    def _live_cursor(self) -> sqlite3.Cursor:
+        cursor: sqlite3.Cursor = self._conn().cursor()
+        self._local.cursor = cursor
+        return cursor
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
@@ -260,18 +267,21 @@ class SqliteStore(Store):
         rows = self._read(sql, (path, version))
         return _version(rows[0]) if rows else None
 
-    def get_live_version(self, path: str, version: int | None) -> VersionRow | None:
-        # The hot read (every Vault.get): `_read` inlined, one statement, the row tuple reused as a VersionRow.
-        conn = getattr(self._local, "conn", None) or self._conn()
+    def get_live_version(self, path: str, version: int | None) -> LiveVersion | None:
+        # The hot read (every Vault.get): `_read` inlined, one statement, the row tuple reused as a LiveVersion.
+        # It runs on this thread's own reused cursor (`conn.execute` makes a new one, with a weak reference, per
+        # call); fetching the single row steps the statement to its end, so no read transaction stays open.
+        cursor = getattr(self._local, "cursor", None) or self._live_cursor()
         try:
             if version is None:
-                row = conn.execute(_LIVE_CURRENT_SQL, (path,)).fetchone()
+                row = cursor.execute(_LIVE_CURRENT_SQL, (path,)).fetchone()
             else:
-                row = conn.execute(_LIVE_VERSION_SQL, (version, path)).fetchone()
+                row = cursor.execute(_LIVE_VERSION_SQL, (version, path)).fetchone()
         except sqlite3.DatabaseError:
+            self._local.cursor = None  # dropped with any statement the error left unfinished
             with self._guard():
                 raise
-        return None if row is None else _new_version(VersionRow, row)
+        return None if row is None else _new_row(LiveVersion, row)
 
     def list_versions(self, path: str) -> list[VersionRow]:
         sql = f"SELECT {_VERSION_SELECT} WHERE v.path = ? ORDER BY v.version"

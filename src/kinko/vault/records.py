@@ -39,7 +39,7 @@ from kinko.errors import (
     SecretExpired,
     SecretNotYetValid,
 )
-from kinko.storage.interface import SecretRow, Store, VersionRow
+from kinko.storage.interface import LiveVersion, SecretRow, Store, VersionRow
 from kinko.vault.guard import Guard
 from kinko.vault.seal_state import SealState
 from kinko.vault.types import KEEP, Keep
@@ -58,6 +58,8 @@ class SecretRecords:
     def __init__(self, store: Store, seal: SealState, guard: Guard, clock: Callable[[], float]) -> None:
         self._store, self._seal, self._guard, self._clock = store, seal, guard, clock
         self._aad_prefix: tuple[str, bytes] | None = None  # (vault id, its encoded AAD part)
+        #: path -> (version, incarnation, AAD of that version's value), for the version last read at the path.
+        self._value_aads: dict[str, tuple[int, str, bytes]] = {}
         self._valid_paths: set[str] = set()
 
     def rewrap(self, caller: Caller, batch: int = 500) -> int:
@@ -85,6 +87,7 @@ class SecretRecords:
         cached = self._aad_prefix
         if cached is None or cached[0] != vault_id:
             cached = self._aad_prefix = (vault_id, aad_part(vault_id))
+            self._value_aads.clear()  # built with another vault id (defensive: it is fixed once initialised)
         raw_path, raw_version = path.encode(), b"%d" % version
         tail = aad_part(incarnation) if incarnation else b""  # secrets from before migration 3 have none
         return b"".join((cached[1], _LENGTH(len(raw_path)), raw_path, _LENGTH(len(raw_version)), raw_version,
@@ -107,9 +110,7 @@ class SecretRecords:
 
     @staticmethod
     def _info(row: VersionRow) -> VersionInfo:
-        tags = {} if row.tags_json == "{}" else json.loads(row.tags_json)
-        attributes = Attributes(bool(row.enabled), row.not_before, row.expires, row.content_type, tags)
-        return VersionInfo(row.path, row.version, attributes, row.created, row.updated, row.key_term)
+        return _version_info(row.path, row, row.key_term)
 
     @staticmethod
     def _secret_info(row: SecretRow) -> SecretInfo:
@@ -155,19 +156,28 @@ class SecretRecords:
             self._remember_valid(path)
         self._guard.check(caller, "read", path, "secret.get")
         barrier = self._seal.barrier()  # Sealed before anything is read
-        row = self._store.get_live_version(path, version if version is None else check_version(version))
+        row: LiveVersion | VersionRow | None = self._store.get_live_version(
+            path, version if version is None else check_version(version))
         if row is None:
             row = self._version_row(path, version)  # raises the precise NotFound
-        self._check_readable(row)
-        aad = self._record_aad(path, row.version, "value", row.incarnation)
+        if not row.enabled or row.not_before is not None or row.expires is not None:
+            self._check_readable(path, row)  # the clock is read only for a version with a validity window
+        number, incarnation = row.version, row.incarnation
+        # The AAD is re-encoded only when the path's version or incarnation differs from the last read there.
+        aad = self._value_aads.get(path)
+        if aad is None or aad[0] != number or aad[1] != incarnation or type(path) is not str:
+            aad = self._value_aad(path, number, incarnation)
         try:
-            payload = barrier.open_aad(row.value_ct, aad)
+            payload = barrier.open_aad(row.value_ct, aad[2])
         except UnknownTerm:
-            payload = self._open(row.value_ct, path, row.version, "value", row.incarnation)  # reloads the keyring
+            payload = self._open(row.value_ct, path, number, "value", incarnation)  # reloads the keyring
         value, metadata = decode_payload(payload)
         # The response record (HMAC of the value) answers "was this value read?"; fail closed like requests.
-        self._guard.record(caller, "secret.get.response", path, "ok", {"value": value})
-        return Secret.deferred(self._info, row, value, metadata)  # info is built only if someone reads it
+        # (The sink is called here rather than through Guard.record: one call less on the hottest path.)
+        audit = self._guard.audit
+        if audit is not None:
+            audit(caller, "secret.get.response", path, "ok", {"value": value})
+        return Secret.deferred(_live_info, (path, row), value, metadata)  # info is built only if someone reads it
 
     def _version_row(self, path: str, version: int | None) -> VersionRow:
         check_version(version)
@@ -178,6 +188,18 @@ class SecretRecords:
             raise NotFound(f"secret {path!r} has no version {number}")
         return row
 
+    def _value_aad(self, path: str, version: int, incarnation: str) -> tuple[int, str, bytes]:
+        """(version, incarnation, AAD) of a value, remembered for the path (exact `str` only, like valid paths).
+
+        The AAD is a pure function of the vault id and these: reusing it still binds the read to its identity.
+        """
+        entry = (version, incarnation, self._record_aad(path, version, "value", incarnation))
+        if type(path) is str:
+            if len(self._value_aads) >= _VALID_PATHS_MAX:
+                self._value_aads.clear()  # bounded, like the valid-path set
+            self._value_aads[path] = entry
+        return entry
+
     def _remember_valid(self, path: str) -> None:
         """validate_path, remembering valid paths (a pure check of an immutable str) so hot reads skip it."""
         validate_path(path)
@@ -185,12 +207,12 @@ class SecretRecords:
             self._valid_paths.clear()  # bounded: a caller cycling through paths cannot grow it without limit
         self._valid_paths.add(path)
 
-    def _check_readable(self, row: VersionRow) -> None:
+    def _check_readable(self, path: str, row: LiveVersion | VersionRow) -> None:
         now = self._clock()
         nbf, exp = row.not_before, row.expires
         if row.enabled and (nbf is None or now >= nbf) and (exp is None or now < exp):
             return  # the common case, without building the error context below
-        where = f"secret {row.path!r} version {row.version}"
+        where = f"secret {path!r} version {row.version}"
         if not row.enabled:
             raise SecretDisabled(f"{where} is disabled")
         if row.not_before is not None and now < row.not_before:
@@ -329,6 +351,18 @@ class SecretRecords:
         """Audit a restore refused before `_check` could run (its path is inside the blob), then return the error."""
         self._guard.record(caller, "secret.restore", RESTORE_PATH, error.code)
         return error
+
+
+def _version_info(path: str, row: LiveVersion | VersionRow, key_term: int) -> VersionInfo:
+    tags = {} if row.tags_json == "{}" else json.loads(row.tags_json)
+    attributes = Attributes(bool(row.enabled), row.not_before, row.expires, row.content_type, tags)
+    return VersionInfo(path, row.version, attributes, row.created, row.updated, key_term)
+
+
+def _live_info(source: tuple[str, LiveVersion | VersionRow]) -> VersionInfo:
+    """The info of a version read by `get` (the live read has no path or key term: the term is in the header)."""
+    path, row = source
+    return _version_info(path, row, term_of(row.value_ct))
 
 
 def _row_doc(row: VersionRow) -> dict[str, Any]:
