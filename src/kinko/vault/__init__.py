@@ -7,8 +7,9 @@ Everything an interface needs is exported here; access/, crypto/ and storage/ ar
 from kinko.access.audit import request_context
 from kinko.core.model import Caller
 from kinko.vault.access import check_audit_path, check_audit_structure
+from kinko.vault.local_session import LocalSession
 from kinko.vault.seal_state import check_init_options
-from kinko.vault.service import LocalSession, Vault, open_vault
+from kinko.vault.service import Vault, open_vault
 from kinko.vault.session import VaultSession
 from kinko.vault.types import (
     DEFAULT_RETENTION_DAYS,

@@ -7,9 +7,8 @@ import builtins
 import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kinko.access.audit import AuditLog
 from kinko.access.policy import PolicyAuthorizer
@@ -19,9 +18,9 @@ from kinko.storage.interface import Store
 from kinko.vault.access import AccessControl
 from kinko.vault.guard import AuditSink, Authorizer, Guard
 from kinko.vault.kubernetes_auth import KubernetesAuth
+from kinko.vault.local_session import LocalSession
 from kinko.vault.records import SecretRecords
 from kinko.vault.seal_state import SealState
-from kinko.vault.session import VaultSession
 from kinko.vault.types import (
     DEFAULT_RETENTION_DAYS,
     DEFAULT_TTL,
@@ -263,148 +262,6 @@ class Vault:
         return self._kubernetes.login(role, jwt, remote_addr=remote_addr)
 
 
-class LocalSession:
-    """`VaultSession` over a local `Vault`, for one caller (see kinko.vault.session for the contract)."""
-
-    __slots__ = ("_caller", "_vault")
-
-    def __init__(self, vault: Vault, caller: Caller) -> None:
-        self._vault, self._caller = vault, caller
-
-    @property
-    def caller(self) -> Caller:
-        return self._caller
-
-    def status(self) -> VaultStatus:
-        """The vault's status, with whether an operator sealed it (known only locally)."""
-        return replace(self._vault.status(), operator_sealed=self._vault.operator_sealed())
-
-    def init(self, *, seal: SealType = SealType.SHAMIR, shares: int = 5, threshold: int = 3,
-             passphrase: str | None = None, key_file: Path | None = None,
-             retention_days: int = DEFAULT_RETENTION_DAYS, purge_protection: bool = False) -> InitResult:
-        return self._vault.init(seal=seal, shares=shares, threshold=threshold, passphrase=passphrase,
-                                key_file=key_file, retention_days=retention_days, purge_protection=purge_protection)
-
-    def unseal(self, *, share: str | None = None, passphrase: str | None = None,
-               key_file: Path | None = None) -> VaultStatus:
-        return self._vault.unseal(share=share, passphrase=passphrase, key_file=key_file)
-
-    def seal(self) -> None:
-        self._vault.seal(self._caller)
-
-    def rotate(self) -> int:
-        return self._vault.rotate(self._caller)
-
-    def rewrap(self, batch: int = 500) -> int:
-        return self._vault.rewrap(self._caller, batch)
-
-    def close(self) -> None:
-        self._vault.close()
-
-    def put(self, path: str, value: SecretValue, *, content_type: str = DEFAULT_CONTENT_TYPE, enabled: bool = True,
-            not_before: float | None = None, expires: float | None = None, tags: Mapping[str, str] | None = None,
-            cas: int | None = None, max_versions: int | None = None) -> VersionInfo:
-        return self._vault.put(self._caller, path, value, content_type=content_type, enabled=enabled,
-                               not_before=not_before, expires=expires, tags=tags, cas=cas, max_versions=max_versions)
-
-    def get(self, path: str, version: int | None = None) -> Secret:
-        return self._vault.get(self._caller, path, version)
-
-    def list(self, prefix: str = "") -> Listing:
-        return self._vault.list(self._caller, prefix)
-
-    def versions(self, path: str) -> builtins.list[VersionInfo]:
-        return self._vault.versions(self._caller, path)
-
-    def update_attributes(self, path: str, version: int | None = None, *, enabled: bool | None = None,
-                          not_before: float | Keep | None = KEEP, expires: float | Keep | None = KEEP,
-                          tags: Mapping[str, str] | None = None, content_type: str | None = None) -> VersionInfo:
-        return self._vault.update_attributes(self._caller, path, version, enabled=enabled, not_before=not_before,
-                                             expires=expires, tags=tags, content_type=content_type)
-
-    def delete(self, path: str) -> SecretInfo:
-        return self._vault.delete(self._caller, path)
-
-    def list_deleted(self, prefix: str = "") -> builtins.list[SecretInfo]:
-        return self._vault.list_deleted(self._caller, prefix)
-
-    def recover(self, path: str) -> SecretInfo:
-        return self._vault.recover(self._caller, path)
-
-    def purge(self, path: str) -> None:
-        self._vault.purge(self._caller, path)
-
-    def backup(self, path: str) -> bytes:
-        return self._vault.backup(self._caller, path)
-
-    def restore(self, blob: bytes) -> SecretInfo:
-        return self._vault.restore(self._caller, blob)
-
-    def create_token(self, *, policies: Sequence[str], ttl: float | None = DEFAULT_TTL, max_ttl: float | None = None,
-                     num_uses: int = 0, display_name: str = "token", renewable: bool = True,
-                     metadata: Mapping[str, str] | None = None) -> tuple[str, TokenInfo]:
-        return self._vault.create_token(self._caller, policies=policies, ttl=ttl, max_ttl=max_ttl, num_uses=num_uses,
-                                        display_name=display_name, renewable=renewable, metadata=metadata)
-
-    def lookup_token(self, token: str | None = None, *, accessor: str | None = None) -> TokenInfo:
-        return self._vault.lookup_token(self._caller, token, accessor=accessor)
-
-    def renew_token(self, token: str | None = None, *, accessor: str | None = None,
-                    increment: float | None = None) -> TokenInfo:
-        return self._vault.renew_token(self._caller, token, accessor=accessor, increment=increment)
-
-    def revoke_token(self, token: str | None = None) -> int:
-        return self._vault.revoke_token(self._caller, token)
-
-    def revoke_accessor(self, accessor: str) -> int:
-        return self._vault.revoke_accessor(self._caller, accessor)
-
-    def list_tokens(self) -> builtins.list[TokenInfo]:
-        return self._vault.list_tokens(self._caller)
-
-    def write_policy(self, document: str | Mapping[str, Any], *, name: str | None = None) -> Policy:
-        return self._vault.write_policy(self._caller, document, name=name)
-
-    def read_policy(self, name: str) -> Policy:
-        return self._vault.read_policy(self._caller, name)
-
-    def list_policies(self) -> builtins.list[str]:
-        return self._vault.list_policies(self._caller)
-
-    def delete_policy(self, name: str) -> None:
-        self._vault.delete_policy(self._caller, name)
-
-    def audit_hash(self, value: bytes | str) -> str:
-        return self._vault.audit_hash(self._caller, value)
-
-    def audit_verify(self, path: str | Path | None = None) -> ChainReport:
-        return self._vault.audit_verify(self._caller, path)
-
-    def configure_kubernetes_auth(self, *, issuer: str | None, jwks: str | None,
-                                  pem_keys: Sequence[str] = ()) -> KubernetesAuthConfig:
-        return self._vault.configure_kubernetes_auth(self._caller, issuer=issuer, jwks=jwks, pem_keys=pem_keys)
-
-    def read_kubernetes_auth_config(self) -> KubernetesAuthConfig:
-        return self._vault.read_kubernetes_auth_config(self._caller)
-
-    def write_kubernetes_role(self, name: str, *, service_account_names: Sequence[str], namespaces: Sequence[str],
-                              audience: str | None, policies: Sequence[str], ttl: int) -> KubernetesRole:
-        return self._vault.write_kubernetes_role(self._caller, name, service_account_names=service_account_names,
-                                                 namespaces=namespaces, audience=audience, policies=policies, ttl=ttl)
-
-    def read_kubernetes_role(self, name: str) -> KubernetesRole:
-        return self._vault.read_kubernetes_role(self._caller, name)
-
-    def list_kubernetes_roles(self) -> builtins.list[str]:
-        return self._vault.list_kubernetes_roles(self._caller)
-
-    def delete_kubernetes_role(self, name: str) -> None:
-        self._vault.delete_kubernetes_role(self._caller, name)
-
-    def login_kubernetes(self, role: str, jwt: str) -> Login:
-        return self._vault.login_kubernetes(role, jwt, remote_addr=self._caller.remote_addr)
-
-
 def open_vault(path: str | Path, *, create: bool = False, clock: Callable[[], float] = time.time,
                authorize: Authorizer | None = None, audit: AuditSink | None = None) -> Vault:
     """Open (or create) a vault file; auto-unseals when it was initialised with a key file."""
@@ -416,6 +273,3 @@ def open_vault(path: str | Path, *, create: bool = False, clock: Callable[[], fl
         vault.auto_unseal()
     return vault
 
-
-if TYPE_CHECKING:  # mypy proves here that LocalSession implements the whole VaultSession protocol
-    _LOCAL_SESSION_IS_A_SESSION: type[VaultSession] = LocalSession
