@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kinko.config import client_settings, parse_duration, parse_moment, stored_token
+from kinko.config import client_settings, parse_duration, parse_moment, scan_cache_dir, scan_engine, stored_token
 from kinko.errors import UsageError
 
 
@@ -67,3 +67,30 @@ def test_a_stored_token_is_used_only_for_the_server_it_was_stored_for(tmp_path: 
     assert stored_token("http://127.0.0.1:8200", path, warn=notes.append) is None
     assert "older format" in notes[-1]
     assert stored_token("http://127.0.0.1:8200", tmp_path / "missing") is None
+
+
+def test_scan_cache_dir_follows_xdg_only_when_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert scan_cache_dir({"XDG_CACHE_HOME": str(tmp_path / "xdg")}) == tmp_path / "xdg" / "kinko"
+    default = tmp_path / "home" / ".cache" / "kinko"
+    assert scan_cache_dir({}) == default
+    assert scan_cache_dir({"XDG_CACHE_HOME": ""}) == default
+    assert scan_cache_dir({"XDG_CACHE_HOME": "relative/cache"}) == default  # the XDG spec: ignore a relative path
+
+
+@pytest.mark.parametrize("value", ["0", "off", "no", "false", " OFF ", "False"])
+def test_scan_cache_can_be_turned_off(value: str) -> None:
+    assert scan_cache_dir({"KINKO_SCAN_CACHE": value, "XDG_CACHE_HOME": "/x"}) is None
+
+
+@pytest.mark.parametrize("value", ["1", "on", "yes", "", "anything"])
+def test_scan_cache_stays_on_for_other_values(value: str) -> None:
+    assert scan_cache_dir({"KINKO_SCAN_CACHE": value, "XDG_CACHE_HOME": "/x"}) == Path("/x/kinko")
+
+
+def test_scan_engine_is_keyword_only_when_asked() -> None:
+    assert scan_engine({}) == "auto"
+    assert scan_engine({"KINKO_SCAN_ENGINE": "keyword"}) == "keyword"
+    assert scan_engine({"KINKO_SCAN_ENGINE": "KEYWORD"}) == "keyword"
+    assert scan_engine({"KINKO_SCAN_ENGINE": "hyperscan"}) == "auto"
+    assert scan_engine({"KINKO_SCAN_ENGINE": ""}) == "auto"

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from kinko.errors import UsageError
 
@@ -139,3 +140,29 @@ def stored_token(addr: str, path: Path, *, warn: Callable[[str], None] | None = 
         note(f"{TOKEN_FILE} is for {doc['addr']}, not {addr}; ignored: run `kinko login` for this server")
         return None
     return doc["token"] or None
+
+
+# -- the scanner (`kinko scan`) -------------------------------------------------------------------------------
+
+ENV_SCAN_CACHE = "KINKO_SCAN_CACHE"
+ENV_SCAN_ENGINE = "KINKO_SCAN_ENGINE"
+ENV_BASELINE_KEY = "KINKO_BASELINE_KEY"
+ENV_XDG_CACHE_HOME = "XDG_CACHE_HOME"
+#: `keyword` forces the pyahocorasick fallback; `auto` is hyperscan when it is installed.
+ScanEngine = Literal["auto", "keyword"]
+_OFF = frozenset({"0", "off", "no", "false"})
+
+
+def scan_cache_dir(env: Mapping[str, str]) -> Path | None:
+    """Where compiled scanner rules are kept: None when KINKO_SCAN_CACHE is 0/off/no/false, else
+    `$XDG_CACHE_HOME/kinko` when that is an absolute path (as the XDG spec requires), else `~/.cache/kinko`."""
+    if env.get(ENV_SCAN_CACHE, "1").strip().lower() in _OFF:
+        return None
+    base = env.get(ENV_XDG_CACHE_HOME, "")
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
+    return root / "kinko"
+
+
+def scan_engine(env: Mapping[str, str]) -> ScanEngine:
+    """`keyword` when KINKO_SCAN_ENGINE says so (benchmarks, debugging), else `auto`."""
+    return "keyword" if env.get(ENV_SCAN_ENGINE, "").lower() == "keyword" else "auto"
