@@ -65,11 +65,14 @@ def run_inprocess(mode: str, archive: str, out: str) -> None:
             while fh.read(8 * MiB):
                 pass
         return
+    from kinko import config
     from kinko.scan.detect import default_detector
     from kinko.scan.sources.image import ImageSource
 
     result = ScanResult()
-    detector: Detector = NullDetector() if mode == "floor" else default_detector()
+    # A process entry point like the CLI: the warm/cold rows set XDG_CACHE_HOME (and may set KINKO_SCAN_*) for it.
+    settings = config.scan_engine(os.environ), config.scan_cache_dir(os.environ)
+    detector: Detector = NullDetector() if mode == "floor" else default_detector(*settings)
     start = time.perf_counter()  # after imports and rule compilation: the scan alone
     findings = list(ImageSource(archive).scan(detector, result))
     with open(out + ".times", "a") as fh:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import stat
 import string
@@ -224,3 +225,26 @@ def test_write_baseline_help_explains_the_key_trade_off() -> None:
     help_text = " ".join(_run("dir", "--help")[1].split())
     assert "commit a baseline only with kinko_baseline_key set" in help_text.lower()
     assert "test guessed secrets offline" in help_text
+
+
+def _scan_subprocess(root: Path, **env: str) -> tuple[int, list[str]]:
+    proc = subprocess.run([str(KINKO), "scan", "dir", str(root), "-o", "json"], capture_output=True, text=True,
+                          timeout=60, check=False, env={**os.environ, **env})  # fmt: skip
+    return proc.returncode, [f["rule_id"] for f in json.loads(proc.stdout)["findings"]]
+
+
+def test_real_subprocess_keeps_compiled_rules_in_xdg_cache_home(repo: tuple[Path, str], tmp_path: Path) -> None:
+    pytest.importorskip("hyperscan")
+    root, _ = repo
+    assert _scan_subprocess(root, XDG_CACHE_HOME=str(tmp_path / "xdg")) == (1, ["github-pat"])
+    folder = tmp_path / "xdg" / "kinko"
+    [entry] = folder.glob("*.hsdb")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and stat.S_IMODE(entry.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("setting", [{"KINKO_SCAN_CACHE": "0"}, {"KINKO_SCAN_ENGINE": "keyword"}])
+def test_real_subprocess_without_a_cache(repo: tuple[Path, str], tmp_path: Path, setting: dict[str, str]) -> None:
+    """KINKO_SCAN_CACHE=0 keeps nothing; KINKO_SCAN_ENGINE=keyword compiles no hyperscan database to keep."""
+    root, _ = repo
+    assert _scan_subprocess(root, XDG_CACHE_HOME=str(tmp_path / "xdg"), **setting) == (1, ["github-pat"])
+    assert not (tmp_path / "xdg").exists()

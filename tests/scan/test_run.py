@@ -70,3 +70,13 @@ def test_written_baseline_accepts_then_filters(repo: Path, tmp_path: Path) -> No
 def test_env_key_sets_the_fingerprint_key(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KINKO_BASELINE_KEY", "ab" * 32)
     assert scan(DirectorySource(repo)).fingerprint_key == bytes.fromhex("ab" * 32)
+
+
+def test_engine_and_cache_dir_choose_the_detector(repo: Path, tmp_path: Path) -> None:
+    def found(result: ScanResult) -> list[tuple[str, str]]:
+        return sorted((f.rule_id, f.location.path) for f in result.findings)
+
+    fast = scan(DirectorySource(repo), cache_dir=tmp_path / "cache")
+    assert found(scan(DirectorySource(repo), engine="keyword")) == found(fast)
+    pytest.importorskip("hyperscan")
+    assert list((tmp_path / "cache").glob("*.hsdb"))  # the compiled rules were kept where asked

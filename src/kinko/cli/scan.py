@@ -13,6 +13,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
+from kinko import config
 from kinko.cli._common import handle_errors
 from kinko.scan.interface import ScanResult, Severity, Source
 from kinko.scan.report import FORMATS
@@ -97,13 +98,18 @@ def _write_private(text: str, target: Path) -> None:
 
 def run_scan(source: Source, *, output: str, output_file: str | None, show_secrets: bool, fail_on: str,
              baseline: str | None, write_baseline: str | None) -> None:  # fmt: skip
-    """Scan (kinko.scan.run), write the report, and exit with `exit_code`: 1 if a finding reaches `fail_on`."""
+    """Scan (kinko.scan.run), write the report, and exit with `exit_code`: 1 if a finding reaches `fail_on`.
+
+    The environment is read here (KINKO_SCAN_ENGINE, KINKO_SCAN_CACHE, XDG_CACHE_HOME) and passed down.
+    """
     from kinko.scan.baseline import env_key
     from kinko.scan.report import ReportOptions, render
     from kinko.scan.run import exit_code, scan
 
+    engine, cache_dir = config.scan_engine(os.environ), config.scan_cache_dir(os.environ)
     with _progress() as tick:
-        result = scan(source, baseline=baseline, write_baseline=write_baseline, on_finding=tick)
+        result = scan(source, baseline=baseline, write_baseline=write_baseline, on_finding=tick,
+                      engine=engine, cache_dir=cache_dir)  # fmt: skip
     if result.accepted is not None:
         click.echo(f"baseline written to {write_baseline}: {result.accepted} finding(s) accepted", err=True)
         if env_key() is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from kinko.config import ScanEngine
 from kinko.scan.baseline import Baseline, env_key
 from kinko.scan.detect import default_detector
 from kinko.scan.interface import ScanResult, Severity, Source
@@ -16,14 +17,17 @@ def scan(
     baseline: str | Path | None = None,
     write_baseline: str | Path | None = None,
     on_finding: Callable[[ScanResult], None] | None = None,
+    engine: ScanEngine = "auto",
+    cache_dir: Path | None = None,
 ) -> ScanResult:
     """Scan `source` with the shipped rules, then apply the baseline files.
 
     `write_baseline` saves every finding (keyed like `baseline` when one is given) and accepts them all:
     `exit_code` is then 0. Findings listed in `baseline` are dropped from the result. `on_finding` runs after
-    each finding is added (a progress display reads the counts).
+    each finding is added (a progress display reads the counts). `engine` and `cache_dir` choose the detector
+    (`detect.default_detector`).
     """
-    detector = default_detector()
+    detector = default_detector(engine, cache_dir)
     result = ScanResult(rules=detector.rules)
     for finding in source.scan(detector, result):
         result.findings.append(finding)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kinko.scan.detect import HyperscanDetector, hscache, load_rules
+from kinko.scan.detect import HyperscanDetector, Rule, hscache, load_rules
 
 pytest.importorskip("hyperscan")
 
@@ -25,11 +25,13 @@ def _token() -> bytes:
 
 
 @pytest.fixture
-def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "xdg"
-    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
-    monkeypatch.delenv("KINKO_SCAN_CACHE", raising=False)
-    return home / "kinko"
+def cache_home(tmp_path: Path) -> Path:
+    """The cache dir handed to the detectors (not created yet: the first store makes it)."""
+    return tmp_path / "xdg" / "kinko"
+
+
+def _build(cache_home: Path | None, rules: list[Rule] = RULES) -> HyperscanDetector:
+    return HyperscanDetector(rules, cache_dir=cache_home)
 
 
 def _entries(folder: Path) -> list[Path]:
@@ -42,30 +44,30 @@ def _finds_token(detector: HyperscanDetector) -> bool:
 
 
 def test_first_build_writes_a_private_entry_and_the_second_reads_it(cache_home: Path) -> None:
-    assert _finds_token(HyperscanDetector(RULES))
+    assert _finds_token(_build(cache_home))
     [entry] = _entries(cache_home)
     assert stat.S_IMODE(cache_home.stat().st_mode) == 0o700
     assert stat.S_IMODE(entry.stat().st_mode) == 0o600
     assert not [p for p in cache_home.iterdir() if p.name.startswith(".tmp-")]  # atomic: no temp file left
     before = entry.stat()
-    assert _finds_token(HyperscanDetector(RULES))
+    assert _finds_token(_build(cache_home))
     after = entry.stat()
     # A hit never rewrites the entry (a miss replaces it through a new temp file, i.e. a new inode).
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
 def test_entry_holds_compiled_rules_only(cache_home: Path) -> None:
-    HyperscanDetector(RULES)
+    _build(cache_home)
     [entry] = _entries(cache_home)
     token = _token()
-    HyperscanDetector(RULES).scan(b"token=" + token)
+    _build(cache_home).scan(b"token=" + token)
     assert token not in entry.read_bytes()
     assert entry.read_bytes().startswith(b"kinko-hsdb-1\n")
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])
 def test_corrupt_entry_is_ignored_and_rebuilt(cache_home: Path, damage: str) -> None:
-    HyperscanDetector(RULES)
+    _build(cache_home)
     [entry] = _entries(cache_home)
     data = bytearray(entry.read_bytes())
     if damage == "truncate":
@@ -78,35 +80,35 @@ def test_corrupt_entry_is_ignored_and_rebuilt(cache_home: Path, damage: str) -> 
         data = bytearray()
     entry.write_bytes(bytes(data))
     inode = entry.stat().st_ino
-    assert _finds_token(HyperscanDetector(RULES))
+    assert _finds_token(_build(cache_home))
     assert entry.stat().st_ino != inode  # rewritten
     assert hscache._unwrap(entry.read_bytes(), entry.name.removesuffix(".hsdb")) is not None
 
 
 def test_entry_of_another_rule_set_under_this_name_is_ignored(cache_home: Path) -> None:
-    HyperscanDetector(RULES[:3])  # a different, valid database
+    _build(cache_home, RULES[:3])  # a different, valid database
     [other] = _entries(cache_home)
-    HyperscanDetector(RULES)
+    _build(cache_home)
     mine = next(p for p in _entries(cache_home) if p != other)
     mine.write_bytes(other.read_bytes())  # valid checksum, wrong key in the header
-    assert _finds_token(HyperscanDetector(RULES))
+    assert _finds_token(_build(cache_home))
     assert hscache._unwrap(mine.read_bytes(), mine.name.removesuffix(".hsdb")) is not None
 
 
 def test_entry_readable_by_others_is_not_trusted(cache_home: Path) -> None:
-    HyperscanDetector(RULES)
+    _build(cache_home)
     [entry] = _entries(cache_home)
     entry.chmod(0o644)
     key = entry.name.removesuffix(".hsdb")
-    assert hscache.load(key) is None
-    HyperscanDetector(RULES)
+    assert hscache.load(key, cache_home) is None
+    _build(cache_home)
     assert stat.S_IMODE(entry.stat().st_mode) == 0o600  # replaced by a fresh private entry
 
 
 def test_open_cache_dir_is_tightened(cache_home: Path) -> None:
     cache_home.mkdir(parents=True, mode=0o755)
     cache_home.chmod(0o755)
-    HyperscanDetector(RULES)
+    _build(cache_home)
     assert stat.S_IMODE(cache_home.stat().st_mode) == 0o700
     assert len(_entries(cache_home)) == 1
 
@@ -116,20 +118,20 @@ def test_symlinked_cache_dir_is_never_used(cache_home: Path, tmp_path: Path) -> 
     elsewhere.mkdir(mode=0o700)
     cache_home.parent.mkdir(parents=True)
     cache_home.symlink_to(elsewhere)
-    assert _finds_token(HyperscanDetector(RULES))
+    assert _finds_token(_build(cache_home))
     assert list(elsewhere.iterdir()) == []
 
 
-def test_cache_can_be_turned_off(cache_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KINKO_SCAN_CACHE", "0")
-    assert _finds_token(HyperscanDetector(RULES))
-    assert not cache_home.exists()
+def test_no_cache_dir_means_no_cache(cache_home: Path, tmp_path: Path) -> None:
+    assert _finds_token(_build(None))
+    assert hscache.load("0" * 64, None) is None and not hscache.store("0" * 64, b"db", None)
+    assert list(tmp_path.iterdir()) == []  # nothing written anywhere near
 
 
 def test_unwritable_cache_still_scans(cache_home: Path) -> None:
     cache_home.parent.mkdir(parents=True)
     cache_home.write_bytes(b"a file where the directory should be")
-    assert _finds_token(HyperscanDetector(RULES))
+    assert _finds_token(_build(cache_home))
 
 
 def test_key_depends_on_patterns_flags_and_version() -> None:
@@ -143,16 +145,18 @@ def test_key_depends_on_patterns_flags_and_version() -> None:
 
 
 def test_pickled_detector_carries_its_compiled_database(
-    cache_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cache_home: Path,
 ) -> None:
-    blob = pickle.dumps(HyperscanDetector(RULES))
-    # Unpickle against an empty cache: a recompile would write an entry there; loading the shipped db does not.
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty"))
+    blob = pickle.dumps(_build(cache_home))
+    # Unpickle against an emptied cache (its dir travels along): a recompile would write an entry; loading the
+    # shipped db does not.
+    for entry in _entries(cache_home):
+        entry.unlink()
     restored = pickle.loads(blob)
     assert _finds_token(restored)
-    assert not (tmp_path / "empty").exists()
+    assert _entries(cache_home) == []
 
 
 def test_unpickling_a_database_that_does_not_load_falls_back(cache_home: Path) -> None:
-    restored = HyperscanDetector(RULES, serialized=b"not a hyperscan database")
+    restored = HyperscanDetector(RULES, serialized=b"not a hyperscan database", cache_dir=cache_home)
     assert _finds_token(restored)

@@ -6,11 +6,19 @@ import pickle
 import random
 import string
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from kinko.errors import InvalidInput
-from kinko.scan.detect import HyperscanDetector, KeywordDetector, RuleDetector, default_detector, load_rules
+from kinko.scan.detect import (
+    HyperscanDetector,
+    KeywordDetector,
+    RuleDetector,
+    built_with,
+    default_detector,
+    load_rules,
+)
 from kinko.scan.detect.entropy import is_placeholder, looks_like_identifier, shannon_entropy
 from kinko.scan.detect.loader import parse_rules_text
 from kinko.scan.findings import matches_to_findings
@@ -120,6 +128,21 @@ def test_default_detector_is_cached_and_fast_engine() -> None:
     assert default_detector().rule_info("github-pat") == ("GitHub personal access token (classic)", Severity.CRITICAL)
     with pytest.raises(InvalidInput):
         default_detector().rule_info("no-such-rule")
+
+
+def test_default_detector_is_built_once_per_engine_and_cache_dir(tmp_path: Path) -> None:
+    auto, keyword = default_detector(), default_detector("keyword")
+    assert default_detector("auto", None) is auto and isinstance(keyword, KeywordDetector)
+    cached = default_detector(cache_dir=tmp_path / "cache")
+    assert isinstance(cached, HyperscanDetector) and cached is not auto
+    assert default_detector("auto", tmp_path / "cache") is cached
+    assert list((tmp_path / "cache").glob("*.hsdb"))  # the compiled rules went into the given dir
+    # built_with names the arguments that built this very object, and builds nothing to find out.
+    assert built_with(auto) == ("auto", None) and built_with(keyword) == ("keyword", None)
+    assert built_with(cached) == ("auto", tmp_path / "cache")
+    assert built_with(HyperscanDetector(RULES)) is None
+    with pytest.raises(ValueError, match="unknown scan engine"):
+        default_detector("fast")  # type: ignore[arg-type]
 
 
 def test_matches_to_findings_dedupes_and_hides_secret() -> None:

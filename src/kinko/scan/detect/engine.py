@@ -11,6 +11,7 @@ import re
 import threading
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from kinko.errors import InvalidInput
@@ -207,21 +208,25 @@ class KeywordDetector(RuleDetector):
 class HyperscanDetector(RuleDetector):
     """Fast engine: every rule's prefilter in one hyperscan block database; `re` runs in windows around hits.
 
-    The compiled database comes from the per-user cache when it holds this exact rule set (see `hscache`),
-    and travels to worker processes serialized, so no process compiles the same rules twice.
+    The compiled database comes from the cache in `cache_dir` when it holds this exact rule set (see `hscache`;
+    None: no cache), and travels to worker processes serialized, so no process compiles the same rules twice.
     """
 
-    def __init__(self, rules: Sequence[Rule], *, serialized: bytes | None = None) -> None:
+    def __init__(
+        self, rules: Sequence[Rule], *, serialized: bytes | None = None, cache_dir: Path | None = None
+    ) -> None:
         import hyperscan
 
         super().__init__(rules)
         self._hs = hyperscan
+        self._cache_dir = cache_dir
         self._db, self._serialized = self._load(self._content_rules, serialized)
         self._local = threading.local()  # hyperscan scratch space is per thread
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Ship the compiled database with the rules: a worker deserializes it (~0.1 ms) instead of compiling.
-        return (_restore_hyperscan, (type(self), self._rules, self._serialized))
+        # The cache dir goes along for the rare worker whose hyperscan cannot load it.
+        return (_restore_hyperscan, (type(self), self._rules, self._serialized, self._cache_dir))
 
     def _flags(self, rule: Rule) -> int:
         hs = self._hs
@@ -249,13 +254,13 @@ class HyperscanDetector(RuleDetector):
             return db, serialized
         version = str(getattr(self._hs, "__version__", "?"))
         key = hscache.database_key(version, self._hs.HS_MODE_BLOCK, [(r.prefilter, self._flags(r)) for r in rules])
-        cached = hscache.load(key)
+        cached = hscache.load(key, self._cache_dir)
         db = self._deserialize(cached)
         if db is not None and cached is not None:
             return db, cached
         db = self._compile(rules)
         blob = bytes(self._hs.dumpb(db))
-        hscache.store(key, blob)  # best effort: a read-only home only costs the compile next time
+        hscache.store(key, blob, self._cache_dir)  # best effort: a read-only home only costs the compile next time
         return db, blob
 
     def _compile(self, rules: Sequence[Rule]) -> Any:
@@ -304,6 +309,8 @@ def _collect(pattern_id: int, _start: int, end: int, _flags: int, hits: list[tup
     hits.append((pattern_id, end))
 
 
-def _restore_hyperscan(cls: type[HyperscanDetector], rules: Sequence[Rule], serialized: bytes) -> HyperscanDetector:
+def _restore_hyperscan(
+    cls: type[HyperscanDetector], rules: Sequence[Rule], serialized: bytes, cache_dir: Path | None = None
+) -> HyperscanDetector:
     """Unpickling: rebuild around the shipped database (recompiles only if it does not load here)."""
-    return cls(rules, serialized=serialized)
+    return cls(rules, serialized=serialized, cache_dir=cache_dir)

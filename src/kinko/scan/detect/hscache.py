@@ -1,11 +1,11 @@
 """Per-user on-disk cache of compiled hyperscan databases (compiled rules only, never scanned content).
 
 Compiling the shipped rules takes ~0.4 s, longer than scanning a few hundred MiB; loading the serialized
-database takes well under a millisecond. The cache lives in `$XDG_CACHE_HOME/kinko` (or `~/.cache/kinko`),
-a 0700 directory owned by the user; each entry is a 0600 file written atomically, named by the sha256 of
-everything that shapes the database (patterns, flags, ids, mode, hyperscan version, CPU). A file that is not
-ours, has loose permissions, or fails its checksum is ignored and rebuilt: the cache is only ever a shortcut.
-`KINKO_SCAN_CACHE=0` turns it off.
+database takes well under a millisecond. The cache lives in the directory the caller passes (the CLI's is
+`config.scan_cache_dir`: `$XDG_CACHE_HOME/kinko` or `~/.cache/kinko`), made a 0700 directory owned by the user;
+each entry is a 0600 file written atomically, named by the sha256 of everything that shapes the database
+(patterns, flags, ids, mode, hyperscan version, CPU). A file that is not ours, has loose permissions, or fails
+its checksum is ignored and rebuilt: the cache is only ever a shortcut. No directory (None) means no cache.
 """
 
 from __future__ import annotations
@@ -37,19 +37,6 @@ _SUPPORTED = (
 )
 
 
-def cache_enabled() -> bool:
-    if not _SUPPORTED:
-        return False
-    return os.environ.get("KINKO_SCAN_CACHE", "1").strip().lower() not in {"0", "off", "no", "false"}
-
-
-def cache_dir() -> Path:
-    """`$XDG_CACHE_HOME/kinko` when that is an absolute path (as the XDG spec requires), else `~/.cache/kinko`."""
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
-    return root / "kinko"
-
-
 def _cpu_identity() -> bytes:
     """The CPU features a database was built for: a home dir shared across machines must not mix them."""
     flags = b""
@@ -72,13 +59,12 @@ def database_key(version: str, mode: int, patterns: Sequence[tuple[bytes, int]])
 
 
 @contextlib.contextmanager
-def _private_dir(create: bool) -> Iterator[int | None]:
-    """An fd of the cache dir when it is a real directory owned by us and closed to others (made 0700 if asked).
+def _private_dir(folder: Path, create: bool) -> Iterator[int | None]:
+    """An fd of `folder` when it is a real directory owned by us and closed to others (made 0700 if asked).
 
     Everything after the check goes through this fd (openat/renameat), so swapping the path for a symlink
     between the check and the use changes nothing.
     """
-    folder = cache_dir()
     if create:
         try:
             folder.parent.mkdir(parents=True, exist_ok=True)
@@ -104,11 +90,11 @@ def _private_dir(create: bool) -> Iterator[int | None]:
         os.close(dfd)
 
 
-def load(key: str) -> bytes | None:
-    """The serialized database stored under `key`, or None when absent or untrustworthy in any way."""
-    if not cache_enabled():
+def load(key: str, folder: Path | None) -> bytes | None:
+    """The serialized database stored under `key` in `folder`, or None when absent or untrustworthy in any way."""
+    if folder is None or not _SUPPORTED:
         return None
-    with _private_dir(create=False) as dfd:
+    with _private_dir(folder, create=False) as dfd:
         if dfd is None:
             return None
         try:
@@ -138,12 +124,13 @@ def _unwrap(data: bytes, key: str) -> bytes | None:
     return payload
 
 
-def store(key: str, payload: bytes) -> bool:
-    """Write the entry atomically (a new 0600 temp file renamed over the name); False when the cache is unusable."""
-    if not cache_enabled():
+def store(key: str, payload: bytes, folder: Path | None) -> bool:
+    """Write the entry into `folder` atomically (a new 0600 temp file renamed over the name); False when there
+    is no cache or it is unusable."""
+    if folder is None or not _SUPPORTED:
         return False
     body = _MAGIC + key.encode() + b"\n" + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
-    with _private_dir(create=True) as dfd:
+    with _private_dir(folder, create=True) as dfd:
         if dfd is None:
             return False
         tmp = f".tmp-{secrets.token_hex(8)}{_SUFFIX}"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 from pathlib import Path
+
+import pytest
 
 from kinko.scan.interface import Detector, Match, ScanResult, Severity
 from kinko.scan.report.text import render_text
@@ -96,16 +99,20 @@ if __name__ == "__main__":
 """
 
 
-def test_spawned_workers_get_the_compiled_rules(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
+def _token_archive(tmp_path: Path) -> Path:
     token = b"ghp_" + b"A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
-    archive = build_docker_archive(
+    return build_docker_archive(
         tmp_path / "img.tar",
         [{"etc/os-release": b"NAME=test\n"}, {"srv/.env": b"GITHUB_TOKEN=" + token + b"\n"}],
         ["ADD base /", "COPY env /srv/.env"],
     )
+
+
+def test_spawned_workers_get_the_compiled_rules(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    archive = _token_archive(tmp_path)
     script = tmp_path / "spawn_scan.py"
     script.write_text(SPAWN_SCRIPT)
     env = {**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
@@ -114,3 +121,25 @@ def test_spawned_workers_get_the_compiled_rules(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "('github-pat', 'srv/.env', 'present')" in done.stdout
+
+
+@pytest.mark.skipif(multiprocessing.get_start_method() != "fork", reason="forked workers only")
+def test_forked_workers_reuse_the_detector_the_caller_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("hyperscan")
+    from kinko.scan.detect import HyperscanDetector, default_detector, load_rules
+    from kinko.scan.sources.image.source import _worker_payload
+
+    detector = default_detector(cache_dir=tmp_path / "cache")
+    assert _worker_payload(detector) == ("auto", tmp_path / "cache")  # settings, not a pickle
+    assert isinstance(_worker_payload(HyperscanDetector(load_rules())), bytes)  # not a default one: pickled
+    archive = _token_archive(tmp_path)
+
+    def no_building(*_args: object) -> None:
+        raise AssertionError("a worker built its own detector")
+
+    # Forked workers inherit this patch: one that built a detector (compile or cache load) would fail its layers.
+    monkeypatch.setattr(HyperscanDetector, "_load", no_building)
+    result = ScanResult()
+    findings = list(ImageSource(archive, workers=2, scan_config=False).scan(detector, result))
+    assert [(f.rule_id, f.location.path) for f in findings] == [("github-pat", "srv/.env")]
+    assert not [w for w in result.warnings if "worker failed" in w.message]

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from kinko.scan.findings import matches_to_findings
 from kinko.scan.interface import Detector, FileStatus, Finding, Location, ScanResult, ScanWarning, Source
@@ -23,22 +23,28 @@ from kinko.scan.sources.image.archive import ImageLayout, cpu_workers, load_imag
 from kinko.scan.sources.image.layers import LayerJob, LayerScan, Limits, scan_layer
 from kinko.scan.sources.image.outer_stream import scan_stream_layers
 
+if TYPE_CHECKING:  # the detectors are imported only when a scan needs them
+    from kinko.scan.detect import DetectorSettings
+
 _worker_detector: Detector | None = None
+#: What a layer worker starts from: a pickled detector, or the settings of a `default_detector` to reuse.
+WorkerPayload: TypeAlias = "bytes | DetectorSettings"
 #: Below this many bytes outside the biggest layer, starting worker processes costs more than it saves.
 PARALLEL_MIN_BYTES = 16 << 20
 
 
-def _default_detector() -> Detector:
+def _default_detector(settings: DetectorSettings) -> Detector:
     from kinko.scan.detect import default_detector
 
-    det: Detector = default_detector()
+    det: Detector = default_detector(*settings)
     return det
 
 
-def _init_worker(pickled: bytes | None) -> None:
-    """Build the detector once per worker process: the default one locally, or the caller's (pickled) one."""
+def _init_worker(payload: WorkerPayload) -> None:
+    """Set the detector once per worker process: the caller's (pickled) one, or the default one built with the
+    caller's settings (under fork, the very object the parent built: inherited, not rebuilt)."""
     global _worker_detector
-    _worker_detector = pickle.loads(pickled) if pickled is not None else _default_detector()  # noqa: S301
+    _worker_detector = pickle.loads(payload) if isinstance(payload, bytes) else _default_detector(payload)  # noqa: S301
 
 
 def _run_job(job: LayerJob) -> LayerScan:
@@ -115,11 +121,11 @@ class ImageSource(Source):
     def _scan_layers(self, detector: Detector, layout: ImageLayout, result: ScanResult) -> list[LayerScan]:
         jobs = self._jobs(layout)
         # A gzip/zstd outer archive cannot seek: its layers are scanned in one sequential pass, in-process.
-        pickled = _worker_payload(detector) if layout.compression is None and self._worth_a_pool(jobs) else False
+        payload = _worker_payload(detector) if layout.compression is None and self._worth_a_pool(jobs) else False
         if layout.compression is not None:
             scans = self._sequential(jobs, detector, result, layout.compression)
-        elif not isinstance(pickled, bool):
-            scans = self._parallel(jobs, pickled, result)
+        elif not isinstance(payload, bool):
+            scans = self._parallel(jobs, payload, result)
         else:
             scans = self._serial(jobs, detector, result)
         artifact = str(self.path)
@@ -172,14 +178,14 @@ class ImageSource(Source):
                 break
         return scans
 
-    def _parallel(self, jobs: list[LayerJob], pickled: bytes | None, result: ScanResult) -> list[LayerScan]:
+    def _parallel(self, jobs: list[LayerJob], payload: WorkerPayload, result: ScanResult) -> list[LayerScan]:
         """At most `workers` layers in flight so the total-bytes cap can stop the rest."""
         scans: list[LayerScan] = []
         pending: dict[Future[LayerScan], LayerJob] = {}
         # Biggest layers first (popped from the end): two workers finish together instead of one idling.
         todo = sorted(jobs, key=lambda j: j.blob.size)
         done_bytes = 0
-        with ProcessPoolExecutor(self.workers, initializer=_init_worker, initargs=(pickled,)) as pool:
+        with ProcessPoolExecutor(self.workers, initializer=_init_worker, initargs=(payload,)) as pool:
             while todo or pending:
                 while todo and len(pending) < self.workers:
                     if not self._budget_left(done_bytes, todo, result):
@@ -210,17 +216,18 @@ def _failed(job: LayerJob, why: str) -> LayerScan:
     return LayerScan(job.index, warnings=[f"layer {job.index}: not scanned, worker failed ({why})"])
 
 
-def _worker_payload(detector: Detector) -> bytes | bool | None:
-    """None: workers use the default detector (inherited under fork); bytes: the pickled one; False: in-process.
+def _worker_payload(detector: Detector) -> WorkerPayload | bool:
+    """Settings: workers reuse the default detector built with them (inherited under fork); bytes: the pickled
+    detector; False: scan in-process.
 
     A pickled HyperscanDetector carries its compiled database, so no worker compiles the rules again.
     """
-    from kinko.scan.detect import default_detector
+    from kinko.scan.detect import built_with
 
-    # Only compare when the cached default exists: building it here would cost a rule compilation for nothing.
-    is_default = bool(default_detector.cache_info().currsize) and detector is default_detector()
-    if is_default and multiprocessing.get_start_method() == "fork":
-        return None  # a forked worker already holds the built detector: nothing to send, nothing to build
+    # Only the detector the caller actually passed counts, whatever settings built it; asking builds nothing.
+    settings = built_with(detector)
+    if settings is not None and multiprocessing.get_start_method() == "fork":
+        return settings  # a forked worker already holds the built detector: nothing to send, nothing to build
     try:
         return pickle.dumps(detector)
     except Exception:  # hyperscan databases and lambdas do not pickle; scanning in-process still works
