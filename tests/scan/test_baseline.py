@@ -11,17 +11,11 @@ from pathlib import Path
 import pytest
 
 from kinko.errors import InvalidInput
-from kinko.scan.baseline import Baseline, fingerprint
+from kinko.scan.baseline import Baseline, fingerprint, parse_key
 from kinko.scan.interface import Finding, FindingKind, Location, Severity
 
 SECRET_A = "Zq8vN2kLp4Rt7wXyQ1"
 SECRET_B = "Hy3mK9pW2sLq8RzT4v"
-
-
-@pytest.fixture(autouse=True)
-def _no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests start without KINKO_BASELINE_KEY, whatever the shell running them has set."""
-    monkeypatch.delenv("KINKO_BASELINE_KEY", raising=False)
 
 
 def _finding(secret: str, rule: str = "generic-password", path: str = "app/.env") -> Finding:
@@ -94,53 +88,59 @@ def test_missing_baseline_file(tmp_path: Path) -> None:
         Baseline.load(tmp_path / "nope.json")
 
 
-ENV_KEY = "KINKO_BASELINE_KEY"
-
-
-def test_env_key_is_used_and_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With KINKO_BASELINE_KEY set the file holds only a reference, so a committed baseline cannot be brute-forced."""
+def test_env_key_is_used_and_never_written(tmp_path: Path) -> None:
+    """With KINKO_BASELINE_KEY's key the file holds only a reference, so a committed baseline cannot be brute-forced."""
     key = bytes(range(40))
-    monkeypatch.setenv(ENV_KEY, key.hex())
     target = tmp_path / "b.json"
-    Baseline.from_findings([_finding(SECRET_A)], key=bytes(32)).save(target)  # the env key wins over a passed one
+    Baseline.from_findings([_finding(SECRET_A)], key=bytes(32), env_key=key).save(target)  # env key wins
     text = target.read_text()
     doc = json.loads(text)
     assert doc["key"] == "env:KINKO_BASELINE_KEY"
     assert key.hex() not in text and bytes(32).hex() not in text
     message = f"generic-password\0img.tar\0app/.env\0{SECRET_A}".encode()
     assert doc["findings"][0]["hash"] == hmac.new(key, message, hashlib.sha256).hexdigest()
-    loaded = Baseline.load(target)
+    loaded = Baseline.load(target, env_key=key)
     assert loaded.key == key
     assert loaded.filter([_finding(SECRET_A), _finding(SECRET_B)]) == [_finding(SECRET_B)]
     assert loaded.to_json() == text  # a rewrite keeps the reference, never the key
 
 
-def test_env_key_baseline_needs_the_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ENV_KEY, "ab" * 32)
+def test_env_key_baseline_needs_the_env_key(tmp_path: Path) -> None:
     target = tmp_path / "b.json"
-    Baseline.from_findings([_finding(SECRET_A)]).save(target)
-    monkeypatch.delenv(ENV_KEY)
+    Baseline.from_findings([_finding(SECRET_A)], env_key=bytes.fromhex("ab" * 32)).save(target)
     with pytest.raises(InvalidInput, match="KINKO_BASELINE_KEY is not set"):
         Baseline.load(target)
-    monkeypatch.setenv(ENV_KEY, "cd" * 32)  # a different key: every hash would silently miss
     with pytest.raises(InvalidInput, match="not the key this baseline was written with"):
-        Baseline.load(target)
+        Baseline.load(target, env_key=bytes.fromhex("cd" * 32))  # a different key: every hash would silently miss
+    doc = json.loads(target.read_text())
+    assert Baseline.from_document(doc, "doc", env_key=bytes.fromhex("ab" * 32)).filter([_finding(SECRET_A)]) == []
+
+
+def test_new_takes_the_env_key_or_makes_a_random_one() -> None:
+    key = bytes(range(32))
+    assert (Baseline.new(key).key, Baseline.new(key).key_from_env) == (key, True)
+    assert Baseline.new(None).key_from_env is False and len(Baseline.new(None).key) == 32
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    (None, None), ("", None), ("  \n", None), ("ab" * 32, bytes.fromhex("ab" * 32)),
+    (" " + "AB" * 40 + "\n", bytes.fromhex("ab" * 40)),
+])  # fmt: skip
+def test_parse_key_decodes_hex_of_at_least_32_bytes(text: str | None, key: bytes | None) -> None:
+    assert parse_key(text) == key
 
 
 @pytest.mark.parametrize("value", ["zz" * 32, "ab" * 31, "abc"])
-def test_bad_env_key_is_rejected_without_echoing_it(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ENV_KEY, value)
-    with pytest.raises(InvalidInput, match="at least 32 bytes") as caught:
-        Baseline.from_findings([_finding(SECRET_A)])
+def test_bad_env_key_is_rejected_without_echoing_it(value: str) -> None:
+    with pytest.raises(InvalidInput, match="KINKO_BASELINE_KEY must be hex of at least 32 bytes") as caught:
+        parse_key(value)
     assert value not in str(caught.value)
 
 
-def test_embedded_key_baselines_still_load_with_the_env_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(ENV_KEY, raising=False)
+def test_embedded_key_baselines_still_load_with_an_env_key(tmp_path: Path) -> None:
     target = tmp_path / "b.json"
     Baseline.from_findings([_finding(SECRET_A)]).save(target)
-    monkeypatch.setenv(ENV_KEY, "ab" * 32)
-    assert Baseline.load(target).filter([_finding(SECRET_A)]) == []
+    assert Baseline.load(target, env_key=bytes.fromhex("ab" * 32)).filter([_finding(SECRET_A)]) == []
 
 
 def test_a_baselined_secret_copied_to_another_file_is_reported() -> None:

@@ -212,7 +212,8 @@ def test_baseline_key_from_env_is_not_in_the_file(repo: tuple[Path, str], tmp_pa
     key = secrets.token_hex(32)
     monkeypatch.setenv("KINKO_BASELINE_KEY", key)
     baseline = tmp_path / "baseline.json"
-    assert _run("dir", str(root), "--write-baseline", str(baseline))[0] == 0
+    code, _, err = _run("dir", str(root), "--write-baseline", str(baseline))
+    assert code == 0 and "note:" not in err  # the key stays out of the file: nothing to warn about
     assert key not in baseline.read_text() and '"env:KINKO_BASELINE_KEY"' in baseline.read_text()
     code, out, _ = _run("dir", str(root), "--baseline", str(baseline), "-o", "json")
     assert code == 0 and json.loads(out)["findings"] == []
@@ -225,6 +226,17 @@ def test_write_baseline_help_explains_the_key_trade_off() -> None:
     help_text = " ".join(_run("dir", "--help")[1].split())
     assert "commit a baseline only with kinko_baseline_key set" in help_text.lower()
     assert "test guessed secrets offline" in help_text
+
+
+@pytest.mark.parametrize("value", ["zz" * 32, "ab" * 31])
+def test_a_bad_baseline_key_is_refused_without_echoing_it(
+    repo: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    root, _ = repo
+    monkeypatch.setenv("KINKO_BASELINE_KEY", value)
+    code, out, err = _run("dir", str(root), "--write-baseline", str(tmp_path / "baseline.json"))
+    assert code == 1 and "KINKO_BASELINE_KEY must be hex of at least 32 bytes" in err
+    assert value not in out + err and not (tmp_path / "baseline.json").exists()
 
 
 def _scan_subprocess(root: Path, **env: str) -> tuple[int, list[str]]:

@@ -9,14 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from kinko.errors import InvalidInput
 from kinko.scan.interface import Finding, FindingKind, Location, ScanResult, Severity
 from kinko.scan.run import exit_code, scan
 from kinko.scan.sources.directory import DirectorySource
-
-
-@pytest.fixture(autouse=True)
-def no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("KINKO_BASELINE_KEY", raising=False)
 
 
 def _token() -> str:
@@ -67,9 +63,18 @@ def test_written_baseline_accepts_then_filters(repo: Path, tmp_path: Path) -> No
     assert changed.findings and all(f.location.path == "new.py" for f in changed.findings)
 
 
-def test_env_key_sets_the_fingerprint_key(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KINKO_BASELINE_KEY", "ab" * 32)
-    assert scan(DirectorySource(repo)).fingerprint_key == bytes.fromhex("ab" * 32)
+def test_baseline_key_sets_the_fingerprint_key(repo: Path) -> None:
+    key = bytes.fromhex("ab" * 32)
+    assert scan(DirectorySource(repo), baseline_key=key).fingerprint_key == key
+
+
+def test_baseline_key_keeps_the_key_out_of_a_written_baseline(repo: Path, tmp_path: Path) -> None:
+    key, target = bytes(range(32)), tmp_path / "baseline.json"
+    scan(DirectorySource(repo), write_baseline=target, baseline_key=key)
+    assert '"env:KINKO_BASELINE_KEY"' in target.read_text() and key.hex() not in target.read_text()
+    assert scan(DirectorySource(repo), baseline=target, baseline_key=key).findings == []
+    with pytest.raises(InvalidInput, match="KINKO_BASELINE_KEY is not set"):
+        scan(DirectorySource(repo), baseline=target)
 
 
 def test_engine_and_cache_dir_choose_the_detector(repo: Path, tmp_path: Path) -> None:

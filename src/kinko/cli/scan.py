@@ -100,19 +100,22 @@ def run_scan(source: Source, *, output: str, output_file: str | None, show_secre
              baseline: str | None, write_baseline: str | None) -> None:  # fmt: skip
     """Scan (kinko.scan.run), write the report, and exit with `exit_code`: 1 if a finding reaches `fail_on`.
 
-    The environment is read here (KINKO_SCAN_ENGINE, KINKO_SCAN_CACHE, XDG_CACHE_HOME) and passed down.
+    The environment is read here (KINKO_BASELINE_KEY, KINKO_SCAN_ENGINE, KINKO_SCAN_CACHE, XDG_CACHE_HOME) and
+    passed down: the scanner library never reads it.
     """
-    from kinko.scan.baseline import env_key
+    from kinko.scan.baseline import parse_key
     from kinko.scan.report import ReportOptions, render
     from kinko.scan.run import exit_code, scan
 
+    # Decoded before scanning: a malformed key is refused (never echoed) even on runs that would not use it.
+    baseline_key = parse_key(os.environ.get(config.ENV_BASELINE_KEY))
     engine, cache_dir = config.scan_engine(os.environ), config.scan_cache_dir(os.environ)
     with _progress() as tick:
         result = scan(source, baseline=baseline, write_baseline=write_baseline, on_finding=tick,
-                      engine=engine, cache_dir=cache_dir)  # fmt: skip
+                      baseline_key=baseline_key, engine=engine, cache_dir=cache_dir)  # fmt: skip
     if result.accepted is not None:
         click.echo(f"baseline written to {write_baseline}: {result.accepted} finding(s) accepted", err=True)
-        if env_key() is None:
+        if baseline_key is None:
             click.echo("note: the baseline's HMAC key is stored in the file; anyone who reads it can confirm a "
                        "guessed secret. Set KINKO_BASELINE_KEY (a CI secret) before committing a baseline.", err=True)
     options = ReportOptions(show_secrets=show_secrets, fingerprint_key=result.fingerprint_key)

@@ -10,7 +10,8 @@ The random per-baseline key stops anyone who reads the file from confirming a gu
 baseline or a public hash list, but whoever reads the file has the key too and can test guesses offline (a weak
 password falls to a dictionary). So when KINKO_BASELINE_KEY (hex, at least 32 bytes) is set, that key is used
 and the file records only `"key": "env:KINKO_BASELINE_KEY"` plus a `key_id` (HMAC of a constant) that tells a
-wrong key from new findings.
+wrong key from new findings. This module never reads the environment: the caller passes that key (`parse_key`
+decodes the variable's value) as `env_key`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kinko.config import ENV_BASELINE_KEY
 from kinko.errors import InvalidInput
 from kinko.scan.interface import Finding
 from kinko.scan.places import file_key
@@ -35,13 +37,13 @@ VERSION = 2
 READABLE_VERSIONS = (1, 2)
 KIND = "kinko-scan-baseline"
 KEY_BYTES = 32
-KEY_ENV = "KINKO_BASELINE_KEY"
+KEY_ENV = ENV_BASELINE_KEY
 ENV_KEY_REF = f"env:{KEY_ENV}"
 
 
-def env_key() -> bytes | None:
-    """KINKO_BASELINE_KEY decoded, or None when unset. The message on a bad value never repeats it."""
-    value = os.environ.get(KEY_ENV, "").strip()
+def parse_key(text: str | None) -> bytes | None:
+    """A KINKO_BASELINE_KEY value decoded, or None when unset or blank. The message on a bad value never repeats it."""
+    value = (text or "").strip()
     if not value:
         return None
     try:
@@ -91,15 +93,17 @@ class Baseline:
     version: int = VERSION  # what the hashes cover; a loaded version 1 file keeps its meaning
 
     @classmethod
-    def new(cls) -> Baseline:
-        """KINKO_BASELINE_KEY's key when set, else a fresh random key (written into the file)."""
-        key = env_key()
-        return cls(key=key, key_from_env=True) if key else cls(key=secrets.token_bytes(KEY_BYTES))
+    def new(cls, env_key: bytes | None = None) -> Baseline:
+        """Keyed with `env_key` (KINKO_BASELINE_KEY's key: the file names it) when given, else a fresh random key
+        (written into the file)."""
+        return cls(key=env_key, key_from_env=True) if env_key else cls(key=secrets.token_bytes(KEY_BYTES))
 
     @classmethod
-    def from_findings(cls, findings: Iterable[Finding], key: bytes | None = None) -> Baseline:
-        """The key: KINKO_BASELINE_KEY when set (so it never lands in the file), else `key`, else a random one."""
-        baseline = cls.new()
+    def from_findings(
+        cls, findings: Iterable[Finding], key: bytes | None = None, *, env_key: bytes | None = None
+    ) -> Baseline:
+        """The key: `env_key` when given (so it never lands in the file), else `key`, else a random one."""
+        baseline = cls.new(env_key)
         if key and not baseline.key_from_env:
             baseline.key = key
         seen: set[str] = set()
@@ -144,22 +148,23 @@ class Baseline:
             raise
 
     @classmethod
-    def load(cls, path: str | Path) -> Baseline:
+    def load(cls, path: str | Path, *, env_key: bytes | None = None) -> Baseline:
+        """Read a baseline file; one that names KINKO_BASELINE_KEY needs that key as `env_key`."""
         try:
             doc = json.loads(Path(path).read_text(encoding="utf-8"))
         except OSError as exc:
             raise InvalidInput(f"baseline {path}: cannot read ({exc.strerror})") from None
         except ValueError:
             raise InvalidInput(f"baseline {path}: not valid JSON") from None
-        return cls.from_document(doc, str(path))
+        return cls.from_document(doc, str(path), env_key=env_key)
 
     @classmethod
-    def from_document(cls, doc: Any, where: str) -> Baseline:
+    def from_document(cls, doc: Any, where: str, *, env_key: bytes | None = None) -> Baseline:
         version = doc.get("version") if isinstance(doc, dict) else None
         if type(version) is not int or version not in READABLE_VERSIONS or doc.get("kind") != KIND:
             raise InvalidInput(f"baseline {where}: not a kinko baseline (version 1 or {VERSION})")
         if doc.get("key") == ENV_KEY_REF:
-            key = _env_key_for(doc, where)
+            key = _env_key_for(doc, where, env_key)
             return cls(key=key, entries=_entries(doc, where), key_from_env=True, version=version)
         try:
             key = bytes.fromhex(str(doc["key"]))
@@ -170,8 +175,7 @@ class Baseline:
         return cls(key=key, entries=_entries(doc, where), version=version)
 
 
-def _env_key_for(doc: dict[str, Any], where: str) -> bytes:
-    key = env_key()
+def _env_key_for(doc: dict[str, Any], where: str, key: bytes | None) -> bytes:
     if key is None:
         raise InvalidInput(f"baseline {where}: its key is kept out of the file but {KEY_ENV} is not set; "
                            "set it to the key the baseline was written with")  # fmt: skip

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kinko.config import ScanEngine
-from kinko.scan.baseline import Baseline, env_key
+from kinko.scan.baseline import Baseline
 from kinko.scan.detect import default_detector
 from kinko.scan.interface import ScanResult, Severity, Source
 
@@ -17,6 +17,7 @@ def scan(
     baseline: str | Path | None = None,
     write_baseline: str | Path | None = None,
     on_finding: Callable[[ScanResult], None] | None = None,
+    baseline_key: bytes | None = None,
     engine: ScanEngine = "auto",
     cache_dir: Path | None = None,
 ) -> ScanResult:
@@ -24,8 +25,9 @@ def scan(
 
     `write_baseline` saves every finding (keyed like `baseline` when one is given) and accepts them all:
     `exit_code` is then 0. Findings listed in `baseline` are dropped from the result. `on_finding` runs after
-    each finding is added (a progress display reads the counts). `engine` and `cache_dir` choose the detector
-    (`detect.default_detector`).
+    each finding is added (a progress display reads the counts). `baseline_key` is KINKO_BASELINE_KEY's key
+    (`baseline.parse_key`): new baselines name it instead of holding a key, and reports fingerprint with it.
+    `engine` and `cache_dir` choose the detector (`detect.default_detector`).
     """
     detector = default_detector(engine, cache_dir)
     result = ScanResult(rules=detector.rules)
@@ -33,14 +35,15 @@ def scan(
         result.findings.append(finding)
         if on_finding is not None:
             on_finding(result)
-    known = Baseline.load(baseline) if baseline else None
+    known = Baseline.load(baseline, env_key=baseline_key) if baseline else None
     if write_baseline:
-        Baseline.from_findings(result.findings, key=known.key if known else None).save(write_baseline)
+        accepted = Baseline.from_findings(result.findings, key=known.key if known else None, env_key=baseline_key)
+        accepted.save(write_baseline)
         result.accepted = len(result.findings)
     if known is not None:
         result.findings = known.filter(result.findings)
     # Keyed fingerprints (the baseline's hashes) only with a stable key; else hashes of where, never of what.
-    result.fingerprint_key = known.key if known else env_key()
+    result.fingerprint_key = known.key if known else baseline_key
     return result
 
 
