@@ -5,6 +5,7 @@ Admin commands talk to the server when KINKO_ADDR is set (with KINKO_TOKEN), els
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -50,16 +51,13 @@ def config(vault_path: str, issuer: str | None, jwks_file: str | None, pem_files
     """Set the issuer and the public keys that sign service-account tokens (verified offline)."""
     if not show and jwks_file is None and not pem_files:
         raise UsageError("give --jwks-file and/or --pem-file (or --show)")
-    session = open_session(vault_path)
-    try:
+    with closing(open_session(vault_path)) as session:
         if show:
             doc = session.read_kubernetes_auth_config().to_dict()
         else:
             jwks = _read(jwks_file, "JWKS file") if jwks_file else None
             doc = session.configure_kubernetes_auth(issuer=issuer, jwks=jwks,
                                                     pem_keys=[_read(p, "PEM file") for p in pem_files]).to_dict()
-    finally:
-        session.close()
     keys = len((doc.get("jwks") or {}).get("keys", [])) + len(doc.get("pem_keys", []))
     emit(output, doc, lambda: f"Kubernetes auth: issuer {doc.get('issuer') or '(not checked)'}, {keys} key(s)")
 
@@ -92,12 +90,9 @@ def role_write(vault_path: str, name: str, accounts: tuple[str, ...], namespaces
     """Create or replace role NAME."""
     if ttl < 1:
         raise UsageError("--ttl must be at least 1s")
-    session = open_session(vault_path)
-    try:
+    with closing(open_session(vault_path)) as session:
         doc = session.write_kubernetes_role(name, service_account_names=accounts, namespaces=namespaces,
                                             audience=audience, policies=policies, ttl=int(ttl)).to_dict()
-    finally:
-        session.close()
     emit(output, doc, lambda: "wrote " + _role_text(doc))
 
 
@@ -108,11 +103,8 @@ def role_write(vault_path: str, name: str, accounts: tuple[str, ...], namespaces
 @handle_errors
 def role_read(vault_path: str, name: str, output: str) -> None:
     """Show role NAME."""
-    session = open_session(vault_path)
-    try:
+    with closing(open_session(vault_path)) as session:
         doc = session.read_kubernetes_role(name).to_dict()
-    finally:
-        session.close()
     emit(output, doc, lambda: _role_text(doc))
 
 
@@ -122,11 +114,8 @@ def role_read(vault_path: str, name: str, output: str) -> None:
 @handle_errors
 def role_list(vault_path: str, output: str) -> None:
     """List role names."""
-    session = open_session(vault_path)
-    try:
+    with closing(open_session(vault_path)) as session:
         names = session.list_kubernetes_roles()
-    finally:
-        session.close()
     emit(output, names, lambda: "\n".join(names))
 
 
@@ -137,11 +126,8 @@ def role_list(vault_path: str, output: str) -> None:
 @handle_errors
 def role_delete(vault_path: str, name: str, output: str) -> None:
     """Delete role NAME (tokens it issued stay valid until they expire or are revoked)."""
-    session = open_session(vault_path)
-    try:
+    with closing(open_session(vault_path)) as session:
         session.delete_kubernetes_role(name)
-    finally:
-        session.close()
     emit(output, {"deleted": name}, lambda: f"deleted role {name}")
 
 
@@ -158,11 +144,8 @@ def login(role_name: str, jwt_file: str, addr: str | None, ca_file: str | None, 
     from kinko.cli.login import store_token
 
     jwt = _read(jwt_file, "JWT file").strip()
-    session = remote_session(addr, token="", ca_file=ca_file)  # a login sends no token of its own
-    try:
+    with closing(remote_session(addr, token="", ca_file=ca_file)) as session:  # a login sends no token of its own
         login = session.login_kubernetes(role_name, jwt)
-    finally:
-        session.close()
     if print_token:
         click.echo(login.token)
         return
