@@ -80,7 +80,7 @@ def new_keyfile_vault(directory: Path, clock: Callable[[], float], *, name: str 
 
 #: The user's kinko settings: a test must never pick up a developer's server, token or vault.
 _USER_ENV = ("KINKO_ADDR", "KINKO_TOKEN", "KINKO_VAULT", "KINKO_CACERT", "KINKO_PASSPHRASE", "KINKO_UNSEAL_SHARES",
-             "KINKO_BASELINE_KEY", "KINKO_STORAGE", "KINKO_DEBUG")
+             "KINKO_BASELINE_KEY", "KINKO_SCAN_CACHE", "KINKO_SCAN_ENGINE", "KINKO_STORAGE", "KINKO_DEBUG")
 
 
 @pytest.fixture(scope="session")

@@ -27,8 +27,10 @@ ENV_CACERT = "KINKO_CACERT"
 ENV_VAULT = "KINKO_VAULT"
 ENV_PASSPHRASE = "KINKO_PASSPHRASE"
 ENV_UNSEAL_SHARES = "KINKO_UNSEAL_SHARES"
+#: The scanner's baseline HMAC key (kept out of baseline files): a secret too.
+ENV_BASELINE_KEY = "KINKO_BASELINE_KEY"
 #: kinko's own credentials: never inherited by a command kinko starts (`kinko run`, the agent's hook).
-CREDENTIAL_ENV = frozenset({ENV_TOKEN, ENV_PASSPHRASE, ENV_UNSEAL_SHARES})
+CREDENTIAL_ENV = frozenset({ENV_TOKEN, ENV_PASSPHRASE, ENV_UNSEAL_SHARES, ENV_BASELINE_KEY})
 
 _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|d|h|m|s)")
@@ -146,7 +148,6 @@ def stored_token(addr: str, path: Path, *, warn: Callable[[str], None] | None = 
 
 ENV_SCAN_CACHE = "KINKO_SCAN_CACHE"
 ENV_SCAN_ENGINE = "KINKO_SCAN_ENGINE"
-ENV_BASELINE_KEY = "KINKO_BASELINE_KEY"
 ENV_XDG_CACHE_HOME = "XDG_CACHE_HOME"
 #: `keyword` forces the pyahocorasick fallback; `auto` is hyperscan when it is installed.
 ScanEngine = Literal["auto", "keyword"]
