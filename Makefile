@@ -1,9 +1,9 @@
 # Two commands on a fresh machine: `make run` and `make test`.
-# Installs come from requirements/dev.lock (exact versions, sha256-checked); pyproject.toml keeps the ranges.
+# Installs come from requirements/dev.txt (exact versions, sha256-checked); pyproject.toml keeps the ranges.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-LOCK   := requirements/dev.lock
+LOCK   := requirements/dev.txt
 STAMP  := $(VENV)/.installed
 # Resolution settings for `make lock`: every platform (markers kept), the oldest Python kinko supports.
 UV_COMPILE := pip compile --universal --python-version 3.11 --generate-hashes --quiet
@@ -43,8 +43,8 @@ bench: $(STAMP)
 # Refresh the lock files from pyproject.toml's ranges (+ requirements/*.in). Commit the result.
 lock: $(STAMP)
 	$(BIN)/uv $(UV_COMPILE) --extra dev pyproject.toml requirements/tools.in -o $(LOCK)
-	$(BIN)/uv $(UV_COMPILE) pyproject.toml -c $(LOCK) -o requirements/runtime.lock
-	$(BIN)/uv $(UV_COMPILE) requirements/build.in -c $(LOCK) -o requirements/build.lock
+	$(BIN)/uv $(UV_COMPILE) pyproject.toml -c $(LOCK) -o requirements/runtime.txt
+	$(BIN)/uv $(UV_COMPILE) requirements/build.in -c $(LOCK) -o requirements/build.txt
 
 # Not in CI: the newest releases allowed by pyproject.toml's ranges, in a separate venv, so a breaking release
 # is seen before `make lock` takes it in.
