@@ -11,7 +11,7 @@ UV_COMPILE := pip compile --universal --python-version 3.11 --generate-hashes --
 # replay that order with `make test PYTEST_ARGS=--randomly-seed=N`.
 PYTEST_ARGS ?=
 
-.PHONY: run demo test lint bench clean setup lock test-latest
+.PHONY: run demo test lint bench clean setup lock test-latest fuzz
 
 $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/pytest -n auto $(PYTEST_ARGS)
+
+# The fuzz targets (tests/fuzz) run long: KINKO_FUZZ_EXAMPLES examples each (make test runs a few hundred).
+FUZZ_EXAMPLES ?= 20000
+fuzz: $(STAMP)
+	KINKO_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -n auto -p no:randomly tests/fuzz $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/core.py
