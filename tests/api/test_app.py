@@ -125,3 +125,22 @@ def test_request_id_header_and_openapi(local: Local) -> None:
     assert response.status_code == 200 and len(response.headers["x-request-id"]) == 16
     paths = response.json()["paths"]
     assert "/v1/secrets/{path}" in paths and "/v1/sys/health" in paths and "/v1/sys/bench-hello" not in paths
+
+
+def test_a_lone_surrogate_anywhere_in_a_body_is_refused_before_anything_is_stored(local: Local) -> None:
+    c, h = local.client, local.auth
+    bodies = [b'{"value": "x", "tags": {"a": "\\udfff"}}', b'{"value": "ok\\ud800"}',
+              b'{"data": {"k\\udc00ey": "v"}}', b'{"value": "x", "tags": {"\\udfffname": "v"}}']
+    for raw in bodies:
+        refused = c.put("/v1/secrets/uni/s", content=raw, headers={**h, "content-type": "application/json"})
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_input"
+    assert c.get("/v1/secrets/uni/s", headers=h).status_code == 404  # nothing was committed
+    created = c.post("/v1/auth/token/create", content=b'{"policies": [], "display_name": "a\\udfff"}',
+                     headers={**h, "content-type": "application/json"})
+    assert created.status_code == 400
+    # A real pair of surrogates is one astral character: valid, stored, and read back.
+    pair = c.put("/v1/secrets/uni/s", content=b'{"value": "\\ud83d\\udd11", "tags": {"k": "\\ud83d\\udd11"}}',
+                 headers={**h, "content-type": "application/json"})
+    assert pair.status_code == 200
+    got = c.get("/v1/secrets/uni/s", headers=h).json()
+    assert got["value"] == "\U0001f511" and got["tags"] == {"k": "\U0001f511"}

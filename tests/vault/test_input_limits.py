@@ -1,8 +1,11 @@
-"""Out-of-range times and version numbers are refused up front, and refused writes leave nothing behind."""
+"""Out-of-range times, version numbers and text that is not valid Unicode are refused up front, and refused writes
+leave nothing behind."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -11,7 +14,7 @@ from kinko.cli import cli
 from kinko.core.model import MAX_TIMESTAMP, Caller
 from kinko.errors import InvalidInput
 from kinko.vault import Vault
-from tests.conftest import dump_db
+from tests.conftest import Dump, dump_db
 
 
 @pytest.mark.parametrize("field", ["expires", "not_before"])
@@ -55,3 +58,23 @@ def test_cli_gives_one_line_errors_not_tracebacks(vault: Vault, vault_path: Path
         assert result.exception is None or isinstance(result.exception, SystemExit)
         assert "error: invalid_input:" in result.output
     assert runner.invoke(cli, ["secret", "versions", "--vault", str(vault_path), "a/b"]).exit_code == 0
+
+
+@pytest.mark.parametrize("change", [
+    {"tags": {"a": "\udfff"}}, {"tags": {"\ud800": "v"}}, {"value": {"k\udc00": b"v"}},
+])
+def test_text_that_is_not_valid_unicode_is_refused_and_nothing_is_written(
+        vault: Vault, caller: Caller, snapshot: Callable[[], Dump], change: dict[str, Any]) -> None:
+    before = snapshot()
+    arguments: dict[str, Any] = {"value": b"v", **change}
+    with pytest.raises(InvalidInput, match="not valid Unicode") as caught:
+        vault.put(caller, "uni/s", arguments.pop("value"), content_type="Opaque"
+                  if isinstance(change.get("value"), dict) else "text", **arguments)
+    assert "\udfff" not in caught.value.message and "\ud800" not in caught.value.message
+    assert snapshot() == before
+
+
+def test_token_names_and_metadata_must_be_valid_unicode(vault: Vault, caller: Caller) -> None:
+    for bad in ({"display_name": "a\udfff"}, {"metadata": {"k": "\ud800"}}, {"metadata": {"\udc00": "v"}}):
+        with pytest.raises(InvalidInput, match="not valid Unicode"):
+            vault.create_token(caller, policies=["default"], **bad)  # type: ignore[arg-type]

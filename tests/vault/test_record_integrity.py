@@ -207,3 +207,15 @@ def test_a_tampered_kubernetes_role_or_config_refuses_login(tmp_path: Path, cloc
             vault.read_kubernetes_auth_config(root)
     finally:
         vault.close()
+
+
+def test_a_non_blob_ciphertext_planted_in_the_file_is_an_integrity_error(setup: tuple[Vault, Caller, Path]) -> None:
+    vault, root, path = setup
+    vault.put(root, "planted/s", b"genuine")
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE versions SET value_ct = 'k1AAAA-not-a-blob-but-text-of-the-right-length' "
+                 "WHERE path = 'planted/s'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(IntegrityError):
+        vault.get(root, "planted/s")

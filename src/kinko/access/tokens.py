@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kinko.access.integrity import RecordMac
-from kinko.core.model import Caller, iso
+from kinko.core.model import Caller, check_text, iso
 from kinko.errors import InvalidInput, NotFound, PermissionDenied
 from kinko.storage.interface import Store, TokenRow
 
@@ -107,6 +107,10 @@ def check_request(req: TokenRequest) -> None:
     if not isinstance(meta, Mapping) or len(meta) > MAX_META or not all(
             isinstance(k, str) and isinstance(v, str) and len(k) <= 128 and len(v) <= 512 for k, v in meta.items()):
         raise InvalidInput(f"metadata maps at most {MAX_META} text keys (<=128) to text values (<=512)")
+    check_text(req.display_name, "display_name")
+    for key, value in meta.items():
+        check_text(key, "a metadata key")
+        check_text(value, f"metadata {key!r}")
 
 
 class TokenManager:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -111,6 +112,11 @@ class RequestGuard:
                 await _send_json(send, 413, error_body("too_large", f"request body is larger than {self.max_body}"
                                                        " bytes"), request_id)
                 return
+            if lone_surrogate(body):  # valid JSON, invalid Unicode: refused before any route could store it
+                status = 400
+                await _send_json(send, 400, error_body("invalid_input", "the request body is not valid Unicode "
+                                                       "(it contains a lone surrogate escape)"), request_id)
+                return
             client = scope.get("client")
             # Audit records written while serving this request carry its id and client address.
             with request_context(request_id, client[0] if client else None):
@@ -153,6 +159,34 @@ class RequestGuard:
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
             "client": client[0] if client else None, "pid": os.getpid(),
         }))
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def lone_surrogate(body: bytes) -> bool:
+    """True when a JSON body decodes to text holding a lone surrogate (`"\\udfff"`): JSON allows the escape,
+    UTF-8 cannot encode the result, so a value, key or tag holding it would be stored and then fail every read.
+    Cheap for every other body: the JSON is parsed only when a surrogate escape appears in the raw bytes."""
+    if not _SURROGATE_ESCAPE.search(body):
+        return False
+    try:
+        pending: list[Any] = [json.loads(body)]
+    except (ValueError, RecursionError):
+        return False  # not JSON (or absurdly deep): the route's own validation answers
+    while pending:
+        node = pending.pop()
+        if isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(node, dict):
+            pending.extend(node)
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return False
 
 
 def _replay(body: bytes, upstream: Receive) -> Receive:

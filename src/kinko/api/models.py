@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kinko.core.model import SecretValue, VersionInfo
+from kinko.core.model import SecretValue, VersionInfo, check_text
 from kinko.errors import InvalidInput
 
 MAX_TS = 253402300799  # 9999-12-31T23:59:59Z: later times cannot be formatted back
@@ -69,7 +69,7 @@ class UnsealBody(Strict):
 # -- encoding -----------------------------------------------------------------------------------------------
 def decode_one(value: Value, where: str) -> bytes:
     if isinstance(value, str):
-        return value.encode("utf-8")
+        return check_text(value, where).encode("utf-8")
     try:
         return base64.b64decode(value.base64, validate=True)
     except (binascii.Error, ValueError):

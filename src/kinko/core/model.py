@@ -57,6 +57,17 @@ def decode_payload(blob: bytes) -> tuple[SecretValue, bytes]:
     return {k: base64.b64decode(v) for k, v in json.loads(blob[start + 1 :]).items()}, blob[5:start]
 
 
+def check_text(text: str, what: str) -> str:
+    """Text kinko stores and later returns must be valid Unicode: a lone surrogate (a JSON `\\udfff`, undecodable
+    argv bytes) cannot be encoded as UTF-8, so it would be stored and then fail every read. Refused here, before
+    anything is written. `what` names the field, never the text."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} is not valid Unicode (it contains a lone surrogate)") from None
+    return text
+
+
 def check_value(value: SecretValue) -> None:
     """Shape and size checks shared by every content type."""
     if isinstance(value, bytes | bytearray):
@@ -67,6 +78,7 @@ def check_value(value: SecretValue) -> None:
         for key, item in value.items():
             if not isinstance(key, str) or not isinstance(item, bytes | bytearray):
                 raise InvalidInput("a key/value secret maps text keys to byte values")
+            check_text(key, "a key of the secret")
     else:
         raise InvalidInput("a secret value is bytes or a mapping of keys to bytes")
     if value_size(value) > MAX_VALUE_BYTES:
@@ -83,6 +95,8 @@ def check_tags(tags: Mapping[str, str]) -> dict[str, str]:
             raise InvalidInput(f"tag name longer than {MAX_TAG_NAME} characters")
         if len(value) > MAX_TAG_VALUE:
             raise InvalidInput(f"tag {name!r}: value longer than {MAX_TAG_VALUE} characters")
+        check_text(name, "a tag name")
+        check_text(value, f"tag {name!r}")
     return dict(tags)
 
 

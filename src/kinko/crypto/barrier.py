@@ -56,7 +56,7 @@ def open_with_key(key: bytes, blob: bytes, aad: bytes) -> bytes:
 
 
 def term_of(blob: bytes) -> int:
-    if len(blob) < HEADER_BYTES or blob[:2] != MAGIC:
+    if type(blob) is not bytes or len(blob) < HEADER_BYTES or blob[:2] != MAGIC:
         raise IntegrityError("stored ciphertext is malformed")
     term: int = _HEADER.unpack_from(blob)[1]
     return term
@@ -93,7 +93,7 @@ class Barrier:
 
     def open_aad(self, blob: bytes, aad: bytes) -> bytes:
         """`open` with the associated data already encoded (the hot read caches the vault-id prefix)."""
-        if len(blob) < HEADER_BYTES + 16:
+        if type(blob) is not bytes or len(blob) < HEADER_BYTES + 16:  # a TEXT planted in the column, too
             raise IntegrityError("stored ciphertext is malformed")
         cipher = self._by_header.get(blob[: _HEADER.size])
         if cipher is None:

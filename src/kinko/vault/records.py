@@ -234,7 +234,9 @@ class SecretRecords:
         start = len(base) + 1 if base else 0
         keys: set[str] = set()
         for row in self._store.list_secrets(base, deleted=False):
-            if row.path == base:
+            # Listing the prefix is not listing everything under it: a name (or a folder holding only names) the
+            # caller may not list stays hidden, as in list_deleted.
+            if row.path == base or not self._guard.allowed(caller, "list", row.path):
                 continue
             head, slash, _ = row.path[start:].partition("/")
             keys.add(head + slash)

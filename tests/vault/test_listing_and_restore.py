@@ -1,4 +1,5 @@
-"""Authorization of list_deleted (per path, deny subtrees hidden) and audit of refused restore attempts."""
+"""Authorization of listings (list and list_deleted: per path, deny subtrees hidden) and audit of refused restore
+attempts."""
 
 from __future__ import annotations
 
@@ -42,7 +43,19 @@ def _records(log: Path, operation: str) -> list[dict[str, Any]]:
     return [r for r in map(json.loads, log.read_text().splitlines()) if r["operation"] == operation]
 
 
-# -- finding 16 ---------------------------------------------------------------------------------------------------
+# -- listings show only what the caller may list -------------------------------------------------------------------
+def test_list_hides_names_and_folders_under_deny(env: tuple[Vault, Path]) -> None:
+    vault, _ = env
+    for path in ("team/app/a", "team/app/b", "team/secret/b", "team/secret/deep/c", "team/top", "other/d"):
+        vault.put(ROOT, path, b"v")
+    lister = _lister(vault)
+    assert vault.list(lister, "team").keys == ("app/", "top")  # no "secret/": everything under it is denied
+    assert vault.list(lister, "team/app").keys == ("a", "b")
+    assert vault.list(ROOT, "team").keys == ("app/", "secret/", "top")  # the filter is authorization only
+    with pytest.raises(PermissionDenied):
+        vault.list(lister, "team/secret")
+
+
 def test_list_deleted_hides_paths_under_deny(env: tuple[Vault, Path]) -> None:
     vault, _ = env
     for path in ("team/app/a", "team/secret/b", "team/secret/deep/c", "other/d"):
@@ -57,7 +70,7 @@ def test_list_deleted_hides_paths_under_deny(env: tuple[Vault, Path]) -> None:
         vault.list_deleted(lister, "team/secret")
 
 
-# -- finding 17 ---------------------------------------------------------------------------------------------------
+# -- a refused restore is audited --------------------------------------------------------------------------------
 def test_corrupt_backup_attempt_is_audited(env: tuple[Vault, Path]) -> None:
     vault, log = env
     vault.put(ROOT, "team/app/a", b"v")
