@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kinko.access.audit import chain_key
 from kinko.core.model import Caller
 from kinko.crypto.seal import SealType
 from kinko.errors import (
@@ -142,6 +145,50 @@ def test_seal_drops_keys(vault: Vault, caller: Caller) -> None:
 
 
 # -- key file --------------------------------------------------------------------------------------------------
+
+
+def _reachable_bytes(root: object) -> list[bytes]:
+    """Every bytes/bytearray reachable from `root` through object references (not through modules, classes or
+    functions' globals, which reach the whole process)."""
+    skip = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType, types.CodeType)
+    seen: set[int] = set()
+    found: list[bytes] = []
+    stack: list[object] = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, skip):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, bytes | bytearray):
+            found.append(bytes(obj))
+            continue
+        stack.extend(gc.get_referents(obj))
+    return found
+
+
+@pytest.mark.parametrize("how", ["seal", "drop_keys"])
+def test_a_sealed_vault_holds_no_key_material_of_any_kind(tmp_path: Path, clock: FixedClock, caller: Caller,
+                                                          how: str) -> None:
+    vault = new_keyfile_vault(tmp_path, clock)
+    vault.enable_audit(tmp_path / "audit.log")
+    vault.put(caller, "k/a", b"value")  # audit records: the salt and the chain key are derived
+    vault.get(caller, "k/a")
+    vault.create_token(caller, policies=["default"])  # the record-integrity key is derived
+    state = vault._seal_state
+    keyring = state.barrier().keyring
+    salt = vault._access.audit_salt()
+    material = {"root key": bytes(state._root_key or b""), "audit salt": salt, "audit chain key": chain_key(salt),
+                "record-integrity key": state.record_mac().key,
+                **{f"key term {t}": keyring.key(t) for t in keyring.terms}}
+    assert all(len(key) == 32 for key in material.values())
+    assert any(key in blob for blob in _reachable_bytes(vault) for key in material.values())  # the probe works
+    if how == "seal":
+        vault.seal(caller)
+    else:
+        vault.drop_keys()  # another worker sealed
+    left = [name for name, key in material.items() for blob in _reachable_bytes(vault) if key in blob]
+    assert left == []
+    vault.close()
 
 
 def test_key_file_auto_unseals_at_open_and_operator_seal_blocks_it(

@@ -162,6 +162,10 @@ class AuditLog:
             return self._last[1]
         return _link_of(_last_line(self.path, size))
 
+    def forget_key(self) -> None:
+        """Drop the chain key derived from the audit salt (the vault sealed): the next record derives it again."""
+        self._key = None
+
     def _chain_key(self) -> bytes:
         salt = self._salt()  # Sealed propagates: no key, no record, no request
         if self._key is None or self._key[0] != salt:

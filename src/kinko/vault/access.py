@@ -102,6 +102,12 @@ class AccessControl:
         self._salt = (barrier, salt)
         return salt
 
+    def forget(self) -> None:
+        """Drop every key derived while unsealed: the audit salt and the audit log's chain key (on seal)."""
+        self._salt = None
+        if isinstance(self._guard.audit, AuditLog):
+            self._guard.audit.forget_key()
+
     def audit_hash(self, caller: Caller, value: bytes | str) -> str:
         """'hmac-sha256:<hex>' of a value, exactly as the audit log would record it."""
         self._guard.check(caller, "sudo", "sys/audit/hash", "audit.hash")

@@ -98,10 +98,12 @@ class Vault:
     def seal(self, caller: Caller) -> None:
         self._guard.check(caller, "sudo", "sys/seal", "seal")
         self._seal_state.seal()
+        self._access.forget()
 
     def drop_keys(self) -> None:
         """Forget every key and unseal progress in this process (another worker sealed); no operator marker."""
         self._seal_state.forget()
+        self._access.forget()
 
     def rotate(self, caller: Caller) -> int:
         self._guard.check(caller, "sudo", "sys/rotate", "rotate")
@@ -111,7 +113,7 @@ class Vault:
         return self._records.rewrap(caller, batch)
 
     def close(self) -> None:
-        self._seal_state.forget()
+        self.drop_keys()
         self._store.close()
 
     # -- secrets ----------------------------------------------------------------------------------------------
