@@ -108,9 +108,9 @@ def check_request(req: TokenRequest) -> None:
             isinstance(k, str) and isinstance(v, str) and len(k) <= 128 and len(v) <= 512 for k, v in meta.items()):
         raise InvalidInput(f"metadata maps at most {MAX_META} text keys (<=128) to text values (<=512)")
     check_text(req.display_name, "display_name")
-    for key, value in meta.items():
-        check_text(key, "a metadata key")
-        check_text(value, f"metadata {key!r}")
+    for meta_key, meta_value in meta.items():
+        check_text(meta_key, "a metadata key")
+        check_text(meta_value, f"metadata {meta_key!r}")
 
 
 class TokenManager:
