@@ -122,6 +122,11 @@ class InvalidShare(UnsealFailed):
     code = "invalid_share"
 
 
+class SharesDoNotCombine(UnsealFailed):
+    """The threshold of shares was reached but they do not open the vault together. Which one is wrong cannot be
+    told (vaults initialised before share tags), so the failure is nobody's in particular: never rate-limited."""
+
+
 class IntegrityError(KinkoError):
     """Stored data failed authentication (tampered, swapped or corrupt ciphertext or file)."""
 

@@ -94,3 +94,26 @@ def test_a_repeated_share_is_refused_without_resetting_progress(shamir: tuple[Va
     assert c.get("/v1/sys/seal-status").json()["progress"] == 1
     assert c.post("/v1/sys/unseal", json={"share": shares[1]}).json()["progress"] == 2
     assert c.post("/v1/sys/unseal", json={"share": shares[2]}).json()["sealed"] is False
+
+
+def test_a_stranger_posting_foreign_shares_cannot_block_unseal_or_get_the_operator_limited(
+        shamir: tuple[Vault, list[str]], tmp_path: Path) -> None:
+    vault, shares = shamir
+    other = open_vault(tmp_path / "other.db", create=True)
+    foreign = list(other.init(seal=SealType.SHAMIR, shares=5, threshold=3).shares)
+    other.close()
+    app = create_app(vault, limiter=FailureLimiter(limit=3, window=60))
+    operator = TestClient(app, client=("10.0.0.1", 40000))
+    stranger = TestClient(app, client=("10.6.6.6", 40000))
+    for round_ in range(5):  # more rounds than the failure limit
+        assert operator.post("/v1/sys/unseal", json={"share": shares[0]}).json()["progress"] == 1
+        attempt = stranger.post("/v1/sys/unseal", json={"share": foreign[round_ % 5]})
+        # The foreign share is refused on its own (429 once the stranger is over its own limit)...
+        assert attempt.status_code in (400, 429)
+        if attempt.status_code == 400:
+            assert attempt.json()["error"]["code"] == "invalid_share"
+        # ... so the operator's shares still complete the threshold, and nothing is charged to the operator.
+        assert operator.post("/v1/sys/unseal", json={"share": shares[1]}).json()["progress"] == 2
+        assert operator.post("/v1/sys/unseal", json={"share": shares[2]}).json()["sealed"] is False
+        vault.drop_keys()  # sealed again for the next round (as another worker's seal would)
+    assert stranger.post("/v1/sys/unseal", json={"share": foreign[0]}).status_code == 429

@@ -13,7 +13,7 @@ import pytest
 
 from kinko.access.audit import chain_key
 from kinko.core.model import Caller
-from kinko.crypto.seal import SealType
+from kinko.crypto.seal import UNSEAL_PROGRESS_TTL, SealType, ShareCollector
 from kinko.errors import (
     AlreadyInitialized,
     InvalidInput,
@@ -21,6 +21,7 @@ from kinko.errors import (
     KinkoError,
     NotInitialized,
     Sealed,
+    SharesDoNotCombine,
     UnsealFailed,
 )
 from kinko.vault import Vault, open_vault
@@ -255,23 +256,54 @@ def test_shares_unseal_needs_threshold_distinct_shares(vault_path: Path, clock: 
     assert vault.get(caller, "a/b").value == b"v1"
 
 
-def test_wrong_set_of_shares_fails_and_does_not_unseal(
+def test_a_share_of_another_vault_is_refused_alone_and_progress_is_kept(
     tmp_path: Path, clock: FixedClock, snapshot: Callable[[], Dump]
 ) -> None:
     vault, mine = _shamir_vault(tmp_path / "vault.db", clock)
     _, theirs = _shamir_vault(tmp_path / "other.db", clock)
     before = snapshot()
-    vault.unseal(share=mine[0])
-    vault.unseal(share=theirs[1])
-    with pytest.raises(UnsealFailed) as err:
-        vault.unseal(share=theirs[2])
-    assert err.value.code == "unseal_failed"
-    status = vault.status()
-    assert status.sealed and status.progress == 0  # progress is reset after a failed attempt
+    assert vault.unseal(share=mine[0]).progress == 1
+    for foreign in theirs:
+        with pytest.raises(InvalidShare, match="does not belong to this vault"):
+            vault.unseal(share=foreign)  # identified on its own, by the share tag stored at init
+        assert vault.status().progress == 1  # the operator's progress is untouched
     assert snapshot() == before
-    for share in mine[2:]:
+    for share in mine[1:3]:
         status = vault.unseal(share=share)
     assert not status.sealed
+
+
+def test_shares_of_a_vault_without_share_tags_fail_together_as_nobodys_fault(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    vault, mine = _shamir_vault(tmp_path / "vault.db", clock)
+    _, theirs = _shamir_vault(tmp_path / "other.db", clock)
+    vault._store.delete_meta("share_tags")  # as a vault initialised before share tags existed
+    vault.unseal(share=mine[0])
+    vault.unseal(share=theirs[1])
+    with pytest.raises(SharesDoNotCombine) as err:
+        vault.unseal(share=theirs[2])
+    assert err.value.code == "unseal_failed"
+    assert vault.status().sealed and vault.status().progress == 0  # progress is reset after a failed combine
+    for share in mine[:3]:
+        status = vault.unseal(share=share)
+    assert not status.sealed
+
+
+def test_partial_unseal_progress_expires(tmp_path: Path, clock: FixedClock) -> None:
+    vault, mine = _shamir_vault(tmp_path / "vault.db", clock)
+    now = [1000.0]
+    vault._seal_state._collector = ShareCollector(3, clock=lambda: now[0])
+    vault.unseal(share=mine[0])
+    vault.unseal(share=mine[1])
+    assert vault.status().progress == 2
+    now[0] += UNSEAL_PROGRESS_TTL + 1  # the third share comes too late: the first two no longer count
+    assert vault.status().progress == 0
+    assert vault.unseal(share=mine[2]).progress == 1
+    # A worker replaying shares keeps their original times: a share given late starts a new round there too.
+    replay = ShareCollector(3, clock=lambda: UNSEAL_PROGRESS_TTL + 10)
+    replay.add(mine[0], given_at=0.0)
+    assert replay.add(mine[1], given_at=UNSEAL_PROGRESS_TTL + 5) is None and replay.progress == 1
 
 
 @pytest.mark.parametrize("bad", ["", "not-a-share", "zzzz-zzzz-zzzz"])

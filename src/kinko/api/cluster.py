@@ -17,6 +17,7 @@ import json
 import mmap
 import multiprocessing
 import struct
+import time
 from typing import Any
 
 from kinko.errors import KinkoError, TooLarge
@@ -38,12 +39,12 @@ class UnsealBroadcast:
         self._applied = 0
 
     # -- shared state --------------------------------------------------------------------------------------
-    def _read(self) -> tuple[int, int, list[list[str]]]:
+    def _read(self) -> tuple[int, int, list[list[Any]]]:
         gen, epoch, length = _HEADER.unpack_from(self._mem, 0)
-        log: list[list[str]] = json.loads(self._mem[_HEADER.size:_HEADER.size + length]) if length else []
+        log: list[list[Any]] = json.loads(self._mem[_HEADER.size:_HEADER.size + length]) if length else []
         return gen, epoch, log
 
-    def _write(self, gen: int, epoch: int, log: list[list[str]]) -> None:
+    def _write(self, gen: int, epoch: int, log: list[list[Any]]) -> None:
         raw = json.dumps(log).encode()
         if _HEADER.size + len(raw) > len(self._mem):
             raise TooLarge("too much unseal material in progress; seal and start again")
@@ -64,10 +65,10 @@ class UnsealBroadcast:
         if epoch != self._epoch:
             vault.drop_keys()  # a seal or a failed attempt elsewhere: drop keys and partial progress
             self._epoch, self._applied = epoch, 0
-        for kind, value in log[self._applied:]:
+        for kind, value, given_at in log[self._applied:]:
             # A failure was already reported by the publishing worker, which also starts a new epoch.
             with contextlib.suppress(KinkoError):
-                _apply(vault, kind, value)
+                _apply(vault, kind, value, given_at)
             self._applied += 1
         self._seen_gen = gen
 
@@ -80,13 +81,14 @@ class UnsealBroadcast:
             # Material that cannot be right (a malformed share, the wrong method) is refused here, before it
             # can start a new epoch: otherwise anyone could wipe every worker's unseal progress at will.
             vault.precheck_unseal(_SEAL_TYPES[kind], value if kind == "share" else None)
+            given_at = time.monotonic()  # one clock for every worker on this host: progress expires alike
             try:
-                status = _apply(vault, kind, value)
+                status = _apply(vault, kind, value, given_at)
             except KinkoError:
                 self._new_epoch(vault)
                 raise
             gen, epoch, log = self._read()
-            log.append([kind, value])
+            log.append([kind, value, given_at])
             self._write(gen + 1, epoch, log)
             self._seen_gen, self._applied = gen + 1, len(log)
             return status
@@ -103,9 +105,9 @@ class UnsealBroadcast:
         vault.drop_keys()
         self._seen_gen, self._epoch, self._applied = gen + 1, epoch + 1, 0
 
-def _apply(vault: Vault, kind: str, value: str) -> VaultStatus:
+def _apply(vault: Vault, kind: str, value: str, given_at: float) -> VaultStatus:
     if kind == "share":
-        return vault.unseal(share=value)
+        return vault.unseal(share=value, given_at=given_at)
     if kind == "passphrase":
         return vault.unseal(passphrase=value)
     return vault.unseal()  # key file recorded at init

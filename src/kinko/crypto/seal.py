@@ -7,9 +7,12 @@ Sealed means none of these keys is held by the process.
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import os
 import stat
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,29 +114,51 @@ def read_key_file(path: Path) -> bytes:
     return key
 
 
-class ShareCollector:
-    """Accumulates Shamir shares until the threshold is reached (unseal progress)."""
+#: Unseal progress older than this is dropped: a share given and forgotten must not wait for a stranger's.
+UNSEAL_PROGRESS_TTL = 600.0
 
-    def __init__(self, threshold: int) -> None:
+
+class ShareCollector:
+    """Accumulates Shamir shares until the threshold is reached (unseal progress), for at most `ttl` seconds
+    from the first share."""
+
+    def __init__(self, threshold: int, *, ttl: float = UNSEAL_PROGRESS_TTL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.threshold = threshold
+        self._ttl, self._clock = ttl, clock
         self._shares: list[bytes] = []
+        self._started = 0.0
+
+    def _expire(self, now: float | None = None) -> None:
+        if self._shares and (self._clock() if now is None else now) - self._started > self._ttl:
+            self.reset()
 
     @property
     def progress(self) -> int:
+        self._expire()
         return len(self._shares)
 
     def check(self, raw: bytes) -> None:
         """Refuse, without touching progress, a share that repeats one already given (same x coordinate)."""
+        self._expire()
         if any(s[-1:] == raw[-1:] for s in self._shares):
             raise InvalidShare("this share was already given")
 
-    def add(self, share_text: str) -> bytes | None:
-        """Add one share; returns the combined unseal key once `threshold` distinct shares are in."""
+    def add(self, share_text: str, given_at: float | None = None) -> bytes | None:
+        """Add one share; returns the combined unseal key once `threshold` distinct shares are in.
+
+        `given_at` (the clock's time when the share was given; default now) lets a worker replaying shares other
+        workers took keep their original times, so progress expires the same everywhere.
+        """
+        now = self._clock() if given_at is None else given_at
+        self._expire(now)
         raw = decode_share(share_text)
         if any(len(s) != len(raw) for s in self._shares):
             self.reset()
             raise InvalidShare("share does not belong with the shares given before; unseal progress reset")
         self.check(raw)
+        if not self._shares:
+            self._started = now
         self._shares.append(raw)
         if len(self._shares) < self.threshold:
             return None
@@ -163,6 +188,13 @@ def decode_single_share(share_text: str) -> bytes:
     if len(raw) == UNSEAL_KEY_BYTES:
         return raw
     raise InvalidShare("share is malformed or mistyped")
+
+
+def share_tag(vault_id: str, raw_share: bytes) -> str:
+    """What init stores for each share so a share can be checked on its own before it joins the others: SHA-256
+    over a label, the vault id and the share. A share is 256 random bits (given fewer than the threshold of its
+    siblings), so its tag reveals nothing usable; a share of another vault, or a mistyped one, does not match."""
+    return hashlib.sha256(b"kinko share tag v1\0" + vault_id.encode() + b"\0" + raw_share).hexdigest()
 
 
 def check_shamir_params(shares: int, threshold: int) -> None:

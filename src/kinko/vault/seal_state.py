@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+import json
 import os
 import threading
 import time
@@ -22,6 +24,7 @@ from kinko.crypto.seal import (
     encode_single_share,
     passphrase_key,
     read_key_file,
+    share_tag,
     unwrap_root_key,
     wrap_root_key,
     write_key_file,
@@ -35,6 +38,7 @@ from kinko.errors import (
     InvalidShare,
     NotInitialized,
     Sealed,
+    SharesDoNotCombine,
     UnsealFailed,
 )
 from kinko.storage.interface import Store
@@ -50,6 +54,8 @@ from kinko.vault.types import (
 # Meta keys (all values are bytes; only the wrapped ones are sensitive, and they are ciphertext).
 M_VAULT_ID, M_SEAL, M_ROOT, M_KEYRING = "vault_id", "seal_config", "root_key_wrapped", "keyring_wrapped"
 M_POLICY, M_KEY_FILE, M_OPERATOR_SEALED = "policy", "key_file", "sealed"
+#: {x coordinate: share_tag} of every Shamir share, written at init (absent in vaults initialised before it).
+M_SHARE_TAGS = "share_tags"
 
 
 def check_init_options(seal: SealType, shares: int, threshold: int, retention_days: int) -> None:
@@ -153,6 +159,8 @@ class SealState:
         # Tagged so that only this hash is ever adopted as the root token (kinko.access.tokens).
         items[ROOT_TOKEN_MAC_META] = RecordMac.from_keyring(keyring, vault_id).tag(
             "root_token", items[ROOT_TOKEN_META].decode()).encode()
+        if share_texts:
+            items[M_SHARE_TAGS] = _share_tags(vault_id, share_texts)
         if key_file is not None:
             items[M_KEY_FILE] = str(key_file.resolve()).encode()
         if seal is SealType.KEY_FILE and key_file is not None:
@@ -195,28 +203,39 @@ class SealState:
         config = self._unseal_config(seal)
         if share is None:
             return
+        raw = decode_share(share)
         if config.shares == 1:
             decode_single_share(share)
-        else:
-            raw = decode_share(share)
-            if len(raw) != UNSEAL_KEY_BYTES + SHARE_OVERHEAD:
-                # Checked before the collector sees it: a wrong-length share used to reset everyone's progress.
-                raise InvalidShare("share is malformed or mistyped")
-            if self._collector is not None:
-                self._collector.check(raw)  # a repeated share must not reset everyone's progress either
+        elif len(raw) != UNSEAL_KEY_BYTES + SHARE_OVERHEAD:
+            # Checked before the collector sees it: a wrong-length share used to reset everyone's progress.
+            raise InvalidShare("share is malformed or mistyped")
+        self._check_share_tag(raw)  # a share of another vault is refused alone, before it can spoil the others
+        if config.shares > 1 and self._collector is not None:
+            self._collector.check(raw)  # a repeated share must not reset everyone's progress either
 
-    def unseal_share(self, share: str) -> VaultStatus:
+    def _check_share_tag(self, raw: bytes) -> None:
+        stored = self._store.get_meta(M_SHARE_TAGS)
+        if stored is None:
+            return  # initialised before share tags: a wrong share shows only when the shares are combined
+        try:
+            expected = json.loads(stored).get(str(raw[-1]))
+        except (ValueError, AttributeError):
+            raise CorruptVault("the stored share tags are unreadable") from None
+        if not isinstance(expected, str) or not hmac.compare_digest(expected, share_tag(self.vault_id(), raw)):
+            raise InvalidShare("this share does not belong to this vault (or is mistyped)")
+
+    def unseal_share(self, share: str, given_at: float | None = None) -> VaultStatus:
         with self._lock:
             config = self._unseal_config(SealType.SHAMIR)
             if self._barrier is None:
+                self.precheck(SealType.SHAMIR, share)
                 if config.shares == 1:
                     self._open_with(decode_single_share(share))
                 else:
-                    self.precheck(SealType.SHAMIR, share)
                     self._collector = self._collector or ShareCollector(config.threshold)
-                    key = self._collector.add(share)
+                    key = self._collector.add(share, given_at)
                     if key is not None:
-                        self._open_with(key)
+                        self._open_combined(key)
             return self.status()
 
     def unseal_passphrase(self, passphrase: str) -> VaultStatus:
@@ -252,6 +271,13 @@ class SealState:
         if config.type is not expected:
             raise InvalidInput(f"this vault unseals with its {config.type.value}, not a {expected.value}")
         return config
+
+    def _open_combined(self, unseal_key: bytes) -> None:
+        try:
+            self._open_with(unseal_key)
+        except UnsealFailed:
+            raise SharesDoNotCombine("the shares given do not unseal this vault together; unseal progress reset "
+                                     "(give the threshold of shares again)") from None
 
     def _open_with(self, unseal_key: bytes) -> None:
         vault_id = self.vault_id()
@@ -308,6 +334,11 @@ class SealState:
                     return term
                 time.sleep(0.01)
             raise CorruptVault("could not rotate: the keyring kept changing underneath")
+
+
+def _share_tags(vault_id: str, share_texts: list[str]) -> bytes:
+    tags = {str(raw[-1]): share_tag(vault_id, raw) for raw in map(decode_share, share_texts)}
+    return json.dumps(tags, sort_keys=True).encode()
 
 
 def _keyring_aad(vault_id: str) -> bytes:

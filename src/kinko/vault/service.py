@@ -83,10 +83,12 @@ class Vault:
         """Refuse unseal material that cannot be right (malformed share, wrong method) without touching progress."""
         self._seal_state.precheck(seal, share)
 
-    def unseal(self, *, share: str | None = None, passphrase: str | None = None,
-               key_file: Path | None = None) -> VaultStatus:
+    def unseal(self, *, share: str | None = None, passphrase: str | None = None, key_file: Path | None = None,
+               given_at: float | None = None) -> VaultStatus:
+        """Unseal with one share (progress kept until the threshold, for 10 minutes from the first), a passphrase
+        or the key file. `given_at`: when a share was given (`time.monotonic()`), for workers replaying it."""
         if share is not None:
-            return self._seal_state.unseal_share(share)
+            return self._seal_state.unseal_share(share, given_at)
         if passphrase is not None:
             return self._seal_state.unseal_passphrase(passphrase)
         return self._seal_state.unseal_key_file(key_file)

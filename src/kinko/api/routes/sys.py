@@ -14,7 +14,7 @@ from kinko.api.auth import caller_for, client_address
 from kinko.api.cluster import material
 from kinko.api.models import InitBody, Strict, UnsealBody
 from kinko.api.state import Session, St
-from kinko.errors import AlreadyInitialized, KinkoError, UnsealFailed
+from kinko.errors import AlreadyInitialized, KinkoError, SharesDoNotCombine, UnsealFailed
 from kinko.vault import SealType
 
 log = logging.getLogger("kinko.api")
@@ -61,7 +61,9 @@ async def unseal(body: UnsealBody, request: Request, st: St) -> dict[str, Any]:
     try:
         status = await run_in_threadpool(st.broadcast.unseal, st.vault, kind, value)
     except KinkoError as exc:
-        if isinstance(exc, UnsealFailed):
+        # Charged only to the client whose own material failed: shares that fail only together (a vault without
+        # share tags) are nobody's in particular, so a stranger's bad share cannot get the operator locked out.
+        if isinstance(exc, UnsealFailed) and not isinstance(exc, SharesDoNotCombine):
             st.limiter.failed(client)
         _record_unseal(st, client, kind, exc.code)
         raise
