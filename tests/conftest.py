@@ -54,7 +54,7 @@ def integrity_problems(path: Path) -> list[str]:
 
 def first_bad_line(path: Path | str, key: bytes | None = None) -> int | None:
     """The line of an audit file's first deleted/edited record (None: intact), as `kinko audit verify` finds it."""
-    from kinko.access.audit import check_chain
+    from kinko.access.audit_chain import check_chain
 
     return check_chain(path, key).first_bad_line
 

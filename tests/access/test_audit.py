@@ -18,6 +18,7 @@ from kinko.access.audit import (
     hmac_value,
     request_context,
 )
+from kinko.access.audit_chain import check_chain
 from kinko.core.model import Caller
 from kinko.errors import AuditFailed
 from tests.conftest import first_bad_line, last_hash
@@ -115,14 +116,34 @@ def test_fail_closed_when_the_path_cannot_be_opened(tmp_path: Path) -> None:
         AuditLog(tmp_path / "file" / "audit.log", lambda: SALT)  # parent is not a directory
 
 
-def test_follows_a_rotated_file(tmp_path: Path) -> None:
-    path = tmp_path / "audit.log"
+def test_a_rotated_or_removed_file_is_continued_not_restarted(tmp_path: Path) -> None:
+    path, old = tmp_path / "audit.log", tmp_path / "audit.log.1"
     log = AuditLog(path, lambda: SALT)
     log(CALLER, "a", "p", "allowed")
-    path.rename(tmp_path / "audit.log.1")
+    path.rename(old)
     log(CALLER, "b", "p", "allowed")
-    assert json.loads(path.read_text())["prev"] == GENESIS and first_bad_line(path, KEY) is None
-    assert first_bad_line(tmp_path / "audit.log.1", KEY) is None
+    first = json.loads(path.read_text())
+    assert first["prev"] == first["rotated_from"] == last_hash(old)  # chained to the old file's last record
+    alone = check_chain(path, KEY)
+    assert not alone.ok and "continues an earlier one" in (alone.reason or "")  # the records before it are gone
+    assert check_chain([old, path], KEY).ok  # in order, the two files are one intact chain
+    assert check_chain(path, KEY, allow_continued=True).continues_from == last_hash(old)
+    assert not check_chain([path, old], KEY).ok  # out of order: a gap
+    old.unlink()  # removed instead of rotated: the new file still says where it started
+    log(CALLER, "c", "p", "allowed")
+    assert first_bad_line(path, KEY) == 1
+
+
+def test_a_new_file_continues_the_head_the_vault_kept(tmp_path: Path) -> None:
+    path, heads = tmp_path / "audit.log", []
+    log = AuditLog(path, lambda: SALT, on_head=heads.append)
+    log(CALLER, "a", "p", "allowed")
+    log.close()  # a server stopping: the chain's last link is kept (by the vault, in its database)
+    path.unlink()  # removed while the server was down
+    again = AuditLog(path, lambda: SALT, head=heads[-1])
+    again(CALLER, "b", "p", "allowed")
+    assert json.loads(path.read_text())["rotated_from"] == heads[-1]
+    assert first_bad_line(path, KEY) == 1  # shows as a gap, not as a fresh, intact chain
 
 
 def test_threads_keep_one_consistent_chain(tmp_path: Path) -> None:

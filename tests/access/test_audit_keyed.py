@@ -6,7 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from kinko.access.audit import GENESIS, AuditLog, chain_key, check_chain
+from kinko.access.audit import GENESIS, AuditLog, chain_key
+from kinko.access.audit_chain import check_chain
 from kinko.core.model import Caller
 from tests.conftest import last_hash
 
@@ -71,13 +72,15 @@ def test_deleted_record_with_a_recomputed_chain_is_caught_with_the_key(tmp_path:
         assert report.first_bad_line == 1 and "edited" in (report.reason or "")
 
 
-def test_downgrade_to_an_unkeyed_chain_is_reported_as_v1(tmp_path: Path) -> None:
+def test_a_downgrade_to_an_unkeyed_chain_fails_a_keyed_check(tmp_path: Path) -> None:
     path = tmp_path / "audit.log"
     _write(path, 4)
     records = [json.loads(line) for line in path.read_bytes().splitlines()]
-    path.write_bytes(_rechain_unkeyed(records[:1] + records[2:]))
+    path.write_bytes(_rechain_unkeyed(records[:1] + records[2:]))  # a record removed, the rest re-chained as v1
     report = check_chain(path, KEY)
-    assert report.ok and (report.keyed, report.unkeyed) == (0, 3)  # the CLI says "unkeyed chain (v1)"
+    assert not report.ok and report.first_bad_line == 1 and "unkeyed (v1)" in (report.reason or "")
+    old = check_chain(path, KEY, allow_unkeyed=True)  # only for a genuinely old file, asked for explicitly
+    assert old.ok and (old.keyed, old.unkeyed) == (0, 3)
 
 
 def test_v1_file_continued_by_v2_records_and_a_v1_record_after_v2_is_refused(tmp_path: Path) -> None:
@@ -86,12 +89,13 @@ def test_v1_file_continued_by_v2_records_and_a_v1_record_after_v2_is_refused(tmp
     records = [json.loads(line) for line in path.read_bytes().splitlines()]
     path.write_bytes(_rechain_unkeyed(records))
     _write(path, 2)  # a new kinko continues an old file
-    report = check_chain(path, KEY)
+    assert check_chain(path, KEY).first_bad_line == 1  # the old part is unkeyed: refused unless accepted
+    report = check_chain(path, KEY, allow_unkeyed=True)
     assert report.ok and (report.keyed, report.unkeyed) == (2, 2)
     old = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(b"".join(old) + _rechain_unkeyed([json.loads(old[-1])]).replace(
         f'"prev":"{GENESIS}"'.encode(), f'"prev":"{last_hash(path)}"'.encode()))
-    bad = check_chain(path, KEY)
+    bad = check_chain(path, KEY, allow_unkeyed=True)
     assert bad.first_bad_line == 5 and "after keyed" in (bad.reason or "")
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from kinko.access.audit import GENESIS, AuditLog
 from kinko.core.model import Caller
+from kinko.vault import open_vault
 from tests.api.conftest import keyfile_vault
 from tests.cli.conftest import run
 
@@ -68,12 +69,29 @@ def test_rewritten_chain_passes_structure_only_but_fails_with_the_key(setup: tup
     assert doc["ok"] is False and doc["first_bad_line"] == 1
 
 
-def test_unkeyed_v1_file_is_reported_as_structure_only(setup: tuple[dict[str, str], Path]) -> None:
+def test_a_downgraded_unkeyed_file_fails_unless_v1_is_allowed(setup: tuple[dict[str, str], Path]) -> None:
     env, log = setup
     records = [json.loads(line) for line in log.read_bytes().splitlines()]
-    log.write_bytes(_rewrite_unkeyed(records[:1] + records[2:]))
+    log.write_bytes(_rewrite_unkeyed(records[:1] + records[2:]))  # a denied record removed, re-chained as v1
     result = run(env, "audit", "verify", str(log))
-    assert result.exit_code == 0 and "unkeyed chain (v1): structure only" in result.stdout
+    assert result.exit_code == 1 and "line 1: unkeyed (v1) record" in result.stdout
+    allowed = run(env, "audit", "verify", "--allow-v1", str(log))
+    assert allowed.exit_code == 0 and "unkeyed chain (v1): structure only" in allowed.stdout
+
+
+def test_rotated_files_verify_together_in_order(setup: tuple[dict[str, str], Path], tmp_path: Path) -> None:
+    env, log = setup
+    log.rename(tmp_path / "audit.log.1")  # rotated while the vault was closed
+    vault = open_vault(tmp_path / "vault.db")
+    vault.enable_audit(log)
+    vault.put(Caller.local_operator(), "team/after", b"v")
+    vault.close()
+    alone = run(env, "audit", "verify", str(log))
+    assert alone.exit_code == 1 and "continues an earlier one" in alone.stdout
+    both = run(env, "audit", "verify", str(tmp_path / "audit.log.1"), str(log))
+    assert both.exit_code == 0 and "chain intact" in both.stdout, both.stdout
+    accepted = run(env, "audit", "verify", "--allow-continued", str(log))
+    assert accepted.exit_code == 0 and "continuing an earlier file" in accepted.stdout
 
 
 def test_usage_errors(setup: tuple[dict[str, str], Path]) -> None:

@@ -43,19 +43,37 @@ VERSION = 2
 _CHAIN_LABEL = b"kinko audit chain"
 HMAC_PREFIX = "hmac-sha256:"
 _TAIL_CHUNK = 8192
+
+@dataclass
+class RequestScope:
+    """One API request as the audit sees it: its id and client, whether a record was written for it, and what
+    the interface learned on the way (the authenticated caller, the error answered) for a record written last."""
+
+    request_id: str
+    client: str | None = None
+    recorded: bool = False
+    caller: Caller | None = None
+    outcome: str | None = None
+
+
 #: Set by interfaces (the HTTP server) per request; the sink uses it for request_id and client.
-_REQUEST: contextvars.ContextVar[tuple[str, str | None] | None] = contextvars.ContextVar("kinko_audit_request",
-                                                                                          default=None)
+_REQUEST: contextvars.ContextVar[RequestScope | None] = contextvars.ContextVar("kinko_audit_request", default=None)
 
 
 @contextlib.contextmanager
-def request_context(request_id: str, client: str | None = None) -> Iterator[None]:
+def request_context(request_id: str, client: str | None = None) -> Iterator[RequestScope]:
     """Tag every audit record written inside the block with this request id and client address."""
-    reset = _REQUEST.set((request_id, client))
+    scope = RequestScope(request_id, client)
+    reset = _REQUEST.set(scope)
     try:
-        yield
+        yield scope
     finally:
         _REQUEST.reset(reset)
+
+
+def current_request() -> RequestScope | None:
+    """The request being served in this context (None outside the HTTP server)."""
+    return _REQUEST.get()
 
 
 def hmac_value(salt: bytes, value: bytes | bytearray | str) -> str:
@@ -99,6 +117,14 @@ def _finish(record: dict[str, Any], key: bytes) -> tuple[bytes, str]:
     return _serialise({**body, "hash": digest}), digest
 
 
+def _record(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and "prev" in record and "hash" in record else None
+
+
 def _link_of(line: bytes) -> str:
     """What the next record's `prev` must be: a v2 record's own `hash`, a v1 line's SHA-256."""
     record = _record(line)
@@ -108,9 +134,16 @@ def _link_of(line: bytes) -> str:
 
 
 class AuditLog:
-    """An AuditSink for the Vault: `(caller, operation, path, outcome, data=None)`; raises AuditFailed."""
+    """An AuditSink for the Vault: `(caller, operation, path, outcome, data=None)`; raises AuditFailed.
 
-    def __init__(self, path: str | Path, salt: Callable[[], bytes], *, stdout: bool = False) -> None:
+    The chain never silently restarts: when the file is rotated or removed, the first record of the new file
+    chains to the last link of the old one and says `rotated_from`, so a removed file shows as a gap. `head` is
+    the last link known from before this process (kept by the vault), used when the file is new at start;
+    `on_head` is told the current last link at start, on rotation and at close, to keep it.
+    """
+
+    def __init__(self, path: str | Path, salt: Callable[[], bytes], *, stdout: bool = False,
+                 head: str | None = None, on_head: Callable[[str], None] | None = None) -> None:
         self.path = Path(path)
         self._salt = salt
         self._stdout = stdout
@@ -119,14 +152,22 @@ class AuditLog:
         self._inode: tuple[int, int] | None = None
         self._last: tuple[int, str] | None = None  # (file size after our last write, that line's hash)
         self._key: tuple[bytes, bytes] | None = None  # (salt, chain key derived from it)
+        self._head = head  # the last link of the chain so far, where a new file must continue from
+        self._on_head = on_head
         with self._lock:
-            self._open()
+            fd = self._open()
+            size = os.fstat(fd).st_size
+            if size:
+                self._head = _link_of(_tail(fd, size))
+            self._keep_head()
 
     def _open(self) -> int:
         if self._fd is not None:
             return self._fd
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            # Read too: the chain's last link is read through this descriptor, so it is this file's even when
+            # the path is renamed or removed meanwhile.
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
         except OSError as exc:
             raise AuditFailed(f"cannot open audit log {str(self.path)!r}: {exc.strerror}") from None
         st = os.fstat(fd)
@@ -152,15 +193,26 @@ class AuditLog:
 
     def close(self) -> None:
         with self._lock:
+            if self._fd is not None:
+                size = os.fstat(self._fd).st_size
+                if size:
+                    self._head = _link_of(_tail(self._fd, size))
+            self._keep_head()
             self.close_fd()
 
-    def _previous(self, size: int) -> str:
-        """Hash of the last line in the file (read under the lock; cached when we wrote it ourselves)."""
+    def _keep_head(self) -> None:
+        if self._on_head is not None and self._head is not None:
+            with contextlib.suppress(Exception):  # best effort: the file itself is the record
+                self._on_head(self._head)
+
+    def _previous(self, fd: int, size: int) -> str:
+        """Hash of the last line in the file (read under the lock; cached when we wrote it ourselves); in a new
+        file, the chain's last link so far (GENESIS only for the very first record)."""
         if size == 0:
-            return GENESIS
+            return self._head or GENESIS
         if self._last is not None and self._last[0] == size:
             return self._last[1]
-        return _link_of(_last_line(self.path, size))
+        return _link_of(_tail(fd, size))
 
     def forget_key(self) -> None:
         """Drop the chain key derived from the audit salt (the vault sealed): the next record derives it again."""
@@ -177,9 +229,9 @@ class AuditLog:
         request = _REQUEST.get()
         record: dict[str, Any] = {
             "time": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
-            "request_id": request[0] if request else str(uuid.uuid4()),
+            "request_id": request.request_id if request else str(uuid.uuid4()),
             "accessor": caller.accessor, "subject": caller.subject, "operation": operation, "path": path,
-            "outcome": outcome, "client": caller.remote_addr or (request[1] if request else None),
+            "outcome": outcome, "client": caller.remote_addr or (request.client if request else None),
         }
         if data:
             record["data"] = redact(self._salt(), data)  # Sealed propagates: no salt, no request
@@ -188,6 +240,8 @@ class AuditLog:
             line = self._append(record, key)
         except OSError as exc:
             raise AuditFailed(f"audit record not written to {str(self.path)!r}: {exc.strerror}") from None
+        if request is not None:
+            request.recorded = True
         if self._stdout:
             sys.stdout.write(line.decode() + "\n")
             sys.stdout.flush()
@@ -199,19 +253,32 @@ class AuditLog:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 if self._is_current():
                     break
-                fcntl.flock(fd, fcntl.LOCK_UN)  # rotated away by someone else: follow the path
-                self.close_fd()
+                self._leave(fd)  # rotated or removed by someone else: remember where it ended, follow the path
             else:
                 raise AuditFailed(f"audit log {str(self.path)!r} keeps being replaced")
             try:
                 size = os.fstat(fd).st_size
-                line, digest = _finish({**record, "prev": self._previous(size)}, key)
+                prev = self._previous(fd, size)
+                if size == 0 and prev != GENESIS:
+                    record = {**record, "rotated_from": prev}  # a new file continues the chain, and says so
+                line, digest = _finish({**record, "prev": prev}, key)
                 _write_all(fd, line + b"\n", size)
-                self._last = (size + len(line) + 1, digest)
+                self._last, self._head = (size + len(line) + 1, digest), digest
             finally:
                 with contextlib.suppress(OSError):
                     fcntl.flock(fd, fcntl.LOCK_UN)
             return line
+
+
+    def _leave(self, fd: int) -> None:
+        """Stop writing to a file that is no longer at our path, keeping the last link it holds (all workers
+        append to the same inode, so its tail is the chain's true end)."""
+        size = os.fstat(fd).st_size
+        if size:
+            self._head = _link_of(_tail(fd, size))
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        self.close_fd()
+        self._keep_head()
 
 
 def _write_all(fd: int, data: bytes, size_before: int) -> None:
@@ -227,99 +294,15 @@ def _write_all(fd: int, data: bytes, size_before: int) -> None:
         raise
 
 
-def _last_line(path: Path, size: int) -> bytes:
-    """The last line of a file that ends in a newline, without that newline (reads backwards in chunks)."""
-    with open(path, "rb") as handle:
-        pos, buf = size - 1, b""
-        while pos > 0:
-            step = min(_TAIL_CHUNK, pos)
-            pos -= step
-            handle.seek(pos)
-            buf = handle.read(step) + buf
-            cut = buf.rfind(b"\n")
-            if cut >= 0:
-                return buf[cut + 1:]
-        return buf
-
-
-# -- verification --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ChainReport:
-    """What `check_chain` found. `keyed`: v2 records whose HMAC was checked; `unkeyed`: records only
-    structure-checked (v1 records, or every record when no key was given)."""
-
-    first_bad_line: int | None
-    reason: str | None
-    keyed: int
-    unkeyed: int
-
-    @property
-    def ok(self) -> bool:
-        return self.first_bad_line is None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "first_bad_line": self.first_bad_line, "reason": self.reason,
-                "keyed_records": self.keyed, "unkeyed_records": self.unkeyed}
-
-
-def check_chain(path: str | Path, key: bytes | None = None) -> ChainReport:
-    """Walk the file once. With `key` (chain_key of the vault's audit salt) every v2 record's HMAC is checked;
-    without it only the links (`prev`) are, which catches naive edits but not a rewritten chain.
-
-    A deleted record is reported at the line where it is missing (the next record's `prev` no longer
-    matches); an edited record at its own line (its `hash` no longer matches).
-    """
-    previous, keyed, unkeyed, seen_v2 = GENESIS, 0, 0, False
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            line = raw.rstrip(b"\n")
-            record = _record(line)
-            problem: str | None
-            if not raw.endswith(b"\n"):  # only the last line can lack one: a write cut off mid-record
-                problem = "not a complete audit record (cut short?)"
-            elif record is None:
-                problem = "not an audit record"
-            elif record.get("v", 1) == VERSION:
-                seen_v2 = True
-                problem = _check_v2(record, previous, key)
-                if problem == EDITED and keyed == 0:  # not one record verified yet: most likely the wrong key
-                    problem = "does not verify with this vault's audit key (written by another vault, or edited)"
-                keyed, unkeyed = (keyed + 1, unkeyed) if key is not None else (keyed, unkeyed + 1)
-            elif "v" in record:
-                problem = "unknown audit record version"
-            elif seen_v2:  # a downgrade: unkeyed records never follow keyed ones
-                problem = "unkeyed (v1) record after keyed records"
-            else:
-                problem = None if _chained_v1(record, previous) else "record deleted, reordered or edited here"
-                unkeyed += 1
-            if problem is not None:
-                return ChainReport(number, problem, keyed, unkeyed)
-            previous = _link_of(line)
-    return ChainReport(None, None, keyed, unkeyed)
-
-
-EDITED = "record edited here (its keyed hash does not match)"
-
-
-def _check_v2(record: dict[str, Any], previous: str, key: bytes | None) -> str | None:
-    claimed = record.pop("hash", None)
-    if record.get("prev") != previous or not isinstance(claimed, str):
-        return "record deleted or reordered before this line"
-    if key is not None and not hmac.compare_digest(claimed, _keyed_hash(key, previous, _serialise(record))):
-        return EDITED
-    return None
-
-
-def _record(line: bytes) -> dict[str, Any] | None:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) and "prev" in record and "hash" in record else None
-
-
-def _chained_v1(record: dict[str, Any], previous: str) -> bool:
-    if record.get("prev") != previous:
-        return False
-    claimed = record.pop("hash", None)
-    return isinstance(claimed, str) and hmac.compare_digest(claimed, _line_hash(_serialise(record)))
+def _tail(fd: int, size: int) -> bytes:
+    """The last line of an open file that ends in a newline, without that newline (read backwards in chunks; the
+    file is read through its own descriptor, so a file renamed or removed meanwhile is still the one read)."""
+    pos, buf = size - 1, b""
+    while pos > 0:
+        step = min(_TAIL_CHUNK, pos)
+        pos -= step
+        buf = os.pread(fd, step, pos) + buf
+        cut = buf.rfind(b"\n")
+        if cut >= 0:
+            return buf[cut + 1:]
+    return buf

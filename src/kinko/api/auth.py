@@ -11,7 +11,7 @@ from starlette.requests import Request
 
 from kinko.api.errors import RateLimited
 from kinko.errors import PermissionDenied
-from kinko.vault import Caller, Vault
+from kinko.vault import Caller, Vault, current_request
 
 MAX_TOKEN_CHARS = 512
 
@@ -78,4 +78,8 @@ def caller_for(request: Request, vault: Vault, limiter: FailureLimiter, *, consu
         limiter.check(client)  # over the limit: 429 (and not counted again, so memory stays bounded)
         limiter.failed(client)
         raise PermissionDenied() from None  # same message whatever the reason
-    return caller if caller.remote_addr else replace(caller, remote_addr=client)
+    caller = caller if caller.remote_addr else replace(caller, remote_addr=client)
+    audit_scope = current_request()
+    if audit_scope is not None:
+        audit_scope.caller = caller  # who the request's audit record names if no operation writes one
+    return caller

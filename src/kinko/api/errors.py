@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kinko.errors import KinkoError
+from kinko.vault import current_request
 
 log = logging.getLogger("kinko.api")
 
@@ -33,9 +35,17 @@ def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
+def answer(code: str, message: str, status: int, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The error response, with its code noted for the request's audit record (kinko.api.middleware)."""
+    request = current_request()
+    if request is not None:
+        request.outcome = code
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
 def error_response(exc: KinkoError) -> JSONResponse:
     # KinkoError messages name paths/keys/rules, never values (errors.py contract), so they are safe to return.
-    return JSONResponse(error_body(exc.code, exc.message), status_code=exc.http_status)
+    return answer(exc.code, exc.message, exc.http_status)
 
 
 def _where(loc: Any) -> str:
@@ -88,7 +98,7 @@ async def _kinko_handler(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse(error_body("invalid_input", validation_message(list(exc.errors()))), status_code=400)
+    return answer("invalid_input", validation_message(list(exc.errors())), 400)
 
 
 async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -96,13 +106,13 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = {404: "no such route", 405: f"method {request.method} not allowed on this route"}.get(
         exc.status_code, "request refused")
-    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+    return answer(code, message, exc.status_code, exc.headers)
 
 
 async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
     # Log the type only: a traceback's locals or message could carry request data.
     log.error("internal error %s on %s %s", type(exc).__name__, request.method, request.url.path)
-    return JSONResponse(error_body("internal", "internal server error"), status_code=500)
+    return answer("internal", "internal server error", 500)
 
 
 def install(app: FastAPI) -> None:

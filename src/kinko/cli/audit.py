@@ -8,7 +8,7 @@ import click
 
 from kinko.cli._common import emit, handle_errors, output_option, read_source, vault_option
 from kinko.cli._session import is_remote, open_session
-from kinko.errors import InvalidInput, UsageError
+from kinko.errors import UsageError
 from kinko.vault import ChainReport, check_audit_structure
 
 
@@ -35,25 +35,34 @@ def hash_(vault_path: str, value: str, output: str) -> None:
 
 @cli.command("verify")
 @vault_option
-@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--structure-only", is_flag=True,
               help="Check only the links between records, without the vault (catches naive edits only).")
+@click.option("--allow-v1", is_flag=True,
+              help="Accept unkeyed (v1) records: only for a file written before the audit chain was keyed.")
+@click.option("--allow-continued", is_flag=True,
+              help="Accept a first FILE that continues an earlier, rotated file (the earlier records are not "
+                   "checked); better: give the files in order.")
 @output_option
 @handle_errors
-def verify(vault_path: str, file: str | None, structure_only: bool, output: str) -> None:
-    """Check an audit file's keyed hash chain; exit 1 with the line of the first deleted or edited record.
+def verify(vault_path: str, files: tuple[str, ...], structure_only: bool, allow_v1: bool, allow_continued: bool,
+           output: str) -> None:
+    """Check audit files' keyed hash chain (several FILEs: in order, as one chain); exit 1 with the file and line
+    of the first deleted, edited or unkeyed record, or when the first file continues one that is not given.
 
-    Local mode checks FILE with the vault's audit key (--vault, unsealed as usual); remote mode (KINKO_ADDR)
-    asks the server to check its own audit file. A truncated end of the file is not detectable from the file.
+    Local mode checks FILEs with the vault's audit key (--vault, unsealed as usual); remote mode (KINKO_ADDR)
+    asks the server to check its own audit file. A truncated end of the last file is not detectable from it.
     """
     if structure_only:
-        if file is None:
+        if not files:
             raise UsageError("--structure-only needs FILE")
-        report, where = _structure(file), file
+        report, where = check_audit_structure(files, allow_continued=allow_continued), " ".join(files)
     else:
-        if file is None and not is_remote():
+        if not files and not is_remote():
             raise UsageError("give FILE (local mode), or set KINKO_ADDR to check the server's audit file")
-        report, where = open_session(vault_path).audit_verify(file), file or "server audit file"
+        report = open_session(vault_path).audit_verify(files or None, allow_v1=allow_v1,
+                                                       allow_continued=allow_continued)
+        where = " ".join(files) or "server audit file"
     summary = _summary(report, structure_only)
     emit(output, {"file": where, "structure_only": structure_only, "summary": summary, **report.to_dict()},
          lambda: f"{where}: {summary}")
@@ -61,20 +70,15 @@ def verify(vault_path: str, file: str | None, structure_only: bool, output: str)
         sys.exit(1)
 
 
-def _structure(file: str) -> ChainReport:
-    try:
-        return check_audit_structure(file)
-    except OSError as exc:
-        raise InvalidInput(f"cannot read audit file {file!r}: {exc.strerror}") from None
-
-
 def _summary(report: ChainReport, structure_only: bool) -> str:
     if not report.ok:
-        return f"line {report.first_bad_line}: {report.reason}"
+        place = f"{report.file}: " if report.file else ""
+        return f"{place}line {report.first_bad_line}: {report.reason}"
+    after = f", continuing an earlier file from {report.continues_from[:16]}…" if report.continues_from else ""
     if structure_only:
-        return (f"structure intact ({report.unkeyed} records; structure only: this catches naive edits, "
+        return (f"structure intact ({report.unkeyed} records{after}; structure only: this catches naive edits, "
                 "not a chain rewritten by someone who deleted records)")
     if report.keyed == 0 and report.unkeyed:
-        return f"unkeyed chain (v1): structure only ({report.unkeyed} records; not proof against rewriting)"
-    old = f"; {report.unkeyed} older unkeyed (v1) records: structure only" if report.unkeyed else ""
-    return f"chain intact ({report.keyed} records verified with the vault's audit key{old})"
+        return f"unkeyed chain (v1): structure only ({report.unkeyed} records{after}; not proof against rewriting)"
+    old = f"; {report.unkeyed} older unkeyed (v1) records accepted: structure only" if report.unkeyed else ""
+    return f"chain intact ({report.keyed} records verified with the vault's audit key{old}{after})"

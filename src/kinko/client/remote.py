@@ -199,14 +199,16 @@ class RemoteVault:
         return str(self.client.request("POST", "sys/audit/hash", json={"value": text})["hash"])
 
 
-    def audit_verify(self, path: str | Path | None = None) -> ChainReport:
+    def audit_verify(self, paths: str | Path | Sequence[str | Path] | None = None, *, allow_v1: bool = False,
+                     allow_continued: bool = False) -> ChainReport:
         """The server checks its own audit file (a local file is checked locally, with --vault)."""
-        if path is not None:
+        if paths is not None:
             raise UsageError("in remote mode the server verifies its own audit file: omit FILE, or check a "
                              "local copy with --vault VAULT (or --structure-only)")
-        doc = self.client.request("POST", "sys/audit/verify")
+        doc = self.client.request("POST", "sys/audit/verify",
+                                  json={"allow_v1": allow_v1, "allow_continued": allow_continued})
         return ChainReport(doc["first_bad_line"], doc["reason"], int(doc["keyed_records"]),
-                           int(doc["unkeyed_records"]))
+                           int(doc["unkeyed_records"]), doc.get("bad_file"), doc.get("continues_from"))
 
     # -- Kubernetes auth (/v1/auth/kubernetes) ----------------------------------------------------------
     def login_kubernetes(self, role: str, jwt: str) -> Login:

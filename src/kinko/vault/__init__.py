@@ -4,7 +4,7 @@
 Everything an interface needs is exported here; access/, crypto/ and storage/ are internal to this package.
 """
 
-from kinko.access.audit import request_context
+from kinko.access.audit import RequestScope, current_request, request_context
 from kinko.core.model import Caller
 from kinko.vault.access import check_audit_path, check_audit_structure
 from kinko.vault.local_session import LocalSession
@@ -48,6 +48,7 @@ __all__ = [
     "LocalSession",
     "Login",
     "Policy",
+    "RequestScope",
     "RetentionSettings",
     "Rule",
     "SealType",
@@ -58,6 +59,7 @@ __all__ = [
     "check_audit_path",
     "check_audit_structure",
     "check_init_options",
+    "current_request",
     "open_vault",
     "request_context",
 ]

@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kinko.access.audit import AuditLog, ChainReport, chain_key, check_chain, hmac_value
+from kinko.access.audit import AuditLog, chain_key, hmac_value
+from kinko.access.audit_chain import ChainReport, check_chain
 from kinko.access.policy import (
     BUILTINS,
     ROOT,
@@ -34,7 +35,7 @@ from kinko.access.policy import (
 from kinko.access.tokens import DEFAULT_TTL, TokenInfo, TokenManager, TokenRequest, check_request
 from kinko.core.model import Caller
 from kinko.crypto.barrier import Barrier
-from kinko.errors import CorruptVault, IntegrityError, InvalidInput, NotFound
+from kinko.errors import CorruptVault, IntegrityError, InvalidInput, NotFound, PermissionDenied
 from kinko.storage.interface import Store
 from kinko.vault.guard import Guard
 from kinko.vault.seal_state import SealState
@@ -50,10 +51,23 @@ def check_audit_path(path: str | Path) -> None:
     AuditLog(path, lambda: b"").close()
 
 
-def check_audit_structure(path: str | Path) -> ChainReport:
-    """Check only the links of an audit file, without the vault's key: catches naive edits, not a chain rewritten
-    by someone who deleted records (that needs `audit_verify`)."""
-    return check_chain(path)
+AuditFiles = str | Path | Sequence[str | Path]
+#: Meta key: the audit chain's last link as a server last saw it (not secret), so a new file continues it.
+M_AUDIT_HEAD = "audit_head"
+
+
+def check_audit_structure(paths: AuditFiles, *, allow_continued: bool = False) -> ChainReport:
+    """Check only the links of audit files (in order), without the vault's key: catches naive edits, not a chain
+    rewritten by someone who deleted records (that needs `audit_verify`)."""
+    return _read_chain(paths, None, allow_unkeyed=True, allow_continued=allow_continued)
+
+
+def _read_chain(paths: AuditFiles, key: bytes | None, *, allow_unkeyed: bool, allow_continued: bool) -> ChainReport:
+    try:
+        return check_chain(paths, key, allow_unkeyed=allow_unkeyed, allow_continued=allow_continued)
+    except OSError as exc:
+        where = f" {exc.filename!r}" if exc.filename else ""
+        raise InvalidInput(f"cannot read audit file{where}: {exc.strerror}") from None
 
 
 def grant_capability(caller: Caller, wanted: Iterable[str], base: str = "create", *, unlimited: bool = False) -> str:
@@ -77,7 +91,9 @@ class AccessControl:
     # -- audit ---------------------------------------------------------------------------------------------------
     def enable_audit(self, path: str | Path, *, stdout: bool = False) -> AuditLog:
         """Audit every request to `path` (JSON lines, created 0600) and optionally stdout. Fails closed."""
-        sink = AuditLog(path, self.audit_salt, stdout=stdout)
+        head = self._store.get_meta(M_AUDIT_HEAD)
+        sink = AuditLog(path, self.audit_salt, stdout=stdout, head=head.decode() if head else None,
+                        on_head=lambda link: self._store.put_meta(M_AUDIT_HEAD, link.encode()))
         self._guard.audit = sink
         return sink
 
@@ -116,17 +132,19 @@ class AccessControl:
     def _policy_document(self, name: str) -> str | None:
         return verified_policy(self._store, name, self._seal.record_mac)
 
-    def audit_verify(self, caller: Caller, path: str | Path | None = None) -> ChainReport:
-        """Check an audit file's keyed chain (default: this vault's own audit file) with the vault's chain key."""
+    def audit_verify(self, caller: Caller, paths: AuditFiles | None = None, *, allow_v1: bool = False,
+                     allow_continued: bool = False) -> ChainReport:
+        """Check audit files' keyed chain (default: this vault's own audit file) with the vault's chain key.
+
+        Unkeyed (v1) records fail unless `allow_v1`; a first file that continues an earlier one fails unless
+        `allow_continued` (give the files in order instead)."""
         self._guard.check(caller, "sudo", "sys/audit/verify", "audit.verify")
-        if path is None:
-            path = self._guard.audit_file
-            if path is None:
+        if paths is None:
+            paths = self._guard.audit_file
+            if paths is None:
                 raise InvalidInput("this vault has no audit file configured")
-        try:
-            return check_chain(path, chain_key(self.audit_salt()))
-        except OSError as exc:
-            raise InvalidInput(f"cannot read audit file {str(path)!r}: {exc.strerror}") from None
+        return _read_chain(paths, chain_key(self.audit_salt()), allow_unkeyed=allow_v1,
+                           allow_continued=allow_continued)
 
     # -- tokens --------------------------------------------------------------------------------------------------
     def authenticate(self, token: str, *, remote_addr: str | None = None, consume: bool = True) -> Caller:
@@ -156,12 +174,20 @@ class AccessControl:
         self._guard.check(caller, capability, "sys/tokens/create", "token.create")
         return self.tokens.create(request, caller.accessor)
 
-    def _target(self, caller: Caller, token: str | None, accessor: str | None) -> tuple[str, str]:
-        """(accessor, policy path) of the token an operation is about; your own token maps to sys/tokens/self."""
+    def _target(self, caller: Caller, token: str | None, accessor: str | None, operation: str) -> tuple[str, str]:
+        """(accessor, policy path) of the token an operation is about; your own token maps to sys/tokens/self.
+
+        A token that is unknown, expired or revoked answers exactly like one the caller may not see (the same
+        PermissionDenied, audited): lookup must not be an oracle for which token values are valid.
+        """
         if token is not None and accessor is not None:
             raise InvalidInput("give a token or an accessor, not both")
         if token is not None:
-            accessor = self.tokens.accessor_of(token)
+            try:
+                accessor = self.tokens.accessor_of(token)
+            except NotFound:
+                self._guard.record(caller, operation, "sys/tokens/accessors", "denied")
+                raise PermissionDenied() from None
         elif accessor is None:
             if caller.accessor is None:
                 raise InvalidInput("this caller has no token of its own; give a token or an accessor")
@@ -171,24 +197,24 @@ class AccessControl:
         return accessor, SELF if accessor == caller.accessor else f"sys/tokens/accessors/{accessor}"
 
     def lookup_token(self, caller: Caller, token: str | None = None, *, accessor: str | None = None) -> TokenInfo:
-        target, path = self._target(caller, token, accessor)
+        target, path = self._target(caller, token, accessor, "token.lookup")
         self._guard.check(caller, "read", path, "token.lookup")
         return TokenInfo.from_row(self.tokens.row(target))
 
     def renew_token(self, caller: Caller, token: str | None = None, *, accessor: str | None = None,
                     increment: float | None = None) -> TokenInfo:
-        target, path = self._target(caller, token, accessor)
+        target, path = self._target(caller, token, accessor, "token.renew")
         self._guard.check(caller, "update", path, "token.renew")
         return self.tokens.renew(target, increment)
 
     def revoke_token(self, caller: Caller, token: str | None = None) -> int:
         """Revoke a token (default: the caller's own) and all its children; returns how many were revoked."""
-        target, path = self._target(caller, token, None)
+        target, path = self._target(caller, token, None, "token.revoke")
         self._guard.check(caller, "delete", path, "token.revoke")
         return self.tokens.revoke(target)
 
     def revoke_accessor(self, caller: Caller, accessor: str) -> int:
-        target, path = self._target(caller, None, accessor)
+        target, path = self._target(caller, None, accessor, "token.revoke")
         self._guard.check(caller, "delete", path, "token.revoke")
         return self.tokens.revoke(target)
 

@@ -144,8 +144,9 @@ class LocalSession:
     def audit_hash(self, value: bytes | str) -> str:
         return self._vault.audit_hash(self._caller, value)
 
-    def audit_verify(self, path: str | Path | None = None) -> ChainReport:
-        return self._vault.audit_verify(self._caller, path)
+    def audit_verify(self, paths: str | Path | Sequence[str | Path] | None = None, *, allow_v1: bool = False,
+                     allow_continued: bool = False) -> ChainReport:
+        return self._vault.audit_verify(self._caller, paths, allow_v1=allow_v1, allow_continued=allow_continued)
 
     def configure_kubernetes_auth(self, *, issuer: str | None, jwks: str | None,
                                   pem_keys: Sequence[str] = ()) -> KubernetesAuthConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -13,9 +14,9 @@ from typing import Any
 from kinko.access.audit import AuditLog
 from kinko.access.policy import PolicyAuthorizer
 from kinko.core.model import DEFAULT_CONTENT_TYPE, Caller, Listing, Secret, SecretInfo, SecretValue, VersionInfo
-from kinko.errors import Sealed, UnsealFailed
+from kinko.errors import AuditFailed, PermissionDenied, Sealed, UnsealFailed
 from kinko.storage.interface import Store
-from kinko.vault.access import AccessControl
+from kinko.vault.access import AccessControl, AuditFiles
 from kinko.vault.guard import AuditSink, Authorizer, Guard
 from kinko.vault.kubernetes_auth import KubernetesAuth
 from kinko.vault.local_session import LocalSession
@@ -36,6 +37,8 @@ from kinko.vault.types import (
     TokenInfo,
     VaultStatus,
 )
+
+log = logging.getLogger("kinko.vault")
 
 
 class Vault:
@@ -98,7 +101,17 @@ class Vault:
         return self._seal_state.auto_unseal()
 
     def seal(self, caller: Caller) -> None:
-        self._guard.check(caller, "sudo", "sys/seal", "seal")
+        """Drop every key. The emergency brake does not depend on the audit sink: an unauthorised caller is still
+        refused, but an authorised seal goes ahead when its audit record cannot be written (logged instead)."""
+        allowed = self._guard.allowed(caller, "sudo", "sys/seal")
+        try:
+            self._guard.record(caller, "seal", "sys/seal", "allowed" if allowed else "denied")
+        except (AuditFailed, Sealed) as exc:
+            if not allowed:
+                raise
+            log.error("sealing although the audit record could not be written: %s", exc.message)
+        if not allowed:
+            raise PermissionDenied()
         self._seal_state.seal()
         self._access.forget()
 
@@ -116,6 +129,8 @@ class Vault:
 
     def close(self) -> None:
         self.drop_keys()
+        if isinstance(self._guard.audit, AuditLog):
+            self._guard.audit.close()  # keeps the chain's last link, so a file removed meanwhile shows as a gap
         self._store.close()
 
     # -- secrets ----------------------------------------------------------------------------------------------
@@ -221,9 +236,15 @@ class Vault:
         """'hmac-sha256:<hex>' of a value, exactly as the audit log would record it."""
         return self._access.audit_hash(caller, value)
 
-    def audit_verify(self, caller: Caller, path: str | Path | None = None) -> ChainReport:
-        """Check an audit file's keyed chain (default: this vault's own audit file) with the vault's chain key."""
-        return self._access.audit_verify(caller, path)
+    def audit_verify(self, caller: Caller, paths: AuditFiles | None = None, *, allow_v1: bool = False,
+                     allow_continued: bool = False) -> ChainReport:
+        """Check audit files' keyed chain, in order (default: this vault's own file) with the vault's chain key."""
+        return self._access.audit_verify(caller, paths, allow_v1=allow_v1, allow_continued=allow_continued)
+
+    def record_request(self, caller: Caller, operation: str, path: str, outcome: str) -> None:
+        """Audit an API request that no operation recorded (refused before reaching one: no token, a body that
+        does not validate, an unknown route). Raises AuditFailed / Sealed like every audit write."""
+        self._guard.record(caller, operation, path, outcome)
 
     def record_unseal(self, client: str, method: str, outcome: str) -> None:
         """Audit an unseal attempt (method and outcome only, never the material).

@@ -106,7 +106,10 @@ class VaultSession(Protocol):
 
     def audit_hash(self, value: bytes | str) -> str: ...
 
-    def audit_verify(self, path: str | Path | None = None) -> ChainReport: ...
+    def audit_verify(self, paths: str | Path | Sequence[str | Path] | None = None, *, allow_v1: bool = False,
+                     allow_continued: bool = False) -> ChainReport:
+        """Check audit files' keyed chain, in order (a server checks only its own file: `paths` None)."""
+        ...
 
     # -- Kubernetes auth ---------------------------------------------------------------------------------------
     def configure_kubernetes_auth(self, *, issuer: str | None, jwks: str | None,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kinko.access.audit import ChainReport
+from kinko.access.audit_chain import ChainReport
 from kinko.access.identity import KubernetesAuthConfig, KubernetesRole
 from kinko.access.policy import Policy, Rule
 from kinko.access.tokens import DEFAULT_TTL, TokenInfo

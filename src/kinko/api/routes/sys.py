@@ -101,7 +101,17 @@ async def audit_hash(body: HashBody, session: Session) -> dict[str, str]:
     return {"hash": session.audit_hash(body.value)}
 
 
+class VerifyBody(Strict):
+    allow_v1: bool = False
+    allow_continued: bool = False
+
+
 @router.post("/audit/verify")
-async def audit_verify(session: Session) -> dict[str, Any]:
-    """Check the server's own audit file with the vault's chain key (sudo). Never takes a path: no file oracle."""
-    return {"file": "server audit file", **session.audit_verify().to_dict()}
+async def audit_verify(session: Session, body: VerifyBody | None = None) -> dict[str, Any]:
+    """Check the server's own audit file with the vault's chain key (sudo). Never takes a path: no file oracle.
+    Unkeyed (v1) records and a file that continues a rotated one fail unless the body accepts them."""
+    options = body or VerifyBody()
+    report = session.audit_verify(allow_v1=options.allow_v1, allow_continued=options.allow_continued)
+    doc = report.to_dict()
+    doc["bad_file"] = "server audit file" if doc["bad_file"] else None  # never the server's file path
+    return {"file": "server audit file", **doc}
