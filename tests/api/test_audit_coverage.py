@@ -89,7 +89,7 @@ def test_seal_works_while_the_audit_sink_is_broken(audited: tuple[Vault, str, Te
 
 
 def test_token_lookup_answers_unknown_and_unauthorised_alike(audited: tuple[Vault, str, TestClient, Path]) -> None:
-    vault, root, c, log = audited
+    vault, _, c, log = audited
     mine, _ = vault.create_token(Caller.local_operator(), policies=["default"])
     other, _ = vault.create_token(Caller.local_operator(), policies=["default"])
     unknown = c.post("/v1/auth/token/lookup", json={"token": "kinko_s_" + "C" * 43}, headers={"X-Kinko-Token": mine})
