@@ -159,7 +159,7 @@ def test_max_versions_pruning_in_same_write(store: SqliteStore) -> None:
 
 def test_deleted_secret_refuses_writes_and_purge_removes_versions(store: SqliteStore) -> None:
     _write(store, "a/b", 1, None)
-    store.set_deleted("a/b", 10.0, 20.0)
+    store.set_deleted("a/b", 10.0, 20.0, "tag")
     with pytest.raises(AlreadyExists):
         _write(store, "a/b", 2, None)
     assert [s.path for s in store.list_secrets("", deleted=True)] == ["a/b"]

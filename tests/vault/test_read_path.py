@@ -22,6 +22,7 @@ from kinko.errors import (
     SecretDisabled,
     SecretExpired,
     SecretNotYetValid,
+    VersionConflict,
 )
 from kinko.vault import Vault, open_vault
 from kinko.vault.records import _VALID_PATHS_MAX
@@ -39,16 +40,17 @@ def test_lazy_info_matches_the_stored_version(vault: Vault, caller: Caller, cloc
     assert (current.info.version, current.info.created, current.info.key_term) == (2, T0 + 5, 1)
 
 
-def test_info_is_the_same_when_the_live_read_falls_back(
+def test_a_live_read_that_keeps_missing_an_existing_secret_is_retried_then_refused(
     vault: Vault, caller: Caller, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A live read that misses (a write raced it) falls back to the full VersionRow: same value, same info.
+    # A live read that misses while the secret exists (a write raced it) is read again; a row is never served
+    # from another, unverified read.
     vault.put(caller, "team/app/db", b"v1", tags={"env": "prod"})
-    live = vault.get(caller, "team/app/db")
-    monkeypatch.setattr(vault._store, "get_live_version", lambda path, version: None)
-    fallback = vault.get(caller, "team/app/db")
-    stored = vault.versions(caller, "team/app/db")[0]
-    assert (fallback.value, fallback.info) == (live.value, live.info) == (b"v1", stored)
+    reads: list[str] = []
+    monkeypatch.setattr(vault._store, "get_live_version", lambda path, version: reads.append(path))
+    with pytest.raises(VersionConflict, match="retry"):
+        vault.get(caller, "team/app/db")
+    assert len(reads) == 3
 
 
 def test_invalid_paths_are_refused_every_time(vault: Vault, caller: Caller) -> None:
@@ -155,8 +157,13 @@ def test_a_remembered_aad_still_binds_the_read(vault: Vault, caller: Caller, vau
         conn.execute("UPDATE versions SET value_ct = (SELECT value_ct FROM versions WHERE path = 'team/app/one') "
                      "WHERE path = 'team/app/two'")
     conn.close()
+    # This process keeps serving the copy it verified (the edit changed no integrity tag, so it is not kinko's);
+    # a process without that copy opens the swapped ciphertext, and the AEAD refuses it.
+    assert vault.get(caller, "team/app/two").value == b"second"
+    fresh = open_vault(vault_path, clock=vault._records._clock)
     with pytest.raises(IntegrityError, match="failed authentication"):
-        vault.get(caller, "team/app/two")
+        fresh.get(caller, "team/app/two")
+    fresh.close()
     vault.put(caller, "team/app/one", b"newer")  # a new version is a new identity: a new AAD
     assert vault.get(caller, "team/app/one").value == b"newer"
     assert vault.get(caller, "team/app/one", 1).value == b"first"
@@ -176,8 +183,11 @@ def test_a_remembered_aad_is_not_reused_for_a_recreated_secret(
     with conn:
         conn.execute("UPDATE versions SET value_ct = ? WHERE path = 'team/app/db'", (old_ct,))
     conn.close()
+    assert vault.get(caller, "team/app/db").value == b"new-password"  # the verified copy, never the planted one
+    fresh = open_vault(vault_path, clock=vault._records._clock)
     with pytest.raises(IntegrityError):
-        vault.get(caller, "team/app/db")
+        fresh.get(caller, "team/app/db")
+    fresh.close()
 
 
 def test_readability_is_checked_after_a_read_was_remembered(
@@ -195,21 +205,22 @@ def test_readability_is_checked_after_a_read_was_remembered(
         vault.get(caller, "a/b")
 
 
-def test_remembered_aads_stay_bounded_and_exact_str(vault: Vault, caller: Caller) -> None:
-    for index in range(3):
+def test_verified_rows_stay_bounded_and_exact_str(vault: Vault, caller: Caller,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("kinko.vault.records._VALID_PATHS_MAX", 3)
+    for index in range(5):
         vault.put(caller, f"many/p{index}", b"v")
-    for index in range(_VALID_PATHS_MAX + 10):
-        vault._records._value_aad(f"many/q{index}", 1, "")
-    assert len(vault._records._value_aads) <= _VALID_PATHS_MAX
+        vault.get(caller, f"many/p{index}")
+    assert len(vault._records._verified) <= 3
 
     class Path2(str):
         pass
 
-    vault._records._value_aads.clear()
+    vault._records._verified.clear()
     assert vault.get(caller, Path2("many/p1")).value == b"v"
-    assert vault._records._value_aads == {}  # only exact str keys are remembered
+    assert vault._records._verified == {}  # only exact str keys are remembered
     assert vault.get(caller, "many/p1").value == b"v"
-    assert list(vault._records._value_aads) == ["many/p1"]
+    assert list(vault._records._verified) == ["many/p1"]
 
 
 def test_the_hot_read_leaves_no_read_transaction_open(vault: Vault, caller: Caller, vault_path: Path) -> None:

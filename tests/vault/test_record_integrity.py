@@ -165,8 +165,11 @@ def test_secrets_from_before_incarnations_still_open(setup: tuple[Vault, Caller,
     assert row is not None
     payload = vault._records._open(row.value_ct, "legacy/x", 1, "value", row.incarnation)
     legacy_ct = barrier.seal(payload, [vault._seal_state.vault_id(), "legacy/x", 1, "value"])
-    _sql(db, "UPDATE secrets SET incarnation = '' WHERE path = 'legacy/x'")
-    _sql(db, "UPDATE versions SET value_ct = ? WHERE path = 'legacy/x'", (legacy_ct,))
+    _sql(db, "UPDATE secrets SET incarnation = '', mac = NULL WHERE path = 'legacy/x'")
+    _sql(db, "UPDATE versions SET value_ct = ?, mac = NULL WHERE path = 'legacy/x'", (legacy_ct,))
+    _sql(db, "DELETE FROM meta WHERE key = 'lifecycle_tags'")  # a vault from before integrity tags
+    vault.drop_keys()
+    vault.auto_unseal()  # the first unseal after the upgrade tags its rows
     assert vault.get(root, "legacy/x").value == b"first"
     vault.put(root, "legacy/x", b"second")  # new versions of a legacy secret keep ''
     assert vault.get(root, "legacy/x").value == b"second"
@@ -219,3 +222,77 @@ def test_a_non_blob_ciphertext_planted_in_the_file_is_an_integrity_error(setup: 
     conn.close()
     with pytest.raises(IntegrityError):
         vault.get(root, "planted/s")
+
+
+# -- the lifecycle state of secrets and versions is tagged too ---------------------------------------------------
+def _reopened(db: Path, clock: FixedClock) -> Vault:
+    """Another process on the same file (key-file vault: it auto-unseals)."""
+    return open_vault(db, clock=clock)
+
+
+def test_re_enabling_a_disabled_version_in_the_file_is_an_integrity_error(
+        setup: tuple[Vault, Caller, Path], clock: FixedClock) -> None:
+    vault, root, db = setup
+    vault.put(root, "life/a", b"retired")
+    assert vault.get(root, "life/a").value == b"retired"  # read (and remembered) while enabled
+    other = _reopened(db, clock)
+    other.update_attributes(root, "life/a", 1, enabled=False)  # disabled by another process
+    _sql(db, "UPDATE versions SET enabled = 1 WHERE path = 'life/a'")  # the attacker turns it back on
+    for reader in (vault, other, _reopened(db, clock)):  # the one that remembered it, the writer, a fresh one
+        with pytest.raises(IntegrityError, match="integrity check"):
+            reader.get(root, "life/a")
+    other.close()
+
+
+def test_rolling_back_the_current_version_in_the_file_is_an_integrity_error(
+        setup: tuple[Vault, Caller, Path], clock: FixedClock) -> None:
+    vault, root, db = setup
+    vault.put(root, "life/b", b"rotated-out")
+    vault.put(root, "life/b", b"current")
+    assert vault.get(root, "life/b").value == b"current"
+    _sql(db, "UPDATE secrets SET current_version = 1 WHERE path = 'life/b'")
+    with pytest.raises(IntegrityError):
+        vault.get(root, "life/b")
+    with pytest.raises(IntegrityError):
+        vault.put(root, "life/b", b"next")  # a write never builds on a row that does not verify
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE secrets SET deleted = NULL, scheduled_purge = NULL WHERE path = 'life/c'",  # undelete
+    "UPDATE secrets SET deleted = NULL WHERE path = 'life/c'",
+])
+def test_undeleting_in_the_file_is_an_integrity_error(setup: tuple[Vault, Caller, Path], clock: FixedClock,
+                                                      statement: str) -> None:
+    vault, root, db = setup
+    vault.put(root, "life/c", b"deleted-value")
+    assert vault.get(root, "life/c").value == b"deleted-value"  # remembered before the delete
+    _reopened(db, clock).delete(root, "life/c")  # deleted by another process
+    _sql(db, statement)
+    with pytest.raises(IntegrityError):
+        vault.get(root, "life/c")
+    assert vault.list(root, "life").keys == ()  # and it does not reappear in listings
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE versions SET expires = NULL WHERE path = 'life/d'",  # lift the expiry
+    "UPDATE versions SET not_before = NULL WHERE path = 'life/d'",
+    "UPDATE versions SET mac = NULL WHERE path = 'life/d'",  # strip the tag
+    "UPDATE secrets SET max_versions = 1 WHERE path = 'life/d'",  # the next write would prune every old version
+])
+def test_other_edits_of_the_lifecycle_state_are_integrity_errors(setup: tuple[Vault, Caller, Path],
+                                                                 statement: str) -> None:
+    vault, root, db = setup
+    vault.put(root, "life/d", b"v", not_before=1.0, expires=4102444800.0)
+    _sql(db, statement)
+    with pytest.raises(IntegrityError):
+        vault.get(root, "life/d")
+        vault.put(root, "life/d", b"w")
+
+
+def test_an_integrity_error_names_the_secret_never_the_value(setup: tuple[Vault, Caller, Path]) -> None:
+    vault, root, db = setup
+    vault.put(root, "life/e", b"CANARY-life-e")
+    _sql(db, "UPDATE versions SET tags_json = '{\"owner\":\"mallory\"}' WHERE path = 'life/e'")
+    with pytest.raises(IntegrityError) as caught:
+        vault.get(root, "life/e")
+    assert "life/e" in caught.value.message and "CANARY" not in caught.value.message

@@ -1,5 +1,6 @@
-"""Record integrity: HMAC-SHA256 tags over access records that are stored as plain rows (tokens, policies,
-Kubernetes auth config and roles), so a row written straight into the database file is refused.
+"""Record integrity: HMAC-SHA256 tags over records stored as plain rows (tokens, policies, Kubernetes auth config
+and roles, and the lifecycle state of secrets and versions), so a row written or edited straight in the database
+file is refused.
 
 The key is derived with HKDF-SHA256 from the keyring's first term (terms are never dropped, so the key is
 stable across rotations, exists from init on, is held only while unsealed, and cannot be deleted from the
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kinko.crypto.keyring import Keyring
-from kinko.storage.interface import TokenRow
+from kinko.storage.interface import SecretRow, TokenRow, VersionRow
 
 log = logging.getLogger("kinko.integrity")
 
@@ -67,6 +68,43 @@ class RecordMac:
 
     def policy_ok(self, name: str, document: str, mac: str | None) -> bool:
         return self.verify(mac, "policy", name, document, label=name)
+
+    def secret_tag(self, row: SecretRow) -> str:
+        return self.tag("secret", *_secret_fields(row))
+
+    def secret_ok(self, row: SecretRow) -> bool:
+        return self.verify(row.mac, "secret", *_secret_fields(row), label=row.path)
+
+    def version_tag(self, row: VersionRow) -> str:
+        return self.tag("version", *_version_fields(row))
+
+    def version_ok(self, row: VersionRow) -> bool:
+        return self.verify(row.mac, "version", *_version_fields(row), label=f"{row.path}@{row.version}")
+
+    def marker(self, name: str) -> str:
+        """The tag that says a one-time step (e.g. tagging rows written before tags) is done for this vault."""
+        return self.tag("marker", name)
+
+
+#: Meta key of the marker that every secret and version row of this vault carries a tag (see `marker`).
+LIFECYCLE_TAGS_MARKER = "lifecycle_tags"
+
+
+def _real(value: float | None) -> float | None:
+    """A REAL column as SQLite returns it (an int written there reads back as a float): tags must not differ."""
+    return None if value is None else float(value)
+
+
+def _secret_fields(row: SecretRow) -> tuple[object, ...]:
+    """The lifecycle of a secret: which version is current, how many are kept, whether and when it was deleted."""
+    return (row.path, int(row.current_version), int(row.max_versions), _real(row.created), _real(row.updated),
+            _real(row.deleted), _real(row.scheduled_purge), row.incarnation)
+
+
+def _version_fields(row: VersionRow) -> tuple[object, ...]:
+    """A version's state but its ciphertext (the AEAD binds that to the version's identity already)."""
+    return (row.path, int(row.version), bool(row.enabled), _real(row.not_before), _real(row.expires),
+            row.content_type, row.tags_json, _real(row.created), _real(row.updated))
 
 
 def _token_fields(row: TokenRow) -> tuple[object, ...]:

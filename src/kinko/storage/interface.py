@@ -20,6 +20,8 @@ class SecretRow:
     #: Random id given when the row is created, bound into every value's AAD (so a ciphertext from a purged
     #: earlier secret at the same path and version does not open). "" = created before incarnations existed.
     incarnation: str = ""
+    #: Integrity tag over every field above (kinko.access.integrity): a row edited in the file does not verify.
+    mac: str | None = None
 
 
 class VersionRow(NamedTuple):
@@ -38,11 +40,15 @@ class VersionRow(NamedTuple):
     updated: float
     #: The owning secret's incarnation (read from the secret row; not a column of the version itself).
     incarnation: str = ""
+    #: Integrity tag over the version's own fields but the ciphertext (the AEAD binds that).
+    mac: str | None = None
 
 
 class LiveVersion(NamedTuple):
     """A version as the hot read returns it (`Store.get_live_version`): VersionRow without `path` (the caller
-    has it) and `key_term` (the ciphertext's header holds it). Each column a read converts costs time."""
+    has it) and `key_term` (the ciphertext's header holds it), plus the secret row's tag. Both tags change with
+    every write to their row, so a reader can tell a row it verified before is still the current one.
+    Each column a read converts costs time."""
 
     version: int
     value_ct: bytes
@@ -54,6 +60,8 @@ class LiveVersion(NamedTuple):
     created: float
     updated: float
     incarnation: str = ""
+    mac: str | None = None
+    secret_mac: str | None = None
 
 
 class PolicyEntry(NamedTuple):
@@ -94,6 +102,11 @@ class Store(ABC):
         """One read for the hot path: `version` (None = current) of a secret that is not soft-deleted."""
 
     @abstractmethod
+    def get_live_tags(self, path: str, version: int | None) -> str | None:
+        """The integrity tags of the row `get_live_version` would return (secret's, then version's, concatenated;
+        None if there is no such row or either has no tag): the cheapest way to tell a verified row is current."""
+
+    @abstractmethod
     def list_versions(self, path: str) -> list[VersionRow]: ...
 
     @abstractmethod
@@ -114,7 +127,16 @@ class Store(ABC):
         """Secrets whose path is `prefix` or starts with `prefix/` ('' = all), live or soft-deleted."""
 
     @abstractmethod
-    def set_deleted(self, path: str, deleted: float | None, scheduled_purge: float | None) -> None: ...
+    def set_deleted(self, path: str, deleted: float | None, scheduled_purge: float | None, mac: str) -> None:
+        """Soft-delete (or recover: None, None) a secret, with the secret row's new tag."""
+
+    @abstractmethod
+    def untagged(self) -> tuple[list[SecretRow], list[VersionRow]]:
+        """Secret and version rows written before integrity tags existed (mac NULL)."""
+
+    @abstractmethod
+    def put_tags(self, secrets: list[tuple[str, str]], versions: list[tuple[str, int, str]]) -> None:
+        """Tag rows that have no tag yet, in one transaction: (path, mac) and (path, version, mac)."""
 
     @abstractmethod
     def purge(self, path: str) -> None: ...

@@ -72,6 +72,12 @@ MIGRATIONS: list[str] = [
     ALTER TABLE policies ADD COLUMN mac TEXT;
     ALTER TABLE secrets ADD COLUMN incarnation TEXT NOT NULL DEFAULT '';
     """,
+    # 3 -> 4: secret and version rows carry an integrity tag too (lifecycle state: enabled, validity window,
+    # current version, soft delete). NULL = written before; the vault tags those once, when it is next unsealed.
+    """
+    ALTER TABLE secrets ADD COLUMN mac TEXT;
+    ALTER TABLE versions ADD COLUMN mac TEXT;
+    """,
 ]
 
 _VERSION_COLUMNS = (
@@ -79,17 +85,25 @@ _VERSION_COLUMNS = (
     "created, updated"
 )
 _V_COLUMNS = ", ".join("v." + c.strip() for c in _VERSION_COLUMNS.split(","))
-#: A version row as VersionRow reads it: its columns plus the owning secret's incarnation.
-_VERSION_SELECT = _V_COLUMNS + ", s.incarnation FROM versions v JOIN secrets s ON s.path = v.path"
-#: The hot read selects exactly LiveVersion's fields, in its order (the incarnation is the secret's).
+#: A version row as VersionRow reads it: its columns plus the owning secret's incarnation, then its tag.
+_VERSION_SELECT = _V_COLUMNS + ", s.incarnation, v.mac FROM versions v JOIN secrets s ON s.path = v.path"
+#: The hot read selects exactly LiveVersion's fields, in its order (the incarnation and tag are the secret's).
+_LIVE_COLUMNS = {"incarnation": "s.incarnation", "secret_mac": "s.mac"}
 _LIVE_SQL = (
-    "SELECT " + ", ".join(("s." if f == "incarnation" else "v.") + f for f in LiveVersion._fields)
+    "SELECT " + ", ".join(_LIVE_COLUMNS.get(f, "v." + f) for f in LiveVersion._fields)
     + " FROM secrets s JOIN versions v ON v.path = s.path AND v.version = {match}"
     " WHERE s.path = ? AND s.deleted IS NULL"
 )
 _LIVE_CURRENT_SQL = _LIVE_SQL.format(match="s.current_version")
 _LIVE_VERSION_SQL = _LIVE_SQL.format(match="?")
-_SECRET_COLUMNS = "path, current_version, max_versions, created, updated, deleted, scheduled_purge, incarnation"
+#: The same row's two integrity tags, concatenated in SQL: one short column, the cheapest "has it changed?".
+_TAGS_SQL = ("SELECT s.mac || v.mac FROM secrets s JOIN versions v ON v.path = s.path AND v.version = {match}"
+             " WHERE s.path = ? AND s.deleted IS NULL")
+_TAGS_CURRENT_SQL = _TAGS_SQL.format(match="s.current_version")
+_TAGS_VERSION_SQL = _TAGS_SQL.format(match="?")
+_SECRET_COLUMNS = (
+    "path, current_version, max_versions, created, updated, deleted, scheduled_purge, incarnation, mac"
+)
 _TOKEN_COLUMNS = (
     "accessor, token_hash, parent, policies_json, display_name, meta_json, created, expires, max_expires, ttl, "
     "renewable, num_uses, uses_left, mac"
@@ -268,20 +282,26 @@ class SqliteStore(Store):
         return _version(rows[0]) if rows else None
 
     def get_live_version(self, path: str, version: int | None) -> LiveVersion | None:
-        # The hot read (every Vault.get): `_read` inlined, one statement, the row tuple reused as a LiveVersion.
-        # It runs on this thread's own reused cursor (`conn.execute` makes a new one, with a weak reference, per
-        # call); fetching the single row steps the statement to its end, so no read transaction stays open.
+        row = self._live_row(_LIVE_CURRENT_SQL, _LIVE_VERSION_SQL, path, version)
+        return None if row is None else _new_row(LiveVersion, row)
+
+    def get_live_tags(self, path: str, version: int | None) -> str | None:
+        row = self._live_row(_TAGS_CURRENT_SQL, _TAGS_VERSION_SQL, path, version)
+        return None if row is None else row[0]
+
+    def _live_row(self, current_sql: str, version_sql: str, path: str, version: int | None) -> tuple[Any, ...] | None:
+        # The hot reads (every Vault.get): `_read` inlined, one statement, on this thread's own reused cursor
+        # (`conn.execute` makes a new one, with a weak reference, per call); fetching the single row steps the
+        # statement to its end, so no read transaction stays open.
         cursor = getattr(self._local, "cursor", None) or self._live_cursor()
         try:
             if version is None:
-                row = cursor.execute(_LIVE_CURRENT_SQL, (path,)).fetchone()
-            else:
-                row = cursor.execute(_LIVE_VERSION_SQL, (version, path)).fetchone()
+                return cursor.execute(current_sql, (path,)).fetchone()  # type: ignore[no-any-return]
+            return cursor.execute(version_sql, (version, path)).fetchone()  # type: ignore[no-any-return]
         except sqlite3.DatabaseError:
             self._local.cursor = None  # dropped with any statement the error left unfinished
             with self._guard():
                 raise
-        return None if row is None else _new_row(LiveVersion, row)
 
     def list_versions(self, path: str) -> list[VersionRow]:
         sql = f"SELECT {_VERSION_SELECT} WHERE v.path = ? ORDER BY v.version"
@@ -304,14 +324,14 @@ class SqliteStore(Store):
                 raise VersionConflict(f"secret {secret.path!r} changed while writing; retry")
             if row is None:
                 conn.execute(
-                    f"INSERT INTO secrets ({_SECRET_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)",
+                    f"INSERT INTO secrets ({_SECRET_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, ?, ?)",
                     (secret.path, version.version, secret.max_versions, secret.created, secret.updated,
-                     version.incarnation),
+                     version.incarnation, secret.mac),
                 )
             else:
                 conn.execute(
-                    "UPDATE secrets SET current_version = ?, max_versions = ?, updated = ? WHERE path = ?",
-                    (version.version, secret.max_versions, secret.updated, secret.path),
+                    "UPDATE secrets SET current_version = ?, max_versions = ?, updated = ?, mac = ? WHERE path = ?",
+                    (version.version, secret.max_versions, secret.updated, secret.mac, secret.path),
                 )
             self._insert_version(conn, version)
             if secret.max_versions > 0:
@@ -323,18 +343,18 @@ class SqliteStore(Store):
     @staticmethod
     def _insert_version(conn: sqlite3.Connection, v: VersionRow) -> None:
         conn.execute(
-            f"INSERT INTO versions ({_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO versions ({_VERSION_COLUMNS}, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (v.path, v.version, v.value_ct, v.key_term, int(bool(v.enabled)), v.not_before, v.expires,
-             v.content_type, v.tags_json, v.created, v.updated),
+             v.content_type, v.tags_json, v.created, v.updated, v.mac),
         )
 
     def update_version(self, row: VersionRow) -> None:
         with self._tx() as conn:
             cursor = conn.execute(
                 "UPDATE versions SET value_ct = ?, key_term = ?, enabled = ?, not_before = ?, "
-                "expires = ?, content_type = ?, tags_json = ?, updated = ? WHERE path = ? AND version = ?",
+                "expires = ?, content_type = ?, tags_json = ?, updated = ?, mac = ? WHERE path = ? AND version = ?",
                 (row.value_ct, row.key_term, int(bool(row.enabled)), row.not_before, row.expires,
-                 row.content_type, row.tags_json, row.updated, row.path, row.version),
+                 row.content_type, row.tags_json, row.updated, row.mac, row.path, row.version),
             )
             if cursor.rowcount != 1:
                 raise NotFound(f"secret {row.path!r} has no version {row.version}")
@@ -350,14 +370,26 @@ class SqliteStore(Store):
             rows = self._read(f"SELECT {_SECRET_COLUMNS} FROM secrets WHERE {where} ORDER BY path")
         return [_secret(r) for r in rows]
 
-    def set_deleted(self, path: str, deleted: float | None, scheduled_purge: float | None) -> None:
+    def set_deleted(self, path: str, deleted: float | None, scheduled_purge: float | None, mac: str) -> None:
         with self._tx() as conn:
             cursor = conn.execute(
-                "UPDATE secrets SET deleted = ?, scheduled_purge = ? WHERE path = ?",
-                (deleted, scheduled_purge, path),
+                "UPDATE secrets SET deleted = ?, scheduled_purge = ?, mac = ? WHERE path = ?",
+                (deleted, scheduled_purge, mac, path),
             )
             if cursor.rowcount != 1:
                 raise NotFound(f"no secret at {path!r}")
+
+    def untagged(self) -> tuple[list[SecretRow], list[VersionRow]]:
+        secrets = self._read(f"SELECT {_SECRET_COLUMNS} FROM secrets WHERE mac IS NULL")
+        versions = self._read(f"SELECT {_VERSION_SELECT} WHERE v.mac IS NULL")
+        return [_secret(r) for r in secrets], [_version(r) for r in versions]
+
+    def put_tags(self, secrets: list[tuple[str, str]], versions: list[tuple[str, int, str]]) -> None:
+        with self._tx() as conn:
+            conn.executemany("UPDATE secrets SET mac = ? WHERE path = ? AND mac IS NULL",
+                             [(mac, path) for path, mac in secrets])
+            conn.executemany("UPDATE versions SET mac = ? WHERE path = ? AND version = ? AND mac IS NULL",
+                             [(mac, path, version) for path, version, mac in versions])
 
     def purge(self, path: str) -> None:
         with self._tx() as conn:
@@ -370,9 +402,9 @@ class SqliteStore(Store):
             if conn.execute("SELECT 1 FROM secrets WHERE path = ?", (secret.path,)).fetchone():
                 raise AlreadyExists(f"secret {secret.path!r} already exists (live or deleted); purge it first")
             conn.execute(
-                f"INSERT INTO secrets ({_SECRET_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, ?)",
+                f"INSERT INTO secrets ({_SECRET_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, ?, ?)",
                 (secret.path, secret.current_version, secret.max_versions, secret.created, secret.updated,
-                 secret.incarnation),
+                 secret.incarnation, secret.mac),
             )
             for version in versions:
                 self._insert_version(conn, version)

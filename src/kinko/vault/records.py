@@ -9,6 +9,7 @@ import json
 import secrets
 import struct
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from kinko.core.model import (
@@ -38,9 +39,11 @@ from kinko.errors import (
     SecretDisabled,
     SecretExpired,
     SecretNotYetValid,
+    VersionConflict,
 )
 from kinko.storage.interface import LiveVersion, SecretRow, Store, VersionRow
 from kinko.vault.guard import Guard
+from kinko.vault.record_tags import RecordTags
 from kinko.vault.seal_state import SealState
 from kinko.vault.types import KEEP, Keep
 
@@ -57,10 +60,19 @@ class SecretRecords:
 
     def __init__(self, store: Store, seal: SealState, guard: Guard, clock: Callable[[], float]) -> None:
         self._store, self._seal, self._guard, self._clock = store, seal, guard, clock
+        self._tags = RecordTags(store, seal)
         self._aad_prefix: tuple[str, bytes] | None = None  # (vault id, its encoded AAD part)
-        #: path -> (version, incarnation, AAD of that version's value), for the version last read at the path.
-        self._value_aads: dict[str, tuple[int, str, bytes]] = {}
+        #: path -> (the tags of the live row last read and verified there, that row, the AAD of its value).
+        self._verified: dict[str, tuple[str, LiveVersion, bytes]] = {}
         self._valid_paths: set[str] = set()
+
+    def forget(self) -> None:
+        """Drop what was verified with keys this process no longer holds (sealed)."""
+        self._verified.clear()
+
+    def adopt_untagged(self) -> int:
+        """Tag rows written before integrity tags existed (once per vault, on the first unseal after upgrade)."""
+        return self._tags.adopt_untagged()
 
     def rewrap(self, caller: Caller, batch: int = 500) -> int:
         """Re-encrypt every version sealed under an older key term with the newest term."""
@@ -87,7 +99,7 @@ class SecretRecords:
         cached = self._aad_prefix
         if cached is None or cached[0] != vault_id:
             cached = self._aad_prefix = (vault_id, aad_part(vault_id))
-            self._value_aads.clear()  # built with another vault id (defensive: it is fixed once initialised)
+            self._verified.clear()  # built with another vault id (defensive: it is fixed once initialised)
         raw_path, raw_version = path.encode(), b"%d" % version
         tail = aad_part(incarnation) if incarnation else b""  # secrets from before migration 3 have none
         return b"".join((cached[1], _LENGTH(len(raw_path)), raw_path, _LENGTH(len(raw_version)), raw_version,
@@ -102,7 +114,7 @@ class SecretRecords:
             return self._seal.barrier().open_aad(blob, aad)
 
     def _secret_row(self, path: str, *, deleted: bool = False) -> SecretRow:
-        row = self._store.get_secret(path)
+        row = self._tags.secret(self._store.get_secret(path))
         if row is None or (row.deleted is not None) != deleted:
             state = "deleted secret" if deleted else "secret"
             raise NotFound(f"no {state} at {path!r}")
@@ -137,16 +149,18 @@ class SecretRecords:
             raise InvalidInput("cas must be a version number >= 0")
         if max_versions is not None and not 0 <= max_versions <= 10_000:
             raise InvalidInput("max_versions must be between 0 (unlimited) and 10000")
-        existing = self._store.get_secret(path)
+        existing = self._tags.secret(self._store.get_secret(path))
         self._guard.check(caller, "update" if existing else "create", path, "secret.put", {"value": value})
         barrier, now = self._seal.barrier(), self._clock()
         version = (existing.current_version if existing else 0) + 1
         incarnation = existing.incarnation if existing else secrets.token_hex(16)  # 128 random bits per secret
         value_ct = barrier.seal(encode_payload(value, metadata), self._aad(path, version, "value", incarnation))
         keep = max_versions if max_versions is not None else (existing.max_versions if existing else 0)
-        secret = SecretRow(path, version, keep, existing.created if existing else now, now, incarnation=incarnation)
-        row = VersionRow(path, version, value_ct, term_of(value_ct), enabled, not_before, expires,
-                         content_type, json.dumps(tags, sort_keys=True), now, now, incarnation)
+        secret = self._tags.signed_secret(
+            SecretRow(path, version, keep, existing.created if existing else now, now, incarnation=incarnation))
+        row = self._tags.signed_version(VersionRow(path, version, value_ct, term_of(value_ct), enabled, not_before,
+                                                   expires, content_type, json.dumps(tags, sort_keys=True), now,
+                                                   now, incarnation))
         self._store.write_version(secret, row, cas if cas is not None else (existing.current_version
                                                                            if existing else 0))
         return self._info(row)
@@ -156,21 +170,13 @@ class SecretRecords:
             self._remember_valid(path)
         self._guard.check(caller, "read", path, "secret.get")
         barrier = self._seal.barrier()  # Sealed before anything is read
-        row: LiveVersion | VersionRow | None = self._store.get_live_version(
-            path, version if version is None else check_version(version))
-        if row is None:
-            row = self._version_row(path, version)  # raises the precise NotFound
+        row, aad = self._live(path, version if version is None else check_version(version))
         if not row.enabled or row.not_before is not None or row.expires is not None:
             self._check_readable(path, row)  # the clock is read only for a version with a validity window
-        number, incarnation = row.version, row.incarnation
-        # The AAD is re-encoded only when the path's version or incarnation differs from the last read there.
-        aad = self._value_aads.get(path)
-        if aad is None or aad[0] != number or aad[1] != incarnation or type(path) is not str:
-            aad = self._value_aad(path, number, incarnation)
         try:
-            payload = barrier.open_aad(row.value_ct, aad[2])
+            payload = barrier.open_aad(row.value_ct, aad)
         except UnknownTerm:
-            payload = self._open(row.value_ct, path, number, "value", incarnation)  # reloads the keyring
+            payload = self._open(row.value_ct, path, row.version, "value", row.incarnation)  # reloads the keyring
         value, metadata = decode_payload(payload)
         # The response record (HMAC of the value) answers "was this value read?"; fail closed like requests.
         # (The sink is called here rather than through Guard.record: one call less on the hottest path.)
@@ -179,26 +185,60 @@ class SecretRecords:
             audit(caller, "secret.get.response", path, "ok", {"value": value})
         return Secret.deferred(_live_info, (path, row), value, metadata)  # info is built only if someone reads it
 
+    def _live(self, path: str, version: int | None) -> tuple[LiveVersion, bytes]:
+        """The live row to read and its value's AAD.
+
+        Every get first reads the row's two integrity tags (one short column). Tags equal to those of the row this
+        process verified last at the path mean that row is still the current one (every write by kinko changes
+        a tag), so its verified copy — state and ciphertext — is used; an edit made in the file without kinko
+        changes no tag and is therefore never served. Otherwise the whole row is read and checked against both
+        tags. The AAD is a pure function of the vault id and the row's identity, so reusing it still binds the
+        read to that identity.
+        """
+        tags = self._store.get_live_tags(path, version)
+        entry = self._verified.get(path)
+        if tags is not None and entry is not None and entry[0] == tags and type(path) is str:  # exact str
+            return entry[1], entry[2]
+        for _ in range(3):
+            row = self._store.get_live_version(path, version)
+            if row is None:
+                self._version_row(path, version)  # raises the precise NotFound (or the row appeared meanwhile)
+                continue
+            verified = self._verify_live(path, row, current=version is None)
+            if verified is not None:
+                return verified
+        raise VersionConflict(f"secret {path!r} kept changing while it was read; retry")
+
+    def _verify_live(self, path: str, row: LiveVersion, *, current: bool) -> tuple[LiveVersion, bytes] | None:
+        """Check the live row against the tags of the secret and version rows it came from; None if they changed
+        in between (the caller reads again). Remembered per path, bounded like the valid paths."""
+        secret = self._secret_row(path)
+        stored = self._tags.version(self._store.get_version(path, row.version))
+        if stored is None or secret.mac is None or stored.mac is None:
+            return None
+        same = (secret.mac == row.secret_mac and stored.mac == row.mac and secret.incarnation == row.incarnation
+                and (not current or secret.current_version == row.version)
+                and (stored.value_ct, stored.enabled, stored.not_before, stored.expires, stored.content_type,
+                     stored.tags_json, stored.created, stored.updated)
+                == (row.value_ct, row.enabled, row.not_before, row.expires, row.content_type, row.tags_json,
+                    row.created, row.updated))
+        if not same:
+            return None
+        aad = self._record_aad(path, row.version, "value", row.incarnation)
+        if type(path) is str:
+            if len(self._verified) >= _VALID_PATHS_MAX:
+                self._verified.clear()
+            self._verified[path] = (secret.mac + stored.mac, row, aad)  # what `s.mac || v.mac` reads
+        return row, aad
+
     def _version_row(self, path: str, version: int | None) -> VersionRow:
         check_version(version)
         secret = self._secret_row(path)
         number = secret.current_version if version is None else version
-        row = self._store.get_version(path, number)
+        row = self._tags.version(self._store.get_version(path, number))
         if row is None:
             raise NotFound(f"secret {path!r} has no version {number}")
         return row
-
-    def _value_aad(self, path: str, version: int, incarnation: str) -> tuple[int, str, bytes]:
-        """(version, incarnation, AAD) of a value, remembered for the path (exact `str` only, like valid paths).
-
-        The AAD is a pure function of the vault id and these: reusing it still binds the read to its identity.
-        """
-        entry = (version, incarnation, self._record_aad(path, version, "value", incarnation))
-        if type(path) is str:
-            if len(self._value_aads) >= _VALID_PATHS_MAX:
-                self._value_aads.clear()  # bounded, like the valid-path set
-            self._value_aads[path] = entry
-        return entry
 
     def _remember_valid(self, path: str) -> None:
         """validate_path, remembering valid paths (a pure check of an immutable str) so hot reads skip it."""
@@ -236,7 +276,7 @@ class SecretRecords:
         for row in self._store.list_secrets(base, deleted=False):
             # Listing the prefix is not listing everything under it: a name (or a folder holding only names) the
             # caller may not list stays hidden, as in list_deleted.
-            if row.path == base or not self._guard.allowed(caller, "list", row.path):
+            if row.path == base or not self._guard.allowed(caller, "list", row.path) or not self._tags.secret_ok(row):
                 continue
             head, slash, _ = row.path[start:].partition("/")
             keys.add(head + slash)
@@ -247,7 +287,7 @@ class SecretRecords:
         self._guard.check(caller, "list", path, "secret.versions")
         self._seal.barrier()
         self._secret_row(path)
-        return [self._info(r) for r in self._store.list_versions(path)]
+        return [self._info(r) for r in map(self._tags.version, self._store.list_versions(path)) if r is not None]
 
     def update_attributes(
         self, caller: Caller, path: str, version: int | None = None, *, enabled: bool | None = None,
@@ -265,11 +305,11 @@ class SecretRecords:
             raise InvalidInput("expires must be later than not_before")
         if content_type is not None and content_type != row.content_type:
             raise InvalidInput("content_type is fixed per version; write a new version to change it")
-        updated = row._replace(
+        updated = self._tags.signed_version(row._replace(
             enabled=row.enabled if enabled is None else bool(enabled), not_before=nbf, expires=exp,
             tags_json=row.tags_json if tags is None else json.dumps(check_tags(tags), sort_keys=True),
             updated=self._clock(),
-        )
+        ))
         self._store.update_version(updated)
         return self._info(updated)
 
@@ -279,11 +319,14 @@ class SecretRecords:
         validate_path(path)
         self._guard.check(caller, "delete", path, "secret.delete")
         self._seal.barrier()
-        self._secret_row(path)
+        secret = self._secret_row(path)
         now = self._clock()
-        purge_at = now + self._seal.retention().retention_days * 86400
-        self._store.set_deleted(path, now, purge_at)
+        self._set_deleted(secret, now, now + self._seal.retention().retention_days * 86400)
         return self._secret_info(self._secret_row(path, deleted=True))
+
+    def _set_deleted(self, secret: SecretRow, deleted: float | None, scheduled_purge: float | None) -> None:
+        changed = self._tags.signed_secret(replace(secret, deleted=deleted, scheduled_purge=scheduled_purge))
+        self._store.set_deleted(secret.path, deleted, scheduled_purge, changed.mac or "")
 
     def list_deleted(self, caller: Caller, prefix: str = "") -> builtins.list[SecretInfo]:
         base = validate_prefix(prefix)
@@ -291,14 +334,14 @@ class SecretRecords:
         self._seal.barrier()
         rows = self._store.list_secrets(base, deleted=True)
         # Listing the prefix is not listing everything under it: a `deny` subtree stays hidden, path by path.
-        return [self._secret_info(r) for r in rows if self._guard.allowed(caller, "list", r.path)]
+        return [self._secret_info(r) for r in rows
+                if self._guard.allowed(caller, "list", r.path) and self._tags.secret_ok(r)]
 
     def recover(self, caller: Caller, path: str) -> SecretInfo:
         validate_path(path)
         self._guard.check(caller, "recover", path, "secret.recover")
         self._seal.barrier()
-        self._secret_row(path, deleted=True)
-        self._store.set_deleted(path, None, None)
+        self._set_deleted(self._secret_row(path, deleted=True), None, None)
         return self._secret_info(self._secret_row(path))
 
     def purge(self, caller: Caller, path: str) -> None:
@@ -320,9 +363,10 @@ class SecretRecords:
         self._guard.check(caller, "read", path, "secret.backup")
         barrier = self._seal.barrier()
         secret = self._secret_row(path)
+        versions = [self._tags.version(r) for r in self._store.list_versions(path)]
         doc = {
-            "secret": {k: v for k, v in secret.__dict__.items() if k not in ("deleted", "scheduled_purge")},
-            "versions": [_row_doc(r) for r in self._store.list_versions(path)],
+            "secret": {k: v for k, v in secret.__dict__.items() if k not in ("deleted", "scheduled_purge", "mac")},
+            "versions": [_row_doc(r) for r in versions if r is not None],
         }
         sealed = barrier.seal(json.dumps(doc).encode(), [self._seal.vault_id(), "backup"])
         return BACKUP_MAGIC + base64.b64encode(sealed)
@@ -343,10 +387,12 @@ class SecretRecords:
         except (ValueError, IntegrityError):
             raise self._restore_refused(
                 caller, InvalidInput("backup is corrupt or was made by another vault")) from None
-        secret = SecretRow(**doc["secret"])
+        secret = SecretRow(**{k: v for k, v in doc["secret"].items() if k != "mac"})
         validate_path(secret.path)
         self._guard.check(caller, "create", secret.path, "secret.restore")
-        self._store.restore(secret, [_row_from_doc(d) for d in doc["versions"]])
+        # Tagged anew: the backup was sealed by this vault, so its rows are this vault's own.
+        self._store.restore(self._tags.signed_secret(secret),
+                            [self._tags.signed_version(_row_from_doc(d)) for d in doc["versions"]])
         return self._secret_info(self._secret_row(secret.path))
 
     def _restore_refused(self, caller: Caller, error: InvalidInput) -> InvalidInput:
@@ -370,8 +416,10 @@ def _live_info(source: tuple[str, LiveVersion | VersionRow]) -> VersionInfo:
 def _row_doc(row: VersionRow) -> dict[str, Any]:
     doc = row._asdict()
     doc["value_ct"] = base64.b64encode(row.value_ct).decode()
+    del doc["mac"]
     return doc
 
 
 def _row_from_doc(doc: dict[str, Any]) -> VersionRow:
-    return VersionRow(**{**doc, "value_ct": base64.b64decode(doc["value_ct"])})
+    fields = {k: v for k, v in doc.items() if k != "mac"}
+    return VersionRow(**{**fields, "value_ct": base64.b64decode(fields["value_ct"])})

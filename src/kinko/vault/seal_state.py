@@ -10,7 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
-from kinko.access.integrity import RecordMac
+from kinko.access.integrity import LIFECYCLE_TAGS_MARKER, RecordMac
 from kinko.access.tokens import ROOT_PREFIX, ROOT_TOKEN_MAC_META, ROOT_TOKEN_META, new_token, token_hash
 from kinko.crypto.barrier import Barrier, associated_data, open_with_key, seal_with_key
 from kinko.crypto.keyring import KEY_BYTES, Keyring
@@ -157,8 +157,10 @@ class SealState:
             ROOT_TOKEN_META: token_hash(root_token).encode(),
         }
         # Tagged so that only this hash is ever adopted as the root token (kinko.access.tokens).
-        items[ROOT_TOKEN_MAC_META] = RecordMac.from_keyring(keyring, vault_id).tag(
-            "root_token", items[ROOT_TOKEN_META].decode()).encode()
+        macs = RecordMac.from_keyring(keyring, vault_id)
+        items[ROOT_TOKEN_MAC_META] = macs.tag("root_token", items[ROOT_TOKEN_META].decode()).encode()
+        # A new vault has no rows written before integrity tags: none is ever adopted untagged.
+        items[LIFECYCLE_TAGS_MARKER] = macs.marker(LIFECYCLE_TAGS_MARKER).encode()
         if share_texts:
             items[M_SHARE_TAGS] = _share_tags(vault_id, share_texts)
         if key_file is not None:

@@ -91,14 +91,21 @@ class Vault:
         """Unseal with one share (progress kept until the threshold, for 10 minutes from the first), a passphrase
         or the key file. `given_at`: when a share was given (`time.monotonic()`), for workers replaying it."""
         if share is not None:
-            return self._seal_state.unseal_share(share, given_at)
-        if passphrase is not None:
-            return self._seal_state.unseal_passphrase(passphrase)
-        return self._seal_state.unseal_key_file(key_file)
+            status = self._seal_state.unseal_share(share, given_at)
+        elif passphrase is not None:
+            status = self._seal_state.unseal_passphrase(passphrase)
+        else:
+            status = self._seal_state.unseal_key_file(key_file)
+        if not status.sealed:
+            self._records.adopt_untagged()
+        return status
 
     def auto_unseal(self) -> bool:
         """Unseal from the key file recorded at init unless an operator sealed the vault; True if now unsealed."""
-        return self._seal_state.auto_unseal()
+        unsealed = self._seal_state.auto_unseal()
+        if unsealed:
+            self._records.adopt_untagged()
+        return unsealed
 
     def seal(self, caller: Caller) -> None:
         """Drop every key. The emergency brake does not depend on the audit sink: an unauthorised caller is still
@@ -113,12 +120,16 @@ class Vault:
         if not allowed:
             raise PermissionDenied()
         self._seal_state.seal()
-        self._access.forget()
+        self._forget_derived()
 
     def drop_keys(self) -> None:
         """Forget every key and unseal progress in this process (another worker sealed); no operator marker."""
         self._seal_state.forget()
+        self._forget_derived()
+
+    def _forget_derived(self) -> None:
         self._access.forget()
+        self._records.forget()
 
     def rotate(self, caller: Caller) -> int:
         self._guard.check(caller, "sudo", "sys/rotate", "rotate")
