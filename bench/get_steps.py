@@ -42,7 +42,7 @@ def main() -> int:
     store, barrier, records = vault._store, vault._seal_state.barrier(), vault._records
     row = store.get_live_version(PATH, None)
     assert row is not None
-    aad = records._value_aads[PATH][2]
+    tags, _verified_row, aad = records._verified[PATH]
     payload = barrier.open_aad(row.value_ct, aad)
     plain, metadata = decode_payload(payload)
 
@@ -58,9 +58,9 @@ def main() -> int:
         ct = conn.execute("SELECT ct FROM t WHERE path = ? AND version = ?", (PATH, 1)).fetchone()[0]
         return aead.decrypt(ct[:12], ct[12:], b"aad")
 
-    def remembered_aad() -> object:
-        entry = records._value_aads.get(PATH)
-        return entry is None or entry[0] != row.version or entry[1] != row.incarnation
+    def remembered_row() -> object:
+        entry = records._verified.get(PATH)
+        return entry is not None and entry[0] == tags
 
     steps: dict[str, Callable[[], object]] = {
         "(empty call)": lambda: None,
@@ -72,8 +72,9 @@ def main() -> int:
         "path check (remembered)": lambda: type(PATH) is not str or PATH not in records._valid_paths,
         "authorize + audit (guard)": lambda: vault._guard.check(caller, "read", PATH, "secret.get"),
         "seal check (barrier)": vault._seal_state.barrier,
-        "live read (get_live_version)": lambda: store.get_live_version(PATH, None),
-        "AAD, remembered": remembered_aad,
+        "full live read (on a change)": lambda: store.get_live_version(PATH, None),
+        "live tags (get_live_tags)": lambda: store.get_live_tags(PATH, None),
+        "verified row, remembered": remembered_row,
         "AAD, encoded (_record_aad)": lambda: records._record_aad(PATH, row.version, "value", row.incarnation),
         "open (barrier.open_aad)": lambda: barrier.open_aad(row.value_ct, aad),
         "decode_payload": lambda: decode_payload(payload),
