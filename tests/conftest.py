@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -67,6 +69,25 @@ def last_hash(path: Path) -> str:
 
     records = path.read_text().splitlines()
     return str(json.loads(records[-1])["hash"]) if records else GENESIS
+
+
+@contextlib.contextmanager
+def small_filesystem(where: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of `size` (e.g. "512k") mounted at `where`, for disk-full faults. Needs root (CI runs as root);
+    skips the test otherwise, saying why."""
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'not root?'})")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True, check=False)
+
+
+def resize_filesystem(where: Path, size: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(where)], check=True, capture_output=True)
 
 
 def new_keyfile_vault(directory: Path, clock: Callable[[], float], *, name: str = "vault.db",

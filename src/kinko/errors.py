@@ -153,6 +153,22 @@ class ScanError(KinkoError):
     http_status = 400
 
 
+class StorageError(KinkoError):
+    """The vault file could not be written or read for a reason outside kinko (disk, locks, I/O). Nothing was
+    changed by the operation that got it; retry when the cause is gone."""
+
+    code = "storage_error"
+    http_status = 503
+
+
+class StorageFull(StorageError):
+    code = "storage_full"
+
+
+class StorageBusy(StorageError):
+    code = "storage_busy"
+
+
 class AuditFailed(KinkoError):
     """The audit record could not be written, so the request was refused before it took effect."""
 

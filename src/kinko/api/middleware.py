@@ -67,8 +67,8 @@ class RequestGuard:
         async def send_audited(message: Message) -> None:
             starting = message["type"] == "http.response.start" and not answer.replaced
             if starting and not self._audit_unrecorded(scope, audit, message["status"]):
-                await answer.replace(500, "audit_failed", "the request could not be audited; nothing was "
-                                     "returned (see the server log)")
+                await answer.replace(AuditFailed.http_status, AuditFailed.code, "the request could not be audited; "
+                                     "nothing was returned (see the server log)")
                 return
             await answer.send(message)
 

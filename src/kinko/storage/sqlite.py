@@ -11,7 +11,18 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from kinko.errors import AlreadyExists, AlreadyInitialized, CorruptVault, InvalidInput, NotFound, VersionConflict
+from kinko.errors import (
+    AlreadyExists,
+    AlreadyInitialized,
+    CorruptVault,
+    InvalidInput,
+    KinkoError,
+    NotFound,
+    StorageBusy,
+    StorageError,
+    StorageFull,
+    VersionConflict,
+)
 from kinko.storage.interface import LiveVersion, PolicyEntry, SecretRow, Store, TokenRow, VersionRow
 
 #: Each entry migrates the schema from version i to i+1. Never edit a shipped entry; append.
@@ -165,9 +176,30 @@ def _tighten(fd: int) -> None:
             os.fchmod(fd, stat.S_IMODE(info.st_mode) & 0o600)
 
 
+#: SQLite result codes (the primary code is the low byte of the extended one).
+_FULL, _BUSY, _LOCKED, _READONLY, _IOERR, _CANTOPEN = 13, 5, 6, 8, 10, 14
+
+
+def _storage_error(exc: sqlite3.DatabaseError, path: Path, busy_timeout: float) -> KinkoError:
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    where = f"vault file {str(path)!r}"
+    if primary == _FULL:
+        return StorageFull(f"the disk holding the {where} is full; nothing was written (free space, then retry)")
+    if primary in (_BUSY, _LOCKED):
+        return StorageBusy(f"the {where} is locked by another process (waited {busy_timeout:g}s); retry")
+    if primary == _READONLY:
+        return StorageError(f"the {where} cannot be written (read-only file or filesystem)")
+    if primary in (_IOERR, _CANTOPEN):
+        return StorageError(f"the {where} cannot be read or written (I/O error)")
+    return CorruptVault(f"{where} is not a readable kinko vault")
+
+
 class SqliteStore(Store):
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True, busy_timeout: float = 10.0) -> None:
+        """`busy_timeout`: how long a write waits for another process's write lock before StorageBusy."""
         self.path = Path(path)
+        self.busy_timeout = busy_timeout
         _create_private(self.path, create=create)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -179,11 +211,12 @@ class SqliteStore(Store):
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout,
+                                   check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -196,12 +229,12 @@ class SqliteStore(Store):
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
+        """SQLite's errors as kinko's: a full disk, a lock held too long and an I/O error are not a corrupt
+        vault (each names the file and what to do); a transaction that failed was rolled back, nothing half-done."""
         try:
             yield
         except sqlite3.DatabaseError as exc:
-            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-                raise
-            raise CorruptVault(f"vault file {str(self.path)!r} is not a readable kinko vault") from None
+            raise _storage_error(exc, self.path, self.busy_timeout) from None
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -210,10 +243,12 @@ class SqliteStore(Store):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # After a failed COMMIT (a full disk) SQLite may already have rolled back: never mask the cause.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     def _read(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         conn = getattr(self._local, "conn", None) or self._conn()
