@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from collections.abc import Callable
 
@@ -164,3 +165,10 @@ def test_unknown_or_missing_keys_are_refused() -> None:
 def test_direct_construction_checks_hard_limits() -> None:
     with pytest.raises(InvalidInput, match="time_cost"):
         Argon2Params(time_cost=0)
+
+
+def test_a_passphrase_that_is_not_valid_unicode_is_refused_not_a_crash() -> None:
+    # Found by tests/fuzz: a lone surrogate (from undecodable terminal bytes) made derive_key raise
+    # UnicodeEncodeError, an internal error, instead of a usage error.
+    with pytest.raises(InvalidInput, match="not valid Unicode"):
+        derive_key("\ud800" + "x" * 20, os.urandom(16), Argon2Params(time_cost=1, memory_kib=64, parallelism=1))

@@ -112,7 +112,10 @@ def _passphrase_bytes(passphrase: str | bytes) -> bytes:
     text: str | None
     if isinstance(passphrase, str):
         text = unicodedata.normalize("NFC", passphrase)
-        data = text.encode("utf-8")
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (undecodable terminal input): never a key, never a traceback
+            raise InvalidInput("passphrase is not valid Unicode text") from None
     elif isinstance(passphrase, bytes | bytearray):
         data = bytes(passphrase)
         try:
