@@ -11,7 +11,7 @@ UV_COMPILE := pip compile --universal --python-version 3.11 --generate-hashes --
 # replay that order with `make test PYTEST_ARGS=--randomly-seed=N`.
 PYTEST_ARGS ?=
 
-.PHONY: run demo test lint bench clean setup lock test-latest fuzz
+.PHONY: run demo test lint bench clean setup lock test-latest fuzz soak
 
 $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/core.py
+
+# A real server under mixed load for SOAK_SECONDS: errors, RSS growth and the audit chain (bench/RESULTS.md).
+SOAK_SECONDS ?= 300
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --seconds $(SOAK_SECONDS)
 
 # Refresh the lock files from pyproject.toml's ranges (+ requirements/*.in). Commit the result.
 lock: $(STAMP)
