@@ -48,6 +48,7 @@ class LayerScan:
     whiteouts: list[str] = field(default_factory=list)  # paths a `.wh.<name>` deletes from lower layers
     opaque_dirs: list[str] = field(default_factory=list)  # dirs a `.wh..wh..opq` empties
     warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # parts of the layer not scanned (the scan is incomplete)
     bytes_scanned: int = 0
 
 
@@ -115,13 +116,15 @@ def _stream_layer(raw: io.RawIOBase, limits: Limits) -> TarStream:
 
 @contextmanager
 def _guarded(job: LayerJob, out: LayerScan) -> Iterator[None]:
-    """A broken layer becomes a warning; the findings made before it broke are kept."""
+    """A broken layer is recorded as skipped (the rest of it was not scanned); the findings made before are kept."""
     try:
         yield
     except LimitExceeded as exc:
-        out.warnings.append(f"layer {job.index}: {exc}; scan of this layer stopped")
+        out.skipped.append(f"layer {job.index}: {exc}; scan of this layer stopped, the rest was not scanned")
     except (TarFormatError, OSError, zlib.error, zstandard.ZstdError) as exc:
-        out.warnings.append(f"layer {job.index}: truncated or corrupt ({exc}); findings so far are kept")
+        out.skipped.append(
+            f"layer {job.index}: truncated or corrupt ({exc}); findings so far are kept, the rest was not scanned"
+        )
 
 
 def scan_layer(job: LayerJob, detector: Detector) -> LayerScan:
@@ -181,7 +184,9 @@ def _entry(job: LayerJob, detector: Detector, tar: TarStream, member: Member, pa
         )
     _scan_file(job, detector, tar.read, min(member.size, limit), path, out)
     if member.size > limit:
-        out.warnings.append(f"layer {job.index}: {path} scanned up to {limit} bytes only")
+        what = "max_sparse_bytes" if member.sparse else "max_file_bytes"
+        out.skipped.append(f"layer {job.index}: {path} ({member.size} bytes) scanned up to {limit} bytes only "
+                           f"(Limits.{what})")  # fmt: skip
 
 
 def _location(job: LayerJob, path: str) -> Callable[[int], Location]:
@@ -265,7 +270,8 @@ def _scan_inner_gzip(job: LayerJob, detector: Detector, data: bytes, path: str, 
     except zlib.error:
         return  # not really gzip; the raw bytes were scanned already
     if inflater.unconsumed_tail:
-        out.warnings.append(
-            f"layer {job.index}: {path} inflates past {cap} bytes (gzip bomb?); scanned the first {cap}"
+        out.skipped.append(
+            f"layer {job.index}: {path} inflates past {cap} bytes (gzip bomb?); scanned the first {cap} "
+            "(Limits.max_inner_gzip_bytes, max_inner_gzip_ratio)"
         )
     _scan_buffer(job, detector, inner, path + "!", 1, out)
