@@ -33,6 +33,7 @@ def test_a_broken_document_does_not_hide_the_next_one() -> None:
     assert [type(d).__name__ for d in docs] == ["Document", "DocError", "Document"]
     broken = docs[1]
     assert isinstance(broken, DocError) and broken.index == 1 and "invalid YAML at line" in broken.message
+    assert not broken.limit  # not YAML at all: nothing a limit kept from being checked
 
 
 def test_empty_documents_and_separators_are_skipped() -> None:
@@ -46,13 +47,20 @@ def test_alias_bomb_is_refused_quickly() -> None:
     start = time.monotonic()
     [doc] = documents("\n".join(lines) + "\n")
     assert time.monotonic() - start < 5
-    assert isinstance(doc, DocError) and "alias bomb" in doc.message
+    assert isinstance(doc, DocError) and "alias bomb" in doc.message and doc.limit
 
 
 def test_nesting_deeper_than_the_limit_is_refused() -> None:
     deep = "kind: Pod\nspec: " + "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1) + "\n"
     [doc] = documents(deep)
-    assert isinstance(doc, DocError)
+    assert isinstance(doc, DocError) and doc.limit
+
+
+def test_nesting_past_the_recursion_limit_is_a_limit_too() -> None:
+    [doc] = documents("spec: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    assert isinstance(doc, DocError) and doc.limit and doc.message == "nested too deeply (over 64 levels); skipped"
+    [doc] = documents("[" * 50_000 + "]" * 50_000, is_json=True)
+    assert isinstance(doc, DocError) and doc.limit and doc.message == "JSON nested too deeply; skipped"
 
 
 def test_json_is_one_document_without_a_line_map() -> None:
@@ -60,4 +68,4 @@ def test_json_is_one_document_without_a_line_map() -> None:
     assert isinstance(doc, Document) and doc.data == {"kind": "Secret", "data": {"a": "b"}}
     assert doc.line(("data", "a")) is None
     [bad] = documents("{", is_json=True)
-    assert isinstance(bad, DocError) and bad.message.startswith("invalid JSON")
+    assert isinstance(bad, DocError) and bad.message.startswith("invalid JSON") and not bad.limit

@@ -43,8 +43,12 @@ class Document:
 
 @dataclass(frozen=True)
 class DocError:
+    """A document that was not loaded. `limit`: it hit a size, depth or alias limit (it may be a valid manifest,
+    so its content went unchecked); otherwise it is not valid YAML/JSON."""
+
     index: int
     message: str
+    limit: bool = False
 
 
 class _TooManyNodes(Exception):
@@ -86,13 +90,15 @@ def _load_chunk(chunk: str, offset: int, index: int) -> Iterator[Document | DocE
             yield Document(index, loader.construct_document(node), lines)
     except _TooManyNodes:
         limits = f"more than {MAX_NODES} nodes or {MAX_DEPTH} levels"
-        yield DocError(index, f"expands to {limits} (YAML alias bomb or cycle?); skipped")
+        yield DocError(index, f"expands to {limits} (YAML alias bomb or cycle?); skipped", limit=True)
+    except RecursionError:
+        yield DocError(index, f"nested too deeply (over {MAX_DEPTH} levels); skipped", limit=True)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1 + offset}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or type(exc).__name__
         yield DocError(index, f"invalid YAML{where}: {problem}")
-    except (RecursionError, ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:
         yield DocError(index, f"cannot load document: {type(exc).__name__}")
     finally:
         loader.dispose()
@@ -124,4 +130,4 @@ def _load_json(text: str) -> Document | DocError:
     except ValueError as exc:
         return DocError(0, f"invalid JSON: {str(exc)[:120]}")
     except RecursionError:
-        return DocError(0, "invalid JSON: nested too deeply")
+        return DocError(0, "JSON nested too deeply; skipped", limit=True)
