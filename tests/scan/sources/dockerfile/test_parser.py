@@ -159,6 +159,20 @@ def test_expansion_forms() -> None:
     assert expand("`$A", env, escape="`") == "$A"
 
 
+def test_deeply_nested_expansion_is_left_as_written_not_a_crash() -> None:
+    """Found by tests/fuzz/test_scan_dockerfile.py: `${A:-${A:-...}}` a few hundred deep raised RecursionError."""
+    from kinko.scan.sources.dockerfile.words import MAX_NESTING
+
+    deep = "${A:-" * 400 + "x" + "}" * 400
+    assert isinstance(expand(deep, {}), str)
+    shallow = "${A:-" * MAX_NESTING + "x" + "}" * MAX_NESTING
+    assert expand(shallow, {}) == "x"  # every real nesting still expands
+    df = parse(f"FROM alpine\nENV PASSWORD={deep}\nRUN echo {deep}\n")
+    from kinko.scan.sources.dockerfile.rules import misconfig_findings
+
+    assert "dockerfile-secret-arg-env" in {f.rule_id for f in misconfig_findings(df, "Dockerfile", "Dockerfile")}
+
+
 def test_env_pairs_and_legacy_form() -> None:
     env: dict[str, str] = {"X": "x"}
     words = split_words('A=1 B="two words" C=$X', "\\")

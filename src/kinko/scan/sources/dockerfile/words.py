@@ -6,6 +6,9 @@ import re
 
 _NAME = re.compile(r"[A-Za-z0-9_]+")
 _WHITESPACE = " \t\v\f\r\n"
+#: `${A:-${B:-...}}` nested deeper than this is left as written (real Dockerfiles nest one or two levels; a
+#: hostile one nested thousands deep would exhaust Python's stack).
+MAX_NESTING = 32
 
 
 def split_words(text: str, escape: str = "\\", *, keep_quotes: bool = True, limit: int = 0) -> list[str]:
@@ -49,19 +52,23 @@ def split_words(text: str, escape: str = "\\", *, keep_quotes: bool = True, limi
     return words
 
 
-def expand(word: str, env: dict[str, str], escape: str = "\\") -> str:
+def expand(word: str, env: dict[str, str], escape: str = "\\", *, depth: int = 0) -> str:
     """Process one word like buildkit's ProcessWord: remove quotes, apply escapes, expand variables.
 
-    Unknown variables expand to "" (as in buildkit). Single-quoted text is literal.
+    Unknown variables expand to "" (as in buildkit). Single-quoted text is literal. `depth` counts the `${...}`
+    modifiers this word is nested in: past MAX_NESTING the word is returned as written.
     """
-    return _Expander(word, env, escape).run()
+    if depth > MAX_NESTING:
+        return word
+    return _Expander(word, env, escape, depth).run()
 
 
 class _Expander:
-    def __init__(self, text: str, env: dict[str, str], escape: str) -> None:
+    def __init__(self, text: str, env: dict[str, str], escape: str, depth: int = 0) -> None:
         self.text = text
         self.env = env
         self.escape = escape
+        self.depth = depth
         self.i = 0
 
     def run(self) -> str:
@@ -129,14 +136,14 @@ class _Expander:
             return ""
         name, op = match.group(0), body[match.end() :]
         value = self.env.get(name)
-        return _modifier(value, op, self.env, self.escape)
+        return _modifier(value, op, self.env, self.escape, self.depth)
 
 
-def _modifier(value: str | None, op: str, env: dict[str, str], escape: str) -> str:
+def _modifier(value: str | None, op: str, env: dict[str, str], escape: str, depth: int) -> str:
     """`${VAR<op>}`: :- - :+ + :? ? (others, such as # % /, keep the value as is)."""
     for prefix in (":-", ":+", ":?", "-", "+", "?"):
         if op.startswith(prefix):
-            word = expand(op[len(prefix) :], env, escape)
+            word = expand(op[len(prefix) :], env, escape, depth=depth + 1)
             unset = value is None or (prefix.startswith(":") and value == "")
             if prefix.endswith("-"):
                 return word if unset else str(value)
