@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 _NAME = re.compile(r"[A-Za-z0-9_]+")
+_BRACE = re.compile(r"[{}]")
+_NOT_BRACE = re.compile(r"[^{}]+")
 _WHITESPACE = " \t\v\f\r\n"
 #: `${A:-${B:-...}}` nested deeper than this is left as written (real Dockerfiles nest one or two levels; a
 #: hostile one nested thousands deep would exhaust Python's stack).
@@ -56,11 +58,22 @@ def expand(word: str, env: dict[str, str], escape: str = "\\", *, depth: int = 0
     """Process one word like buildkit's ProcessWord: remove quotes, apply escapes, expand variables.
 
     Unknown variables expand to "" (as in buildkit). Single-quoted text is literal. `depth` counts the `${...}`
-    modifiers this word is nested in: past MAX_NESTING the word is returned as written.
+    modifiers this word is nested in: a word whose braces nest deeper than MAX_NESTING is returned as written.
     """
-    if depth > MAX_NESTING:
+    if depth > MAX_NESTING or (depth == 0 and _too_deep(word)):
         return word
     return _Expander(word, env, escape, depth).run()
+
+
+def _too_deep(word: str) -> bool:
+    """Whether braces nest deeper than MAX_NESTING, found at C speed (one layer of `{}` pairs stripped per pass):
+    each nested `${...}` rescans its body, so a word nested thousands deep is refused before any of that."""
+    braces = _NOT_BRACE.sub("", word)
+    for _ in range(MAX_NESTING + 1):
+        if "{}" not in braces:
+            return False
+        braces = braces.replace("{}", "")
+    return "{}" in braces
 
 
 class _Expander:
@@ -126,11 +139,15 @@ class _Expander:
     def _braced(self) -> str:
         text = self.text
         depth, j = 1, self.i + 1
-        while j < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[j], 0)
-            j += 1
-        body = text[self.i + 1 : j - 1] if depth == 0 else text[self.i + 1 :]
-        self.i = j
+        while depth:  # from brace to brace (a regex search), not character by character
+            brace = _BRACE.search(text, j)
+            if brace is None:
+                j = len(text) + 1  # unterminated: the body runs to the end
+                break
+            depth += 1 if brace.group() == "{" else -1
+            j = brace.end()
+        body = text[self.i + 1 : j - 1]
+        self.i = min(j, len(text))
         match = _NAME.match(body)
         if not match:
             return ""
