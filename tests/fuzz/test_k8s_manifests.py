@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from kinko.k8s.manifests import DocError, Document, PathKey, load
 from kinko.scan.detect import default_detector
-from kinko.scan.interface import Detector
 from kinko.scan.sources.kubernetes.source import manifest_findings
 from tests.fuzz.budget import EXAMPLES, fuzz
 
@@ -29,7 +28,7 @@ _SCALARS = st.one_of(
 _KEYS = st.one_of(st.text(max_size=10), st.sampled_from(["kind", "apiVersion", "data", "stringData", "spec",
                                                          "metadata", "items", "volumes", "env", "<<"]))  # fmt: skip
 DATA = st.recursive(_SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                      st.dictionaries(_KEYS, inner, max_size=4)), max_leaves=12)
+                                                      st.dictionaries(_KEYS, inner, max_size=4)), max_leaves=8)
 
 _PIECES = ["kind: Secret\n", "kind: Pod\n", "kind: List\nitems:\n", "apiVersion: v1\n", "- ", "  ", "---\n", "...\n",
            "data: {a: '!!'}\n", "spec:\n", "volumes: [{secret: {defaultMode: x}}]\n", "&a [1]\n", "*a\n", "*b\n",
@@ -114,7 +113,7 @@ def _same(a: object, b: object) -> bool:
 
 
 @fuzz
-@given(st.lists(DATA, min_size=1, max_size=3))
+@given(st.lists(DATA, min_size=1, max_size=2))
 def test_yaml_written_from_data_loads_back(objects: list[Any]) -> None:
     # allow_unicode=False: PyYAML writes U+0085 raw, and reads it back as a line break (its own round-trip bug)
     text = yaml.safe_dump_all(objects, explicit_start=True)
@@ -134,16 +133,6 @@ def test_json_written_from_data_loads_back(obj: Any, indent: bool) -> None:
     assert isinstance(doc, Document) and _same(doc.data, obj)
 
 
-_detector: Detector | None = None
-
-
-def _shared_detector() -> Detector:
-    global _detector
-    if _detector is None:
-        _detector = default_detector()
-    return _detector
-
-
 _KINDS = st.sampled_from(["Secret", "ConfigMap", "Pod", "Deployment", "CronJob", "List", "SecretList", "Job"])
 MANIFESTS = st.builds(lambda kind, body: {"apiVersion": "v1", "kind": kind, **body}, _KINDS,
                       st.dictionaries(st.sampled_from(["metadata", "data", "stringData", "spec", "items", "type",
@@ -151,12 +140,13 @@ MANIFESTS = st.builds(lambda kind, body: {"apiVersion": "v1", "kind": kind, **bo
 
 
 @fuzz
-@given(st.one_of(TEXT, st.lists(MANIFESTS, min_size=1, max_size=3).map(yaml.safe_dump_all)), st.booleans())
+@given(st.one_of(TEXT, st.lists(MANIFESTS, min_size=1, max_size=2).map(yaml.safe_dump_all)), st.booleans())
 def test_manifest_rules_accept_whatever_loads(text: str, as_json: bool) -> None:
     warnings: list[str] = []
     skipped: list[str] = []
     path = "m.json" if as_json else "m.yaml"
-    findings = manifest_findings(text.encode("utf-8", "surrogatepass"), "m", path, _shared_detector(), warnings.append,
-                                 skip=skipped.append)  # fmt: skip
+    data = text.encode("utf-8", "surrogatepass")
+    # default_detector() is built once per process and shared
+    findings = manifest_findings(data, "m", path, default_detector(), warnings.append, skip=skipped.append)
     assert all(f.location.line is None or f.location.line >= 1 for f in findings)
     assert all(isinstance(w, str) and w for w in warnings + skipped)
