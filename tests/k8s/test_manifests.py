@@ -33,6 +33,7 @@ def test_a_broken_document_does_not_hide_the_next_one() -> None:
     assert [type(d).__name__ for d in docs] == ["Document", "DocError", "Document"]
     broken = docs[1]
     assert isinstance(broken, DocError) and broken.index == 1 and "invalid YAML at line" in broken.message
+    assert not broken.limit  # not YAML at all: nothing a limit kept from being checked
 
 
 def test_empty_documents_and_separators_are_skipped() -> None:
@@ -46,13 +47,20 @@ def test_alias_bomb_is_refused_quickly() -> None:
     start = time.monotonic()
     [doc] = documents("\n".join(lines) + "\n")
     assert time.monotonic() - start < 5
-    assert isinstance(doc, DocError) and "alias bomb" in doc.message
+    assert isinstance(doc, DocError) and "alias bomb" in doc.message and doc.limit
 
 
 def test_nesting_deeper_than_the_limit_is_refused() -> None:
     deep = "kind: Pod\nspec: " + "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1) + "\n"
     [doc] = documents(deep)
-    assert isinstance(doc, DocError)
+    assert isinstance(doc, DocError) and doc.limit
+
+
+def test_nesting_past_the_recursion_limit_is_a_limit_too() -> None:
+    [doc] = documents("spec: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    assert isinstance(doc, DocError) and doc.limit and doc.message == "nested too deeply (over 64 levels); skipped"
+    [doc] = documents("[" * 50_000 + "]" * 50_000, is_json=True)
+    assert isinstance(doc, DocError) and doc.limit and doc.message == "JSON nested too deeply; skipped"
 
 
 def test_json_is_one_document_without_a_line_map() -> None:
@@ -60,4 +68,39 @@ def test_json_is_one_document_without_a_line_map() -> None:
     assert isinstance(doc, Document) and doc.data == {"kind": "Secret", "data": {"a": "b"}}
     assert doc.line(("data", "a")) is None
     [bad] = documents("{", is_json=True)
-    assert isinstance(bad, DocError) and bad.message.startswith("invalid JSON")
+    assert isinstance(bad, DocError) and bad.message.startswith("invalid JSON") and not bad.limit
+
+
+def test_a_control_character_is_invalid_yaml_not_a_crash() -> None:
+    """Found by tests/fuzz/test_k8s_manifests.py: PyYAML's reader refuses \\x1f while the loader is built, which
+    was outside the error handling (ReaderError escaped `load`)."""
+    first, second = documents("kind: Secret\x1f\n---\nkind: Pod\n")
+    assert isinstance(first, DocError) and not first.limit and "invalid YAML" in first.message
+    assert isinstance(second, Document) and second.data == {"kind": "Pod"}
+
+
+def test_deep_flow_nesting_is_refused_in_bounded_time() -> None:
+    """Found by fuzzing: PyYAML's scanner and composer took seconds per document on a few thousand `[`."""
+    start = time.monotonic()
+    docs = documents("---\n".join("k: " + "[" * 3000 + "]" * 3000 + "\n" for _ in range(4)))
+    assert time.monotonic() - start < 6  # was 2 to 2.5 s per document; now under 1
+    assert [(type(d).__name__, getattr(d, "limit", None)) for d in docs] == [("DocError", True)] * 4
+    assert all(isinstance(d, DocError) and d.message == "nested too deeply (over 64 levels); skipped" for d in docs)
+
+
+def test_many_small_alias_bombs_share_one_budget() -> None:
+    """Each document stays under MAX_NODES, but a file of them is bounded by its size, not by their count."""
+    lines = ["a0: &a0 [lol]"] + [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 6)]
+    bomb = "\n".join(lines) + "\n"
+    start = time.monotonic()
+    docs = documents("---\n".join([bomb] * 40))
+    assert time.monotonic() - start < 10
+    refused = [d for d in docs if isinstance(d, DocError)]
+    assert len(docs) == 40 and len(refused) >= 37 and all(d.limit for d in refused)
+
+
+def test_a_timestamp_tag_on_a_non_timestamp_is_invalid_yaml_not_a_crash() -> None:
+    """Found by tests/fuzz/test_k8s_manifests.py: PyYAML's `!!timestamp` constructor raised AttributeError."""
+    bad, good = documents("when: !!timestamp tomorrow\n---\nwhen: !!timestamp 2001-12-14\n")
+    assert isinstance(bad, DocError) and not bad.limit and "is not a timestamp" in bad.message
+    assert isinstance(good, Document) and str(good.data) == "{'when': datetime.date(2001, 12, 14)}"

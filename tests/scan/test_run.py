@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kinko.errors import InvalidInput
-from kinko.scan.interface import Finding, FindingKind, Location, ScanResult, Severity
+from kinko.scan.interface import Finding, FindingKind, Location, ScanResult, ScanWarning, Severity
 from kinko.scan.run import exit_code, scan
 from kinko.scan.sources.directory import DirectorySource
 
@@ -47,6 +47,38 @@ def test_exit_code_follows_fail_on() -> None:
     assert exit_code(result, Severity.HIGH) == 1 and exit_code(result, Severity.LOW) == 1
     assert exit_code(result, Severity.CRITICAL) == 0
     assert exit_code(ScanResult(), Severity.INFO) == 0
+
+
+def _incomplete(*severities: Severity) -> ScanResult:
+    result = _result(*severities)
+    result.skip("a", "layer 0: not scanned")
+    return result
+
+
+def test_an_incomplete_scan_exits_3_unless_allowed() -> None:
+    assert exit_code(_incomplete(), Severity.HIGH) == 3
+    assert exit_code(_incomplete(), Severity.HIGH, allow_incomplete=True) == 0
+    assert exit_code(_incomplete(Severity.LOW), Severity.HIGH) == 3  # below --fail-on: the skipped part decides
+    assert exit_code(_incomplete(Severity.LOW), Severity.HIGH, allow_incomplete=True) == 0
+    assert _incomplete().incomplete == [ScanWarning("a", "layer 0: not scanned", skipped=True)]
+
+
+def test_findings_win_over_incompleteness() -> None:
+    assert exit_code(_incomplete(Severity.CRITICAL), Severity.HIGH) == 1
+    assert exit_code(_incomplete(Severity.CRITICAL), Severity.HIGH, allow_incomplete=True) == 1
+
+
+def test_plain_warnings_do_not_make_a_scan_incomplete() -> None:
+    result = _result()
+    result.warnings.append(ScanWarning("a", "2 absolute or `..` entry names"))
+    assert result.incomplete == [] and exit_code(result, Severity.INFO) == 0
+
+
+def test_a_written_baseline_accepts_findings_not_skipped_parts() -> None:
+    result = _incomplete(Severity.CRITICAL)
+    result.accepted = 1
+    assert exit_code(result, Severity.HIGH) == 3
+    assert exit_code(result, Severity.HIGH, allow_incomplete=True) == 0
 
 
 def test_written_baseline_accepts_then_filters(repo: Path, tmp_path: Path) -> None:

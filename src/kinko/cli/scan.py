@@ -32,6 +32,10 @@ def common_options(func: F) -> F:
         click.option("--show-secrets", is_flag=True, help="Print secret values instead of a redacted prefix."),
         click.option("--fail-on", type=click.Choice(_SEVERITIES, case_sensitive=False), default="high",
                      show_default=True, help="Exit 1 when a finding is at least this severe."),
+        click.option("--allow-incomplete", is_flag=True,
+                     help="Exit 0 (or 1 for findings) even when part of the artifact was not scanned (a size or "
+                          "bomb limit hit, an unreadable file or layer); without it such a scan exits 3. The report "
+                          "lists every skipped part either way."),
         click.option("--baseline", type=click.Path(exists=True, dir_okay=False),
                      help="Ignore findings listed in this baseline file."),
         click.option("--write-baseline", type=click.Path(dir_okay=False, writable=True),
@@ -97,15 +101,16 @@ def _write_private(text: str, target: Path) -> None:
 
 
 def run_scan(source: Source, *, output: str, output_file: str | None, show_secrets: bool, fail_on: str,
-             baseline: str | None, write_baseline: str | None) -> None:  # fmt: skip
-    """Scan (kinko.scan.run), write the report, and exit with `exit_code`: 1 if a finding reaches `fail_on`.
+             baseline: str | None, write_baseline: str | None, allow_incomplete: bool = False) -> None:  # fmt: skip
+    """Scan (kinko.scan.run), write the report, and exit with `exit_code`: 1 if a finding reaches `fail_on`,
+    else 3 if part of the artifact was not scanned (unless `allow_incomplete`).
 
     The environment is read here (KINKO_BASELINE_KEY, KINKO_SCAN_ENGINE, KINKO_SCAN_CACHE, XDG_CACHE_HOME) and
     passed down: the scanner library never reads it.
     """
     from kinko.scan.baseline import parse_key
     from kinko.scan.report import ReportOptions, render
-    from kinko.scan.run import exit_code, scan
+    from kinko.scan.run import INCOMPLETE, exit_code, scan
 
     # Decoded before scanning: a malformed key is refused (never echoed) even on runs that would not use it.
     baseline_key = parse_key(os.environ.get(config.ENV_BASELINE_KEY))
@@ -124,7 +129,10 @@ def run_scan(source: Source, *, output: str, output_file: str | None, show_secre
     width = shutil.get_terminal_size().columns if color else None
     report = render(result, output, options, rules=result.rules, color=color, width=width)
     _write_report(report, output_file, show_secrets)
-    code = exit_code(result, Severity.parse(fail_on))
+    code = exit_code(result, Severity.parse(fail_on), allow_incomplete)
+    if code == INCOMPLETE:
+        click.echo(f"scan incomplete: {len(result.incomplete)} part(s) not scanned (listed in the report); exit "
+                   "status 3. --allow-incomplete accepts an incomplete scan.", err=True)  # fmt: skip
     if code:
         sys.exit(code)
 
@@ -134,10 +142,11 @@ def _scan_command(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, output: str, output_file: str | None, show_secrets: bool, fail_on: str,
-                baseline: str | None, write_baseline: str | None, **kwargs: Any) -> None:  # fmt: skip
+                baseline: str | None, write_baseline: str | None, allow_incomplete: bool,
+                **kwargs: Any) -> None:  # fmt: skip
         source = func(*args, **kwargs)
         run_scan(source, output=output, output_file=output_file, show_secrets=show_secrets, fail_on=fail_on,
-                 baseline=baseline, write_baseline=write_baseline)  # fmt: skip
+                 baseline=baseline, write_baseline=write_baseline, allow_incomplete=allow_incomplete)  # fmt: skip
 
     return common_options(handle_errors(cast(F, wrapper)))
 
@@ -147,7 +156,8 @@ def cli() -> None:
     """Find secrets leaked into images, Dockerfiles, Kubernetes manifests and files.
 
     Exit status: 0 clean (or --write-baseline given: the findings are accepted), 1 a finding at or above
-    --fail-on (or a scan error), 2 usage error.
+    --fail-on (or a scan error), 2 usage error, 3 incomplete: part of the artifact was not scanned (a size or bomb
+    limit hit, an unreadable file or layer; --allow-incomplete accepts it). Findings win: 1 even if incomplete.
     """
 
 

@@ -98,10 +98,12 @@ class Finding:
 
 @dataclass(frozen=True)
 class ScanWarning:
-    """Something that could not be scanned fully (missing blob, truncated archive, bomb limit hit)."""
+    """Something a report should mention. `skipped`: part of the artifact was not scanned (a missing blob, a
+    truncated archive, a bomb limit hit), so the scan is incomplete; the message names the part and the limit."""
 
     artifact: str
     message: str
+    skipped: bool = False
 
 
 @dataclass
@@ -115,8 +117,17 @@ class ScanResult:
     rules: Sequence[Rule] = ()
     #: the key reports fingerprint with (the baseline's, or KINKO_BASELINE_KEY); None: fingerprints by location
     fingerprint_key: bytes | None = field(default=None, repr=False)
-    #: how many findings a written baseline accepted (the exit status is then 0); None: no baseline written
+    #: how many findings a written baseline accepted (they no longer fail the scan); None: no baseline written
     accepted: int | None = None
+
+    def skip(self, artifact: str, message: str) -> None:
+        """Record that part of `artifact` was not scanned (`message`: which part, and why): the scan is incomplete."""
+        self.warnings.append(ScanWarning(artifact, message, skipped=True))
+
+    @property
+    def incomplete(self) -> list[ScanWarning]:
+        """The warnings that say part of an artifact was not scanned; empty when everything was."""
+        return [w for w in self.warnings if w.skipped]
 
 
 class Detector(ABC):
@@ -144,4 +155,8 @@ class Source(ABC):
 
     @abstractmethod
     def scan(self, detector: Detector, result: ScanResult) -> Iterator[Finding]:
-        """Yield findings as they are found; append warnings and byte counts to `result`."""
+        """Yield findings as they are found; append warnings and byte counts to `result`.
+
+        Content left unscanned (a limit hit, an unreadable file or layer) goes to `result.skip`, never only to a
+        plain warning: a scan that skipped anything must not pass as clean.
+        """

@@ -24,7 +24,7 @@ def scan(
     """Scan `source` with the shipped rules, then apply the baseline files.
 
     `write_baseline` saves every finding (keyed like `baseline` when one is given) and accepts them all:
-    `exit_code` is then 0. Findings listed in `baseline` are dropped from the result. `on_finding` runs after
+    they no longer fail `exit_code`. Findings listed in `baseline` are dropped from the result. `on_finding` runs after
     each finding is added (a progress display reads the counts). `baseline_key` is KINKO_BASELINE_KEY's key
     (`baseline.parse_key`): new baselines name it instead of holding a key, and reports fingerprint with it.
     `engine` and `cache_dir` choose the detector (`detect.default_detector`).
@@ -47,8 +47,19 @@ def scan(
     return result
 
 
-def exit_code(result: ScanResult, fail_on: Severity) -> int:
-    """1 when a finding is at least `fail_on` severe, else 0. Writing a baseline accepts the findings: 0."""
-    if result.accepted is not None:
-        return 0
-    return 1 if any(f.severity >= fail_on for f in result.findings) else 0
+#: Exit statuses of `kinko scan` (and `exit_code`); 2 is a usage error (click's own).
+CLEAN, FINDINGS, INCOMPLETE = 0, 1, 3
+
+
+def exit_code(result: ScanResult, fail_on: Severity, allow_incomplete: bool = False) -> int:
+    """1 when a finding is at least `fail_on` severe; else 3 when part of the artifact was not scanned (unless
+    `allow_incomplete`); else 0.
+
+    Findings win over incompleteness: what was found is certain whatever was skipped, and it is the more urgent
+    thing to fix. Writing a baseline accepts the findings (they no longer give 1), not the skipped parts.
+    """
+    if result.accepted is None and any(f.severity >= fail_on for f in result.findings):
+        return FINDINGS
+    if result.incomplete and not allow_incomplete:
+        return INCOMPLETE
+    return CLEAN

@@ -156,3 +156,37 @@ def test_empty_result_renders_in_every_format() -> None:
         out = render(ScanResult(), fmt)
         assert out
     assert json.loads(render_json(ScanResult()))["findings"] == []
+
+
+def _incomplete(canary: str) -> ScanResult:
+    result = _result(canary)
+    result.skip("app.tar", "layer 3: decompresses past 1024 bytes (Limits.max_layer_bytes); rest not scanned")
+    return result
+
+
+def test_text_report_marks_an_incomplete_scan() -> None:
+    out = render_text(_incomplete(_canary()))
+    assert "warning: app.tar: layer blob sha256:00 missing" in out  # a plain warning stays one
+    assert "incomplete: app.tar: layer 3: decompresses past 1024 bytes (Limits.max_layer_bytes)" in out
+    assert out.endswith("2 warning(s), 3.0 MiB scanned in 2 artifact(s)\nscan incomplete: 1 part(s) not scanned "
+                        "(`incomplete:` above)\n")  # fmt: skip
+    assert "incomplete" not in render_text(_result(_canary()))
+
+
+def test_json_lists_the_skipped_parts_only_when_incomplete() -> None:
+    doc = json.loads(render_json(_incomplete(_canary())))
+    skipped = {"artifact": "app.tar", "message": "layer 3: decompresses past 1024 bytes (Limits.max_layer_bytes); "
+               "rest not scanned"}  # fmt: skip
+    assert doc["incomplete"] == [skipped] and skipped in doc["warnings"]
+    assert "incomplete" not in json.loads(render_json(_result(_canary())))
+
+
+def test_sarif_says_the_run_was_incomplete() -> None:
+    doc = json.loads(render_sarif(_incomplete(_canary()), load_rules()))
+    jsonschema.Draft4Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(doc)
+    invocation = doc["runs"][0]["invocations"][0]
+    assert invocation["executionSuccessful"] is False
+    levels = [(n["level"], n["message"]["text"][:8]) for n in invocation["toolExecutionNotifications"]]
+    assert levels == [("warning", "layer bl"), ("error", "layer 3:")]
+    complete = json.loads(render_sarif(_result(_canary()), load_rules()))["runs"][0]["invocations"][0]
+    assert complete["executionSuccessful"] is True

@@ -146,3 +146,36 @@ def test_not_a_directory(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_is_dockerfile(name: str, expected: bool) -> None:
     assert is_dockerfile(name) is expected
+
+
+def test_limits_and_unreadable_files_make_the_scan_incomplete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "app.py", LEAK)
+    write(tmp_path, "k8s/bomb.yaml", "apiVersion: v1\nkind: Pod\nspec: &s\n  x: *s\n")
+    write(tmp_path, "k8s/bad.yaml", "apiVersion: v1\nkind: Pod\nspec: [unclosed\n")  # not YAML: a warning only
+    write(tmp_path, "Dockerfile", "FROM scratch\n" + "# pad\n" * 800_000)
+    write(tmp_path, "locked.env", LEAK)
+    write(tmp_path, "gone/x.txt", "x")
+    real_read, real_scandir = Path.read_bytes, os.scandir
+
+    def read_bytes(self: Path) -> bytes:
+        if self.name == "locked.env":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self)
+
+    def scandir(path: str) -> object:
+        if str(path).endswith("gone"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(os, "scandir", scandir)
+    findings, result = run(tmp_path)
+    assert secret_paths(findings) == ["app.py"]
+    assert sorted(w.message for w in result.incomplete) == [
+        "Dockerfile: larger than 4194304 bytes; its Dockerfile rules were not checked",
+        "gone/: cannot list directory: Permission denied; its files were not scanned",
+        "k8s/bomb.yaml: document 0: expands to more than 200000 nodes or 64 levels (YAML alias bomb or cycle?); "
+        "skipped",
+        "locked.env: cannot read: Permission denied; not scanned",
+    ]
+    assert {w.artifact for w in result.incomplete} == {str(tmp_path)}

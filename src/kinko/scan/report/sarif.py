@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from kinko.scan.detect.loader import Rule
-from kinko.scan.interface import Finding, ScanResult, Severity
+from kinko.scan.interface import Finding, ScanResult, ScanWarning, Severity
 from kinko.scan.places import file_and_object, in_image
 from kinko.scan.report.common import Redactor, ReportOptions, fingerprints, location_dict, status_text
 
@@ -91,6 +91,15 @@ def _result(finding: Finding, index: int, redactor: Redactor, fingerprint: dict[
     }
 
 
+def _notification(warning: ScanWarning, redactor: Redactor) -> dict[str, Any]:
+    """A warning; a skipped part is an "error" notification (SARIF: the results are incomplete)."""
+    return {
+        "level": "error" if warning.skipped else "warning",
+        "message": {"text": redactor.text(warning.message) or ""},
+        "locations": [{"physicalLocation": {"artifactLocation": {"uri": _uri(warning.artifact)}}}],
+    }
+
+
 def render_sarif(result: ScanResult, rules: Sequence[Rule] = (), options: ReportOptions | None = None) -> str:
     options = options or ReportOptions()
     redactor = Redactor(result.findings, options.show_secrets)
@@ -118,12 +127,9 @@ def render_sarif(result: ScanResult, rules: Sequence[Rule] = (), options: Report
                             for f, p in zip(result.findings, prints, strict=True)],
                 "invocations": [
                     {
-                        "executionSuccessful": True,
-                        "toolExecutionNotifications": [
-                            {"level": "warning", "message": {"text": redactor.text(w.message) or ""},
-                             "locations": [{"physicalLocation": {"artifactLocation": {"uri": _uri(w.artifact)}}}]}
-                            for w in result.warnings
-                        ],
+                        # A skipped part makes the run unsuccessful (its results may be missing some).
+                        "executionSuccessful": not result.incomplete,
+                        "toolExecutionNotifications": [_notification(w, redactor) for w in result.warnings],
                     }
                 ],
             }

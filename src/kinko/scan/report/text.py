@@ -82,7 +82,8 @@ def render_text(
                     console.print(line)
         console.print()
     for warning in result.warnings:
-        console.print(f"[yellow]warning[/]: {escape(warning.artifact)}: {escape(redactor.text(warning.message) or '')}")
+        label = "[bold red]incomplete[/]" if warning.skipped else "[yellow]warning[/]"
+        console.print(f"{label}: {escape(warning.artifact)}: {escape(redactor.text(warning.message) or '')}")
     stats = summary(result)
     counts = ", ".join(f"{n} {name}" for name, n in stats["by_severity"].items() if n)
     mib = stats["bytes_scanned"] / 2**20
@@ -91,4 +92,7 @@ def render_text(
         f"{stats['deleted_but_recoverable']} in deleted files, {stats['warnings']} warning(s), "
         f"{mib:.1f} MiB scanned in {len(stats['artifacts'])} artifact(s)"
     )
+    if result.incomplete:
+        skipped = len(result.incomplete)
+        console.print(f"[bold red]scan incomplete[/]: {skipped} part(s) not scanned (`incomplete:` above)")
     return buffer.getvalue()

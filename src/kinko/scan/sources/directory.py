@@ -19,12 +19,13 @@ from kinko.errors import ScanError
 from kinko.scan.findings import matches_to_findings
 from kinko.scan.interface import Detector, Finding, Location, Match, ScanResult, ScanWarning, Source
 from kinko.scan.sources.allow import allowed_lines
-from kinko.scan.sources.dockerfile.source import dockerfile_misconfigs
+from kinko.scan.sources.dockerfile.source import MAX_DOCKERFILE_BYTES, dockerfile_misconfigs
 from kinko.scan.sources.kubernetes.source import (
     MANIFEST_SUFFIXES,
     dedupe_secret_hits,
     looks_like_manifest,
     manifest_findings,
+    skip_unlisted,
 )
 
 #: Files above this are scanned in windows instead of being read whole (bounded memory).
@@ -32,6 +33,7 @@ MAX_WHOLE_FILE = 32 * 1024 * 1024
 CHUNK = 16 * 1024 * 1024
 OVERLAP = 64 * 1024  # longer than any secret we detect (PEM keys included)
 _DOCKERFILE_GLOBS = ("dockerfile", "dockerfile.*", "*.dockerfile", "containerfile", "containerfile.*")
+_Say = Callable[[str], None]
 
 
 @dataclass
@@ -88,9 +90,13 @@ class DirectorySource(Source):
         return ignored
 
     def files(self, result: ScanResult) -> Iterator[tuple[str, Path]]:
-        """(relative posix path, full path) of every regular, non-ignored file; symlinks are never followed."""
+        """(relative posix path, full path) of every regular, non-ignored file; symlinks are never followed.
+
+        A directory that cannot be listed or a file that cannot be stat'ed is recorded as skipped in `result`.
+        """
         ignores: list[_Ignore] = []
-        for folder, dirs, names in os.walk(self.root, followlinks=False):
+        unlisted = skip_unlisted(result, self.root, self.artifact)
+        for folder, dirs, names in os.walk(self.root, onerror=unlisted, followlinks=False):
             base = Path(folder)
             rel_dir = base.relative_to(self.root).as_posix()
             prefix = "" if rel_dir == "." else rel_dir + "/"
@@ -107,7 +113,10 @@ class DirectorySource(Source):
                     continue
                 try:
                     mode = full.lstat().st_mode
-                except OSError:
+                except FileNotFoundError:
+                    continue  # removed while the walk ran: nothing left to scan
+                except OSError as exc:
+                    result.skip(self.artifact, f"{rel}: cannot stat: {exc.strerror or exc}; not scanned")
                     continue
                 if stat.S_ISREG(mode):  # skips symlinks, FIFOs, sockets and devices
                     yield rel, full
@@ -115,6 +124,9 @@ class DirectorySource(Source):
     def _scan_file(self, rel: str, full: Path, detector: Detector, result: ScanResult) -> list[Finding]:
         def warn(message: str) -> None:
             result.warnings.append(ScanWarning(self.artifact, message))
+
+        def skip(message: str) -> None:
+            result.skip(self.artifact, message)
 
         def location(line: int) -> Location:
             return Location(artifact=self.artifact, path=rel, line=line)
@@ -126,29 +138,35 @@ class DirectorySource(Source):
                 return matches_to_findings(detector, matches, location)
             data = full.read_bytes()
         except OSError as exc:
-            warn(f"{rel}: cannot read: {exc.strerror or exc}")
+            skip(f"{rel}: cannot read: {exc.strerror or exc}; not scanned")
             return []
         result.bytes_scanned += len(data)
         plain = matches_to_findings(detector, detector.scan(data, path=rel), location)
         covered: set[int] = set()
-        structural = self._structural(rel, data, detector, warn, covered)
+        structural = self._structural(rel, data, detector, (warn, skip), covered)
         allow = allowed_lines(data)
         merged = structural + dedupe_secret_hits(structural, plain, covered)
         merged = [f for f in merged if f.location.line not in allow]
         return _dedupe(merged)
 
-    def _structural(
-        self, rel: str, data: bytes, detector: Detector, warn: Callable[[str], None], covered: set[int]
-    ) -> list[Finding]:
+    def _structural(self, rel: str, data: bytes, detector: Detector, report: tuple[_Say, _Say],
+                    covered: set[int]) -> list[Finding]:  # fmt: skip
+        """The Dockerfile or manifest rules for `rel`. `report` is (warn, skip): a limit hit is a skip; input that
+        does not parse is a warning (its raw text was scanned, and a template named Dockerfile is common)."""
+        warn, skip = report
         name = rel.rsplit("/", 1)[-1]
         if is_dockerfile(name):
+            if len(data) > MAX_DOCKERFILE_BYTES:
+                skip(f"{rel}: larger than {MAX_DOCKERFILE_BYTES} bytes; its Dockerfile rules were not checked")
+                return []
             try:
                 return dockerfile_misconfigs(data, self.artifact, rel)
             except ScanError as exc:
                 warn(f"{rel}: not parsed as a Dockerfile: {exc.message}")
                 return []
         if name.lower().endswith(MANIFEST_SUFFIXES) and looks_like_manifest(data):
-            return manifest_findings(data, self.artifact, rel, detector, warn, path_prefix=rel + ":", covered=covered)
+            return manifest_findings(data, self.artifact, rel, detector, warn, path_prefix=rel + ":", covered=covered,
+                                     skip=skip)  # fmt: skip
         return []
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -157,6 +159,24 @@ def test_expansion_forms() -> None:
     assert expand("'$A' \"$A\" \\$A", env) == "$A 1 $A"
     assert expand("${A:-${B:-nested}}", {}) == "nested"
     assert expand("`$A", env, escape="`") == "$A"
+
+
+def test_deeply_nested_expansion_is_left_as_written_not_a_crash() -> None:
+    """Found by tests/fuzz/test_scan_dockerfile.py: `${A:-${A:-...}}` a few hundred deep raised RecursionError."""
+    from kinko.scan.sources.dockerfile.words import MAX_NESTING
+
+    deep = "${A:-" * 400 + "x" + "}" * 400
+    assert expand(deep, {}) == deep  # left as written
+    huge = "${A:-" * 100_000 + "x" + "}" * 100_000
+    start = time.monotonic()
+    assert expand(huge, {}) == huge
+    assert time.monotonic() - start < 2  # refused up front, not after 32 levels that each rescan the body
+    shallow = "${A:-" * MAX_NESTING + "x" + "}" * MAX_NESTING
+    assert expand(shallow, {}) == "x"  # every real nesting still expands
+    df = parse(f"FROM alpine\nENV PASSWORD={deep}\nRUN echo {deep}\n")
+    from kinko.scan.sources.dockerfile.rules import misconfig_findings
+
+    assert "dockerfile-secret-arg-env" in {f.rule_id for f in misconfig_findings(df, "Dockerfile", "Dockerfile")}
 
 
 def test_env_pairs_and_legacy_form() -> None:

@@ -211,3 +211,10 @@ def test_meta_arg_scope_follows_buildkit(tmp_path: Path) -> None:
     not_declared = "ARG DIR=/opt\nFROM a\nCOPY .npmrc $DIR/\nRUN rm /opt/.npmrc\n"
     findings, _ = scan(tmp_path, not_declared)
     assert "dockerfile-copy-then-rm" not in {f.rule_id for f in findings}
+
+
+def test_rm_of_a_double_slash_path_is_the_same_file(tmp_path: Path) -> None:
+    """Found by tests/fuzz/test_scan_dockerfile.py: `//root/x` was kept as written (normpath keeps a leading //),
+    so `rm -f //root/bad-secret` did not count as removing /root/bad-secret."""
+    findings, _ = scan(tmp_path, SEED.replace("rm -f /root/", "rm -f //root/"))
+    assert [f.location.line for f in findings if f.rule_id == "dockerfile-copy-then-rm"] == [2]

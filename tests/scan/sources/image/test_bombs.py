@@ -101,6 +101,9 @@ def test_zstd_layer_bomb_stays_under_budget_and_warns(tmp_path: Path) -> None:
     assert peak < BUDGET, f"peak {peak >> 20} MiB"
     assert "layer 0: layer decompression ratio over 500:1" in warnings_text(result)
     assert [f.location.path for f in findings] == ["secret.txt"]  # found before the bomb went off
+    assert [w.message.split(";")[0] for w in result.incomplete] == [
+        "layer 0: layer decompression ratio over 500:1 (gzip/zstd bomb)"
+    ]
 
 
 def test_zstd_outer_archive_bomb_is_a_scan_error_within_budget(tmp_path: Path) -> None:
@@ -133,6 +136,9 @@ def test_giant_pax_header_in_outer_tar_is_capped(tmp_path: Path) -> None:
     (findings, result), peak = peak_of(lambda: scan(archive))
     assert "metadata entry over 1048576 bytes" in warnings_text(result)
     assert sorted(f.location.path for f in findings) == ["a.txt", "b.txt"]
+    assert [w.message for w in result.incomplete] == [
+        "outer archive: tar metadata entry over 1048576 bytes after 9 entries; rest ignored"
+    ]
     assert peak < 16 << 20, f"peak {peak >> 20} MiB"
 
 

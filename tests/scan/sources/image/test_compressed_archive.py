@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 from pathlib import Path
 
@@ -108,3 +109,28 @@ def test_compressed_garbage_is_a_scan_error(tmp_path: Path) -> None:
     not_gzip.write_bytes(b"\x1f\x8b" + os.urandom(200))
     with pytest.raises(ScanError, match="gzip-compressed"):
         scan(not_gzip)
+
+
+def test_layers_cut_off_in_a_compressed_archive_are_reported(tmp_path: Path) -> None:
+    """Metadata first (as podman writes), then the stream ends inside layer 1: layer 0 scanned, the rest reported."""
+    import io
+    import tarfile
+
+    tars = [layer_tar({"a.txt": CANARY + b"\n"}), layer_tar({"b.bin": os.urandom(300_000) + CANARY2})]
+    config = make_config([sha256(t) for t in tars], ["COPY a", "COPY b"])
+    plain = tmp_path / "ordered.tar"
+    with tarfile.open(plain, "w") as tar:
+        man = json.dumps([{"Config": "c.json", "Layers": ["0/layer.tar", "1/layer.tar"]}]).encode()
+        members = [("manifest.json", man), ("c.json", config), ("0/layer.tar", tars[0]), ("1/layer.tar", tars[1])]
+        for name, blob in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    archive = compress_file(plain, "gzip")
+    data = archive.read_bytes()
+    archive.write_bytes(data[: len(data) - 150_000])
+    findings, result = scan(archive)
+    assert [f.location.path for f in findings] == ["a.txt"]
+    skipped = [w.message for w in result.incomplete]
+    assert any(m.startswith("archive is truncated or corrupt after") for m in skipped)
+    assert any(m.startswith("layer 1: ") and "not scanned" in m for m in skipped)

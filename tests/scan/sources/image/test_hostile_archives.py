@@ -40,6 +40,11 @@ def warnings_text(result: ScanResult) -> str:
     return "\n".join(w.message for w in result.warnings)
 
 
+def skipped_text(result: ScanResult) -> str:
+    """The parts the scan reports as not scanned (each also a warning); they make `kinko scan` exit 3."""
+    return "\n".join(w.message for w in result.incomplete)
+
+
 def tree(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
@@ -82,6 +87,7 @@ def test_dotdot_and_absolute_names_in_outer_tar_and_layers(tmp_path: Path) -> No
     assert "absolute or `..` member names" in text  # outer tar
     assert "2 absolute or `..` entry names" in text  # inside the layer
     assert tree(tmp_path) == before  # nothing written anywhere
+    assert result.incomplete == []  # normalized names are scanned: a warning, not a skip
 
 
 def test_links_pointing_outside_are_never_followed(tmp_path: Path) -> None:
@@ -99,6 +105,7 @@ def test_links_pointing_outside_are_never_followed(tmp_path: Path) -> None:
     assert "app/shadow points outside" in text
     assert "app/hard points outside" in text
     assert "app/alias" not in text
+    assert result.incomplete == []
 
 
 def test_tar_bomb_entry_cap_keeps_findings_so_far(tmp_path: Path) -> None:
@@ -108,6 +115,7 @@ def test_tar_bomb_entry_cap_keeps_findings_so_far(tmp_path: Path) -> None:
     findings, result = scan(archive, Limits(max_entries_per_layer=1000))
     assert sorted(f.location.path for f in findings) == ["base.txt", "first.txt"]
     assert "over 1000 entries (tar bomb)" in warnings_text(result)
+    assert "layer 1: over 1000 entries (tar bomb); scan of this layer stopped" in skipped_text(result)
 
 
 def test_huge_declared_size_is_truncated_layer_warning(tmp_path: Path) -> None:
@@ -119,6 +127,7 @@ def test_huge_declared_size_is_truncated_layer_warning(tmp_path: Path) -> None:
     findings, result = scan(archive)
     assert [f.location.path for f in findings] == ["ok.txt"]
     assert "truncated or corrupt" in warnings_text(result)
+    assert "layer 0: truncated or corrupt" in skipped_text(result)
 
 
 def test_total_bytes_cap_stops_later_layers(tmp_path: Path) -> None:
@@ -127,6 +136,7 @@ def test_total_bytes_cap_stops_later_layers(tmp_path: Path) -> None:
     findings, result = scan(archive, Limits(max_total_bytes=4000))
     assert [f.location.layer_index for f in findings] == [0]
     assert "layers not scanned: 1, 2" in warnings_text(result)
+    assert "(bomb limit, Limits.max_total_bytes); layers not scanned: 1, 2" in skipped_text(result)
 
 
 def test_gzip_bomb_layer_and_inner_gzip_bomb(tmp_path: Path) -> None:
@@ -153,6 +163,8 @@ def test_gzip_bomb_layer_and_inner_gzip_bomb(tmp_path: Path) -> None:
     text = warnings_text(result)
     assert "layer 0: layer decompression ratio over 100:1" in text
     assert "huge.log.gz inflates past" in text
+    skipped = skipped_text(result)
+    assert "layer 0: layer decompression ratio over 100:1" in skipped and "huge.log.gz inflates past" in skipped
     assert ("var/log/huge.log.gz!", 1) in [(f.location.path, f.location.line) for f in findings]
     assert ("secret.txt", 0) in [(f.location.path, f.location.layer_index) for f in findings]
 
@@ -183,6 +195,8 @@ def test_truncated_archive_gives_warning_and_findings_so_far(tmp_path: Path) -> 
     findings, result = scan(ordered)
     assert [f.location.path for f in findings] == ["base.txt"]
     assert "truncated" in warnings_text(result)
+    assert "archive is truncated or corrupt after 4 entries" in skipped_text(result)
+    assert "layer 1: truncated or corrupt" in skipped_text(result)
 
 
 def test_tiny_or_garbage_file_is_a_scan_error(tmp_path: Path) -> None:
@@ -205,6 +219,7 @@ def test_corrupt_compressed_layer_other_layers_still_scanned(tmp_path: Path) -> 
     findings, result = scan(oci)
     assert "a.txt" in [f.location.path for f in findings]
     assert "layer 1: truncated or corrupt" in warnings_text(result)
+    assert "layer 1: truncated or corrupt" in skipped_text(result)
 
 
 def test_missing_blob_warns_and_scans_other_layers(tmp_path: Path) -> None:
@@ -217,6 +232,7 @@ def test_missing_blob_warns_and_scans_other_layers(tmp_path: Path) -> None:
     assert [f.location.path for f in findings] == ["a.txt", "c.txt"]
     assert "layer 1 blob" in warnings_text(result)
     assert "is missing from the archive" in warnings_text(result)
+    assert "is missing from the archive; not scanned" in skipped_text(result)
 
 
 def test_non_utf8_names_are_reported_printably(tmp_path: Path) -> None:
@@ -246,6 +262,7 @@ def test_huge_sparse_member_is_bounded(tmp_path: Path) -> None:
     assert sorted(f.location.path for f in findings) == ["after.txt", "disk.img"]
     assert f"sparse file disk.img (declares {1 << 40} bytes): scanned its stored data only" in warnings_text(result)
     assert result.bytes_scanned < 2 << 20
+    assert result.incomplete == []  # the holes are zeros: all there is was scanned
 
 
 def test_total_bytes_cap_with_parallel_workers(tmp_path: Path) -> None:
@@ -255,6 +272,7 @@ def test_total_bytes_cap_with_parallel_workers(tmp_path: Path) -> None:
     # The two biggest layers are in flight before any byte count is known; the smallest one is left out.
     assert sorted(f.location.layer_index for f in findings) == [0, 1]
     assert "layers not scanned: 2" in warnings_text(result)
+    assert "layers not scanned: 2" in skipped_text(result)
 
 
 def test_oci_dir_blob_symlinked_outside_the_layout_is_not_read(tmp_path: Path) -> None:
@@ -269,3 +287,74 @@ def test_oci_dir_blob_symlinked_outside_the_layout_is_not_read(tmp_path: Path) -
     findings, result = scan(oci)
     assert [f.location.path for f in findings] == ["a.txt"]
     assert "layer 1 blob" in warnings_text(result)
+    assert "layer 1 blob" in skipped_text(result)
+
+
+def test_file_over_the_size_cap_is_scanned_partly_and_reported(tmp_path: Path) -> None:
+    big = CANARY + b"\n" + b"x" * 8192 + CANARY2
+    archive = build_docker_archive(tmp_path / "f.tar", [{"data/big.bin": big, "after.txt": CANARY2}], ["COPY /"])
+    findings, result = scan(archive, Limits(max_file_bytes=4096))
+    assert sorted(f.location.path for f in findings) == ["after.txt", "data/big.bin"]  # the head, and what follows
+    assert skipped_text(result) == (
+        f"layer 0: data/big.bin ({len(big)} bytes) scanned up to 4096 bytes only (Limits.max_file_bytes)"
+    )
+
+
+def test_second_image_of_an_archive_is_reported_as_not_scanned(tmp_path: Path) -> None:
+    archive = build_docker_archive(tmp_path / "two.tar", [{"a.txt": CANARY}], ["COPY a"])
+    with tarfile.open(archive) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+    manifest = json.loads(members["manifest.json"])
+    members["manifest.json"] = json.dumps(manifest * 2).encode()
+    rebuilt = tmp_path / "rebuilt.tar"
+    with tarfile.open(rebuilt, "w") as tar:
+        for name, data in members.items():
+            tar.addfile(info(name, len(data)), io.BytesIO(data))
+    findings, result = scan(rebuilt)
+    assert [f.location.path for f in findings] == ["a.txt"]
+    assert skipped_text(result) == "archive holds 2 images; scanned the first only"
+
+
+def _without_config(tmp_path: Path) -> Path:
+    archive = build_docker_archive(tmp_path / "c.tar", [{"a.txt": CANARY}], ["COPY a"])
+    with tarfile.open(archive) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+    config = json.loads(members["manifest.json"])[0]["Config"]
+    members[config] = b"{not json"
+    broken = tmp_path / "broken.tar"
+    with tarfile.open(broken, "w") as tar:
+        for name, data in members.items():
+            tar.addfile(info(name, len(data)), io.BytesIO(data))
+    return broken
+
+
+def test_unreadable_config_is_skipped_content_unless_config_is_off(tmp_path: Path) -> None:
+    broken = _without_config(tmp_path)
+    findings, result = scan(broken)
+    assert [f.location.path for f in findings] == ["a.txt"]
+    assert "is not valid JSON); layers scanned without history; its Env, Labels and Cmd were not scanned" in (
+        skipped_text(result)
+    )
+    result = ScanResult()
+    list(ImageSource(broken, workers=1, scan_config=False).scan(CanaryDetector(), result))
+    assert result.incomplete == [] and "image config unreadable" in warnings_text(result)
+
+
+def test_outer_entry_cap_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kinko.scan.sources.image import archive as archive_module
+
+    monkeypatch.setattr(archive_module, "_MAX_OUTER_ENTRIES", 3)
+    path = build_docker_archive(tmp_path / "o.tar", [{"a.txt": CANARY}], ["COPY a"])
+    with pytest.raises(ScanError):  # manifest.json comes after the cap: nothing can be scanned
+        scan(path)
+    tars = [layer_tar({"a.txt": CANARY})]
+    config = make_config([sha256(t) for t in tars], ["COPY a"])
+    ordered = tmp_path / "ordered.tar"
+    with tarfile.open(ordered, "w") as tar:
+        man = json.dumps([{"Config": "c.json", "Layers": ["0/layer.tar"]}]).encode()
+        for name, blob in [("manifest.json", man), ("c.json", config), ("0/layer.tar", tars[0]), ("x", b"1"),
+                           ("y", b"2")]:  # fmt: skip
+            tar.addfile(info(name, len(blob)), io.BytesIO(blob))
+    findings, result = scan(ordered)
+    assert [f.location.path for f in findings] == ["a.txt"]
+    assert skipped_text(result) == "outer archive has over 3 entries (a tar bomb?); rest ignored"

@@ -121,3 +121,16 @@ def test_read_of_zero_or_negative_length_is_a_no_op() -> None:
         assert tar.read(-1) == b"" and tar.read(0) == b""
         got.append((m.name, tar.read(m.size)))
     assert got == [("a", b"A" * 700), ("b", b"B" * 10)]
+
+
+@pytest.mark.parametrize("realsize", ["²", "½", "٣", "-1", "x"])
+def test_odd_sparse_realsize_is_ignored_not_a_crash(realsize: str) -> None:
+    """Found by tests/fuzz/test_scan_tarstream.py: str.isdigit() accepts "²", which int() refuses (ValueError)."""
+    info = tarfile.TarInfo("disk.img")
+    info.size = 3
+    info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.realsize": realsize}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(info, io.BytesIO(b"abc"))
+    [member] = TarStream(io.BufferedReader(io.BytesIO(buf.getvalue()))).members()
+    assert member.sparse and member.realsize == 0 and member.size == 3

@@ -143,3 +143,24 @@ def test_forked_workers_reuse_the_detector_the_caller_built(tmp_path: Path, monk
     findings = list(ImageSource(archive, workers=2, scan_config=False).scan(detector, result))
     assert [(f.rule_id, f.location.path) for f in findings] == [("github-pat", "srv/.env")]
     assert not [w for w in result.warnings if "worker failed" in w.message]
+
+
+class DyingDetector(RecordingDetector):
+    """Kills the worker process that is asked to scan a file holding `DIE` (an OOM kill, a crash)."""
+
+    def scan(self, data: bytes, *, path: str = "") -> list[Match]:
+        if b"DIE" in data and multiprocessing.parent_process() is not None:
+            import os
+
+            os._exit(1)
+        return super().scan(data, path=path)
+
+
+def test_a_dead_worker_leaves_its_layer_reported_as_not_scanned(tmp_path: Path) -> None:
+    archive = build_docker_archive(tmp_path / "d.tar", [{"a.txt": CANARY}, {"die.txt": b"DIE"}], ["A", "B"])
+    result = ScanResult()
+    findings = list(ImageSource(archive, workers=2, scan_config=False).scan(DyingDetector(), result))
+    skipped = [w.message for w in result.incomplete]
+    assert any(m.startswith("layer 1: not scanned, worker failed (") for m in skipped)
+    # Layer 0 is either scanned (its finding) or lost with the broken pool (reported too): never silently gone.
+    assert [f.location.layer_index for f in findings] == [0] or any(m.startswith("layer 0:") for m in skipped)

@@ -344,6 +344,7 @@ def test_binary_junk_named_yaml(tmp_path: Path) -> None:
     findings = list(KubernetesSource([path]).scan(default_detector(), result))
     assert all(f.kind is FindingKind.SECRET for f in findings)  # only raw detector hits, no structure
     assert any("binary content" in w.message for w in result.warnings)
+    assert result.incomplete == []  # not a manifest: its raw bytes were scanned, nothing was skipped
 
 
 def test_non_utf8_and_invalid_yaml(tmp_path: Path) -> None:
@@ -354,6 +355,7 @@ def test_non_utf8_and_invalid_yaml(tmp_path: Path) -> None:
     list(KubernetesSource([tmp_path / "latin.yaml", tmp_path / "bad.yaml"]).scan(default_detector(), result))
     messages = [w.message for w in result.warnings]
     assert any("not UTF-8" in m for m in messages) and any("bad.yaml: document 0: invalid YAML" in m for m in messages)
+    assert result.incomplete == []
 
 
 def test_billion_laughs_is_bounded(tmp_path: Path) -> None:
@@ -364,14 +366,23 @@ def test_billion_laughs_is_bounded(tmp_path: Path) -> None:
     _, result = scan(tmp_path, text)
     assert time.monotonic() - start < 5
     assert any("alias bomb" in w.message and "document 0" in w.message for w in result.warnings)
+    [skipped] = result.incomplete
+    assert skipped.artifact == str(tmp_path / "m.yaml")
+    assert skipped.message.endswith("document 0: expands to more than 200000 nodes or 64 levels (YAML alias bomb or "
+                                    "cycle?); skipped")  # fmt: skip
 
 
 def test_recursive_alias_and_deep_nesting_are_bounded(tmp_path: Path) -> None:
     start = time.monotonic()
     _, result = scan(tmp_path, "kind: Pod\nspec: &s\n  x: *s\n", "rec.yaml")
-    assert result.warnings
+    [skipped] = result.incomplete
+    assert "rec.yaml: document 0: expands to more than 200000 nodes or 64 levels" in skipped.message
     _, result = scan(tmp_path, "kind: Pod\nspec: " + "[" * 50_000 + "]" * 50_000 + "\n", "deep.yaml")
-    assert result.warnings
+    assert result.warnings and [w.message for w in result.incomplete] == [
+        f"{tmp_path / 'deep.yaml'}: document 0: nested too deeply (over 64 levels); skipped"
+    ]
+    _, result = scan(tmp_path, "[" * 50_000 + "]" * 50_000, "deep.json")
+    assert [w.message.split(": ", 2)[2] for w in result.incomplete] == ["JSON nested too deeply; skipped"]
     assert time.monotonic() - start < 10
 
 
@@ -383,6 +394,40 @@ def test_ten_megabyte_yaml_is_skipped_structurally_but_still_detected(tmp_path: 
     assert time.monotonic() - start < 10
     assert any("larger than" in w.message for w in result.warnings)
     assert [f.location.line for f in findings if f.kind is FindingKind.SECRET] == [4]
+    assert [w.message.split(": ", 1)[1] for w in result.incomplete] == [
+        "larger than 4194304 bytes; not parsed as Kubernetes manifests (Secret values in it were not decoded and "
+        "checked)"
+    ]
+
+
+def test_unreadable_manifest_and_unlistable_directory_are_skipped(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "a.yaml").write_text("apiVersion: v1\nkind: ConfigMap\n")
+    (tmp_path / "ok" / "locked.yaml").write_text("apiVersion: v1\nkind: Secret\n")
+    (tmp_path / "closed").mkdir()
+    (tmp_path / "closed" / "b.yaml").write_text("apiVersion: v1\nkind: Secret\n")
+    real_read, real_scandir = Path.read_bytes, os.scandir
+
+    def read_bytes(self: Path) -> bytes:
+        if self.name == "locked.yaml":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self)
+
+    def scandir(path: str) -> object:  # root runs the tests: a chmod 000 directory would still be listed
+        if str(path).endswith("closed"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = ScanResult()
+    list(KubernetesSource([tmp_path]).scan(default_detector(), result))
+    assert sorted((w.artifact, w.message) for w in result.incomplete) == [
+        (str(tmp_path / "closed"), "cannot list directory: Permission denied; its files were not scanned"),
+        (str(tmp_path / "ok" / "locked.yaml"), "cannot read: Permission denied; not scanned"),
+    ]
+    assert result.artifacts == [str(tmp_path / "ok" / "a.yaml")]
 
 
 _YAML_PIECES = ["kind: Secret\n", "kind: Pod\n", "kind: List\nitems:\n", "- ", "  ", "data: {a: '!!'}\n",

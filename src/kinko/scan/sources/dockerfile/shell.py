@@ -149,8 +149,8 @@ def resolve(path: str, workdir: str) -> str:
         path = "/root" + path[1:]
     if not path.startswith("/"):
         path = posixpath.join(workdir or "/", path)
-    normal = posixpath.normpath(path)
-    return "/" if normal in ("/", "//") else normal
+    # normpath keeps a leading "//" (POSIX leaves it implementation-defined); Linux reads it as "/"
+    return "/" + posixpath.normpath(path).lstrip("/")
 
 
 def removes(target: str, copied: str, copied_may_be_dir: bool) -> bool:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import re
 
 _NAME = re.compile(r"[A-Za-z0-9_]+")
+_BRACE = re.compile(r"[{}]")
+_NOT_BRACE = re.compile(r"[^{}]+")
 _WHITESPACE = " \t\v\f\r\n"
+#: `${A:-${B:-...}}` nested deeper than this is left as written (real Dockerfiles nest one or two levels; a
+#: hostile one nested thousands deep would exhaust Python's stack).
+MAX_NESTING = 32
 
 
 def split_words(text: str, escape: str = "\\", *, keep_quotes: bool = True, limit: int = 0) -> list[str]:
@@ -49,19 +54,34 @@ def split_words(text: str, escape: str = "\\", *, keep_quotes: bool = True, limi
     return words
 
 
-def expand(word: str, env: dict[str, str], escape: str = "\\") -> str:
+def expand(word: str, env: dict[str, str], escape: str = "\\", *, depth: int = 0) -> str:
     """Process one word like buildkit's ProcessWord: remove quotes, apply escapes, expand variables.
 
-    Unknown variables expand to "" (as in buildkit). Single-quoted text is literal.
+    Unknown variables expand to "" (as in buildkit). Single-quoted text is literal. `depth` counts the `${...}`
+    modifiers this word is nested in: a word whose braces nest deeper than MAX_NESTING is returned as written.
     """
-    return _Expander(word, env, escape).run()
+    if depth > MAX_NESTING or (depth == 0 and _too_deep(word)):
+        return word
+    return _Expander(word, env, escape, depth).run()
+
+
+def _too_deep(word: str) -> bool:
+    """Whether braces nest deeper than MAX_NESTING, found at C speed (one layer of `{}` pairs stripped per pass):
+    each nested `${...}` rescans its body, so a word nested thousands deep is refused before any of that."""
+    braces = _NOT_BRACE.sub("", word)
+    for _ in range(MAX_NESTING + 1):
+        if "{}" not in braces:
+            return False
+        braces = braces.replace("{}", "")
+    return "{}" in braces
 
 
 class _Expander:
-    def __init__(self, text: str, env: dict[str, str], escape: str) -> None:
+    def __init__(self, text: str, env: dict[str, str], escape: str, depth: int = 0) -> None:
         self.text = text
         self.env = env
         self.escape = escape
+        self.depth = depth
         self.i = 0
 
     def run(self) -> str:
@@ -119,24 +139,28 @@ class _Expander:
     def _braced(self) -> str:
         text = self.text
         depth, j = 1, self.i + 1
-        while j < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[j], 0)
-            j += 1
-        body = text[self.i + 1 : j - 1] if depth == 0 else text[self.i + 1 :]
-        self.i = j
+        while depth:  # from brace to brace (a regex search), not character by character
+            brace = _BRACE.search(text, j)
+            if brace is None:
+                j = len(text) + 1  # unterminated: the body runs to the end
+                break
+            depth += 1 if brace.group() == "{" else -1
+            j = brace.end()
+        body = text[self.i + 1 : j - 1]
+        self.i = min(j, len(text))
         match = _NAME.match(body)
         if not match:
             return ""
         name, op = match.group(0), body[match.end() :]
         value = self.env.get(name)
-        return _modifier(value, op, self.env, self.escape)
+        return _modifier(value, op, self.env, self.escape, self.depth)
 
 
-def _modifier(value: str | None, op: str, env: dict[str, str], escape: str) -> str:
+def _modifier(value: str | None, op: str, env: dict[str, str], escape: str, depth: int) -> str:
     """`${VAR<op>}`: :- - :+ + :? ? (others, such as # % /, keep the value as is)."""
     for prefix in (":-", ":+", ":?", "-", "+", "?"):
         if op.startswith(prefix):
-            word = expand(op[len(prefix) :], env, escape)
+            word = expand(op[len(prefix) :], env, escape, depth=depth + 1)
             unset = value is None or (prefix.startswith(":") and value == "")
             if prefix.endswith("-"):
                 return word if unset else str(value)

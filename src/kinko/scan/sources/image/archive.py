@@ -60,12 +60,26 @@ class LayerRef:
 
 
 @dataclass
+class Notes:
+    """What reading an archive had to say: plain warnings, and the parts it could not read (`skipped`)."""
+
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ImageLayout:
     format: str
     config: dict[str, Any]
     layers: list[LayerRef]
-    warnings: list[str] = field(default_factory=list)
+    notes: Notes = field(default_factory=Notes)
     compression: str | None = None  # of the outer archive: its layers must be read in one sequential pass
+    #: why the image config could not be read (its Env, Labels and history are then not scanned); None: read
+    config_error: str | None = None
+
+
+def _too_many_entries() -> str:
+    return f"outer archive has over {_MAX_OUTER_ENTRIES} entries (a tar bomb?); rest ignored"
 
 
 def clean_member_name(name: str) -> tuple[str, bool]:
@@ -92,9 +106,9 @@ class _Container:
 
     compression: str | None = None
 
-    def __init__(self, path: Path, warnings: list[str]) -> None:
+    def __init__(self, path: Path, notes: Notes) -> None:
         self.path = path
-        self.warnings = warnings
+        self.notes = notes
 
     def ref(self, name: str) -> BlobRef | None:
         raise NotImplementedError
@@ -136,8 +150,8 @@ class _DirContainer(_Container):
 class _TarContainer(_Container):
     """One pass over the outer tar's headers (tarfile seeks over the data), keeping name -> (offset, size)."""
 
-    def __init__(self, path: Path, warnings: list[str]) -> None:
-        super().__init__(path, warnings)
+    def __init__(self, path: Path, notes: Notes) -> None:
+        super().__init__(path, notes)
         self.members: dict[str, BlobRef] = {}
         self.links: dict[str, str] = {}
         self._index()
@@ -158,22 +172,22 @@ class _TarContainer(_Container):
                     tar.members.clear()  # type: ignore[attr-defined]  # we keep our own compact index
                     count += 1
                     if count > _MAX_OUTER_ENTRIES:
-                        self.warnings.append(f"outer archive has over {_MAX_OUTER_ENTRIES} entries; rest ignored")
+                        self.notes.skipped.append(_too_many_entries())
                         break
                     self._add(info, file_size, hostile)
             except LimitExceeded as exc:
-                self.warnings.append(f"outer archive: {exc} after {count} entries; rest ignored")
+                self.notes.skipped.append(f"outer archive: {exc} after {count} entries; rest ignored")
             except (tarfile.TarError, EOFError, OSError) as exc:
                 if not self.members:
                     raise ScanError(f"{self.path}: {NOT_AN_IMAGE} (unreadable tar: {type(exc).__name__})") from None
-                self.warnings.append(
+                self.notes.skipped.append(
                     f"archive is truncated or corrupt after {count} entries; scanned what was readable"
                 )
         self._warn_hostile(hostile)
 
     def _warn_hostile(self, hostile: list[str]) -> None:
         if hostile:
-            self.warnings.append(
+            self.notes.warnings.append(
                 f"archive has {len(hostile)} absolute or `..` member names (normalized, nothing written), "
                 f"e.g. {printable_name(hostile[0])}"
             )
@@ -189,7 +203,7 @@ class _TarContainer(_Container):
         elif info.isfile() and not info.issparse():
             self.members[name] = BlobRef(str(self.path), info.offset_data, info.size)
             if info.offset_data + info.size > file_size:
-                self.warnings.append(f"member {printable_name(name)} is truncated")
+                self.notes.warnings.append(f"member {printable_name(name)} is truncated")
 
     def ref(self, name: str) -> BlobRef | None:
         clean, _ = clean_member_name(name)
@@ -209,12 +223,12 @@ class _StreamTarContainer(_TarContainer):
     kept in memory up to `_MAX_KEPT_TOTAL`, since the manifest may come after the configs and layers it names.
     """
 
-    def __init__(self, path: Path, warnings: list[str], compression: str, limits: Limits) -> None:
+    def __init__(self, path: Path, notes: Notes, compression: str, limits: Limits) -> None:
         self.compression = compression
         self.limits = limits
         self.contents: dict[int, bytes] = {}
         self._kept = 0
-        super().__init__(path, warnings)
+        super().__init__(path, notes)
 
     def _index(self) -> None:
         count = 0
@@ -224,7 +238,7 @@ class _StreamTarContainer(_TarContainer):
             try:
                 for count, member in enumerate(tar.members(), start=1):
                     if count > _MAX_OUTER_ENTRIES:
-                        self.warnings.append(f"outer archive has over {_MAX_OUTER_ENTRIES} entries; rest ignored")
+                        self.notes.skipped.append(_too_many_entries())
                         break
                     self._add_member(tar, member, count, hostile)
             except LimitExceeded as exc:  # a bomb: nothing after this point could be read either
@@ -233,7 +247,8 @@ class _StreamTarContainer(_TarContainer):
                 if not self.members:
                     what = f"unreadable {self.compression}-compressed tar: {type(exc).__name__}"
                     raise ScanError(f"{self.path}: {NOT_AN_IMAGE} ({what})") from None
-                self.warnings.append(f"archive is truncated or corrupt after {count} entries ({exc})")
+                self.notes.skipped.append(f"archive is truncated or corrupt after {count} entries ({exc}); "
+                                          "rest ignored")  # fmt: skip
         self._warn_hostile(hostile)
 
     def _add_member(self, tar: TarStream, member: Member, number: int, hostile: list[str]) -> None:
@@ -253,7 +268,7 @@ class _StreamTarContainer(_TarContainer):
         if head.lstrip()[:1] not in (b"{", b"["):
             return  # a layer or other blob: TarStream skips the rest
         if self._kept + member.size > _MAX_KEPT_TOTAL:
-            self.warnings.append(f"{printable_name(name)}: over {_MAX_KEPT_TOTAL} bytes of JSON; not read")
+            self.notes.warnings.append(f"{printable_name(name)}: over {_MAX_KEPT_TOTAL} bytes of JSON; not read")
             return
         self.contents[number] = head + tar.read(member.size - len(head))
         self._kept += member.size
@@ -269,29 +284,27 @@ def open_outer_stream(fh: io.BufferedIOBase | io.RawIOBase, compression: str, li
     return TarStream(io.BufferedReader(Inflate.for_outer(fh, compression, limits), 1 << 20))
 
 
-def open_container(path: Path, warnings: list[str], limits: Limits | None = None) -> _Container:
+def open_container(path: Path, notes: Notes, limits: Limits | None = None) -> _Container:
     if path.is_dir():
-        return _DirContainer(path, warnings)
+        return _DirContainer(path, notes)
     if not path.is_file():
         raise ScanError(f"{path}: no such file or directory")
     with open(path, "rb") as fh:
         compression = compression_of(fh.read(4))
     if compression is not None:
-        return _StreamTarContainer(path, warnings, compression, limits or Limits())
-    return _TarContainer(path, warnings)
+        return _StreamTarContainer(path, notes, compression, limits or Limits())
+    return _TarContainer(path, notes)
 
 
 def load_image(path: Path, limits: Limits | None = None) -> ImageLayout:
     """Detect the format from the contents and resolve the config and every layer's blob."""
-    warnings: list[str] = []
-    box = open_container(path, warnings, limits)
+    box = open_container(path, Notes(), limits)
     if box.has("manifest.json"):
         layout = _from_docker_manifest(box, "docker-archive")
     elif box.has("index.json"):
         layout = _from_oci_index(box)
     else:
         raise ScanError(f"{path}: {NOT_AN_IMAGE} (no manifest.json or index.json)")
-    layout.warnings[:0] = warnings
     layout.compression = box.compression
     return layout
 
@@ -300,9 +313,8 @@ def _from_docker_manifest(box: _Container, fmt: str) -> ImageLayout:
     manifest = box.read_json("manifest.json")
     if not isinstance(manifest, list) or not manifest or not isinstance(manifest[0], dict):
         raise ScanError(f"{box.path}: {NOT_AN_IMAGE} (manifest.json is not a list of images)")
-    warnings: list[str] = []
     if len(manifest) > 1:
-        warnings.append(f"archive holds {len(manifest)} images; scanned the first")
+        box.notes.skipped.append(f"archive holds {len(manifest)} images; scanned the first only")
     entry = manifest[0]
     config_name = entry.get("Config")
     layer_names = entry.get("Layers")
@@ -310,9 +322,8 @@ def _from_docker_manifest(box: _Container, fmt: str) -> ImageLayout:
         raise ScanError(f"{box.path}: {NOT_AN_IMAGE} (manifest.json lacks Config/Layers)")
     if box.has("index.json") and box.has("oci-layout"):
         fmt = "docker-archive (Docker 25+ OCI form)"
-    config = _read_config(box, config_name, warnings)
     names = [str(n) for n in layer_names]
-    return ImageLayout(fmt, config, _layer_refs(box, names, config, warnings), warnings)
+    return _layout(box, fmt, config_name, names)
 
 
 def _blob_name(digest: object) -> str:
@@ -323,9 +334,8 @@ def _blob_name(digest: object) -> str:
 
 
 def _from_oci_index(box: _Container) -> ImageLayout:
-    warnings: list[str] = []
     if not box.has("oci-layout"):
-        warnings.append("oci-layout file is missing; reading index.json anyway")
+        box.notes.warnings.append("oci-layout file is missing; reading index.json anyway")
     doc = box.read_json("index.json")
     for _ in range(4):  # index -> (nested index ->) manifest
         desc = _pick_manifest(doc, box.path)
@@ -334,9 +344,9 @@ def _from_oci_index(box: _Container) -> ImageLayout:
             break
     if not isinstance(doc, dict) or "layers" not in doc:
         raise ScanError(f"{box.path}: {NOT_AN_IMAGE} (no image manifest found from index.json)")
-    config = _read_config(box, _blob_name(doc.get("config", {}).get("digest")), warnings)
+    config_name = _blob_name(doc.get("config", {}).get("digest"))
     names = [_blob_name(layer.get("digest")) for layer in doc["layers"] if isinstance(layer, dict)]
-    return ImageLayout("oci-layout", config, _layer_refs(box, names, config, warnings), warnings)
+    return _layout(box, "oci-layout", config_name, names)
 
 
 def _pick_manifest(index: Any, path: Path) -> dict[str, Any]:
@@ -359,16 +369,20 @@ def _pick_manifest(index: Any, path: Path) -> dict[str, Any]:
     return first
 
 
-def _read_config(box: _Container, name: str, warnings: list[str]) -> dict[str, Any]:
+def _layout(box: _Container, fmt: str, config_name: str, names: list[str]) -> ImageLayout:
+    """The layout once the manifest named the config and the layers; an unreadable config is recorded, not fatal."""
+    config: dict[str, Any] = {}
+    error = None
     try:
-        config = box.read_json(name)
+        read = box.read_json(config_name)
+        config = read if isinstance(read, dict) else {}
     except ScanError as exc:
-        warnings.append(f"image config unreadable ({exc.message}); layers scanned without history")
-        return {}
-    return config if isinstance(config, dict) else {}
+        error = f"image config unreadable ({exc.message}); layers scanned without history"
+    layers = _layer_refs(box, names, config)
+    return ImageLayout(fmt, config, layers, box.notes, config_error=error)
 
 
-def _layer_refs(box: _Container, names: list[str], config: dict[str, Any], warnings: list[str]) -> list[LayerRef]:
+def _layer_refs(box: _Container, names: list[str], config: dict[str, Any]) -> list[LayerRef]:
     rootfs = config.get("rootfs") or {}
     diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
     diff_ids = diff_ids if isinstance(diff_ids, list) else []
@@ -377,7 +391,7 @@ def _layer_refs(box: _Container, names: list[str], config: dict[str, Any], warni
     for i, name in enumerate(names):
         blob = box.ref(name)
         if blob is None:
-            warnings.append(f"layer {i} blob {printable_name(name)} is missing from the archive; skipped")
+            box.notes.skipped.append(f"layer {i} blob {printable_name(name)} is missing from the archive; not scanned")
         diff_id = str(diff_ids[i]) if i < len(diff_ids) else None
         refs.append(LayerRef(i, printable_name(name), blob, diff_id, created[i] if i < len(created) else None))
     return refs

@@ -21,7 +21,7 @@ from kinko.scan.findings import matches_to_findings as to_findings
 from kinko.scan.interface import Detector, FileStatus, Finding, Location, Match
 from kinko.scan.sources.image.archive import BlobRef, clean_member_name, printable_name
 from kinko.scan.sources.image.embedded import is_yaml, k8s_secret_values
-from kinko.scan.sources.image.limits import GZIP_MAGIC, Inflate, compression_of
+from kinko.scan.sources.image.limits import GZIP_MAGIC, Inflate, compression_of, is_run
 from kinko.scan.sources.image.limits import LimitExceeded as LimitExceeded  # re-exported: callers import them from here
 from kinko.scan.sources.image.limits import Limits as Limits
 from kinko.scan.sources.image.tarstream import Member, TarFormatError, TarStream
@@ -48,6 +48,7 @@ class LayerScan:
     whiteouts: list[str] = field(default_factory=list)  # paths a `.wh.<name>` deletes from lower layers
     opaque_dirs: list[str] = field(default_factory=list)  # dirs a `.wh..wh..opq` empties
     warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # parts of the layer not scanned (the scan is incomplete)
     bytes_scanned: int = 0
 
 
@@ -115,13 +116,15 @@ def _stream_layer(raw: io.RawIOBase, limits: Limits) -> TarStream:
 
 @contextmanager
 def _guarded(job: LayerJob, out: LayerScan) -> Iterator[None]:
-    """A broken layer becomes a warning; the findings made before it broke are kept."""
+    """A broken layer is recorded as skipped (the rest of it was not scanned); the findings made before are kept."""
     try:
         yield
     except LimitExceeded as exc:
-        out.warnings.append(f"layer {job.index}: {exc}; scan of this layer stopped")
+        out.skipped.append(f"layer {job.index}: {exc}; scan of this layer stopped, the rest was not scanned")
     except (TarFormatError, OSError, zlib.error, zstandard.ZstdError) as exc:
-        out.warnings.append(f"layer {job.index}: truncated or corrupt ({exc}); findings so far are kept")
+        out.skipped.append(
+            f"layer {job.index}: truncated or corrupt ({exc}); findings so far are kept, the rest was not scanned"
+        )
 
 
 def scan_layer(job: LayerJob, detector: Detector) -> LayerScan:
@@ -181,7 +184,9 @@ def _entry(job: LayerJob, detector: Detector, tar: TarStream, member: Member, pa
         )
     _scan_file(job, detector, tar.read, min(member.size, limit), path, out)
     if member.size > limit:
-        out.warnings.append(f"layer {job.index}: {path} scanned up to {limit} bytes only")
+        what = "max_sparse_bytes" if member.sparse else "max_file_bytes"
+        out.skipped.append(f"layer {job.index}: {path} ({member.size} bytes) scanned up to {limit} bytes only "
+                           f"(Limits.{what})")  # fmt: skip
 
 
 def _location(job: LayerJob, path: str) -> Callable[[int], Location]:
@@ -224,7 +229,11 @@ def _scan_buffer(job: LayerJob, detector: Detector, data: bytes, path: str, firs
 
 
 def _scan_chunks(job: LayerJob, detector: Detector, read: Reader, size: int, path: str, out: LayerScan) -> None:
-    """Big files: fixed-size chunks that overlap, so a secret across a boundary is still whole in one chunk."""
+    """Big files: fixed-size chunks that overlap, so a secret across a boundary is still whole in one chunk.
+
+    A chunk that is a run of one byte (a zero-filled region) is scanned only as far as a secret from the
+    previous chunk could reach into it: the run itself holds nothing to find, and costs no detector pass.
+    """
     lim = job.limits
     overlap = b""
     line = 1  # line number at the start of `overlap + chunk`
@@ -236,23 +245,34 @@ def _scan_chunks(job: LayerJob, detector: Detector, read: Reader, size: int, pat
         if not chunk:
             break
         left -= len(chunk)
-        buf = overlap + chunk
         out.bytes_scanned += len(chunk)
-        matches = detector.scan(buf, path=path)
-        fresh = []
-        for m in matches:
-            key = (m.rule_id, base + m.start)
-            if key not in seen:
-                seen.add(key)
-                fresh.append(Match(m.rule_id, m.start, m.end, m.secret, m.line + line - 1))
+        run = len(chunk) >= lim.chunk_overlap and is_run(chunk)
+        buf = overlap + (chunk[: lim.chunk_overlap] if run else chunk)
+        fresh = _fresh(detector.scan(buf, path=path), seen, base, line)
         if fresh:
             out.hits.extend((path, f) for f in to_findings(detector, fresh, _location(job, path)))
-        keep = min(lim.chunk_overlap, len(buf))
-        line += buf.count(b"\n", 0, len(buf) - keep)
-        base += len(buf) - keep
-        overlap = buf[len(buf) - keep :]
+        total = len(overlap) + len(chunk)
+        keep = min(lim.chunk_overlap, total)
+        if run:  # newlines in the first total-keep bytes of overlap + chunk, counted without building it
+            line += overlap.count(b"\n") + (len(chunk) - keep if chunk[0] == 0x0A else 0)
+            overlap = chunk[len(chunk) - keep :]
+        else:
+            line += buf.count(b"\n", 0, total - keep)
+            overlap = buf[total - keep :]
+        base += total - keep
         # `seen` only needs keys that can reappear in the next overlap
         seen = {k for k in seen if k[1] >= base}
+
+
+def _fresh(matches: list[Match], seen: set[tuple[str, int]], base: int, line: int) -> list[Match]:
+    """Matches not reported from the previous chunk's overlap, with lines made absolute (`line` starts the buffer)."""
+    fresh = []
+    for m in matches:
+        key = (m.rule_id, base + m.start)
+        if key not in seen:
+            seen.add(key)
+            fresh.append(Match(m.rule_id, m.start, m.end, m.secret, m.line + line - 1))
+    return fresh
 
 
 def _scan_inner_gzip(job: LayerJob, detector: Detector, data: bytes, path: str, out: LayerScan) -> None:
@@ -265,7 +285,8 @@ def _scan_inner_gzip(job: LayerJob, detector: Detector, data: bytes, path: str, 
     except zlib.error:
         return  # not really gzip; the raw bytes were scanned already
     if inflater.unconsumed_tail:
-        out.warnings.append(
-            f"layer {job.index}: {path} inflates past {cap} bytes (gzip bomb?); scanned the first {cap}"
+        out.skipped.append(
+            f"layer {job.index}: {path} inflates past {cap} bytes (gzip bomb?); scanned the first {cap} "
+            "(Limits.max_inner_gzip_bytes, max_inner_gzip_ratio)"
         )
     _scan_buffer(job, detector, inner, path + "!", 1, out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import tarfile
 import zlib
@@ -29,6 +30,10 @@ class Limits:
     max_total_bytes: int = 128 << 30  # all layers together (and a compressed outer archive, decompressed)
     max_layer_ratio: float = 500.0  # decompressed/compressed, checked once past ratio_floor
     ratio_floor: int = 256 << 20
+    #: Runs of one byte (zero-filled files, padding) are not judged by the ratio until a stream has produced
+    #: `run_factor * ratio_floor` bytes of them (4 GiB by default): they cost their decompression alone (the
+    #: detector skips them), so a 700 MiB zero-filled file streams through and what follows it is scanned.
+    run_factor: int = 16
     max_file_in_memory: int = 64 << 20
     chunk_size: int = 8 << 20
     chunk_overlap: int = 4 << 10
@@ -36,6 +41,25 @@ class Limits:
     max_sparse_bytes: int = 64 << 20  # a sparse member's logical size can be huge; scan this much
     max_inner_gzip_bytes: int = 64 << 20
     max_inner_gzip_ratio: float = 200.0
+
+
+@functools.lru_cache(maxsize=4)
+def _run_block(byte: int) -> bytes:
+    return bytes((byte,)) * _STEP
+
+
+def is_run(data: bytes) -> bool:
+    """True when `data` is one byte value repeated: nothing in it to find, and nothing to scan.
+
+    Compared in place against a cached block of that byte (no allocation per call: this runs on every step).
+    """
+    size = len(data)
+    if not size or data[0] != data[-1] or data[size >> 1] != data[0]:
+        return False  # most data fails here, at the cost of three indexings
+    block = _run_block(data[0])
+    if size <= _STEP:
+        return block.startswith(data)
+    return all(data.startswith(block, at) for at in range(0, size - _STEP, _STEP)) and data.endswith(block)
 
 
 class LimitExceeded(Exception):
@@ -77,19 +101,23 @@ class Inflate(io.RawIOBase):
     """Decompresses gzip (multi-member) or zstd from a raw stream, counting output against a size and ratio cap.
 
     Each decompression step yields at most `_STEP` bytes, and the caps are checked after every step: a
-    compressed chunk that expands ~32,000:1 (zstd of zeros) never lands in memory whole. `what` names the
-    stream in limit messages ("layer", "outer archive").
+    compressed chunk that expands ~32,000:1 (zstd of zeros) never lands in memory whole. The ratio judges the
+    output that costs a scan: steps that are a run of one byte count only once `run_floor` bytes of them came
+    out (a zero-filled file is not a bomb; an endless run still is). `what` names the stream in limit messages
+    ("layer", "outer archive").
     """
 
     def __init__(self, raw: io.RawIOBase | io.BufferedIOBase, kind: str, *, max_bytes: int, max_ratio: float,
-                 ratio_floor: int, what: str = "layer") -> None:  # fmt: skip
+                 ratio_floor: int, what: str = "layer", run_floor: int = 0) -> None:  # fmt: skip
         self.src = _Counted(raw)
         self.kind = kind
         self.max_bytes = max_bytes
         self.max_ratio = max_ratio
         self.ratio_floor = ratio_floor
+        self.run_floor = run_floor
         self.what = what
         self.produced = 0
+        self.runs = 0  # bytes of `produced` that came out as single-byte-run steps
         self.pending = b""  # one step's output; `pos` bytes of it were handed out (no re-slicing per read)
         self.pos = 0
         self.gz = zlib.decompressobj(31) if kind == "gzip" else None
@@ -110,13 +138,14 @@ class Inflate(io.RawIOBase):
     @classmethod
     def for_layer(cls, raw: io.RawIOBase | io.BufferedIOBase, kind: str, limits: Limits) -> Inflate:
         return cls(raw, kind, max_bytes=limits.max_layer_bytes, max_ratio=limits.max_layer_ratio,
-                   ratio_floor=limits.ratio_floor)  # fmt: skip
+                   ratio_floor=limits.ratio_floor, run_floor=limits.run_factor * limits.ratio_floor)  # fmt: skip
 
     @classmethod
     def for_outer(cls, raw: io.RawIOBase | io.BufferedIOBase, kind: str, limits: Limits) -> Inflate:
         # The outer archive holds every layer (often already compressed): the total cap bounds it.
         return cls(raw, kind, max_bytes=limits.max_total_bytes, max_ratio=limits.max_layer_ratio,
-                   ratio_floor=limits.ratio_floor, what="outer archive")  # fmt: skip
+                   ratio_floor=limits.ratio_floor, what="outer archive",
+                   run_floor=limits.run_factor * limits.ratio_floor)  # fmt: skip
 
     def readable(self) -> bool:
         return True
@@ -128,12 +157,15 @@ class Inflate(io.RawIOBase):
                 self.eof = True
                 return
             self.produced += len(self.pending)
+            if is_run(self.pending):
+                self.runs += len(self.pending)
             self._check()
 
     def _check(self) -> None:
         if self.produced > self.max_bytes:
             raise LimitExceeded(f"{self.what} decompresses past {self.max_bytes} bytes")
-        if self.produced > self.ratio_floor and self.produced > self.max_ratio * max(self.consumed, 1):
+        judged = self.produced - self.runs if self.runs <= self.run_floor else self.produced
+        if judged > self.ratio_floor and judged > self.max_ratio * max(self.consumed, 1):
             raise LimitExceeded(f"{self.what} decompression ratio over {self.max_ratio:g}:1 (gzip/zstd bomb)")
 
     def _step(self) -> bytes:

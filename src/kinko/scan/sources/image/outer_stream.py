@@ -41,10 +41,14 @@ def _retarget(scan: LayerScan, job: LayerJob) -> LayerScan:
                                   created_by=job.created_by)  # fmt: skip
         hits.append((path, dataclasses.replace(finding, location=loc)))
     prefix = f"layer {scan.index}:"
-    warnings = [f"layer {job.index}:{w[len(prefix):]}" if w.startswith(prefix) else w for w in scan.warnings]
+
+    def relabel(messages: list[str]) -> list[str]:
+        return [f"layer {job.index}:{m[len(prefix):]}" if m.startswith(prefix) else m for m in messages]
+
     return dataclasses.replace(scan, index=job.index, hits=hits, entries=list(scan.entries),
                                whiteouts=list(scan.whiteouts), opaque_dirs=list(scan.opaque_dirs),
-                               warnings=warnings, bytes_scanned=0)  # fmt: skip
+                               warnings=relabel(scan.warnings), skipped=relabel(scan.skipped),
+                               bytes_scanned=0)  # fmt: skip
 
 
 def scan_stream_layers(
@@ -78,7 +82,7 @@ def scan_stream_layers(
         for job in jobs:
             if job.index not in done:
                 done.add(job.index)
-                yield LayerScan(job.index, warnings=[f"layer {job.index}: not scanned, {why}"])
+                yield LayerScan(job.index, skipped=[f"layer {job.index}: not scanned, {why}"])
     for job in jobs:  # listed in the manifest but not met in the stream (the index pass saw it: a race)
         if job.index not in done:
-            yield LayerScan(job.index, warnings=[f"layer {job.index}: not found in the outer archive"])
+            yield LayerScan(job.index, skipped=[f"layer {job.index}: not found in the outer archive; not scanned"])

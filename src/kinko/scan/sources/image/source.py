@@ -73,7 +73,8 @@ class ImageSource(Source):
         artifact = str(self.path)
         layout = load_image(self.path, self.limits)  # raises ScanError when this is not an image at all
         result.artifacts.append(artifact)
-        result.warnings.extend(ScanWarning(artifact, w) for w in layout.warnings)
+        _record(result, artifact, layout.notes.warnings, layout.notes.skipped)
+        self._config_error(layout, result)
         if self.scan_config:
             yield from self._scan_config(detector, layout, result)
         scans = self._scan_layers(detector, layout, result)
@@ -86,6 +87,15 @@ class ImageSource(Source):
         yield from findings
 
     # -- config -------------------------------------------------------------------------------------------
+
+    def _config_error(self, layout: ImageLayout, result: ScanResult) -> None:
+        """An unreadable config: skipped content when this scan covers the config (`scan_config`), else a warning."""
+        if layout.config_error is None:
+            return
+        if self.scan_config:
+            result.skip(str(self.path), f"{layout.config_error}; its Env, Labels and Cmd were not scanned")
+        else:
+            result.warnings.append(ScanWarning(str(self.path), layout.config_error))
 
     def _scan_config(self, detector: Detector, layout: ImageLayout, result: ScanResult) -> Iterator[Finding]:
         artifact = str(self.path)
@@ -128,9 +138,8 @@ class ImageSource(Source):
             scans = self._parallel(jobs, payload, result)
         else:
             scans = self._serial(jobs, detector, result)
-        artifact = str(self.path)
         for s in sorted(scans, key=lambda s: s.index):
-            result.warnings.extend(ScanWarning(artifact, w) for w in s.warnings)
+            _record(result, str(self.path), s.warnings, s.skipped)
         return scans
 
     def _worth_a_pool(self, jobs: list[LayerJob]) -> bool:
@@ -150,11 +159,10 @@ class ImageSource(Source):
         if done_bytes <= self.limits.max_total_bytes:
             return True
         names = ", ".join(str(j.index) for j in sorted(skipped, key=lambda j: j.index))
-        result.warnings.append(
-            ScanWarning(
-                str(self.path),
-                f"total scanned bytes over {self.limits.max_total_bytes} (bomb limit); layers not scanned: {names}",
-            )
+        result.skip(
+            str(self.path),
+            f"total scanned bytes over {self.limits.max_total_bytes} (bomb limit, Limits.max_total_bytes); "
+            f"layers not scanned: {names}",
         )
         return False
 
@@ -213,7 +221,13 @@ class ImageSource(Source):
 
 
 def _failed(job: LayerJob, why: str) -> LayerScan:
-    return LayerScan(job.index, warnings=[f"layer {job.index}: not scanned, worker failed ({why})"])
+    return LayerScan(job.index, skipped=[f"layer {job.index}: not scanned, worker failed ({why})"])
+
+
+def _record(result: ScanResult, artifact: str, warnings: list[str], skipped: list[str]) -> None:
+    result.warnings.extend(ScanWarning(artifact, w) for w in warnings)
+    for message in skipped:
+        result.skip(artifact, message)
 
 
 def _worker_payload(detector: Detector) -> WorkerPayload | bool:

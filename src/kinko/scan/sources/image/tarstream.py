@@ -199,4 +199,5 @@ class TarStream:
             member.sparse = True
             member.name = pax.get("GNU.sparse.name", member.name)
             real = pax.get("GNU.sparse.realsize") or pax.get("GNU.sparse.size") or "0"
-            member.realsize = int(real) if real.isdigit() else 0
+            # isdigit() alone is true for "²" and "½", which int() refuses; the size is only shown in a warning
+            member.realsize = int(real) if real.isascii() and real.isdigit() else 0

@@ -20,6 +20,7 @@ from kinko.scan.sources.kubernetes.rules import ObjectContext, check_configmap, 
 from kinko.scan.sources.kubernetes.workloads import check_workload
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+OnError = Callable[[OSError], None]
 
 
 def looks_like_manifest(data: bytes) -> bool:
@@ -37,14 +38,20 @@ def manifest_findings(
     *,
     path_prefix: str = "",
     covered: set[int] | None = None,
+    skip: Callable[[str], None] | None = None,
 ) -> list[Finding]:
     """Structural findings for one manifest file; problems go to `warn` (file and document index named).
 
+    A limit that stops the parse (the size cap, an alias bomb, nesting too deep) goes to `skip` instead (to
+    `warn` when not given): the file may hold a Secret whose decoded values went unchecked, so the scan is
+    incomplete. Input that is not YAML/JSON at all is only a warning: its raw text was scanned.
     `covered` receives the lines of Secret data/stringData values, which are scanned here (decoded): the caller's
     raw-text pass skips them so one value is not reported twice (its base64 text looks like a password too).
     """
+    skip = skip or warn
     if len(data) > MAX_MANIFEST_BYTES:
-        warn(f"{path}: larger than {MAX_MANIFEST_BYTES} bytes; not parsed as Kubernetes manifests")
+        skip(f"{path}: larger than {MAX_MANIFEST_BYTES} bytes; not parsed as Kubernetes manifests (Secret values "
+             "in it were not decoded and checked)")  # fmt: skip
         return []
     if b"\x00" in data:
         warn(f"{path}: binary content; not parsed as Kubernetes manifests")
@@ -57,7 +64,7 @@ def manifest_findings(
     findings: list[Finding] = []
     for doc in load(text, is_json=path.lower().endswith(".json")):
         if isinstance(doc, DocError):
-            warn(f"{path}: document {doc.index}: {doc.message}")
+            (skip if doc.limit else warn)(f"{path}: document {doc.index}: {doc.message}")
             continue
         for obj, base in _objects(doc.data, ()):
             ctx = ObjectContext(artifact, doc, base, object_ref(obj), detector, path_prefix)
@@ -99,16 +106,36 @@ def dedupe_secret_hits(
     return [f for f in plain if (f.location.line, f.secret) not in known and f.location.line not in covered]
 
 
+def skip_unlisted(result: ScanResult | None, root: Path | None = None, artifact: str = "") -> OnError | None:
+    """An `os.walk` onerror recording a directory it could not list as skipped (its files were not scanned).
+
+    With `root`, the directory is named relative to it, under `artifact` (a directory scan); else it is its own.
+    """
+    if result is None:
+        return None
+
+    def record(exc: OSError) -> None:
+        reason = f"cannot list directory: {exc.strerror or exc}; its files were not scanned"
+        path = Path(str(exc.filename))
+        if root is None or not path.is_relative_to(root):
+            result.skip(str(path), reason)
+        else:
+            result.skip(artifact, f"{path.relative_to(root).as_posix()}/: {reason}")
+
+    return record
+
+
 class KubernetesSource(Source):
     """Manifest files, or directories searched recursively for *.yaml, *.yml and *.json (symlinks not followed)."""
 
     def __init__(self, paths: Sequence[str | Path]) -> None:
         self.paths = [Path(p) for p in paths]
 
-    def files(self) -> Iterator[Path]:
+    def files(self, result: ScanResult | None = None) -> Iterator[Path]:
+        """Every manifest file; a directory that cannot be listed is recorded in `result` as skipped."""
         for root in self.paths:
             if root.is_dir():
-                for folder, dirs, names in os.walk(root, followlinks=False):
+                for folder, dirs, names in os.walk(root, onerror=skip_unlisted(result), followlinks=False):
                     dirs[:] = sorted(d for d in dirs if d != ".git")
                     for name in sorted(names):
                         full = Path(folder, name)
@@ -120,12 +147,12 @@ class KubernetesSource(Source):
                 raise ScanError(f"no such file or directory: {root}")
 
     def scan(self, detector: Detector, result: ScanResult) -> Iterator[Finding]:
-        for file in self.files():
+        for file in self.files(result):
             artifact = str(file)
             try:
                 data = file.read_bytes()
             except OSError as exc:
-                result.warnings.append(ScanWarning(artifact, f"cannot read: {exc.strerror or exc}"))
+                result.skip(artifact, f"cannot read: {exc.strerror or exc}; not scanned")
                 continue
             result.artifacts.append(artifact)
             result.bytes_scanned += len(data)
@@ -140,7 +167,8 @@ class KubernetesSource(Source):
             return Location(artifact=artifact, path=artifact, line=line)
 
         covered: set[int] = set()
-        structural = manifest_findings(data, artifact, artifact, detector, warn, covered=covered)
+        structural = manifest_findings(data, artifact, artifact, detector, warn, covered=covered,
+                                       skip=lambda message: result.skip(artifact, message))  # fmt: skip
         plain = matches_to_findings(detector, detector.scan(data, path=artifact), location)
         allow = allowed_lines(data)
         merged = structural + dedupe_secret_hits(structural, plain, covered)
