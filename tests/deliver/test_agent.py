@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from kinko.client import RemoteVault
-from kinko.deliver.agent import DEFAULT_JWT_FILE, backoff, load_config, parse_mode, render_file, render_template
+from kinko.deliver.agent import DEFAULT_JWT_FILE, backoff, load_config, render_file, render_template
+from kinko.deliver.modes import parse_mode
 from kinko.errors import InvalidInput, UsageError
 from tests.access.test_identity import AUDIENCE, ISSUER, Issuer
 from tests.api.conftest import KINKO, Server, start_server, stop_server
@@ -58,7 +59,7 @@ def _write_config(path: Path, doc: dict[str, Any]) -> Path:
 def test_modes_and_config_errors(tmp_path: Path) -> None:
     assert parse_mode("0400", "m") == parse_mode("0o400", "m") == parse_mode(0o400, "m") == 0o400
     for bad in ("0800", "rw", 0o1777, True):
-        with pytest.raises(UsageError):
+        with pytest.raises(InvalidInput):
             parse_mode(bad, "m")
     base = {"address": "http://x", "token_file": "t", "files": [{"path": "a", "destination": "d"}]}
     for change in ({"bogus": 1}, {"kubernetes": {"role": "r"}}, {"token_file": None}, {"files": []},

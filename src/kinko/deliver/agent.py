@@ -27,6 +27,7 @@ from kinko.config import ENV_ADDR, parse_duration
 from kinko.core.model import SecretValue
 from kinko.deliver.env import child_env
 from kinko.deliver.files import AtomicWriter, FileProjection
+from kinko.deliver.modes import parse_mode, secret_mode
 from kinko.errors import InvalidInput, KinkoError, PermissionDenied, UsageError
 
 log = logging.getLogger("kinko.agent")
@@ -95,20 +96,6 @@ def _seconds(doc: Mapping[str, Any], name: str, default: float) -> float:
     return parse_duration(value, option=f"agent config: {name}", maximum=86400)
 
 
-def parse_mode(value: object, where: str) -> int | None:
-    """0o400-style int (YAML `0400` is already octal) or an octal string "0400" / "0o400" / "400"."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip().lower().removeprefix("0o")
-        if not re.fullmatch(r"[0-7]{1,4}", text):
-            raise UsageError(f"{where}: mode {value!r} is not an octal mode like \"0400\"")
-        value = int(text, 8)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o777:
-        raise UsageError(f"{where}: mode must be between 0 and 0o777")
-    return value
-
-
 def _file_spec(doc: object, number: int, base: Path) -> FileSpec:
     where = f"agent config: files[{number}]"
     doc = _mapping(doc, where, _FILE_KEYS)
@@ -121,22 +108,14 @@ def _file_spec(doc: object, number: int, base: Path) -> FileSpec:
         raise UsageError(f"{where}: give key or template, not both")
     assert path is not None and destination is not None
     name = _text(doc, "name", where) or path.rsplit("/", 1)[-1]
-    return FileSpec(path, base / os.path.expanduser(destination), name, key, template,
-                    _secret_mode(parse_mode(doc.get("mode"), where), where))
-
-
-def _secret_mode(mode: int | None, where: str) -> int | None:
-    """Refuse execute bits and group/other write on a secret file; warn (once per file) when others can read it."""
-    if mode is None:
-        return None
-    if mode & 0o111:
-        raise UsageError(f"{where}: mode {mode:04o} has an execute bit; a secret file needs at most 0600 or 0444")
-    if mode & 0o022:
-        raise UsageError(f"{where}: mode {mode:04o} lets group/other write the secret file; use 0400 (default)")
-    if mode & 0o044:
-        log.warning("%s: mode %04o makes the secret file readable by group/other (the default is 0400)",
-                    where, mode)
-    return mode
+    try:  # a setting in the file: a usage error (exit 2), like the rest of the config
+        mode = parse_mode(doc.get("mode"), f"{where}: mode")
+        warning = None if mode is None else secret_mode(mode, f"{where}: mode")
+    except InvalidInput as exc:
+        raise UsageError(exc.message) from None
+    if warning:
+        log.warning("%s", warning)
+    return FileSpec(path, base / os.path.expanduser(destination), name, key, template, mode)
 
 
 def load_config(file: Path, env: Mapping[str, str]) -> AgentConfig:

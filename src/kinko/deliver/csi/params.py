@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from kinko.deliver.files import validate_path
+from kinko.deliver.modes import parse_mode, secret_mode
 from kinko.errors import InvalidInput, InvalidPath, TooLarge
 
 TOKENS_ATTR = "csi.storage.k8s.io/serviceAccount.tokens"
@@ -29,13 +30,10 @@ class CSIObject:
     secret_path: str
     secret_key: str | None = None
     version: int | None = None
+    #: None: mounted with files.DEFAULT_FILE_MODE (0400, the README's promise). The request's `permission` (the
+    #: driver's default, usually 0644) is deliberately not used: set filePermission on an object to widen it.
     file_permission: int | None = None
     encoding: str = "utf-8"
-
-
-#: Mode of a mounted object without filePermission (the README's promise). The request's `permission` (the
-#: driver's default, usually 0644) is deliberately not used: set filePermission on an object to widen it.
-DEFAULT_FILE_MODE = 0o400
 
 
 @dataclass(frozen=True)
@@ -47,6 +45,9 @@ class MountPlan:
     objects: tuple[CSIObject, ...]
     permission: int
     token: str = field(repr=False)
+    #: group/other-readable filePermissions, for the provider's log (the kubelet writes the files; nobody is there
+    #: to see a warning otherwise)
+    warnings: tuple[str, ...] = ()
 
 
 def parse_request(attributes: str, secrets: str, permission: str) -> MountPlan:
@@ -57,8 +58,17 @@ def parse_request(attributes: str, secrets: str, permission: str) -> MountPlan:
     if not role:
         raise InvalidInput("parameter roleName is required (the kinko Kubernetes auth role to log in with)")
     token = select_token(attrs, extra, attrs.get("audience") or None)
-    return MountPlan(attrs.get("kinkoAddress") or None, role, parse_objects(attrs.get("objects", "")),
-                     parse_permission(permission), token)
+    objects = parse_objects(attrs.get("objects", ""))
+    return MountPlan(attrs.get("kinkoAddress") or None, role, objects, parse_permission(permission), token,
+                     _mode_warnings(attrs, objects))
+
+
+def _mode_warnings(attrs: Mapping[str, str], objects: tuple[CSIObject, ...]) -> tuple[str, ...]:
+    spc = (f"SecretProviderClass {attrs.get('secretProviderClass', '')[:253]!r} in namespace "
+           f"{attrs.get('csi.storage.k8s.io/pod.namespace', '')[:63]!r}")
+    found = (secret_mode(obj.file_permission, f"object {obj.object_name!r}: filePermission")
+             for obj in objects if obj.file_permission is not None)
+    return tuple(f"{spc}: {warning}" for warning in found if warning)
 
 
 def _string_map(text: str, what: str) -> dict[str, str]:
@@ -188,18 +198,11 @@ def _version(value: Any, where: str) -> int | None:
 
 
 def _file_mode(value: Any, where: str) -> int | None:
-    """filePermission: a YAML int (0644 and 0o644 parse as octal) or an octal string ("0644", "0o644")."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        digits = value[2:] if value.lower().startswith("0o") else value
-        try:
-            value = int(digits, 8)
-        except ValueError:
-            raise InvalidInput(f"{where}: filePermission must be an octal mode such as 0400") from None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o777:
-        raise InvalidInput(f"{where}: filePermission must be an octal mode between 0000 and 0777")
-    return value
+    """filePermission: the agent's mode policy (no execute bits, no group/other write; readable is logged)."""
+    mode = parse_mode(value, f"{where}: filePermission")
+    if mode is not None:
+        secret_mode(mode, f"{where}: filePermission")
+    return mode
 
 
 def _check_names(objects: tuple[CSIObject, ...]) -> None:

@@ -22,9 +22,10 @@ import httpx
 from kinko.client import Client, RemoteVault
 from kinko.client.transport import tls_context
 from kinko.core.model import Secret
-from kinko.deliver.csi.params import DEFAULT_FILE_MODE, CSIObject, MountPlan, parse_request
+from kinko.deliver.csi.params import CSIObject, MountPlan, parse_request
 from kinko.deliver.csi.proto import service_pb2 as pb
 from kinko.deliver.csi.proto import service_pb2_grpc as pb_grpc
+from kinko.deliver.files import DEFAULT_FILE_MODE
 from kinko.errors import InvalidInput, KinkoError, NotFound, TooLarge, UsageError, VersionUnavailable
 from kinko.vault import VaultSession
 
@@ -36,6 +37,7 @@ DEFAULT_SOCKET = "/var/run/secrets-store-csi-providers/kinko.sock"
 #: The driver's default --max-call-recv-msg-size is 4 MiB; keep the whole response under it with room to spare.
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024 - 64 * 1024
 MAX_ADDRESSES = 16  # distinct kinko addresses whose connections are kept open
+MAX_WARNED = 4096  # distinct mode warnings remembered (then forgotten, and logged again once)
 #: How a Mount turns the pod's service-account JWT into the kinko token its session acts with (Kubernetes auth).
 LoginFn = Callable[[RemoteVault, str, str], object]
 
@@ -195,6 +197,8 @@ class CSIDriverProviderServicer(pb_grpc.CSIDriverProviderServicer):
     def __init__(self, provider: Provider) -> None:
         self.provider = provider
         self.runtime_version = _runtime_version()
+        self._warned: set[str] = set()  # mode warnings already logged: once each, not at every rotation poll
+        self._warned_lock = threading.Lock()
 
     def Version(self, request: pb.VersionRequest, context: grpc.ServicerContext) -> pb.VersionResponse:
         return pb.VersionResponse(version=API_VERSION, runtime_name=RUNTIME_NAME,
@@ -203,6 +207,7 @@ class CSIDriverProviderServicer(pb_grpc.CSIDriverProviderServicer):
     def Mount(self, request: pb.MountRequest, context: grpc.ServicerContext) -> pb.MountResponse:
         try:
             plan = parse_request(request.attributes, request.secrets, request.permission)
+            self._warn(plan.warnings)
             response = self.provider.mount(plan)
         except KinkoError as exc:
             # The message names the parameter or object, never a value or the token.
@@ -210,6 +215,15 @@ class CSIDriverProviderServicer(pb_grpc.CSIDriverProviderServicer):
             context.abort(grpc_status(exc), f"kinko: {exc.code}: {exc.message}")
         log.info("mounted %d object(s) for role %r", len(plan.objects), plan.role)
         return response
+
+    def _warn(self, warnings: tuple[str, ...]) -> None:
+        with self._warned_lock:
+            fresh = [w for w in warnings if w not in self._warned]
+            if len(self._warned) + len(fresh) > MAX_WARNED:
+                self._warned.clear()
+            self._warned.update(fresh)
+        for warning in fresh:
+            log.warning("%s", warning)
 
 
 def serve(socket_path: str | Path, provider: Provider, *, workers: int = 8) -> grpc.Server:
