@@ -318,3 +318,33 @@ def test_readme_agent_example_loads_and_shows_the_kinko_audience(tmp_path: Path)
     (snippet,) = yaml.safe_load(after.split("```yaml\n")[2].split("```", 1)[0])
     token = snippet["projected"]["sources"][0]["serviceAccountToken"]
     assert token["audience"] == "kinko" and config.jwt_file.name == token["path"]
+
+
+# -- hardening: file names, duplicates, destinations ---------------------------------------------------------------
+@pytest.mark.parametrize(("name", "needle"), [
+    ("sub/db", "must not contain '/'"), ("a\nb", "control or invisible character (U+000A)"),
+    ("..", "'..'"), ("..data", "must not start with '..'"), ("x" * 256, "longer than 255"),
+    ("\u202ecod.exe", "control or invisible"), (".", "names no file"),
+])
+def test_file_names_follow_the_name_rules(tmp_path: Path, name: str, needle: str) -> None:
+    with pytest.raises(UsageError, match=r"files\[0\]: ") as caught:
+        load_spec({"path": "a/b", "destination": "d", "name": name}, tmp_path)
+    assert needle in caught.value.message
+
+
+def test_a_default_name_from_the_path_follows_them_too(tmp_path: Path) -> None:
+    assert load_spec({"path": "team/app/db-url", "destination": "d"}, tmp_path).name == "db-url"
+    with pytest.raises(UsageError, match=r"'\.\.'"):
+        load_spec({"path": "team/..", "destination": "d"}, tmp_path)
+
+
+def test_two_entries_writing_one_file_are_refused(tmp_path: Path) -> None:
+    base = {"address": "http://x", "token_file": "t"}
+    same = [{"path": "a/x", "destination": "out", "name": "f"}, {"path": "a/y", "destination": "out/../out/.",
+                                                                 "name": "f"}]
+    with pytest.raises(UsageError, match=r"files\[1\] writes .*out/f', like files\[0\]"):
+        load_config(_write_config(tmp_path / "a.yaml", {**base, "files": same}), env={})
+    config = load_config(_write_config(tmp_path / "b.yaml", {**base, "files": [
+        {"path": "a/x", "destination": "out", "name": "f"}, {"path": "a/y", "destination": "out/./", "name": "g"}]}),
+        env={})
+    assert config.files[0].destination == config.files[1].destination == tmp_path / "out"

@@ -26,7 +26,7 @@ import yaml
 from kinko.config import ENV_ADDR, parse_duration
 from kinko.core.model import SecretValue
 from kinko.deliver.env import child_env
-from kinko.deliver.files import AtomicWriter, FileProjection
+from kinko.deliver.files import AtomicWriter, FileProjection, validate_name
 from kinko.deliver.modes import parse_mode, secret_mode
 from kinko.errors import InvalidInput, KinkoError, PermissionDenied, UsageError
 
@@ -108,14 +108,30 @@ def _file_spec(doc: object, number: int, base: Path) -> FileSpec:
         raise UsageError(f"{where}: give key or template, not both")
     assert path is not None and destination is not None
     name = _text(doc, "name", where) or path.rsplit("/", 1)[-1]
-    try:  # a setting in the file: a usage error (exit 2), like the rest of the config
+    try:  # settings in the file: usage errors (exit 2), like the rest of the config
+        validate_name(name)
+    except InvalidInput as exc:
+        raise UsageError(f"{where}: {exc.message}") from None
+    try:
         mode = parse_mode(doc.get("mode"), f"{where}: mode")
         warning = None if mode is None else secret_mode(mode, f"{where}: mode")
     except InvalidInput as exc:
         raise UsageError(exc.message) from None
     if warning:
         log.warning("%s", warning)
-    return FileSpec(path, base / os.path.expanduser(destination), name, key, template, mode)
+    # Lexically normalized (`out/../out` is `out`): one writer per directory; no symlink is followed when writing.
+    return FileSpec(path, Path(os.path.normpath(base / os.path.expanduser(destination))), name, key, template,
+                    mode)
+
+
+def _check_unique(files: Sequence[FileSpec]) -> None:
+    """Two entries writing the same file would overwrite each other silently."""
+    seen: dict[tuple[Path, str], int] = {}
+    for number, spec in enumerate(files):
+        first = seen.setdefault((spec.destination, spec.name), number)
+        if first != number:
+            raise UsageError(f"agent config: files[{number}] writes {str(spec.destination / spec.name)!r}, like "
+                             f"files[{first}]; give it another name or destination")
 
 
 def load_config(file: Path, env: Mapping[str, str]) -> AgentConfig:
@@ -146,9 +162,10 @@ def load_config(file: Path, env: Mapping[str, str]) -> AgentConfig:
         jwt_file = _text(k8s, "jwt_file", "agent config: kubernetes") or DEFAULT_JWT_FILE
     command, pid_file, signal_name = _hook(doc)
     ca_file = _text(doc, "ca_file", "agent config")
+    specs = tuple(_file_spec(f, i, base) for i, f in enumerate(files))
+    _check_unique(specs)
     return AgentConfig(
-        address, tuple(_file_spec(f, i, base) for i, f in enumerate(files)),
-        str(base / ca_file) if ca_file else None, base / token_file if token_file else None, role,
+        address, specs, str(base / ca_file) if ca_file else None, base / token_file if token_file else None, role,
         base / jwt_file, _seconds(doc, "interval", DEFAULT_INTERVAL),
         _seconds(doc, "max_backoff", DEFAULT_MAX_BACKOFF), command, pid_file and base / pid_file, signal_name)
 

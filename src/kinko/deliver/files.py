@@ -23,6 +23,7 @@ import secrets
 import shutil
 import stat
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,9 @@ DEFAULT_DIR_MODE = 0o700
 _TS_DIR = re.compile(r"\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d+\Z")
 _LINK_TMP = "..link_tmp"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: Unicode categories no file name may contain: controls (newline, ESC, ...), invisible format characters
+#: (bidi overrides, zero-width), lone surrogates, and the line/paragraph separators.
+_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 #: cleaned relative path -> (bytes, mode)
 _Files = dict[str, tuple[bytes, int]]
@@ -54,11 +58,15 @@ class FileProjection:
 
 
 def validate_path(path: str) -> str:
-    """Check a payload path like the kubelet does and return it cleaned (`a//b/./c` -> `a/b/c`)."""
+    """Check a payload path like the kubelet does and return it cleaned (`a//b/./c` -> `a/b/c`).
+
+    On top of the kubelet's rules, no element may hold a control or invisible character (a newline included).
+    """
     if not path:
         raise InvalidPath("file path must not be empty")
-    if "\0" in path:
-        raise InvalidPath(f"file path {path!r} contains a NUL byte")
+    if len(path) > MAX_PATH_LENGTH:  # characters: a cheap first bound before the per-character check
+        raise InvalidPath(f"file path {path[:64]!r}... is longer than {MAX_PATH_LENGTH} bytes")
+    _check_characters(path)
     if path.startswith("/"):
         raise InvalidPath(f"file path {path!r} must be relative")
     if len(path.encode()) > MAX_PATH_LENGTH:
@@ -75,6 +83,30 @@ def validate_path(path: str) -> str:
     if cleaned == ".":
         raise InvalidPath(f"file path {path!r} names no file")
     return cleaned
+
+
+def validate_clean_path(path: str) -> str:
+    """A path that must already be clean, as the CSI driver requires (`filepath.Clean(path) == path`)."""
+    cleaned = validate_path(path)
+    if cleaned != path:
+        raise InvalidPath(f"file path {path[:255]!r} is not a clean relative path; use {cleaned!r}")
+    return path
+
+
+def validate_name(name: str) -> str:
+    """One file name: the path rules above, and no `/` (a name without one is already clean)."""
+    if "/" in name:
+        raise InvalidPath(f"file name {name[:255]!r} must not contain '/'; put directories in the destination")
+    return validate_path(name)
+
+
+def _check_characters(path: str) -> None:
+    if path.isascii() and path.isprintable():
+        return
+    for char in path:
+        if unicodedata.category(char) in _BAD_CATEGORIES:
+            raise InvalidPath(f"file path {path[:64]!r} contains a control or invisible character "
+                              f"(U+{ord(char):04X})")
 
 
 def _check_mode(mode: int, what: str) -> int:

@@ -253,6 +253,7 @@ def test_parallel_mounts(env: Env) -> None:
     ([{"objectName": "p", "secretPath": "app/plain", "filePermission": 0o4755}], "filePermission"),
     ([{"objectName": "p", "secretPath": "app/plain", "filePermission": "0777"}], "execute bit"),
     ([{"objectName": "p", "secretPath": "app/plain", "filePermission": "0666"}], "group/other write"),
+    ([{"objectName": "a\nb", "secretPath": "app/plain"}], "control or invisible character (U+000A)"),
     ([{"objectName": "p", "secretPath": "app/plain", "version": "-1"}], "version"),
     ({"objectName": "p", "secretPath": "app/plain"}, "YAML list"),
     ("- [unclosed", "not valid YAML"),

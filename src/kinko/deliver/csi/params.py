@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from kinko.deliver.files import validate_path
+from kinko.deliver.files import validate_clean_path
 from kinko.deliver.modes import parse_mode, secret_mode
 from kinko.errors import InvalidInput, InvalidPath, TooLarge
 
@@ -180,11 +180,12 @@ def _text(entry: Mapping[str, Any], key: str, where: str, *, required: bool = Fa
 
 
 def _object_name(name: str) -> str:
-    """The file name the driver will write: it must pass the driver's own path validation unchanged."""
-    cleaned = validate_path(name)
-    if cleaned != name:  # the driver requires filepath.Clean(path) == path
-        raise InvalidPath(f"objectName {name[:255]!r} is not a clean relative path; use {cleaned!r}")
-    return name
+    """The file the driver will write: a clean relative path (the driver's own validation, which allows `a/b`)
+    whose every element follows the agent's file-name rules (no `..`, no control character, 255 bytes)."""
+    try:
+        return validate_clean_path(name)
+    except InvalidPath as exc:
+        raise InvalidPath(f"objectName: {exc.message}") from None
 
 
 def _version(value: Any, where: str) -> int | None:
