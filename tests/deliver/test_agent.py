@@ -348,3 +348,21 @@ def test_two_entries_writing_one_file_are_refused(tmp_path: Path) -> None:
         {"path": "a/x", "destination": "out", "name": "f"}, {"path": "a/y", "destination": "out/./", "name": "g"}]}),
         env={})
     assert config.files[0].destination == config.files[1].destination == tmp_path / "out"
+
+
+@pytest.mark.parametrize("change", [{"token_file": "t\0x"}, {"address": "http://x\0"},
+                                    {"exec": {"command": ["/bin/true", "a\0b"]}},
+                                    {"files": [{"path": "a", "destination": "d\0"}]}, {"interval": ".nan"},
+                                    {"interval": float("nan")}])
+def test_values_the_os_would_choke_on_later_are_refused_now(tmp_path: Path, change: dict[str, Any]) -> None:
+    base = {"address": "http://x", "token_file": "t", "files": [{"path": "a", "destination": "d"}]}
+    text = yaml.safe_dump({**base, **change}).replace("'.nan'", ".nan")
+    (tmp_path / "agent.yaml").write_text(text)
+    with pytest.raises(UsageError):
+        load_config(tmp_path / "agent.yaml", env={})
+
+
+def test_oversized_config_says_so(tmp_path: Path) -> None:
+    (tmp_path / "agent.yaml").write_text("# " + "x" * (1024 * 1024))
+    with pytest.raises(UsageError, match="larger than 1024 KiB"):
+        load_config(tmp_path / "agent.yaml", env={})

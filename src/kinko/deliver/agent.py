@@ -9,6 +9,7 @@ are never logged: messages name paths, keys and destinations only.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import re
@@ -21,13 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kinko.config import ENV_ADDR, parse_duration
 from kinko.core.model import SecretValue
 from kinko.deliver.env import child_env
 from kinko.deliver.files import AtomicWriter, FileProjection, validate_name
 from kinko.deliver.modes import parse_mode, secret_mode
+from kinko.deliver.yamlload import load_yaml
 from kinko.errors import InvalidInput, KinkoError, PermissionDenied, UsageError
 
 log = logging.getLogger("kinko.agent")
@@ -85,15 +85,21 @@ def _text(doc: Mapping[str, Any], name: str, where: str, required: bool = False)
         return None
     if not isinstance(value, str) or not value:
         raise UsageError(f"{where}: {name} must be a non-empty string")
+    if "\0" in value or value.encode(errors="replace").decode() != value:
+        # NUL, or a lone surrogate from a YAML "\ud800" escape: no file system, URL or log takes them
+        raise UsageError(f"{where}: {name} must not contain a NUL or an unpaired surrogate character")
     return value
 
 
 def _seconds(doc: Mapping[str, Any], name: str, default: float) -> float:
     """A duration setting: seconds (a number) or Vault's syntax ("90s", "15m", "1h30m"), up to a day."""
     value = doc.get(name, default)
-    if not isinstance(value, int | float | str):
+    seconds = None
+    if isinstance(value, int | float | str):
+        seconds = parse_duration(value, option=f"agent config: {name}", maximum=86400)
+    if seconds is None or math.isnan(seconds):  # YAML's .nan passes every comparison in parse_duration
         raise UsageError(f"agent config: {name} must be a duration such as 90s, 15m or 1h30m")
-    return parse_duration(value, option=f"agent config: {name}", maximum=86400)
+    return seconds
 
 
 def _file_spec(doc: object, number: int, base: Path) -> FileSpec:
@@ -137,14 +143,7 @@ def _check_unique(files: Sequence[FileSpec]) -> None:
 def load_config(file: Path, env: Mapping[str, str]) -> AgentConfig:
     """Read and check an agent YAML file (`env`: the process environment, for KINKO_ADDR). Relative paths in it
     are relative to the file's directory."""
-    try:
-        raw = file.read_bytes()[:MAX_CONFIG_BYTES + 1]
-        doc = yaml.safe_load(raw) if len(raw) <= MAX_CONFIG_BYTES else None
-    except OSError:
-        raise UsageError(f"cannot read agent config {str(file)!r}") from None
-    except yaml.YAMLError as exc:  # the location only: the problem text can quote the file's content
-        raise UsageError(f"cannot read agent config {str(file)!r}: invalid YAML{_yaml_where(exc)}") from None
-    doc = _mapping(doc, "agent config", _TOP_KEYS)
+    doc = _mapping(_read_yaml(file), "agent config", _TOP_KEYS)
     base = file.resolve().parent
     address = _text(doc, "address", "agent config") or env.get(ENV_ADDR)
     if not address:
@@ -170,9 +169,17 @@ def load_config(file: Path, env: Mapping[str, str]) -> AgentConfig:
         _seconds(doc, "max_backoff", DEFAULT_MAX_BACKOFF), command, pid_file and base / pid_file, signal_name)
 
 
-def _yaml_where(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+def _read_yaml(file: Path) -> object:
+    try:
+        raw = file.read_bytes()[:MAX_CONFIG_BYTES + 1]
+    except OSError:
+        raise UsageError(f"cannot read agent config {str(file)!r}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UsageError(f"agent config {str(file)!r} is larger than {MAX_CONFIG_BYTES // 1024} KiB")
+    try:
+        return load_yaml(raw, f"agent config {str(file)!r}")
+    except InvalidInput as exc:  # the location only: the parser's words can quote the file's content
+        raise UsageError(f"cannot read {exc.message}") from None
 
 
 def _hook(doc: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, Path | None, str]:
@@ -181,8 +188,9 @@ def _hook(doc: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, Path | None, 
     command = None
     if doc.get("exec") is not None:
         argv = _mapping(doc["exec"], "agent config: exec", {"command"}).get("command")
-        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and a for a in argv):
-            raise UsageError("agent config: exec.command must be a non-empty list of strings")
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and a and "\0" not in a
+                                                              for a in argv):
+            raise UsageError("agent config: exec.command must be a non-empty list of strings (no NUL)")
         command = tuple(argv)
     if doc.get("signal") is None:
         return command, None, "HUP"

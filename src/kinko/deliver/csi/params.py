@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from kinko.deliver.files import validate_clean_path
 from kinko.deliver.modes import parse_mode, secret_mode
-from kinko.errors import InvalidInput, InvalidPath, TooLarge
+from kinko.deliver.yamlload import load_yaml
+from kinko.errors import InvalidInput, InvalidPath
 
 TOKENS_ATTR = "csi.storage.k8s.io/serviceAccount.tokens"
 ENCODINGS = ("utf-8", "base64", "hex")
@@ -20,6 +20,9 @@ OBJECT_KEYS = frozenset({"objectName", "secretPath", "secretKey", "version", "fi
 MAX_OBJECTS = 256
 #: The objects parameter is YAML from a SecretProviderClass; anything bigger than this is not a real one.
 MAX_OBJECTS_YAML = 256 * 1024
+#: YAML nodes in `objects` (aliases counted each time): MAX_OBJECTS entries of a few keys each, with room to spare.
+MAX_OBJECTS_NODES = 20_000
+_VERSION = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ def _mode_warnings(attrs: Mapping[str, str], objects: tuple[CSIObject, ...]) -> 
 def _string_map(text: str, what: str) -> dict[str, str]:
     try:
         doc = json.loads(text) if text else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidInput(f"{what} is not valid JSON") from None
     if doc is None:  # Go marshals a nil map as `null`: no nodePublishSecretRef
         return {}
@@ -89,7 +92,7 @@ def parse_permission(text: str) -> int:
         return 0o644  # what the driver sends when nothing overrides it
     try:
         mode = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidInput("permission is not a JSON number (expected a file mode such as \"420\")") from None
     if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:
         raise InvalidInput("permission must be a file mode between 0 and 511 (0777)")
@@ -105,7 +108,7 @@ def select_token(attrs: Mapping[str, str], secrets: Mapping[str, str], audience:
                            "(add tokenRequests to the secrets-store CSIDriver)")
     try:
         tokens = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidInput(f"{TOKENS_ATTR} is not valid JSON") from None
     if not isinstance(tokens, dict) or not tokens:
         raise InvalidInput(f"{TOKENS_ATTR} must be a non-empty JSON object {{audience: {{token, ...}}}}")
@@ -131,16 +134,13 @@ def parse_objects(text: str) -> tuple[CSIObject, ...]:
     """The `objects` parameter: a YAML list of {objectName, secretPath, secretKey, version, ...} mappings."""
     if not text.strip():
         raise InvalidInput("parameter objects is required: a YAML list of {objectName, secretPath, ...}")
-    if len(text.encode()) > MAX_OBJECTS_YAML:
-        raise TooLarge(f"parameter objects is larger than {MAX_OBJECTS_YAML} bytes")
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise InvalidInput("parameter objects is not valid YAML") from None
+    if len(text.encode(errors="surrogatepass")) > MAX_OBJECTS_YAML:  # a bad argument, not a full server
+        raise InvalidInput(f"parameter objects is larger than {MAX_OBJECTS_YAML} bytes")
+    doc = load_yaml(text, "parameter objects", max_nodes=MAX_OBJECTS_NODES)
     if not isinstance(doc, list) or not doc:
         raise InvalidInput("parameter objects must be a non-empty YAML list of {objectName, secretPath, ...}")
     if len(doc) > MAX_OBJECTS:
-        raise TooLarge(f"parameter objects lists {len(doc)} objects; at most {MAX_OBJECTS} are allowed")
+        raise InvalidInput(f"parameter objects lists {len(doc)} objects; at most {MAX_OBJECTS} are allowed")
     objects = tuple(_parse_object(index, entry) for index, entry in enumerate(doc))
     _check_names(objects)
     return objects
@@ -191,7 +191,7 @@ def _object_name(name: str) -> str:
 def _version(value: Any, where: str) -> int | None:
     if value is None or value == "" or value == "latest":
         return None
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and _VERSION.fullmatch(value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidInput(f"{where}: version must be a kinko version number (1, 2, ...) or 'latest'")

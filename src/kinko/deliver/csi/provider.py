@@ -10,6 +10,7 @@ import os
 import socket
 import stat
 import threading
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -211,10 +212,16 @@ class CSIDriverProviderServicer(pb_grpc.CSIDriverProviderServicer):
             response = self.provider.mount(plan)
         except KinkoError as exc:
             # The message names the parameter or object, never a value or the token.
-            log.warning("mount failed: %s: %s", exc.code, exc.message)
-            context.abort(grpc_status(exc), f"kinko: {exc.code}: {exc.message}")
-        log.info("mounted %d object(s) for role %r", len(plan.objects), plan.role)
-        return response
+            status, message = grpc_status(exc), one_line(f"{exc.code}: {exc.message}")
+            log.warning("mount failed: %s", message)
+        except Exception as exc:  # a bug: never UNKNOWN with a traceback (its text could quote a value)
+            status, message = grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})"
+            log.error("mount failed: %s at %s", message, _origin(exc))
+        else:
+            log.info("mounted %d object(s) for role %r", len(plan.objects), plan.role)
+            return response
+        context.abort(status, f"kinko: {message}")
+        raise AssertionError("context.abort returned")  # pragma: no cover
 
     def _warn(self, warnings: tuple[str, ...]) -> None:
         with self._warned_lock:
@@ -223,7 +230,23 @@ class CSIDriverProviderServicer(pb_grpc.CSIDriverProviderServicer):
                 self._warned.clear()
             self._warned.update(fresh)
         for warning in fresh:
-            log.warning("%s", warning)
+            log.warning("%s", one_line(warning))
+
+
+def one_line(text: str, limit: int = 2000) -> str:
+    """`text` as one printable line of at most `limit` characters (escaped like repr), for gRPC details and logs."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _origin(exc: BaseException) -> str:
+    """Where an unexpected exception was raised (file:line in function), without its message."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "?"
+    last = frames[-1]
+    return f"{Path(last.filename).name}:{last.lineno} in {last.name}"
 
 
 def serve(socket_path: str | Path, provider: Provider, *, workers: int = 8) -> grpc.Server:
