@@ -366,3 +366,17 @@ def test_oversized_config_says_so(tmp_path: Path) -> None:
     (tmp_path / "agent.yaml").write_text("# " + "x" * (1024 * 1024))
     with pytest.raises(UsageError, match="larger than 1024 KiB"):
         load_config(tmp_path / "agent.yaml", env={})
+
+
+def test_once_refuses_a_symlink_planted_in_the_destination(server: Server, tmp_path: Path) -> None:
+    seed(server)
+    (tmp_path / "token").write_text(app_token(server))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "ww").mkdir()
+    os.symlink(elsewhere, tmp_path / "ww" / "sub")
+    config = agent_config(tmp_path, server, {"token_file": "token"}, files=[
+        {"path": "app/db", "key": "password", "destination": "ww/sub/out", "name": "password"}])
+    done = subprocess.run([*KINKO, "agent", "--config", str(config), "--once"], capture_output=True, timeout=30)
+    assert done.returncode == 1 and b"ww/sub is a symlink" in done.stderr, done.stderr
+    assert list(elsewhere.iterdir()) == [] and CANARY.encode() not in done.stderr

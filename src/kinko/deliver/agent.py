@@ -38,7 +38,7 @@ MAX_CONFIG_BYTES = 1024 * 1024
 #: `{{ key }}` or Go-template style `{{ .key }}`: substitution only, nothing is ever evaluated.
 _PLACEHOLDER = re.compile(r"\{\{\s*\.?([A-Za-z0-9._-]+)\s*\}\}")
 _TOP_KEYS = {"address", "ca_file", "token_file", "kubernetes", "interval", "max_backoff", "files", "exec",
-             "signal"}
+             "signal", "shared_directories"}
 _FILE_KEYS = {"path", "key", "template", "destination", "name", "mode"}
 
 
@@ -67,6 +67,8 @@ class AgentConfig:
     exec_command: tuple[str, ...] | None = None
     signal_pid_file: Path | None = None
     signal_name: str = "HUP"
+    #: Accept group/other-writable directories on the way to a destination (a Kubernetes emptyDir), with a warning.
+    shared_directories: bool = False
 
 
 # -- config ---------------------------------------------------------------------------------------------------
@@ -161,12 +163,16 @@ def load_config(file: Path, env: Mapping[str, str]) -> AgentConfig:
         jwt_file = _text(k8s, "jwt_file", "agent config: kubernetes") or DEFAULT_JWT_FILE
     command, pid_file, signal_name = _hook(doc)
     ca_file = _text(doc, "ca_file", "agent config")
+    shared = doc.get("shared_directories", False)
+    if not isinstance(shared, bool):
+        raise UsageError("agent config: shared_directories must be true or false")
     specs = tuple(_file_spec(f, i, base) for i, f in enumerate(files))
     _check_unique(specs)
     return AgentConfig(
         address, specs, str(base / ca_file) if ca_file else None, base / token_file if token_file else None, role,
         base / jwt_file, _seconds(doc, "interval", DEFAULT_INTERVAL),
-        _seconds(doc, "max_backoff", DEFAULT_MAX_BACKOFF), command, pid_file and base / pid_file, signal_name)
+        _seconds(doc, "max_backoff", DEFAULT_MAX_BACKOFF), command, pid_file and base / pid_file, signal_name,
+        shared)
 
 
 def _read_yaml(file: Path) -> object:
@@ -309,6 +315,7 @@ class Agent:
         self.fetcher = fetcher or Fetcher(config)
         self._environ = environ
         self._writers: dict[Path, AtomicWriter] = {}
+        self._shared_seen: dict[Path, tuple[str, ...]] = {}
         # A change written in a cycle that then failed (a later destination) still owes the hook a run.
         self._hook_due = False
 
@@ -321,12 +328,26 @@ class Agent:
             payloads.setdefault(spec.destination, {})[spec.name] = FileProjection(data, spec.mode)
         changed = False
         for destination, payload in payloads.items():
-            destination.mkdir(mode=0o700, parents=True, exist_ok=True)
-            writer = self._writers.setdefault(destination, AtomicWriter(destination))
-            if writer.write(payload):
+            writer = self._writer(destination)
+            if writer.write(payload):  # opens the destination from `/`, creating what is missing
                 changed = self._hook_due = True
                 log.info("rendered %d file(s) into %s", len(payload), destination)
+            self._warn_shared(destination, writer.shared)
         return changed
+
+    def _writer(self, destination: Path) -> AtomicWriter:
+        writer = self._writers.get(destination)
+        if writer is None:
+            writer = self._writers[destination] = AtomicWriter(
+                destination, shared_directories=self.config.shared_directories)
+        return writer
+
+    def _warn_shared(self, destination: Path, shared: tuple[str, ...]) -> None:
+        """Once per destination and set of directories: which group/other-writable ones shared_directories let by."""
+        if shared and self._shared_seen.get(destination) != shared:
+            log.warning("%s: writing through directories group/other can write (%s) because shared_directories is "
+                        "set", destination, ", ".join(shared))
+        self._shared_seen[destination] = shared
 
     def run_hook(self) -> None:
         """Run the command or signal the pid after a change. A failing hook is logged, never fatal."""
