@@ -380,3 +380,22 @@ def test_once_refuses_a_symlink_planted_in_the_destination(server: Server, tmp_p
     done = subprocess.run([*KINKO, "agent", "--config", str(config), "--once"], capture_output=True, timeout=30)
     assert done.returncode == 1 and b"ww/sub is a symlink" in done.stderr, done.stderr
     assert list(elsewhere.iterdir()) == [] and CANARY.encode() not in done.stderr
+
+
+# Found by tests/fuzz/test_agent_config.py: each raised something other than a UsageError, or a two-line message.
+@pytest.mark.parametrize(("text", "needle"), [
+    ("address: !!timestamp x\n", "cannot build (AttributeError)"),
+    ("interval: !!float ''\n", "cannot build (IndexError)"),
+    ("files: !!int ''\n", "cannot build (IndexError)"),
+    ("files:\n- path: !!bool x\n", "cannot build (KeyError)"),
+    ("files: " + "[" * 5000 + "\n", "nests deeper"),
+    ("address: http://x\ntoken_file: t\nfiles: [{path: a, destination: d}]\nexec: {\"\\n\": 1}\n",
+     "exec: unknown setting(s) '\\n'"),
+    ("interval: .nan\ntoken_file: t\nfiles: [{path: a, destination: d}]\naddress: http://x\n", "interval"),
+    ("address: \"\\ud800\"\ntoken_file: t\nfiles: [{path: a, destination: d}]\n", "unpaired surrogate"),
+])
+def test_config_regressions(tmp_path: Path, text: str, needle: str) -> None:
+    (tmp_path / "agent.yaml").write_text(text)
+    with pytest.raises(UsageError) as caught:
+        load_config(tmp_path / "agent.yaml", env={})
+    assert needle in caught.value.message and "\n" not in caught.value.message

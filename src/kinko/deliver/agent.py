@@ -76,8 +76,8 @@ def _mapping(doc: object, where: str, allowed: set[str]) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise UsageError(f"{where} must be a mapping")
     unknown = sorted(str(k) for k in set(doc) - allowed)
-    if unknown:
-        raise UsageError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+    if unknown:  # quoted: a key can hold anything, a newline included
+        raise UsageError(f"{where}: unknown setting(s) {', '.join(repr(k[:64]) for k in unknown[:8])}")
     return doc
 
 

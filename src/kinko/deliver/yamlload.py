@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 
 from kinko.errors import InvalidInput
@@ -12,15 +14,40 @@ MAX_DEPTH = 32
 MAX_NODES = 100_000
 
 
+class _TooDeep(Exception):
+    pass
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, refusing nesting past MAX_DEPTH while it scans and composes: PyYAML's scanner costs
+    O(tokens x flow depth), so 2000 nested `[` take seconds and 256 KiB of them would take hours."""
+
+    _depth = 0
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        if self.flow_level >= MAX_DEPTH:
+            raise _TooDeep
+        super().fetch_flow_collection_start(TokenClass)
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _TooDeep
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def load_yaml(text: str | bytes, what: str, *, max_nodes: int = MAX_NODES) -> object:
     """The one document in `text` (safe loader; None when empty), nesting and size bounded.
 
     Every failure is InvalidInput naming `what` and at most the line and column: the parser's own words can quote
     the input.
     """
-    loader: yaml.SafeLoader | None = None
+    loader: _Loader | None = None
     try:
-        loader = yaml.SafeLoader(text)  # this already refuses a str with unprintable characters
+        loader = _Loader(text)  # this already refuses a str with unprintable characters
         node = loader.get_single_node()
         if node is None:
             return None
@@ -28,9 +55,10 @@ def load_yaml(text: str | bytes, what: str, *, max_nodes: int = MAX_NODES) -> ob
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise InvalidInput(f"{what} is not valid YAML{_where(exc)}") from None
-    except RecursionError:  # composing recurses per level: a deep document stops here before _check_shape
+    except (_TooDeep, RecursionError):
         raise InvalidInput(f"{what} nests deeper than {MAX_DEPTH} levels") from None
-    except (ValueError, TypeError, OverflowError) as exc:  # a tagged or implicit scalar that does not build
+    except (ValueError, TypeError, ArithmeticError, LookupError, AttributeError) as exc:
+        # a scalar PyYAML's constructors choke on: `2001-13-45`, `!!int ''`, `!!bool x`, `!!timestamp x`, ...
         raise InvalidInput(f"{what} holds a value YAML cannot build ({type(exc).__name__})") from None
     finally:
         if loader is not None:
