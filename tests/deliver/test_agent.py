@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from kinko.client import RemoteVault
-from kinko.deliver.agent import DEFAULT_JWT_FILE, backoff, load_config, parse_mode, render_file, render_template
+from kinko.deliver.agent import DEFAULT_JWT_FILE, backoff, load_config, render_file, render_template
+from kinko.deliver.modes import parse_mode
 from kinko.errors import InvalidInput, UsageError
 from tests.access.test_identity import AUDIENCE, ISSUER, Issuer
 from tests.api.conftest import KINKO, Server, start_server, stop_server
@@ -58,7 +59,7 @@ def _write_config(path: Path, doc: dict[str, Any]) -> Path:
 def test_modes_and_config_errors(tmp_path: Path) -> None:
     assert parse_mode("0400", "m") == parse_mode("0o400", "m") == parse_mode(0o400, "m") == 0o400
     for bad in ("0800", "rw", 0o1777, True):
-        with pytest.raises(UsageError):
+        with pytest.raises(InvalidInput):
             parse_mode(bad, "m")
     base = {"address": "http://x", "token_file": "t", "files": [{"path": "a", "destination": "d"}]}
     for change in ({"bogus": 1}, {"kubernetes": {"role": "r"}}, {"token_file": None}, {"files": []},
@@ -317,3 +318,84 @@ def test_readme_agent_example_loads_and_shows_the_kinko_audience(tmp_path: Path)
     (snippet,) = yaml.safe_load(after.split("```yaml\n")[2].split("```", 1)[0])
     token = snippet["projected"]["sources"][0]["serviceAccountToken"]
     assert token["audience"] == "kinko" and config.jwt_file.name == token["path"]
+
+
+# -- hardening: file names, duplicates, destinations ---------------------------------------------------------------
+@pytest.mark.parametrize(("name", "needle"), [
+    ("sub/db", "must not contain '/'"), ("a\nb", "control or invisible character (U+000A)"),
+    ("..", "'..'"), ("..data", "must not start with '..'"), ("x" * 256, "longer than 255"),
+    ("\u202ecod.exe", "control or invisible"), (".", "names no file"),
+])
+def test_file_names_follow_the_name_rules(tmp_path: Path, name: str, needle: str) -> None:
+    with pytest.raises(UsageError, match=r"files\[0\]: ") as caught:
+        load_spec({"path": "a/b", "destination": "d", "name": name}, tmp_path)
+    assert needle in caught.value.message
+
+
+def test_a_default_name_from_the_path_follows_them_too(tmp_path: Path) -> None:
+    assert load_spec({"path": "team/app/db-url", "destination": "d"}, tmp_path).name == "db-url"
+    with pytest.raises(UsageError, match=r"'\.\.'"):
+        load_spec({"path": "team/..", "destination": "d"}, tmp_path)
+
+
+def test_two_entries_writing_one_file_are_refused(tmp_path: Path) -> None:
+    base = {"address": "http://x", "token_file": "t"}
+    same = [{"path": "a/x", "destination": "out", "name": "f"}, {"path": "a/y", "destination": "out/../out/.",
+                                                                 "name": "f"}]
+    with pytest.raises(UsageError, match=r"files\[1\] writes .*out/f', like files\[0\]"):
+        load_config(_write_config(tmp_path / "a.yaml", {**base, "files": same}), env={})
+    config = load_config(_write_config(tmp_path / "b.yaml", {**base, "files": [
+        {"path": "a/x", "destination": "out", "name": "f"}, {"path": "a/y", "destination": "out/./", "name": "g"}]}),
+        env={})
+    assert config.files[0].destination == config.files[1].destination == tmp_path / "out"
+
+
+@pytest.mark.parametrize("change", [{"token_file": "t\0x"}, {"address": "http://x\0"},
+                                    {"exec": {"command": ["/bin/true", "a\0b"]}},
+                                    {"files": [{"path": "a", "destination": "d\0"}]}, {"interval": ".nan"},
+                                    {"interval": float("nan")}])
+def test_values_the_os_would_choke_on_later_are_refused_now(tmp_path: Path, change: dict[str, Any]) -> None:
+    base = {"address": "http://x", "token_file": "t", "files": [{"path": "a", "destination": "d"}]}
+    text = yaml.safe_dump({**base, **change}).replace("'.nan'", ".nan")
+    (tmp_path / "agent.yaml").write_text(text)
+    with pytest.raises(UsageError):
+        load_config(tmp_path / "agent.yaml", env={})
+
+
+def test_oversized_config_says_so(tmp_path: Path) -> None:
+    (tmp_path / "agent.yaml").write_text("# " + "x" * (1024 * 1024))
+    with pytest.raises(UsageError, match="larger than 1024 KiB"):
+        load_config(tmp_path / "agent.yaml", env={})
+
+
+def test_once_refuses_a_symlink_planted_in_the_destination(server: Server, tmp_path: Path) -> None:
+    seed(server)
+    (tmp_path / "token").write_text(app_token(server))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "ww").mkdir()
+    os.symlink(elsewhere, tmp_path / "ww" / "sub")
+    config = agent_config(tmp_path, server, {"token_file": "token"}, files=[
+        {"path": "app/db", "key": "password", "destination": "ww/sub/out", "name": "password"}])
+    done = subprocess.run([*KINKO, "agent", "--config", str(config), "--once"], capture_output=True, timeout=30)
+    assert done.returncode == 1 and b"ww/sub is a symlink" in done.stderr, done.stderr
+    assert list(elsewhere.iterdir()) == [] and CANARY.encode() not in done.stderr
+
+
+# Found by tests/fuzz/test_agent_config.py: each raised something other than a UsageError, or a two-line message.
+@pytest.mark.parametrize(("text", "needle"), [
+    ("address: !!timestamp x\n", "cannot build (AttributeError)"),
+    ("interval: !!float ''\n", "cannot build (IndexError)"),
+    ("files: !!int ''\n", "cannot build (IndexError)"),
+    ("files:\n- path: !!bool x\n", "cannot build (KeyError)"),
+    ("files: " + "[" * 5000 + "\n", "nests deeper"),
+    ("address: http://x\ntoken_file: t\nfiles: [{path: a, destination: d}]\nexec: {\"\\n\": 1}\n",
+     "exec: unknown setting(s) '\\n'"),
+    ("interval: .nan\ntoken_file: t\nfiles: [{path: a, destination: d}]\naddress: http://x\n", "interval"),
+    ("address: \"\\ud800\"\ntoken_file: t\nfiles: [{path: a, destination: d}]\n", "unpaired surrogate"),
+])
+def test_config_regressions(tmp_path: Path, text: str, needle: str) -> None:
+    (tmp_path / "agent.yaml").write_text(text)
+    with pytest.raises(UsageError) as caught:
+        load_config(tmp_path / "agent.yaml", env={})
+    assert needle in caught.value.message and "\n" not in caught.value.message

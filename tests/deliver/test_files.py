@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kinko.deliver.files import AtomicWriter, FileProjection, validate_path
+from kinko.deliver.files import AtomicWriter, FileProjection, validate_clean_path, validate_name, validate_path
 from kinko.errors import InvalidInput, InvalidPath
 
 TS = re.compile(r"\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d+")
@@ -159,7 +159,8 @@ def test_repr_hides_the_data() -> None:
 
 @pytest.mark.parametrize("path", ["", "/etc/passwd", "..", "../x", "a/../b", "a/..", "..data", "..data/x",
                                   "...x", "..2020_01_01_00_00_00.1", "a" * 256, "a/" + "b" * 256,
-                                  "a/" * 2048 + "b", "a\0b", "."])
+                                  "a/" * 2048 + "b", "a\0b", ".", "a\nb", "d/a\rb", "a\x1b[2J", "a\x7f",
+                                  "a\x85", "\u202eexe.txt", "zero\u200bwidth", "a\u2028b", "\ud800", "é" * 2049])
 def test_bad_paths_are_refused_before_anything_is_written(tmp_path: Path, path: str) -> None:
     target, writer = tmp_path / "t", AtomicWriter(tmp_path / "t")
     writer.write({"ok": fp("1")})
@@ -174,6 +175,26 @@ def test_bad_paths_are_refused_before_anything_is_written(tmp_path: Path, path: 
                                              ("a/..b", "a/..b"), ("a" * 255, "a" * 255)])
 def test_good_paths_are_cleaned(path: str, clean: str) -> None:
     assert validate_path(path) == clean
+
+
+@pytest.mark.parametrize("name", ["db-url", "tls.key", ".hidden", "a b", "ünïcode", "x" * 255])
+def test_good_names(name: str) -> None:
+    assert validate_name(name) == name == validate_clean_path(name)
+
+
+@pytest.mark.parametrize(("name", "needle"), [("a/b", "'/'"), ("a/", "'/'"), ("..", "'..'"), ("..data", "'..'"),
+                                              (".", "names no file"), ("", "empty"), ("a\nb", "control"),
+                                              ("x" * 256, "longer")])
+def test_bad_names(name: str, needle: str) -> None:
+    with pytest.raises(InvalidPath, match=re.escape(needle)):
+        validate_name(name)
+
+
+@pytest.mark.parametrize("path", ["a//b", "./a", "a/", "a/./b"])
+def test_clean_paths_must_be_given_clean(path: str) -> None:
+    assert validate_path(path) != path
+    with pytest.raises(InvalidPath, match="not a clean relative path"):
+        validate_clean_path(path)
 
 
 def test_path_length_limits_are_in_bytes() -> None:

@@ -9,6 +9,7 @@ are never logged: messages name paths, keys and destinations only.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import re
@@ -21,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kinko.config import ENV_ADDR, parse_duration
 from kinko.core.model import SecretValue
 from kinko.deliver.env import child_env
-from kinko.deliver.files import AtomicWriter, FileProjection
+from kinko.deliver.files import AtomicWriter, FileProjection, validate_name
+from kinko.deliver.modes import parse_mode, secret_mode
+from kinko.deliver.yamlload import load_yaml
 from kinko.errors import InvalidInput, KinkoError, PermissionDenied, UsageError
 
 log = logging.getLogger("kinko.agent")
@@ -37,7 +38,7 @@ MAX_CONFIG_BYTES = 1024 * 1024
 #: `{{ key }}` or Go-template style `{{ .key }}`: substitution only, nothing is ever evaluated.
 _PLACEHOLDER = re.compile(r"\{\{\s*\.?([A-Za-z0-9._-]+)\s*\}\}")
 _TOP_KEYS = {"address", "ca_file", "token_file", "kubernetes", "interval", "max_backoff", "files", "exec",
-             "signal"}
+             "signal", "shared_directories"}
 _FILE_KEYS = {"path", "key", "template", "destination", "name", "mode"}
 
 
@@ -66,6 +67,8 @@ class AgentConfig:
     exec_command: tuple[str, ...] | None = None
     signal_pid_file: Path | None = None
     signal_name: str = "HUP"
+    #: Accept group/other-writable directories on the way to a destination (a Kubernetes emptyDir), with a warning.
+    shared_directories: bool = False
 
 
 # -- config ---------------------------------------------------------------------------------------------------
@@ -73,8 +76,8 @@ def _mapping(doc: object, where: str, allowed: set[str]) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise UsageError(f"{where} must be a mapping")
     unknown = sorted(str(k) for k in set(doc) - allowed)
-    if unknown:
-        raise UsageError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+    if unknown:  # quoted: a key can hold anything, a newline included
+        raise UsageError(f"{where}: unknown setting(s) {', '.join(repr(k[:64]) for k in unknown[:8])}")
     return doc
 
 
@@ -84,29 +87,21 @@ def _text(doc: Mapping[str, Any], name: str, where: str, required: bool = False)
         return None
     if not isinstance(value, str) or not value:
         raise UsageError(f"{where}: {name} must be a non-empty string")
+    if "\0" in value or value.encode(errors="replace").decode() != value:
+        # NUL, or a lone surrogate from a YAML "\ud800" escape: no file system, URL or log takes them
+        raise UsageError(f"{where}: {name} must not contain a NUL or an unpaired surrogate character")
     return value
 
 
 def _seconds(doc: Mapping[str, Any], name: str, default: float) -> float:
     """A duration setting: seconds (a number) or Vault's syntax ("90s", "15m", "1h30m"), up to a day."""
     value = doc.get(name, default)
-    if not isinstance(value, int | float | str):
+    seconds = None
+    if isinstance(value, int | float | str):
+        seconds = parse_duration(value, option=f"agent config: {name}", maximum=86400)
+    if seconds is None or math.isnan(seconds):  # YAML's .nan passes every comparison in parse_duration
         raise UsageError(f"agent config: {name} must be a duration such as 90s, 15m or 1h30m")
-    return parse_duration(value, option=f"agent config: {name}", maximum=86400)
-
-
-def parse_mode(value: object, where: str) -> int | None:
-    """0o400-style int (YAML `0400` is already octal) or an octal string "0400" / "0o400" / "400"."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip().lower().removeprefix("0o")
-        if not re.fullmatch(r"[0-7]{1,4}", text):
-            raise UsageError(f"{where}: mode {value!r} is not an octal mode like \"0400\"")
-        value = int(text, 8)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o777:
-        raise UsageError(f"{where}: mode must be between 0 and 0o777")
-    return value
+    return seconds
 
 
 def _file_spec(doc: object, number: int, base: Path) -> FileSpec:
@@ -121,35 +116,36 @@ def _file_spec(doc: object, number: int, base: Path) -> FileSpec:
         raise UsageError(f"{where}: give key or template, not both")
     assert path is not None and destination is not None
     name = _text(doc, "name", where) or path.rsplit("/", 1)[-1]
-    return FileSpec(path, base / os.path.expanduser(destination), name, key, template,
-                    _secret_mode(parse_mode(doc.get("mode"), where), where))
+    try:  # settings in the file: usage errors (exit 2), like the rest of the config
+        validate_name(name)
+    except InvalidInput as exc:
+        raise UsageError(f"{where}: {exc.message}") from None
+    try:
+        mode = parse_mode(doc.get("mode"), f"{where}: mode")
+        warning = None if mode is None else secret_mode(mode, f"{where}: mode")
+    except InvalidInput as exc:
+        raise UsageError(exc.message) from None
+    if warning:
+        log.warning("%s", warning)
+    # Lexically normalized (`out/../out` is `out`): one writer per directory; no symlink is followed when writing.
+    return FileSpec(path, Path(os.path.normpath(base / os.path.expanduser(destination))), name, key, template,
+                    mode)
 
 
-def _secret_mode(mode: int | None, where: str) -> int | None:
-    """Refuse execute bits and group/other write on a secret file; warn (once per file) when others can read it."""
-    if mode is None:
-        return None
-    if mode & 0o111:
-        raise UsageError(f"{where}: mode {mode:04o} has an execute bit; a secret file needs at most 0600 or 0444")
-    if mode & 0o022:
-        raise UsageError(f"{where}: mode {mode:04o} lets group/other write the secret file; use 0400 (default)")
-    if mode & 0o044:
-        log.warning("%s: mode %04o makes the secret file readable by group/other (the default is 0400)",
-                    where, mode)
-    return mode
+def _check_unique(files: Sequence[FileSpec]) -> None:
+    """Two entries writing the same file would overwrite each other silently."""
+    seen: dict[tuple[Path, str], int] = {}
+    for number, spec in enumerate(files):
+        first = seen.setdefault((spec.destination, spec.name), number)
+        if first != number:
+            raise UsageError(f"agent config: files[{number}] writes {str(spec.destination / spec.name)!r}, like "
+                             f"files[{first}]; give it another name or destination")
 
 
 def load_config(file: Path, env: Mapping[str, str]) -> AgentConfig:
     """Read and check an agent YAML file (`env`: the process environment, for KINKO_ADDR). Relative paths in it
     are relative to the file's directory."""
-    try:
-        raw = file.read_bytes()[:MAX_CONFIG_BYTES + 1]
-        doc = yaml.safe_load(raw) if len(raw) <= MAX_CONFIG_BYTES else None
-    except OSError:
-        raise UsageError(f"cannot read agent config {str(file)!r}") from None
-    except yaml.YAMLError as exc:  # the location only: the problem text can quote the file's content
-        raise UsageError(f"cannot read agent config {str(file)!r}: invalid YAML{_yaml_where(exc)}") from None
-    doc = _mapping(doc, "agent config", _TOP_KEYS)
+    doc = _mapping(_read_yaml(file), "agent config", _TOP_KEYS)
     base = file.resolve().parent
     address = _text(doc, "address", "agent config") or env.get(ENV_ADDR)
     if not address:
@@ -167,16 +163,29 @@ def load_config(file: Path, env: Mapping[str, str]) -> AgentConfig:
         jwt_file = _text(k8s, "jwt_file", "agent config: kubernetes") or DEFAULT_JWT_FILE
     command, pid_file, signal_name = _hook(doc)
     ca_file = _text(doc, "ca_file", "agent config")
+    shared = doc.get("shared_directories", False)
+    if not isinstance(shared, bool):
+        raise UsageError("agent config: shared_directories must be true or false")
+    specs = tuple(_file_spec(f, i, base) for i, f in enumerate(files))
+    _check_unique(specs)
     return AgentConfig(
-        address, tuple(_file_spec(f, i, base) for i, f in enumerate(files)),
-        str(base / ca_file) if ca_file else None, base / token_file if token_file else None, role,
+        address, specs, str(base / ca_file) if ca_file else None, base / token_file if token_file else None, role,
         base / jwt_file, _seconds(doc, "interval", DEFAULT_INTERVAL),
-        _seconds(doc, "max_backoff", DEFAULT_MAX_BACKOFF), command, pid_file and base / pid_file, signal_name)
+        _seconds(doc, "max_backoff", DEFAULT_MAX_BACKOFF), command, pid_file and base / pid_file, signal_name,
+        shared)
 
 
-def _yaml_where(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+def _read_yaml(file: Path) -> object:
+    try:
+        raw = file.read_bytes()[:MAX_CONFIG_BYTES + 1]
+    except OSError:
+        raise UsageError(f"cannot read agent config {str(file)!r}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UsageError(f"agent config {str(file)!r} is larger than {MAX_CONFIG_BYTES // 1024} KiB")
+    try:
+        return load_yaml(raw, f"agent config {str(file)!r}")
+    except InvalidInput as exc:  # the location only: the parser's words can quote the file's content
+        raise UsageError(f"cannot read {exc.message}") from None
 
 
 def _hook(doc: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, Path | None, str]:
@@ -185,8 +194,9 @@ def _hook(doc: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, Path | None, 
     command = None
     if doc.get("exec") is not None:
         argv = _mapping(doc["exec"], "agent config: exec", {"command"}).get("command")
-        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and a for a in argv):
-            raise UsageError("agent config: exec.command must be a non-empty list of strings")
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and a and "\0" not in a
+                                                              for a in argv):
+            raise UsageError("agent config: exec.command must be a non-empty list of strings (no NUL)")
         command = tuple(argv)
     if doc.get("signal") is None:
         return command, None, "HUP"
@@ -305,6 +315,7 @@ class Agent:
         self.fetcher = fetcher or Fetcher(config)
         self._environ = environ
         self._writers: dict[Path, AtomicWriter] = {}
+        self._shared_seen: dict[Path, tuple[str, ...]] = {}
         # A change written in a cycle that then failed (a later destination) still owes the hook a run.
         self._hook_due = False
 
@@ -317,12 +328,26 @@ class Agent:
             payloads.setdefault(spec.destination, {})[spec.name] = FileProjection(data, spec.mode)
         changed = False
         for destination, payload in payloads.items():
-            destination.mkdir(mode=0o700, parents=True, exist_ok=True)
-            writer = self._writers.setdefault(destination, AtomicWriter(destination))
-            if writer.write(payload):
+            writer = self._writer(destination)
+            if writer.write(payload):  # opens the destination from `/`, creating what is missing
                 changed = self._hook_due = True
                 log.info("rendered %d file(s) into %s", len(payload), destination)
+            self._warn_shared(destination, writer.shared)
         return changed
+
+    def _writer(self, destination: Path) -> AtomicWriter:
+        writer = self._writers.get(destination)
+        if writer is None:
+            writer = self._writers[destination] = AtomicWriter(
+                destination, shared_directories=self.config.shared_directories)
+        return writer
+
+    def _warn_shared(self, destination: Path, shared: tuple[str, ...]) -> None:
+        """Once per destination and set of directories: which group/other-writable ones shared_directories let by."""
+        if shared and self._shared_seen.get(destination) != shared:
+            log.warning("%s: writing through directories group/other can write (%s) because shared_directories is "
+                        "set", destination, ", ".join(shared))
+        self._shared_seen[destination] = shared
 
     def run_hook(self) -> None:
         """Run the command or signal the pid after a change. A failing hook is logged, never fatal."""

@@ -6,7 +6,8 @@ Layout (the same as a Kubernetes secret volume, so tools that watch `..data` wor
     <target>/<name>      -> ..data/<name>                         (top-level element of each path)
     <target>/..2026_01_02_15_04_05.123456789/<path>               (the real files, never modified once swapped in)
 
-Every operation is relative to a directory fd opened with O_NOFOLLOW, and no symlink the writer did not create
+The target is opened one component at a time from `/` (kinko.deliver.safedir: no symlink anywhere in its path, no
+directory others could swap), every operation is relative to its fd, and no symlink the writer did not create
 inside the target is ever followed. Writers are serialized with flock on the target dir; readers need no lock: a
 reader resolving `..data` sees either the whole old set or the whole new set.
 """
@@ -23,10 +24,12 @@ import secrets
 import shutil
 import stat
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kinko.deliver.safedir import open_directory
 from kinko.errors import InvalidInput, InvalidPath
 
 DATA_DIR = "..data"
@@ -40,6 +43,9 @@ DEFAULT_DIR_MODE = 0o700
 _TS_DIR = re.compile(r"\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d+\Z")
 _LINK_TMP = "..link_tmp"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: Unicode categories no file name may contain: controls (newline, ESC, ...), invisible format characters
+#: (bidi overrides, zero-width), lone surrogates, and the line/paragraph separators.
+_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 #: cleaned relative path -> (bytes, mode)
 _Files = dict[str, tuple[bytes, int]]
@@ -54,11 +60,15 @@ class FileProjection:
 
 
 def validate_path(path: str) -> str:
-    """Check a payload path like the kubelet does and return it cleaned (`a//b/./c` -> `a/b/c`)."""
+    """Check a payload path like the kubelet does and return it cleaned (`a//b/./c` -> `a/b/c`).
+
+    On top of the kubelet's rules, no element may hold a control or invisible character (a newline included).
+    """
     if not path:
         raise InvalidPath("file path must not be empty")
-    if "\0" in path:
-        raise InvalidPath(f"file path {path!r} contains a NUL byte")
+    if len(path) > MAX_PATH_LENGTH:  # characters: a cheap first bound before the per-character check
+        raise InvalidPath(f"file path {path[:64]!r}... is longer than {MAX_PATH_LENGTH} bytes")
+    _check_characters(path)
     if path.startswith("/"):
         raise InvalidPath(f"file path {path!r} must be relative")
     if len(path.encode()) > MAX_PATH_LENGTH:
@@ -77,6 +87,30 @@ def validate_path(path: str) -> str:
     return cleaned
 
 
+def validate_clean_path(path: str) -> str:
+    """A path that must already be clean, as the CSI driver requires (`filepath.Clean(path) == path`)."""
+    cleaned = validate_path(path)
+    if cleaned != path:
+        raise InvalidPath(f"file path {path[:255]!r} is not a clean relative path; use {cleaned!r}")
+    return path
+
+
+def validate_name(name: str) -> str:
+    """One file name: the path rules above, and no `/` (a name without one is already clean)."""
+    if "/" in name:
+        raise InvalidPath(f"file name {name[:255]!r} must not contain '/'; put directories in the destination")
+    return validate_path(name)
+
+
+def _check_characters(path: str) -> None:
+    if path.isascii() and path.isprintable():
+        return
+    for char in path:
+        if unicodedata.category(char) in _BAD_CATEGORIES:
+            raise InvalidPath(f"file path {path[:64]!r} contains a control or invisible character "
+                              f"(U+{ord(char):04X})")
+
+
 def _check_mode(mode: int, what: str) -> int:
     if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:
         raise InvalidInput(f"{what}: mode must be a number between 0 and 0777 (octal)")
@@ -87,13 +121,17 @@ class AtomicWriter:
     """Deliver a complete set of files into `target_dir` atomically; see the module docstring for the layout."""
 
     def __init__(self, target_dir: Path, *, default_mode: int = DEFAULT_FILE_MODE,
-                 dir_mode: int = DEFAULT_DIR_MODE, fsync: bool = True) -> None:
+                 dir_mode: int = DEFAULT_DIR_MODE, fsync: bool = True, shared_directories: bool = False) -> None:
+        """`shared_directories`: accept group/other-writable directories on the way to the target (see
+        kinko.deliver.safedir); those the last write went through are in `self.shared`."""
         self.target_dir = Path(target_dir)
         self.default_mode = _check_mode(default_mode, "default_mode")
         self.dir_mode = _check_mode(dir_mode, "dir_mode")
         if dir_mode & 0o700 != 0o700:  # the writer must be able to fill and later prune its own dirs
             raise InvalidInput("dir_mode must give the owner rwx (0700)")
         self.fsync = fsync  # off only where durability across a crash does not matter (tmpfs, tests)
+        self.shared_directories = shared_directories
+        self.shared: tuple[str, ...] = ()
 
     # -- public ------------------------------------------------------------------------------------------
     def write(self, payload: Mapping[str, FileProjection]) -> bool:
@@ -205,19 +243,13 @@ class AtomicWriter:
 
     @contextlib.contextmanager
     def _target(self) -> Iterator[int]:
-        """The target dir as an fd (created if missing); a symlink in its place is refused, not followed."""
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(self.target_dir, self.dir_mode)
+        """The target dir as an fd, opened (and created if missing) component by component from `/`."""
+        opened = open_directory(self.target_dir, mode=self.dir_mode, shared=self.shared_directories)
+        self.shared = opened.shared
         try:
-            fd = os.open(self.target_dir, _DIR_FLAGS)
-        except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                raise InvalidInput(f"target {str(self.target_dir)!r} is not a directory (or is a symlink)") from None
-            raise
-        try:
-            yield fd
+            yield opened.fd
         finally:
-            os.close(fd)
+            os.close(opened.fd)
 
 
 # -- helpers (all relative to a dir fd) ---------------------------------------------------------------------

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from kinko.deliver.files import validate_path
-from kinko.errors import InvalidInput, InvalidPath, TooLarge
+from kinko.deliver.files import validate_clean_path
+from kinko.deliver.modes import parse_mode, secret_mode
+from kinko.deliver.yamlload import load_yaml
+from kinko.errors import InvalidInput, InvalidPath
 
 TOKENS_ATTR = "csi.storage.k8s.io/serviceAccount.tokens"
 ENCODINGS = ("utf-8", "base64", "hex")
@@ -19,6 +20,9 @@ OBJECT_KEYS = frozenset({"objectName", "secretPath", "secretKey", "version", "fi
 MAX_OBJECTS = 256
 #: The objects parameter is YAML from a SecretProviderClass; anything bigger than this is not a real one.
 MAX_OBJECTS_YAML = 256 * 1024
+#: YAML nodes in `objects` (aliases counted each time): MAX_OBJECTS entries of a few keys each, with room to spare.
+MAX_OBJECTS_NODES = 20_000
+_VERSION = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass(frozen=True)
@@ -29,13 +33,10 @@ class CSIObject:
     secret_path: str
     secret_key: str | None = None
     version: int | None = None
+    #: None: mounted with files.DEFAULT_FILE_MODE (0400, the README's promise). The request's `permission` (the
+    #: driver's default, usually 0644) is deliberately not used: set filePermission on an object to widen it.
     file_permission: int | None = None
     encoding: str = "utf-8"
-
-
-#: Mode of a mounted object without filePermission (the README's promise). The request's `permission` (the
-#: driver's default, usually 0644) is deliberately not used: set filePermission on an object to widen it.
-DEFAULT_FILE_MODE = 0o400
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class MountPlan:
     objects: tuple[CSIObject, ...]
     permission: int
     token: str = field(repr=False)
+    #: group/other-readable filePermissions, for the provider's log (the kubelet writes the files; nobody is there
+    #: to see a warning otherwise)
+    warnings: tuple[str, ...] = ()
 
 
 def parse_request(attributes: str, secrets: str, permission: str) -> MountPlan:
@@ -57,14 +61,23 @@ def parse_request(attributes: str, secrets: str, permission: str) -> MountPlan:
     if not role:
         raise InvalidInput("parameter roleName is required (the kinko Kubernetes auth role to log in with)")
     token = select_token(attrs, extra, attrs.get("audience") or None)
-    return MountPlan(attrs.get("kinkoAddress") or None, role, parse_objects(attrs.get("objects", "")),
-                     parse_permission(permission), token)
+    objects = parse_objects(attrs.get("objects", ""))
+    return MountPlan(attrs.get("kinkoAddress") or None, role, objects, parse_permission(permission), token,
+                     _mode_warnings(attrs, objects))
+
+
+def _mode_warnings(attrs: Mapping[str, str], objects: tuple[CSIObject, ...]) -> tuple[str, ...]:
+    spc = (f"SecretProviderClass {attrs.get('secretProviderClass', '')[:253]!r} in namespace "
+           f"{attrs.get('csi.storage.k8s.io/pod.namespace', '')[:63]!r}")
+    found = (secret_mode(obj.file_permission, f"object {obj.object_name!r}: filePermission")
+             for obj in objects if obj.file_permission is not None)
+    return tuple(f"{spc}: {warning}" for warning in found if warning)
 
 
 def _string_map(text: str, what: str) -> dict[str, str]:
     try:
         doc = json.loads(text) if text else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidInput(f"{what} is not valid JSON") from None
     if doc is None:  # Go marshals a nil map as `null`: no nodePublishSecretRef
         return {}
@@ -79,7 +92,7 @@ def parse_permission(text: str) -> int:
         return 0o644  # what the driver sends when nothing overrides it
     try:
         mode = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidInput("permission is not a JSON number (expected a file mode such as \"420\")") from None
     if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:
         raise InvalidInput("permission must be a file mode between 0 and 511 (0777)")
@@ -95,7 +108,7 @@ def select_token(attrs: Mapping[str, str], secrets: Mapping[str, str], audience:
                            "(add tokenRequests to the secrets-store CSIDriver)")
     try:
         tokens = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidInput(f"{TOKENS_ATTR} is not valid JSON") from None
     if not isinstance(tokens, dict) or not tokens:
         raise InvalidInput(f"{TOKENS_ATTR} must be a non-empty JSON object {{audience: {{token, ...}}}}")
@@ -121,16 +134,13 @@ def parse_objects(text: str) -> tuple[CSIObject, ...]:
     """The `objects` parameter: a YAML list of {objectName, secretPath, secretKey, version, ...} mappings."""
     if not text.strip():
         raise InvalidInput("parameter objects is required: a YAML list of {objectName, secretPath, ...}")
-    if len(text.encode()) > MAX_OBJECTS_YAML:
-        raise TooLarge(f"parameter objects is larger than {MAX_OBJECTS_YAML} bytes")
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise InvalidInput("parameter objects is not valid YAML") from None
+    if len(text.encode(errors="surrogatepass")) > MAX_OBJECTS_YAML:  # a bad argument, not a full server
+        raise InvalidInput(f"parameter objects is larger than {MAX_OBJECTS_YAML} bytes")
+    doc = load_yaml(text, "parameter objects", max_nodes=MAX_OBJECTS_NODES)
     if not isinstance(doc, list) or not doc:
         raise InvalidInput("parameter objects must be a non-empty YAML list of {objectName, secretPath, ...}")
     if len(doc) > MAX_OBJECTS:
-        raise TooLarge(f"parameter objects lists {len(doc)} objects; at most {MAX_OBJECTS} are allowed")
+        raise InvalidInput(f"parameter objects lists {len(doc)} objects; at most {MAX_OBJECTS} are allowed")
     objects = tuple(_parse_object(index, entry) for index, entry in enumerate(doc))
     _check_names(objects)
     return objects
@@ -170,17 +180,18 @@ def _text(entry: Mapping[str, Any], key: str, where: str, *, required: bool = Fa
 
 
 def _object_name(name: str) -> str:
-    """The file name the driver will write: it must pass the driver's own path validation unchanged."""
-    cleaned = validate_path(name)
-    if cleaned != name:  # the driver requires filepath.Clean(path) == path
-        raise InvalidPath(f"objectName {name[:255]!r} is not a clean relative path; use {cleaned!r}")
-    return name
+    """The file the driver will write: a clean relative path (the driver's own validation, which allows `a/b`)
+    whose every element follows the agent's file-name rules (no `..`, no control character, 255 bytes)."""
+    try:
+        return validate_clean_path(name)
+    except InvalidPath as exc:
+        raise InvalidPath(f"objectName: {exc.message}") from None
 
 
 def _version(value: Any, where: str) -> int | None:
     if value is None or value == "" or value == "latest":
         return None
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and _VERSION.fullmatch(value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidInput(f"{where}: version must be a kinko version number (1, 2, ...) or 'latest'")
@@ -188,18 +199,11 @@ def _version(value: Any, where: str) -> int | None:
 
 
 def _file_mode(value: Any, where: str) -> int | None:
-    """filePermission: a YAML int (0644 and 0o644 parse as octal) or an octal string ("0644", "0o644")."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        digits = value[2:] if value.lower().startswith("0o") else value
-        try:
-            value = int(digits, 8)
-        except ValueError:
-            raise InvalidInput(f"{where}: filePermission must be an octal mode such as 0400") from None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0o777:
-        raise InvalidInput(f"{where}: filePermission must be an octal mode between 0000 and 0777")
-    return value
+    """filePermission: the agent's mode policy (no execute bits, no group/other write; readable is logged)."""
+    mode = parse_mode(value, f"{where}: filePermission")
+    if mode is not None:
+        secret_mode(mode, f"{where}: filePermission")
+    return mode
 
 
 def _check_names(objects: tuple[CSIObject, ...]) -> None:

@@ -10,6 +10,7 @@ import os
 import socket
 import stat
 import threading
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,9 +23,10 @@ import httpx
 from kinko.client import Client, RemoteVault
 from kinko.client.transport import tls_context
 from kinko.core.model import Secret
-from kinko.deliver.csi.params import DEFAULT_FILE_MODE, CSIObject, MountPlan, parse_request
+from kinko.deliver.csi.params import CSIObject, MountPlan, parse_request
 from kinko.deliver.csi.proto import service_pb2 as pb
 from kinko.deliver.csi.proto import service_pb2_grpc as pb_grpc
+from kinko.deliver.files import DEFAULT_FILE_MODE
 from kinko.errors import InvalidInput, KinkoError, NotFound, TooLarge, UsageError, VersionUnavailable
 from kinko.vault import VaultSession
 
@@ -36,6 +38,7 @@ DEFAULT_SOCKET = "/var/run/secrets-store-csi-providers/kinko.sock"
 #: The driver's default --max-call-recv-msg-size is 4 MiB; keep the whole response under it with room to spare.
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024 - 64 * 1024
 MAX_ADDRESSES = 16  # distinct kinko addresses whose connections are kept open
+MAX_WARNED = 4096  # distinct mode warnings remembered (then forgotten, and logged again once)
 #: How a Mount turns the pod's service-account JWT into the kinko token its session acts with (Kubernetes auth).
 LoginFn = Callable[[RemoteVault, str, str], object]
 
@@ -195,6 +198,8 @@ class CSIDriverProviderServicer(pb_grpc.CSIDriverProviderServicer):
     def __init__(self, provider: Provider) -> None:
         self.provider = provider
         self.runtime_version = _runtime_version()
+        self._warned: set[str] = set()  # mode warnings already logged: once each, not at every rotation poll
+        self._warned_lock = threading.Lock()
 
     def Version(self, request: pb.VersionRequest, context: grpc.ServicerContext) -> pb.VersionResponse:
         return pb.VersionResponse(version=API_VERSION, runtime_name=RUNTIME_NAME,
@@ -203,13 +208,45 @@ class CSIDriverProviderServicer(pb_grpc.CSIDriverProviderServicer):
     def Mount(self, request: pb.MountRequest, context: grpc.ServicerContext) -> pb.MountResponse:
         try:
             plan = parse_request(request.attributes, request.secrets, request.permission)
+            self._warn(plan.warnings)
             response = self.provider.mount(plan)
         except KinkoError as exc:
             # The message names the parameter or object, never a value or the token.
-            log.warning("mount failed: %s: %s", exc.code, exc.message)
-            context.abort(grpc_status(exc), f"kinko: {exc.code}: {exc.message}")
-        log.info("mounted %d object(s) for role %r", len(plan.objects), plan.role)
-        return response
+            status, message = grpc_status(exc), one_line(f"{exc.code}: {exc.message}")
+            log.warning("mount failed: %s", message)
+        except Exception as exc:  # a bug: never UNKNOWN with a traceback (its text could quote a value)
+            status, message = grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})"
+            log.error("mount failed: %s at %s", message, _origin(exc))
+        else:
+            log.info("mounted %d object(s) for role %r", len(plan.objects), plan.role)
+            return response
+        context.abort(status, f"kinko: {message}")
+        raise AssertionError("context.abort returned")  # pragma: no cover
+
+    def _warn(self, warnings: tuple[str, ...]) -> None:
+        with self._warned_lock:
+            fresh = [w for w in warnings if w not in self._warned]
+            if len(self._warned) + len(fresh) > MAX_WARNED:
+                self._warned.clear()
+            self._warned.update(fresh)
+        for warning in fresh:
+            log.warning("%s", one_line(warning))
+
+
+def one_line(text: str, limit: int = 2000) -> str:
+    """`text` as one printable line of at most `limit` characters (escaped like repr), for gRPC details and logs."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _origin(exc: BaseException) -> str:
+    """Where an unexpected exception was raised (file:line in function), without its message."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "?"
+    last = frames[-1]
+    return f"{Path(last.filename).name}:{last.lineno} in {last.name}"
 
 
 def serve(socket_path: str | Path, provider: Provider, *, workers: int = 8) -> grpc.Server:

@@ -14,13 +14,12 @@ import yaml
 
 from kinko.core.names import validate_path
 from kinko.core.types import K8S_TYPES, SecretValue, key_name_problems, validate_secret
+from kinko.deliver.files import DEFAULT_FILE_MODE, validate_clean_path
 from kinko.errors import InvalidInput, UsageError
 
 SPC_API_VERSION = "secrets-store.csi.x-k8s.io/v1"
 CSI_DRIVER = "secrets-store.csi.k8s.io"
 PROVIDER = "kinko"
-#: kinko's default for delivered files; the kubelet's secret volumes default to 0644.
-DEFAULT_FILE_MODE = 0o400
 DEFAULT_MOUNT_PATH = "/var/run/secrets/kinko"
 DEFAULT_VOLUME_NAME = "kinko-secrets"
 ENCODINGS = ("utf-8", "base64", "hex")
@@ -139,18 +138,11 @@ def volume_name(base: str, taken: Iterable[str] = ()) -> str:
 
 
 def check_object_name(name: str) -> str:
-    """The CSI driver's file path rule (fileutil.Validate): relative, clean, no `..`, element and length limits."""
-    elements = name.split("/")
-    bad = (
-        not name
-        or name.startswith(("/", ".."))
-        or len(name) > 4096
-        or any(e in ("", ".", "..") or len(e) > 255 for e in elements)
-        or "\x00" in name
-    )
-    if bad:
-        raise UsageError(f"object name {name[:64]!r} must be a clean relative file path without '..'")
-    return name
+    """The provider's objectName rule (the CSI driver's fileutil.Validate plus kinko's file-name rules)."""
+    try:
+        return validate_clean_path(name)
+    except InvalidInput as exc:
+        raise UsageError(f"object name: {exc.message}") from None
 
 
 def parse_object_ref(text: str, *, file_permission: int = DEFAULT_FILE_MODE) -> CsiObject:
