@@ -5,14 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
 from kinko.deliver.agent import load_config
 from kinko.errors import InvalidInput, UsageError
-from tests.fuzz.budget import EXAMPLES, fuzz
+from tests.fuzz.budget import fuzz
 from tests.fuzz.yaml_inputs import ANY_TEXT, FRAGMENTS, NESTED, VALUES
 
 TRICKY = st.sampled_from([
@@ -53,8 +52,6 @@ def configs(draw: st.DrawFn) -> str | bytes:
         doc[key] = draw(SECTIONS.get(key, LEAF)) if isinstance(key, str) else draw(LEAF)
     return yaml.safe_dump(doc, allow_unicode=True)
 
-#: make fuzz runs far more examples than pytest-timeout's 300 s allow for in make test.
-pytestmark = pytest.mark.timeout(300 + EXAMPLES // 10)
 
 
 @fuzz

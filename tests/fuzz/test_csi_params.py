@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
 from kinko.deliver.csi.params import OBJECT_KEYS, TOKENS_ATTR, parse_request
 from kinko.errors import InvalidInput
-from tests.fuzz.budget import EXAMPLES, fuzz
+from tests.fuzz.budget import fuzz
 from tests.fuzz.yaml_inputs import ANY_TEXT, FRAGMENTS, NESTED, TRICKY, VALUES
 
 #: Mostly-valid entries with a few keys fuzzed, so the checks after objectName and secretPath are reached too.
@@ -50,8 +49,6 @@ def requests(draw: st.DrawFn) -> tuple[str, str, str]:
             draw(SECRETS) if fuzzed["secrets"] else "null",
             draw(PERMISSION) if fuzzed["permission"] else "420")
 
-#: make fuzz runs far more examples than pytest-timeout's 300 s allow for in make test.
-pytestmark = pytest.mark.timeout(300 + EXAMPLES // 10)
 
 
 @fuzz
