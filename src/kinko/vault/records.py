@@ -53,6 +53,7 @@ RESTORE_PATH = "sys/restore"
 _LENGTH = struct.Struct(">I").pack  # the 4-byte length prefix of an AAD part (see crypto.barrier.aad_part)
 _VALUE_FIELD = aad_part("value")
 _VALID_PATHS_MAX = 4096
+_WRITE_ATTEMPTS = 8
 
 
 class SecretRecords:
@@ -149,21 +150,31 @@ class SecretRecords:
             raise InvalidInput("cas must be a version number >= 0")
         if max_versions is not None and not 0 <= max_versions <= 10_000:
             raise InvalidInput("max_versions must be between 0 (unlimited) and 10000")
-        existing = self._tags.secret(self._store.get_secret(path))
-        self._guard.check(caller, "update" if existing else "create", path, "secret.put", {"value": value})
-        barrier, now = self._seal.barrier(), self._clock()
-        version = (existing.current_version if existing else 0) + 1
-        incarnation = existing.incarnation if existing else secrets.token_hex(16)  # 128 random bits per secret
-        value_ct = barrier.seal(encode_payload(value, metadata), self._aad(path, version, "value", incarnation))
-        keep = max_versions if max_versions is not None else (existing.max_versions if existing else 0)
-        secret = self._tags.signed_secret(
-            SecretRow(path, version, keep, existing.created if existing else now, now, incarnation=incarnation))
-        row = self._tags.signed_version(VersionRow(path, version, value_ct, term_of(value_ct), enabled, not_before,
-                                                   expires, content_type, json.dumps(tags, sort_keys=True), now,
-                                                   now, incarnation))
-        self._store.write_version(secret, row, cas if cas is not None else (existing.current_version
-                                                                           if existing else 0))
-        return self._info(row)
+        payload, tags_json = encode_payload(value, metadata), json.dumps(tags, sort_keys=True)
+        # Without `cas` a write is "the next version, whatever it is": another writer getting there first means
+        # sealing again for the next number (the version is part of the AAD), not failing the caller's write.
+        attempt = 0
+        while True:
+            existing = self._tags.secret(self._store.get_secret(path))
+            self._guard.check(caller, "update" if existing else "create", path, "secret.put", {"value": value})
+            barrier, now = self._seal.barrier(), self._clock()
+            version = (existing.current_version if existing else 0) + 1
+            incarnation = existing.incarnation if existing else secrets.token_hex(16)  # 128 random bits per secret
+            value_ct = barrier.seal(payload, self._aad(path, version, "value", incarnation))
+            keep = max_versions if max_versions is not None else (existing.max_versions if existing else 0)
+            secret = self._tags.signed_secret(
+                SecretRow(path, version, keep, existing.created if existing else now, now, incarnation=incarnation))
+            row = self._tags.signed_version(VersionRow(path, version, value_ct, term_of(value_ct), enabled,
+                                                       not_before, expires, content_type, tags_json, now, now,
+                                                       incarnation))
+            try:
+                self._store.write_version(secret, row, cas if cas is not None else version - 1)
+            except VersionConflict:
+                attempt += 1
+                if cas is not None or attempt == _WRITE_ATTEMPTS:
+                    raise
+                continue
+            return self._info(row)
 
     def get(self, caller: Caller, path: str, version: int | None = None) -> Secret:
         if type(path) is not str or path not in self._valid_paths:  # exact str: no subclass with its own __eq__
