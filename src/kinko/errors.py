@@ -77,6 +77,12 @@ class SecretDisabled(VersionUnavailable):
     code = "secret_disabled"
 
 
+class VersionDestroyed(NotFound):
+    """The version's value was erased for good (Vault KV v2 `destroy`); its attributes remain."""
+
+    code = "version_destroyed"
+
+
 class SecretNotYetValid(VersionUnavailable):
     code = "secret_not_yet_valid"
 

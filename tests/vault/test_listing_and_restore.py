@@ -14,7 +14,7 @@ import pytest
 from kinko.core.model import Caller
 from kinko.errors import InvalidInput, PermissionDenied
 from kinko.vault import Vault
-from kinko.vault.records import BACKUP_MAGIC
+from kinko.vault.backups import BACKUP_MAGIC
 from tests.conftest import FixedClock, new_keyfile_vault
 
 ROOT = Caller.local_operator()

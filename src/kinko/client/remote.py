@@ -272,7 +272,7 @@ def _version(doc: Mapping[str, Any]) -> VersionInfo:
     attrs = Attributes(doc["enabled"], _ts(doc["not_before"]), _ts(doc["expires"]), doc["content_type"],
                        dict(doc["tags"]))
     return VersionInfo(doc["path"], doc["version"], attrs, _ts(doc["created"]) or 0.0, _ts(doc["updated"]) or 0.0,
-                       int(doc.get("key_term", 0)))
+                       int(doc.get("key_term", 0)), bool(doc.get("destroyed", False)))
 
 
 def _secret_info(doc: Mapping[str, Any]) -> SecretInfo:

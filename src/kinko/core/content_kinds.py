@@ -1,4 +1,4 @@
-"""kinko's single-value kinds: text, api-key, connection-string, certificate, private-key, ssh-private-key.
+"""kinko's single-value kinds: text, json, api-key, connection-string, certificate, private-key, ssh-private-key.
 
 Each validator takes the raw bytes and returns non-sensitive metadata; PEM and SSH material is parsed by
 `cryptography` only. Also holds the certificate/key helpers `kubernetes.io/tls` reuses.
@@ -34,6 +34,19 @@ def _text(value: bytes) -> dict[str, str]:
     except UnicodeDecodeError:
         return {"encoding": "binary"}
     return {"encoding": "utf-8"}
+
+
+def _json(value: bytes) -> dict[str, str]:
+    """A JSON object (what a Vault KV v2 write holds when its values are not all strings under plain keys)."""
+    import json
+
+    try:
+        doc = json.loads(value.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InvalidSecretType("json: value must be a UTF-8 JSON object") from None
+    if not isinstance(doc, dict):
+        raise InvalidSecretType("json: value must be a JSON object")
+    return {}
 
 
 def _api_key(value: bytes) -> dict[str, str]:
@@ -251,6 +264,7 @@ def _ssh_private_key(value: bytes) -> dict[str, str]:
 
 VALIDATORS: dict[str, Callable[[bytes], dict[str, str]]] = {
     "text": _text,
+    "json": _json,
     "api-key": _api_key,
     "connection-string": _connection_string,
     "certificate": _certificate,

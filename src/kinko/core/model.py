@@ -158,6 +158,8 @@ class VersionInfo:
     created: float
     updated: float
     key_term: int
+    #: The value was erased for good (a Vault KV v2 `destroy`): the version's attributes stay, its ciphertext not.
+    destroyed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,6 +168,7 @@ class VersionInfo:
             **self.attributes.to_dict(),
             "created": iso(self.created),
             "updated": iso(self.updated),
+            "destroyed": self.destroyed,
         }
 
 

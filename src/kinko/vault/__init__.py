@@ -7,6 +7,7 @@ Everything an interface needs is exported here; access/, crypto/ and storage/ ar
 from kinko.access.audit import RequestScope, current_request, request_context
 from kinko.core.model import Caller
 from kinko.vault.access import check_audit_path, check_audit_structure
+from kinko.vault.kv import KvEntry, KvMetadata, KvSettings, KvVersion, subkeys
 from kinko.vault.local_session import LocalSession
 from kinko.vault.seal_state import check_init_options
 from kinko.vault.service import Vault, open_vault
@@ -45,6 +46,10 @@ __all__ = [
     "Keep",
     "KubernetesAuthConfig",
     "KubernetesRole",
+    "KvEntry",
+    "KvMetadata",
+    "KvSettings",
+    "KvVersion",
     "LocalSession",
     "Login",
     "Policy",
@@ -62,4 +67,5 @@ __all__ = [
     "current_request",
     "open_vault",
     "request_context",
+    "subkeys",
 ]

@@ -3,14 +3,12 @@ through the guard, sealed by the barrier with the record's identity as associate
 
 from __future__ import annotations
 
-import base64
 import builtins
 import json
 import secrets
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
 
 from kinko.core.model import (
     DEFAULT_CONTENT_TYPE,
@@ -32,7 +30,6 @@ from kinko.core.model import (
 from kinko.core.names import validate_path, validate_prefix
 from kinko.crypto.barrier import UnknownTerm, aad_part, term_of
 from kinko.errors import (
-    IntegrityError,
     InvalidInput,
     NotFound,
     PurgeProtected,
@@ -40,6 +37,7 @@ from kinko.errors import (
     SecretExpired,
     SecretNotYetValid,
     VersionConflict,
+    VersionDestroyed,
 )
 from kinko.storage.interface import LiveVersion, SecretRow, Store, VersionRow
 from kinko.vault.guard import Guard
@@ -47,9 +45,11 @@ from kinko.vault.record_tags import RecordTags
 from kinko.vault.seal_state import SealState
 from kinko.vault.types import KEEP, Keep
 
-BACKUP_MAGIC = b"kinko-backup-1:"
-#: The audit path of a restore refused before its secret's path is known (unreadable or foreign backup).
-RESTORE_PATH = "sys/restore"
+#: The key term a destroyed version records: it has no ciphertext, and no rotation ever reaches this term, so
+#: rewrap passes over it. (Its empty ciphertext is what marks it destroyed; see `destroy_versions`.)
+DESTROYED_TERM = 2**31 - 1
+#: Vault metadata key prefix of a secret's KV v2 settings (kinko.vault.kv_engine); purge removes them too.
+KV_SETTINGS_PREFIX = "kv/settings/"
 _LENGTH = struct.Struct(">I").pack  # the 4-byte length prefix of an AAD part (see crypto.barrier.aad_part)
 _VALUE_FIELD = aad_part("value")
 _VALID_PATHS_MAX = 4096
@@ -114,21 +114,12 @@ class SecretRecords:
             self._seal.reload_keyring()  # another process rotated; its new term is in the stored keyring
             return self._seal.barrier().open_aad(blob, aad)
 
-    def _secret_row(self, path: str, *, deleted: bool = False) -> SecretRow:
+    def secret_row(self, path: str, *, deleted: bool = False) -> SecretRow:
         row = self._tags.secret(self._store.get_secret(path))
         if row is None or (row.deleted is not None) != deleted:
             state = "deleted secret" if deleted else "secret"
             raise NotFound(f"no {state} at {path!r}")
         return row
-
-    @staticmethod
-    def _info(row: VersionRow) -> VersionInfo:
-        return _version_info(row.path, row, row.key_term)
-
-    @staticmethod
-    def _secret_info(row: SecretRow) -> SecretInfo:
-        return SecretInfo(row.path, row.current_version, row.max_versions, row.created, row.updated,
-                          row.deleted, row.scheduled_purge)
 
     # -- secrets -------------------------------------------------------------------------------------------
     def put(
@@ -174,7 +165,7 @@ class SecretRecords:
                 if cas is not None or attempt == _WRITE_ATTEMPTS:
                     raise
                 continue
-            return self._info(row)
+            return version_info(row)
 
     def get(self, caller: Caller, path: str, version: int | None = None) -> Secret:
         if type(path) is not str or path not in self._valid_paths:  # exact str: no subclass with its own __eq__
@@ -182,7 +173,7 @@ class SecretRecords:
         self._guard.check(caller, "read", path, "secret.get")
         barrier = self._seal.barrier()  # Sealed before anything is read
         row, aad = self._live(path, version if version is None else check_version(version))
-        if not row.enabled or row.not_before is not None or row.expires is not None:
+        if not row.enabled or row.not_before is not None or row.expires is not None or not row.value_ct:
             self._check_readable(path, row)  # the clock is read only for a version with a validity window
         try:
             payload = barrier.open_aad(row.value_ct, aad)
@@ -213,7 +204,7 @@ class SecretRecords:
         for _ in range(3):
             row = self._store.get_live_version(path, version)
             if row is None:
-                self._version_row(path, version)  # raises the precise NotFound (or the row appeared meanwhile)
+                self.version_row(path, version)  # raises the precise NotFound (or the row appeared meanwhile)
                 continue
             verified = self._verify_live(path, row, current=version is None)
             if verified is not None:
@@ -223,7 +214,7 @@ class SecretRecords:
     def _verify_live(self, path: str, row: LiveVersion, *, current: bool) -> tuple[LiveVersion, bytes] | None:
         """Check the live row against the tags of the secret and version rows it came from; None if they changed
         in between (the caller reads again). Remembered per path, bounded like the valid paths."""
-        secret = self._secret_row(path)
+        secret = self.secret_row(path)
         stored = self._tags.version(self._store.get_version(path, row.version))
         if stored is None or secret.mac is None or stored.mac is None:
             return None
@@ -242,9 +233,9 @@ class SecretRecords:
             self._verified[path] = (secret.mac + stored.mac, row, aad)  # what `s.mac || v.mac` reads
         return row, aad
 
-    def _version_row(self, path: str, version: int | None) -> VersionRow:
+    def version_row(self, path: str, version: int | None) -> VersionRow:
         check_version(version)
-        secret = self._secret_row(path)
+        secret = self.secret_row(path)
         number = secret.current_version if version is None else version
         row = self._tags.version(self._store.get_version(path, number))
         if row is None:
@@ -264,6 +255,8 @@ class SecretRecords:
         if row.enabled and (nbf is None or now >= nbf) and (exp is None or now < exp):
             return  # the common case, without building the error context below
         where = f"secret {path!r} version {row.version}"
+        if not row.value_ct:
+            raise VersionDestroyed(f"{where} was destroyed")
         if not row.enabled:
             raise SecretDisabled(f"{where} is disabled")
         if row.not_before is not None and now < row.not_before:
@@ -275,7 +268,7 @@ class SecretRecords:
         validate_path(path)
         self._guard.check(caller, "list", path, "secret.info")
         self._seal.barrier()
-        return self._secret_info(self._secret_row(path))
+        return secret_info(self.secret_row(path))
 
     def list(self, caller: Caller, prefix: str = "") -> Listing:
         """Direct children of `prefix`: secret names, and folders ending in '/'."""
@@ -297,8 +290,8 @@ class SecretRecords:
         validate_path(path)
         self._guard.check(caller, "list", path, "secret.versions")
         self._seal.barrier()
-        self._secret_row(path)
-        return [self._info(r) for r in map(self._tags.version, self._store.list_versions(path)) if r is not None]
+        self.secret_row(path)
+        return [version_info(r) for r in map(self._tags.version, self._store.list_versions(path)) if r is not None]
 
     def update_attributes(
         self, caller: Caller, path: str, version: int | None = None, *, enabled: bool | None = None,
@@ -309,7 +302,7 @@ class SecretRecords:
         validate_path(path)
         self._guard.check(caller, "update", path, "secret.update")
         self._seal.barrier()
-        row = self._version_row(path, version)
+        row = self.version_row(path, version)
         nbf = row.not_before if not_before is KEEP else check_time("not_before", not_before)
         exp = row.expires if expires is KEEP else check_time("expires", expires)
         if nbf is not None and exp is not None and exp <= nbf:
@@ -322,7 +315,7 @@ class SecretRecords:
             updated=self._clock(),
         ))
         self._store.update_version(updated)
-        return self._info(updated)
+        return version_info(updated)
 
     # -- delete / recover / purge ------------------------------------------------------------------------
     def delete(self, caller: Caller, path: str) -> SecretInfo:
@@ -330,10 +323,10 @@ class SecretRecords:
         validate_path(path)
         self._guard.check(caller, "delete", path, "secret.delete")
         self._seal.barrier()
-        secret = self._secret_row(path)
+        secret = self.secret_row(path)
         now = self._clock()
         self._set_deleted(secret, now, now + self._seal.retention().retention_days * 86400)
-        return self._secret_info(self._secret_row(path, deleted=True))
+        return secret_info(self.secret_row(path, deleted=True))
 
     def _set_deleted(self, secret: SecretRow, deleted: float | None, scheduled_purge: float | None) -> None:
         changed = self._tags.signed_secret(replace(secret, deleted=deleted, scheduled_purge=scheduled_purge))
@@ -345,92 +338,52 @@ class SecretRecords:
         self._seal.barrier()
         rows = self._store.list_secrets(base, deleted=True)
         # Listing the prefix is not listing everything under it: a `deny` subtree stays hidden, path by path.
-        return [self._secret_info(r) for r in rows
+        return [secret_info(r) for r in rows
                 if self._guard.allowed(caller, "list", r.path) and self._tags.secret_ok(r)]
 
     def recover(self, caller: Caller, path: str) -> SecretInfo:
         validate_path(path)
         self._guard.check(caller, "recover", path, "secret.recover")
         self._seal.barrier()
-        self._set_deleted(self._secret_row(path, deleted=True), None, None)
-        return self._secret_info(self._secret_row(path))
+        self._set_deleted(self.secret_row(path, deleted=True), None, None)
+        return secret_info(self.secret_row(path))
 
     def purge(self, caller: Caller, path: str) -> None:
         """Permanently remove a soft-deleted secret (refused under purge protection until retention ends)."""
         validate_path(path)
         self._guard.check(caller, "purge", path, "secret.purge")
         self._seal.barrier()
-        row = self._secret_row(path, deleted=True)
+        row = self.secret_row(path, deleted=True)
         if self._seal.retention().purge_protection and self._clock() < (row.scheduled_purge or 0):
             raise PurgeProtected(
                 f"purge protection is on: {path!r} can be purged after {iso(row.scheduled_purge)}"
             )
+        self._store.delete_meta(KV_SETTINGS_PREFIX + path)  # first: a crash in between loses only the settings
         self._store.purge(path)
 
-    # -- backup / restore --------------------------------------------------------------------------------
-    def backup(self, caller: Caller, path: str) -> bytes:
-        """All versions of a secret as an encrypted blob that only this vault can restore."""
-        validate_path(path)
-        self._guard.check(caller, "read", path, "secret.backup")
-        barrier = self._seal.barrier()
-        secret = self._secret_row(path)
-        versions = [self._tags.version(r) for r in self._store.list_versions(path)]
-        doc = {
-            "secret": {k: v for k, v in secret.__dict__.items() if k not in ("deleted", "scheduled_purge", "mac")},
-            "versions": [_row_doc(r) for r in versions if r is not None],
-        }
-        sealed = barrier.seal(json.dumps(doc).encode(), [self._seal.vault_id(), "backup"])
-        return BACKUP_MAGIC + base64.b64encode(sealed)
+    def value_of(self, row: VersionRow) -> SecretValue:
+        """Decrypt a stored version (for a sibling that has already authorized and checked its state)."""
+        value, _ = decode_payload(self._open(row.value_ct, row.path, row.version, "value", row.incarnation))
+        return value
 
-    def restore(self, caller: Caller, blob: bytes) -> SecretInfo:
-        barrier = self._seal.barrier()
-        if not blob.startswith(BACKUP_MAGIC):
-            raise self._restore_refused(caller, InvalidInput("not a kinko backup"))
-        try:
-            sealed = base64.b64decode(blob[len(BACKUP_MAGIC):].strip(), validate=True)
-            aad: list[str | int] = [self._seal.vault_id(), "backup"]
-            try:
-                plain = barrier.open(sealed, aad)
-            except UnknownTerm:  # made after another process rotated: its term is in the stored keyring
-                self._seal.reload_keyring()
-                plain = self._seal.barrier().open(sealed, aad)
-            doc = json.loads(plain)
-        except (ValueError, IntegrityError):
-            raise self._restore_refused(
-                caller, InvalidInput("backup is corrupt or was made by another vault")) from None
-        secret = SecretRow(**{k: v for k, v in doc["secret"].items() if k != "mac"})
-        validate_path(secret.path)
-        self._guard.check(caller, "create", secret.path, "secret.restore")
-        # Tagged anew: the backup was sealed by this vault, so its rows are this vault's own.
-        self._store.restore(self._tags.signed_secret(secret),
-                            [self._tags.signed_version(_row_from_doc(d)) for d in doc["versions"]])
-        return self._secret_info(self._secret_row(secret.path))
 
-    def _restore_refused(self, caller: Caller, error: InvalidInput) -> InvalidInput:
-        """Audit a restore refused before `_check` could run (its path is inside the blob), then return the error."""
-        self._guard.record(caller, "secret.restore", RESTORE_PATH, error.code)
-        return error
+def version_info(row: VersionRow) -> VersionInfo:
+    """What a stored version says about itself (no decryption)."""
+    return _version_info(row.path, row, row.key_term)
+
+
+def secret_info(row: SecretRow) -> SecretInfo:
+    return SecretInfo(row.path, row.current_version, row.max_versions, row.created, row.updated,
+                      row.deleted, row.scheduled_purge)
 
 
 def _version_info(path: str, row: LiveVersion | VersionRow, key_term: int) -> VersionInfo:
     tags = {} if row.tags_json == "{}" else json.loads(row.tags_json)
     attributes = Attributes(bool(row.enabled), row.not_before, row.expires, row.content_type, tags)
-    return VersionInfo(path, row.version, attributes, row.created, row.updated, key_term)
+    return VersionInfo(path, row.version, attributes, row.created, row.updated, key_term, not row.value_ct)
 
 
 def _live_info(source: tuple[str, LiveVersion | VersionRow]) -> VersionInfo:
     """The info of a version read by `get` (the live read has no path or key term: the term is in the header)."""
     path, row = source
     return _version_info(path, row, term_of(row.value_ct))
-
-
-def _row_doc(row: VersionRow) -> dict[str, Any]:
-    doc = row._asdict()
-    doc["value_ct"] = base64.b64encode(row.value_ct).decode()
-    del doc["mac"]
-    return doc
-
-
-def _row_from_doc(doc: dict[str, Any]) -> VersionRow:
-    fields = {k: v for k, v in doc.items() if k != "mac"}
-    return VersionRow(**{**fields, "value_ct": base64.b64decode(fields["value_ct"])})

@@ -17,8 +17,10 @@ from kinko.core.model import DEFAULT_CONTENT_TYPE, Caller, Listing, Secret, Secr
 from kinko.errors import AuditFailed, PermissionDenied, Sealed, UnsealFailed
 from kinko.storage.interface import Store
 from kinko.vault.access import AccessControl, AuditFiles
+from kinko.vault.backups import SecretBackups
 from kinko.vault.guard import AuditSink, Authorizer, Guard
 from kinko.vault.kubernetes_auth import KubernetesAuth
+from kinko.vault.kv_engine import KvEngine
 from kinko.vault.local_session import LocalSession
 from kinko.vault.records import SecretRecords
 from kinko.vault.seal_state import SealState
@@ -54,6 +56,13 @@ class Vault:
         self._access = AccessControl(store, self._seal_state, self._guard, clock)
         self._kubernetes = KubernetesAuth(store, self._seal_state, self._guard, self._access.tokens, clock)
         self._records = SecretRecords(store, self._seal_state, self._guard, clock)
+        self._backups = SecretBackups(store, self._seal_state, self._guard, self._records)
+        self._kv = KvEngine(store, self._seal_state, self._guard, self._records, clock)
+
+    @property
+    def kv(self) -> KvEngine:
+        """Vault KV v2 semantics over the same records (the compatibility API's engine)."""
+        return self._kv
 
     def session(self, caller: Caller) -> LocalSession:
         """The operations as `caller` (the interfaces' view: a `VaultSession`)."""
@@ -130,6 +139,7 @@ class Vault:
     def _forget_derived(self) -> None:
         self._access.forget()
         self._records.forget()
+        self._kv.forget()
 
     def rotate(self, caller: Caller) -> int:
         self._guard.check(caller, "sudo", "sys/rotate", "rotate")
@@ -190,10 +200,10 @@ class Vault:
 
     def backup(self, caller: Caller, path: str) -> bytes:
         """All versions of a secret as an encrypted blob that only this vault can restore."""
-        return self._records.backup(caller, path)
+        return self._backups.backup(caller, path)
 
     def restore(self, caller: Caller, blob: bytes) -> SecretInfo:
-        return self._records.restore(caller, blob)
+        return self._backups.restore(caller, blob)
 
     # -- tokens -----------------------------------------------------------------------------------------------
     def authenticate(self, token: str, *, remote_addr: str | None = None, consume: bool = True) -> Caller:
@@ -251,6 +261,10 @@ class Vault:
                      allow_continued: bool = False) -> ChainReport:
         """Check audit files' keyed chain, in order (default: this vault's own file) with the vault's chain key."""
         return self._access.audit_verify(caller, paths, allow_v1=allow_v1, allow_continued=allow_continued)
+
+    def check(self, caller: Caller, capability: str, path: str, operation: str) -> None:
+        """Authorize and audit an operation an interface answers itself (e.g. the Vault API's mount table)."""
+        self._guard.check(caller, capability, path, operation)
 
     def record_request(self, caller: Caller, operation: str, path: str, outcome: str) -> None:
         """Audit an API request that no operation recorded (refused before reaching one: no token, a body that
