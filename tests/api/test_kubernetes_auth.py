@@ -17,7 +17,7 @@ from kinko.errors import InvalidInput, NotFound, PermissionDenied
 from tests.access.test_identity import AUDIENCE, ISSUER, Issuer, unsigned
 from tests.api.conftest import KINKO, Local, Server, keyfile_vault
 
-DENIED = {"error": {"code": "permission_denied", "message": "permission denied"}}
+DENIED = {"error": {"code": "permission_denied", "message": "permission denied"}, "errors": ["permission denied"]}
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,6 +12,9 @@ from starlette.types import ASGIApp
 from kinko.api import errors, routes
 from kinko.api.auth import FailureLimiter
 from kinko.api.cluster import UnsealBroadcast
+from kinko.api.compat.vault_kv2 import DEFAULT_MOUNTS, check_mounts, kv_router
+from kinko.api.compat.vault_sys import sys_router
+from kinko.api.hot_read import HotReads
 from kinko.api.middleware import RequestGuard
 from kinko.api.state import ApiState
 from kinko.vault import Vault
@@ -22,8 +25,10 @@ DEFAULT_MAX_BODY = 2 * 1024 * 1024
 def create_app(
     vault: Vault, *, broadcast: UnsealBroadcast | None = None, limiter: FailureLimiter | None = None,
     max_body: int = DEFAULT_MAX_BODY, close_vault: bool = False, extra_routers: Sequence[APIRouter] = (),
+    kv_mounts: Mapping[str, str] = DEFAULT_MOUNTS,
 ) -> ASGIApp:
-    """One worker's app over an open vault. `close_vault`: close it when the server shuts down.
+    """One worker's app over an open vault. `close_vault`: close it when the server shuts down. `kv_mounts`:
+    Vault KV v2 mount name -> kinko path prefix (kinko.api.compat.vault_kv2).
 
     `extra_routers` are mounted beside /v1 (bench/http.py adds its hello-world baseline route this way, so
     production servers never serve it).
@@ -39,13 +44,18 @@ def create_app(
         title="kinko", version="1", description="kinko secrets vault, native API",
         openapi_url="/v1/openapi.json", docs_url=None, redoc_url=None, lifespan=lifespan,
     )
-    app.state.kinko = ApiState(vault, broadcast or UnsealBroadcast(), limiter or FailureLimiter())
+    state = app.state.kinko = ApiState(vault, broadcast or UnsealBroadcast(), limiter or FailureLimiter())
     errors.install(app)
     routes.install(app)
+    mounts = check_mounts(kv_mounts)
+    app.include_router(sys_router(mounts))
+    for name, prefix in mounts.items():
+        app.include_router(kv_router(name, prefix))
+    app.state.vault_only_prefixes = tuple(f"/v1/{name}/" for name in mounts)
     for router in extra_routers:
         app.include_router(router)
     _document_auth(app)
-    return RequestGuard(app, max_body, vault)
+    return RequestGuard(HotReads(app, state, mounts), max_body, vault)
 
 
 def _document_auth(app: FastAPI) -> None:
@@ -57,6 +67,7 @@ def _document_auth(app: FastAPI) -> None:
             doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             doc.setdefault("components", {})["securitySchemes"] = {
                 "kinkoToken": {"type": "apiKey", "in": "header", "name": "X-Kinko-Token"},
+                "vaultToken": {"type": "apiKey", "in": "header", "name": "X-Vault-Token"},
                 "bearer": {"type": "http", "scheme": "bearer"},
             }
             app.openapi_schema = doc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from starlette.requests import Request
@@ -48,10 +48,39 @@ class FailureLimiter:
 
 
 def token_from(request: Request) -> str | None:
-    token = request.headers.get("x-kinko-token")
+    """The token of `X-Kinko-Token`, Vault's `X-Vault-Token` or `Authorization: Bearer` (first given wins)."""
+    headers = request.headers
+    token = headers.get("x-kinko-token")
     if token is None:
-        scheme, _, rest = request.headers.get("authorization", "").partition(" ")
+        token = headers.get("x-vault-token")
+    if token is None:
+        scheme, _, rest = headers.get("authorization", "").partition(" ")
         token = rest.strip() if scheme.lower() == "bearer" else None
+    return usable(token)
+
+
+def token_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """`token_from` over raw ASGI headers (for the hot read path, which has no Request object)."""
+    found: dict[bytes, bytes] = {}
+    for name, value in headers:
+        if name in _TOKEN_HEADERS and name not in found:
+            found[name] = value
+    raw = found.get(b"x-kinko-token", found.get(b"x-vault-token"))
+    if raw is None:
+        scheme, _, rest = found.get(b"authorization", b"").partition(b" ")
+        raw = rest.strip() if scheme.lower() == b"bearer" else None
+    if raw is None:
+        return None
+    try:
+        return usable(raw.decode("latin-1"))
+    except UnicodeDecodeError:  # latin-1 decodes every byte; kept for clarity
+        return None
+
+
+_TOKEN_HEADERS = frozenset({b"x-kinko-token", b"x-vault-token", b"authorization"})
+
+
+def usable(token: str | None) -> str | None:
     if not token or len(token) > MAX_TOKEN_CHARS or not token.isascii():
         return None
     return token
@@ -63,13 +92,17 @@ def client_address(request: Request) -> str:
 
 def caller_for(request: Request, vault: Vault, limiter: FailureLimiter, *, consume: bool = True) -> Caller:
     """Authenticate the request or raise the one uniform PermissionDenied (or RateLimited). `consume`: spend a
-    use of a use-limited token (not for its self-lookup or self-renewal).
+    use of a use-limited token (not for its self-lookup or self-renewal)."""
+    return caller_for_token(token_from(request), client_address(request), vault, limiter, consume=consume)
+
+
+def caller_for_token(token: str | None, client: str, vault: Vault, limiter: FailureLimiter, *,
+                     consume: bool = True) -> Caller:
+    """The Caller of `token` from `client` (see caller_for).
 
     A valid token is always accepted: the limiter is keyed on the client address, and behind a shared NAT one
     guesser must not lock everyone else out. Only a missing or invalid token is answered 429 while over the limit.
     """
-    client = client_address(request)
-    token = token_from(request)
     try:
         if token is None:
             raise PermissionDenied()

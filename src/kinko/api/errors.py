@@ -8,10 +8,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kinko.errors import KinkoError
+from kinko.api.compat.vault_shapes import vault_error
+from kinko.errors import InvalidInput, KinkoError
 from kinko.vault import current_request
 
 log = logging.getLogger("kinko.api")
@@ -32,7 +33,8 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 41
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
+    """kinko's error (`error`) and Vault's (`errors`) in one body: native and Vault clients each read theirs."""
+    return {"error": {"code": code, "message": message}, "errors": [message]}
 
 
 def answer(code: str, message: str, status: int, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -91,14 +93,22 @@ def validation_message(errors: list[Any]) -> str:
     return f"{where} {reason}{more}"
 
 
-async def _kinko_handler(request: Request, exc: Exception) -> JSONResponse:
+def _vault_only(request: Request) -> bool:
+    """Paths only Vault clients use (KV mounts): errors there are Vault's exact shape."""
+    prefixes: tuple[str, ...] = getattr(request.app.state, "vault_only_prefixes", ())
+    return request.url.path.startswith(prefixes) if prefixes else False
+
+
+async def _kinko_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, KinkoError)
+    if _vault_only(request):
+        return vault_error(exc)
     return error_response(exc)
 
 
-async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return answer("invalid_input", validation_message(list(exc.errors())), 400)
+    return await _kinko_handler(request, InvalidInput(validation_message(list(exc.errors()))))
 
 
 async def _http_handler(request: Request, exc: Exception) -> JSONResponse:

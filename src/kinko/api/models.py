@@ -53,17 +53,54 @@ class RestoreBody(Strict):
 
 class InitBody(Strict):
     seal: Literal["shamir", "passphrase"] = "shamir"
-    shares: int = Field(5, ge=1, le=255)
-    threshold: int = Field(3, ge=1, le=255)
+    shares: int | None = Field(None, ge=1, le=255, description="default 5")
+    threshold: int | None = Field(None, ge=1, le=255, description="default 3")
     passphrase: str | None = Field(None, max_length=1024)
     retention_days: int = Field(90, ge=0, le=MAX_INT)
     purge_protection: bool = False
+    # Vault's names (`vault operator init`); PGP-wrapped shares and recovery keys are not supported
+    secret_shares: int | None = Field(None, ge=1, le=255)
+    secret_threshold: int | None = Field(None, ge=1, le=255)
+    pgp_keys: list[str] | None = Field(None, max_length=255)
+    root_token_pgp_key: str | None = Field(None, max_length=64 * 1024)
+    stored_shares: int | None = Field(None, ge=0, le=255)
+    recovery_shares: int | None = Field(None, ge=0, le=255)
+    recovery_threshold: int | None = Field(None, ge=0, le=255)
+    recovery_pgp_keys: list[str] | None = Field(None, max_length=255)
+
+    def counts(self) -> tuple[int, int]:
+        """(shares, threshold) from kinko's or Vault's fields (not both), refusing what kinko cannot do."""
+        if self.pgp_keys or self.root_token_pgp_key or self.recovery_pgp_keys:
+            raise InvalidInput("PGP-encrypted unseal keys are not supported")
+        if self.stored_shares or self.recovery_shares or self.recovery_threshold:
+            raise InvalidInput("stored shares and recovery keys (auto-unseal) are not supported")
+        if (self.shares is not None and self.secret_shares is not None) or (
+                self.threshold is not None and self.secret_threshold is not None):
+            raise InvalidInput("give shares/threshold or Vault's secret_shares/secret_threshold, not both")
+        shares = self.shares if self.shares is not None else self.secret_shares
+        threshold = self.threshold if self.threshold is not None else self.secret_threshold
+        return (5 if shares is None else shares), (3 if threshold is None else threshold)
 
 
 class UnsealBody(Strict):
     share: str | None = Field(None, max_length=4096)
     passphrase: str | None = Field(None, max_length=1024)
     key_file: bool = False
+    # Vault's name for a share; `reset` (drop the shares given so far) and `migrate` are not supported
+    key: str | None = Field(None, max_length=4096)
+    reset: bool = False
+    migrate: bool = False
+
+    def material(self) -> dict[str, Any]:
+        if self.reset or self.migrate:
+            raise InvalidInput("unseal reset and seal migration are not supported "
+                               "(unfinished progress expires by itself after 10 minutes)")
+        if self.key is not None and self.share is not None:
+            raise InvalidInput("give share or Vault's key, not both")
+        doc = self.model_dump(exclude={"key", "reset", "migrate"})
+        if self.key is not None:
+            doc["share"] = self.key
+        return doc
 
 
 # -- encoding -----------------------------------------------------------------------------------------------

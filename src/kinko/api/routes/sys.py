@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -12,7 +13,9 @@ from starlette.concurrency import run_in_threadpool
 
 from kinko.api.auth import caller_for, client_address
 from kinko.api.cluster import material
+from kinko.api.compat.vault_sys import health_fields, seal_status_fields
 from kinko.api.models import InitBody, Strict, UnsealBody
+from kinko.api.routing import routes
 from kinko.api.state import Session, St
 from kinko.errors import AlreadyInitialized, KinkoError, SharesDoNotCombine, UnsealFailed
 from kinko.vault import SealType
@@ -25,39 +28,57 @@ class HashBody(Strict):
     value: str = Field(max_length=1024 * 1024)
 
 
-@router.get("/health")
-async def health(st: St) -> Response:
-    """200 unsealed and active, 503 sealed, 501 not initialised (as Vault's /sys/health)."""
+@routes(router, "/health", ["GET", "HEAD"])
+async def health(request: Request, st: St) -> Response:
+    """200 unsealed and active, 503 sealed, 501 not initialised (as Vault's /sys/health, whose `sealedcode`,
+    `uninitcode` and `activecode` query parameters choose other codes)."""
     status = st.vault.status()
-    code = 501 if not status.initialized else 503 if status.sealed else 200
-    body = {"initialized": status.initialized, "sealed": status.sealed}
+    chosen = ("uninitcode", 501) if not status.initialized else ("sealedcode", 503) if status.sealed \
+        else ("activecode", 200)
+    code = _status_code(request.query_params.get(chosen[0]), chosen[1])
+    body = {**health_fields(status, time.time()), "initialized": status.initialized, "sealed": status.sealed}
     return Response(json.dumps(body), status_code=code, media_type="application/json")
+
+
+def _status_code(raw: str | None, default: int) -> int:
+    if raw is None or not raw.isdigit() or not 100 <= int(raw) <= 599:
+        return default
+    return int(raw)
 
 
 @router.get("/seal-status")
 async def seal_status(st: St) -> dict[str, Any]:
-    return st.vault.status().to_dict()
+    status = st.vault.status()
+    return {**seal_status_fields(status), **status.to_dict()}
 
 
-@router.post("/init")
+@router.get("/init")
+async def init_status(st: St) -> dict[str, Any]:
+    return {"initialized": st.vault.initialized}
+
+
+@routes(router, "/init", ["POST", "PUT"])
 async def init(body: InitBody, request: Request, st: St) -> dict[str, Any]:
-    """Unauthenticated only while the vault is uninitialised (the first caller gets the root token)."""
+    """Unauthenticated only while the vault is uninitialised (the first caller gets the root token). Takes kinko's
+    fields or Vault's (`secret_shares`, `secret_threshold`); answers with both (`shares` and Vault's `keys`)."""
     if st.vault.initialized:
         caller_for(request, st.vault, st.limiter)
         raise AlreadyInitialized("vault is already initialized")
+    shares, threshold = body.counts()
     result = await run_in_threadpool(
-        st.vault.init, seal=SealType(body.seal), shares=body.shares, threshold=body.threshold,
+        st.vault.init, seal=SealType(body.seal), shares=shares, threshold=threshold,
         passphrase=body.passphrase, retention_days=body.retention_days, purge_protection=body.purge_protection)
     return {"vault_id": result.vault_id, "root_token": result.root_token, "shares": list(result.shares),
-            "threshold": result.threshold}
+            "threshold": result.threshold, "keys": list(result.shares), "keys_base64": list(result.shares)}
 
 
-@router.post("/unseal")
+@routes(router, "/unseal", ["POST", "PUT"])
 async def unseal(body: UnsealBody, request: Request, st: St) -> dict[str, Any]:
-    """Unauthenticated by nature, so failed attempts are rate limited per client and every attempt is recorded."""
+    """Unauthenticated by nature, so failed attempts are rate limited per client and every attempt is recorded.
+    Vault's `{"key": ...}` takes a kinko share (the text `kinko operator init` or Vault's `keys` gave)."""
     client = client_address(request)
     st.limiter.check(client)  # 429 before any share is looked at or any argon2 run
-    kind, value = material(body.model_dump())
+    kind, value = material(body.material())
     try:
         status = await run_in_threadpool(st.broadcast.unseal, st.vault, kind, value)
     except KinkoError as exc:
@@ -68,7 +89,7 @@ async def unseal(body: UnsealBody, request: Request, st: St) -> dict[str, Any]:
         _record_unseal(st, client, kind, exc.code)
         raise
     _record_unseal(st, client, kind, "allowed")
-    return status.to_dict()
+    return {**seal_status_fields(status), **status.to_dict()}
 
 
 def _record_unseal(st: St, client: str, kind: str, outcome: str) -> None:
@@ -77,7 +98,7 @@ def _record_unseal(st: St, client: str, kind: str, outcome: str) -> None:
     st.vault.record_unseal(client, kind, outcome)
 
 
-@router.post("/seal", status_code=204)
+@routes(router, "/seal", ["POST", "PUT"], status_code=204)
 async def seal(st: St, session: Session) -> Response:
     session.seal()
     st.broadcast.sealed(st.vault)

@@ -1,0 +1,18 @@
+"""What the route-walking tests share: the unauthenticated routes and the denial each kind of path answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: kinko's denial body (with Vault's `errors` beside it, for Vault clients on the shared routes)
+DENIED = {"error": {"code": "permission_denied", "message": "permission denied"}, "errors": ["permission denied"]}
+#: Vault's own answer on the paths only Vault clients use (KV mounts)
+VAULT_DENIED = {"errors": ["permission denied"]}
+PUBLIC = {("GET", "/v1/sys/health"), ("HEAD", "/v1/sys/health"), ("GET", "/v1/sys/seal-status"),
+          ("GET", "/v1/sys/init"), ("POST", "/v1/sys/init"), ("PUT", "/v1/sys/init"), ("POST", "/v1/sys/unseal"),
+          ("PUT", "/v1/sys/unseal"), ("GET", "/v1/sys/leader"),
+          ("POST", "/v1/auth/kubernetes/login")}  # authenticates by service-account JWT instead of a token
+
+
+def denial_for(url: str) -> dict[str, Any]:
+    return VAULT_DENIED if url.startswith("/v1/secret/") else DENIED
