@@ -1,0 +1,1 @@
+"""APIs that speak other products' protocols over the same vault service (docs/compat.md)."""
