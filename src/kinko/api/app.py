@@ -12,6 +12,7 @@ from starlette.types import ASGIApp
 from kinko.api import errors, routes
 from kinko.api.auth import FailureLimiter
 from kinko.api.cluster import UnsealBroadcast
+from kinko.api.compat import azure_keyvault
 from kinko.api.middleware import RequestGuard
 from kinko.api.state import ApiState
 from kinko.vault import Vault
@@ -22,11 +23,12 @@ DEFAULT_MAX_BODY = 2 * 1024 * 1024
 def create_app(
     vault: Vault, *, broadcast: UnsealBroadcast | None = None, limiter: FailureLimiter | None = None,
     max_body: int = DEFAULT_MAX_BODY, close_vault: bool = False, extra_routers: Sequence[APIRouter] = (),
+    azure_prefix: str | None = None,
 ) -> ASGIApp:
     """One worker's app over an open vault. `close_vault`: close it when the server shuts down.
 
     `extra_routers` are mounted beside /v1 (bench/http.py adds its hello-world baseline route this way, so
-    production servers never serve it).
+    production servers never serve it). `azure_prefix`: the kinko path Key Vault secret names live under.
     """
 
     @asynccontextmanager
@@ -42,6 +44,7 @@ def create_app(
     app.state.kinko = ApiState(vault, broadcast or UnsealBroadcast(), limiter or FailureLimiter())
     errors.install(app)
     routes.install(app)
+    azure_keyvault.install(app, prefix=azure_prefix)
     for router in extra_routers:
         app.include_router(router)
     _document_auth(app)
