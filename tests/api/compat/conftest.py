@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime
+import gc
 import ipaddress
 import ssl
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,8 @@ class KeyVault:
     server: Server
     ca: Path
     audit: Path
+    #: closed before the server stops: an idle TLS keep-alive connection holds a graceful stop for its full 10 s
+    clients: list[SecretClient] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -87,8 +90,10 @@ class KeyVault:
         return self.server.token
 
     def client(self, token: str | None = None, **options: Any) -> SecretClient:
-        return SecretClient(self.url, KinkoCredential(token or self.token), verify_challenge_resource=False,
-                            connection_verify=str(self.ca), **options)
+        client = SecretClient(self.url, KinkoCredential(token or self.token), verify_challenge_resource=False,
+                              connection_verify=str(self.ca), **options)
+        self.clients.append(client)
+        return client
 
     def aio_client(self, token: str | None = None, **options: Any) -> AsyncSecretClient:
         return AsyncSecretClient(self.url, AsyncKinkoCredential(token or self.token),  # type: ignore[arg-type]
@@ -110,5 +115,9 @@ def keyvault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyVault]:
     audit = work / "audit.log"
     args = ["--dev", "--tls-cert", str(cert), "--tls-key", str(key), "--audit-file", str(audit)]
     server = start_server(args, work, env={"KINKO_AUTH_FAIL_LIMIT": "100000"})
-    yield KeyVault(server, ca, audit)
+    keyvault = KeyVault(server, ca, audit)
+    yield keyvault
+    gc.collect()  # responses kept by the SDK's exceptions hold their connections until collected
+    for client in keyvault.clients:
+        client.close()
     stop_server(server.proc)

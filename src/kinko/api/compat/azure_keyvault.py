@@ -1,9 +1,4 @@
-"""The Azure Key Vault secrets API (/secrets, /deletedsecrets) over the caller's VaultSession (docs/compat.md).
-
-Every route authenticates first (kinko.api.compat.azure_http.KeyVaultRoute): no token is Key Vault's 401
-challenge, then each operation is one or more VaultSession calls, so authorization, audit, seal state and AAD
-are the service's own, exactly as for /v1.
-"""
+"""The Azure Key Vault secrets API (/secrets, /deletedsecrets) over the caller's VaultSession (docs/compat.md)."""
 
 from __future__ import annotations
 
@@ -50,6 +45,8 @@ from kinko.core.model import SecretInfo, VersionInfo, check_text
 from kinko.errors import InvalidInput, NotFound, PermissionDenied
 from kinko.vault import KEEP, LocalSession
 
+# Every route authenticates first (KeyVaultRoute: no token is Key Vault's 401 challenge); each operation is then
+# one or more calls on the caller's VaultSession, so authorization, audit, seal state and AAD are the service's.
 router = APIRouter(route_class=KeyVaultRoute, tags=["azure-keyvault"])
 Name = Annotated[str, Path(json_schema_extra={"pattern": NAME_PATTERN})]
 VersionId = Annotated[str, Path(json_schema_extra={"pattern": VERSION_PATTERN})]
@@ -189,9 +186,9 @@ def _description(session: LocalSession, path: str, number: int | None,
     current: dict[str, str] = {}
     if body.content_type is None or body.tags is None:
         current = dict(_version(session, path, number).attributes.tags)
-    kind, content_tag = (None, current.pop(CONTENT_TYPE_TAG, None)) if body.content_type is None \
-        else split_content_type(body.content_type)
-    current.pop(CONTENT_TYPE_TAG, None)
+    kind, content_tag = None, current.pop(CONTENT_TYPE_TAG, None)
+    if body.content_type is not None:
+        kind, content_tag = split_content_type(body.content_type)
     tags = current if body.tags is None else user_tags(body.tags)
     return kind, with_content_tag(tags, content_tag)
 
