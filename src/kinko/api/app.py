@@ -12,6 +12,7 @@ from starlette.types import ASGIApp
 from kinko.api import errors, routes
 from kinko.api.auth import FailureLimiter
 from kinko.api.cluster import UnsealBroadcast
+from kinko.api.compat import azure_keyvault
 from kinko.api.compat.vault_kv2 import DEFAULT_MOUNTS, check_mounts, kv_router
 from kinko.api.compat.vault_sys import sys_router
 from kinko.api.hot_read import HotReads
@@ -25,13 +26,13 @@ DEFAULT_MAX_BODY = 2 * 1024 * 1024
 def create_app(
     vault: Vault, *, broadcast: UnsealBroadcast | None = None, limiter: FailureLimiter | None = None,
     max_body: int = DEFAULT_MAX_BODY, close_vault: bool = False, extra_routers: Sequence[APIRouter] = (),
-    kv_mounts: Mapping[str, str] = DEFAULT_MOUNTS,
+    kv_mounts: Mapping[str, str] = DEFAULT_MOUNTS, azure_prefix: str | None = None,
 ) -> ASGIApp:
     """One worker's app over an open vault. `close_vault`: close it when the server shuts down. `kv_mounts`:
     Vault KV v2 mount name -> kinko path prefix (kinko.api.compat.vault_kv2).
 
     `extra_routers` are mounted beside /v1 (bench/http.py adds its hello-world baseline route this way, so
-    production servers never serve it).
+    production servers never serve it). `azure_prefix`: the kinko path Key Vault secret names live under.
     """
 
     @asynccontextmanager
@@ -52,6 +53,7 @@ def create_app(
     for name, prefix in mounts.items():
         app.include_router(kv_router(name, prefix))
     app.state.vault_only_prefixes = tuple(f"/v1/{name}/" for name in mounts)
+    azure_keyvault.install(app, prefix=azure_prefix)
     for router in extra_routers:
         app.include_router(router)
     _document_auth(app)

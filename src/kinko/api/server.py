@@ -54,6 +54,8 @@ class ServerConfig:
     insecure_listen: bool = False
     auth_fail_limit: int = 20
     auth_fail_window: float = 60.0
+    #: the kinko path the Azure Key Vault API's secret names live under ("" = the root)
+    azure_prefix: str = "azure/"
     dev: bool = False
     #: set by dev mode only: the temp dir to remove at exit
     dev_dir: str | None = field(default=None, repr=False)
@@ -142,6 +144,16 @@ def check_config(config: ServerConfig) -> None:
         raise UsageError(f"log_level must be one of {', '.join(LOG_LEVELS)}")
     if not 1024 <= config.max_body_bytes <= 64 * 1024 * 1024:
         raise UsageError("max_body_bytes must be between 1 KiB and 64 MiB")
+    _check_azure_prefix(config.azure_prefix)
+
+
+def _check_azure_prefix(prefix: str) -> None:
+    from kinko.api.compat.azure_shapes import check_prefix
+
+    try:
+        check_prefix(prefix)
+    except InvalidInput as exc:
+        raise UsageError(f"azure_prefix: {exc.message}") from None
 
 
 def address(config: ServerConfig, port: int) -> str:
@@ -337,7 +349,7 @@ def _run_worker(config: ServerConfig, sock: socket.socket, broadcast: Any, stop:
         vault.enable_audit(Path(config.audit_file).expanduser())  # every worker appends to one chained file
     app = create_app(vault, broadcast=broadcast, max_body=config.max_body_bytes, close_vault=True,
                      limiter=FailureLimiter(config.auth_fail_limit, config.auth_fail_window),
-                     extra_routers=extra_routers)
+                     extra_routers=extra_routers, azure_prefix=config.azure_prefix)
     uv_config = uvicorn.Config(
         app, loop="uvloop", http="httptools", lifespan="on", access_log=False, server_header=False,
         log_level="warning" if config.log_level == "info" else config.log_level,
