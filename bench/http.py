@@ -1,6 +1,6 @@
 """HTTP throughput: authenticated GET of a 1 KiB secret vs. a hello-world route on the same server, 1 and 2 workers.
 
-Both routes go through the same stack (uvicorn + uvloop + httptools, FastAPI, the request-id/size/access-log
+Both routes go through the same stack (granian + uvloop, FastAPI, the request-id/size/access-log
 middleware); the hello route (/v1/sys/bench-hello) does no vault work. It exists only in the server this script
 starts (`--serve`: kinko's dev server plus that one router); `kinko server` never serves it. The secret is read
 with a `secrets-reader` token (token lookup + policy evaluation + audit-free decrypt). Load comes from `wrk`

@@ -2,7 +2,7 @@
 
 Workers: the parent binds the listening socket, maps the shared unseal log (kinko.api.cluster), then forks
 N workers that each open the vault file themselves (SQLite WAL, one connection per process) and serve the
-same socket with uvicorn (uvloop + httptools). Unseal state reaches every worker through that log (key-file
+same socket with granian (kinko.api.worker). Unseal state reaches every worker through that log (key-file
 vaults also auto-unseal in each worker at start); no unwrapped key is ever written to disk. A worker that
 dies is replaced, and the new one replays the same log before its first request. SIGTERM/SIGINT
 to the parent is forwarded to every worker, which finishes in-flight requests and exits (graceful shutdown).
@@ -176,7 +176,7 @@ def check_tls(config: ServerConfig) -> None:
         raise InvalidInput(f"--tls-cert {config.tls_cert} is not a PEM certificate") from None
     try:
         key = serialization.load_pem_private_key(Path(config.tls_key).read_bytes(), password=None)
-    except TypeError:  # encrypted: uvicorn would stop and prompt for a passphrase on the terminal
+    except TypeError:  # encrypted: OpenSSL would stop and prompt for a passphrase on the terminal
         raise InvalidInput(f"--tls-key {config.tls_key} is encrypted; give an unencrypted PEM private key") from None
     except (ValueError, UnsupportedAlgorithm):
         raise InvalidInput(f"--tls-key {config.tls_key} is not a PEM private key") from None
@@ -184,7 +184,7 @@ def check_tls(config: ServerConfig) -> None:
     if key.public_key().public_bytes(*spki) != certs[0].public_key().public_bytes(*spki):
         raise InvalidInput("--tls-key does not match --tls-cert")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:  # what uvicorn will do; catches anything OpenSSL refuses that cryptography accepted
+    try:  # what the HTTP server will do; catches anything OpenSSL refuses that cryptography accepted
         context.load_cert_chain(config.tls_cert, config.tls_key)
     except ssl.SSLError as exc:
         raise InvalidInput(f"--tls-cert/--tls-key cannot be used for TLS: {exc.reason}") from None
@@ -233,7 +233,7 @@ def run(config: ServerConfig, *, dev_banner: str | None = None, extra_routers: S
     """
     check_tls(config)
     check_audit_file(config)
-    stop = _StopSignals()
+    stop = StopSignals()
     with stop.installed():
         sock = bind(config)  # before the dev vault: a busy port leaves nothing on disk
         try:
@@ -248,7 +248,7 @@ def run(config: ServerConfig, *, dev_banner: str | None = None, extra_routers: S
                 remove_dev_dir(config.dev_dir)
 
 
-def _serve(config: ServerConfig, sock: socket.socket, stop: _StopSignals, banner: str | None,
+def _serve(config: ServerConfig, sock: socket.socket, stop: StopSignals, banner: str | None,
            extra_routers: Sequence[APIRouter]) -> None:
     from kinko.api.cluster import UnsealBroadcast
     from kinko.vault import open_vault
@@ -261,7 +261,9 @@ def _serve(config: ServerConfig, sock: socket.socket, stop: _StopSignals, banner
     print(f"kinko server listening on {url} ({config.workers} worker(s))", file=sys.stderr, flush=True)
     if banner:
         print(banner.replace("{address}", url), flush=True)
-    worker = functools.partial(_run_worker, config, sock, broadcast, extra_routers=extra_routers)
+    from kinko.api.worker import run_worker
+
+    worker = functools.partial(run_worker, config, sock, broadcast, extra_routers=extra_routers)
     if config.workers == 1:
         worker(stop)
     else:
@@ -276,13 +278,12 @@ def _ignore(_signum: int) -> None:
     return None
 
 
-class _StopSignals:
-    """One process's SIGTERM/SIGINT handler, installed for its whole life (never uvicorn's own).
+class StopSignals:
+    """One process's SIGTERM/SIGINT handler, installed for its whole life (never the HTTP server's own).
 
-    uvicorn's handlers re-raise the signal after shutting down, so SIGTERM killed the process (143, no cleanup)
-    and SIGINT became click's "Aborted!" (exit 1). Ours only records the stop while starting (start-up code
-    checks `stopping` at safe points: an exception mid-write could leave files behind); once serving, it
-    calls `on_stop`, which asks uvicorn to shut down gracefully or forwards the stop to the workers.
+    It only records the stop while starting (start-up code checks `stopping` at safe points: an exception
+    mid-write could leave files behind); once serving, it calls `on_stop`, which asks the HTTP server to stop
+    gracefully (kinko.api.worker) or forwards the stop to the workers. A stop signal always means exit 0.
     """
 
     def __init__(self) -> None:
@@ -321,55 +322,12 @@ def bind(config: ServerConfig) -> socket.socket:
     return sock
 
 
-def _setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    kinko = logging.getLogger("kinko")
-    kinko.handlers[:] = [handler]
-    kinko.setLevel(level.upper())
-    kinko.propagate = False
-
-
-def _run_worker(config: ServerConfig, sock: socket.socket, broadcast: Any, stop: _StopSignals, *,
-                extra_routers: Sequence[APIRouter] = ()) -> None:
-    import uvicorn
-
-    from kinko.api.app import create_app
-    from kinko.api.auth import FailureLimiter
-    from kinko.vault import open_vault
-
-    class Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield  # keep our handler (see _StopSignals): uvicorn's would re-raise the signal after shutdown
-
-    _setup_logging(config.log_level)
-    vault = open_vault(Path(config.vault).expanduser())  # auto-unseals a key-file vault
-    if config.audit_file:
-        vault.enable_audit(Path(config.audit_file).expanduser())  # every worker appends to one chained file
-    app = create_app(vault, broadcast=broadcast, max_body=config.max_body_bytes, close_vault=True,
-                     limiter=FailureLimiter(config.auth_fail_limit, config.auth_fail_window),
-                     extra_routers=extra_routers, azure_prefix=config.azure_prefix)
-    uv_config = uvicorn.Config(
-        app, loop="uvloop", http="httptools", lifespan="on", access_log=False, server_header=False,
-        log_level="warning" if config.log_level == "info" else config.log_level,
-        ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key, timeout_graceful_shutdown=10,
-    )
-    server = Server(uv_config)
-    # uvicorn: first signal = graceful shutdown; a second SIGINT = stop waiting for in-flight requests.
-    stop.on_stop = lambda signum: server.handle_exit(signum, None)
-    if stop.stopping:  # checked after on_stop is set, so a stop is either seen here or by uvicorn
-        vault.close()
-        return
-    server.run(sockets=[sock])
-
-
-def _spawn(worker: Callable[[_StopSignals], None]) -> int:
+def _spawn(worker: Callable[[StopSignals], None]) -> int:
     """Fork one worker. Call with STOP_SIGNALS blocked, so neither side runs a handler meant for the other."""
     pid = os.fork()
     if pid == 0:  # worker: own process group, so a terminal's Ctrl-C reaches it once, via the parent
         os.setpgid(0, 0)
-        stop = _StopSignals()
+        stop = StopSignals()
         for sig in STOP_SIGNALS:
             signal.signal(sig, stop)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
@@ -382,7 +340,7 @@ def _spawn(worker: Callable[[_StopSignals], None]) -> int:
     return pid
 
 
-def _supervise(config: ServerConfig, worker: Callable[[_StopSignals], None], stop: _StopSignals) -> None:
+def _supervise(config: ServerConfig, worker: Callable[[StopSignals], None], stop: StopSignals) -> None:
     """Fork the workers, replace any that dies, and on SIGTERM/SIGINT stop them all and wait."""
     children: set[int] = set()
 
