@@ -19,7 +19,7 @@ from kinko.errors import (
     VersionDestroyed,
     VersionUnavailable,
 )
-from kinko.storage.interface import Store, VersionRow
+from kinko.storage.interface import SecretRow, Store, VersionRow
 from kinko.vault.guard import Guard
 from kinko.vault.kv import (
     CasRequired,
@@ -152,7 +152,9 @@ class KvEngine:
         validate_path(path)
         self._guard.check(caller, "delete", path, "secret.delete_version")
         self._seal.barrier()
-        self._change(path, [self._records.secret_row(path).current_version], _deleted)
+        row = self._live_secret(path)
+        if row is not None:
+            self._change(path, [row.current_version], _deleted)
 
     def delete_versions(self, caller: Caller, path: str, versions: Iterable[int]) -> None:
         self._versions_op(caller, path, versions, "delete", "secret.delete_versions", _deleted)
@@ -172,8 +174,15 @@ class KvEngine:
             raise InvalidInput("No version number provided")
         self._guard.check(caller, capability, path, operation)
         self._seal.barrier()
-        self._records.secret_row(path)  # NotFound for a secret that does not exist (or is soft-deleted)
-        self._change(path, numbers, change)
+        if self._live_secret(path) is not None:
+            self._change(path, numbers, change)
+
+    def _live_secret(self, path: str) -> SecretRow | None:
+        """The secret's row, or None when there is none (or it is soft-deleted): Vault answers 204 for those."""
+        try:
+            return self._records.secret_row(path)
+        except NotFound:
+            return None
 
     def _change(self, path: str, numbers: list[int], change: Callable[[VersionRow, float], VersionRow | None]) -> None:
         now = self._clock()

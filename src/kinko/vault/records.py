@@ -252,10 +252,10 @@ class SecretRecords:
     def _check_readable(self, path: str, row: LiveVersion | VersionRow) -> None:
         now = self._clock()
         nbf, exp = row.not_before, row.expires
-        if row.enabled and (nbf is None or now >= nbf) and (exp is None or now < exp):
+        if row.value_ct and row.enabled and (nbf is None or now >= nbf) and (exp is None or now < exp):
             return  # the common case, without building the error context below
         where = f"secret {path!r} version {row.version}"
-        if not row.value_ct:
+        if not row.value_ct:  # destroyed: whatever its flags say, there is nothing left to open
             raise VersionDestroyed(f"{where} was destroyed")
         if not row.enabled:
             raise SecretDisabled(f"{where} is disabled")
