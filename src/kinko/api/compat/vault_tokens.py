@@ -15,7 +15,7 @@ def remaining(info: TokenInfo, now: float | None = None) -> int:
     """Seconds left before the token expires (0: it does not)."""
     if info.expires is None:
         return 0
-    return max(0, int(info.expires - (time.time() if now is None else now)))
+    return max(0, round(info.expires - (time.time() if now is None else now)))  # a fresh 1h token: 3600
 
 
 def auth_block(info: TokenInfo, token: str | None) -> dict[str, Any]:
