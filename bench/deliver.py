@@ -24,22 +24,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-# Running `python bench/deliver.py` puts bench/ first on sys.path, where a sibling script named like a stdlib
-# module (bench/http.py) would shadow it for httpx; this script needs nothing from bench/ itself.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import grpc
+import httpx
+import jwt
+import yaml
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
-import grpc  # noqa: E402
-import httpx  # noqa: E402
-import jwt  # noqa: E402
-import yaml  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
-from jwt.algorithms import RSAAlgorithm  # noqa: E402
-
-from kinko.client import RemoteVault  # noqa: E402
-from kinko.deliver.csi.proto import service_pb2 as pb  # noqa: E402
-from kinko.deliver.csi.proto import service_pb2_grpc as pb_grpc  # noqa: E402
-from kinko.deliver.files import AtomicWriter, FileProjection  # noqa: E402
-from kinko.vault import Caller, SealType, open_vault  # noqa: E402
+from kinko.client import RemoteVault
+from kinko.deliver.csi.proto import service_pb2 as pb
+from kinko.deliver.csi.proto import service_pb2_grpc as pb_grpc
+from kinko.deliver.files import AtomicWriter, FileProjection
+from kinko.vault import Caller, SealType, open_vault
 
 OBJECTS = 20
 ISSUER = "https://kubernetes.default.svc.cluster.local"

@@ -21,14 +21,11 @@ import threading
 import time
 from pathlib import Path
 
-# bench/http.py would shadow the stdlib `http` that httpx imports: drop this directory from the path first.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import httpx
 
-import httpx  # noqa: E402
-
-from kinko.access.audit import chain_key  # noqa: E402
-from kinko.access.audit_chain import check_chain  # noqa: E402
-from kinko.vault import Caller, SealType, open_vault  # noqa: E402
+from kinko.access.audit import chain_key
+from kinko.access.audit_chain import check_chain
+from kinko.vault import Caller, SealType, open_vault
 
 KINKO = str(Path(sys.executable).parent / "kinko")
 SECTION = "## soak (bench/soak.py)"

@@ -31,7 +31,7 @@ def create_app(
     """One worker's app over an open vault. `close_vault`: close it when the server shuts down. `kv_mounts`:
     Vault KV v2 mount name -> kinko path prefix (kinko.api.compat.vault_kv2).
 
-    `extra_routers` are mounted beside /v1 (bench/http.py adds its hello-world baseline route this way, so
+    `extra_routers` are mounted beside /v1 (bench/http_native.py adds its hello-world baseline route this way, so
     production servers never serve it). `azure_prefix`: the kinko path Key Vault secret names live under.
     """
 

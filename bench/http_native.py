@@ -5,7 +5,7 @@ middleware); the hello route (/v1/sys/bench-hello) does no vault work. It exists
 starts (`--serve`: kinko's dev server plus that one router); `kinko server` never serves it. The secret is read
 with a `secrets-reader` token (token lookup + policy evaluation + audit-free decrypt). Load comes from `wrk`
 (64 connections, a separate process) when installed, else from an httpx asyncio client in a child process.
-Usage: .venv/bin/python bench/http.py [--seconds 5] [--no-write]
+Usage: .venv/bin/python bench/http_native.py [--seconds 5] [--no-write]
 """
 
 from __future__ import annotations
@@ -23,13 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-# This file is named http.py: drop its own directory from the path so `import http` finds the stdlib.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import httpx  # noqa: E402
+import httpx
 
 CONNECTIONS = 64
-SECTION = "## http (bench/http.py)"
+SECTION = "## http (bench/http_native.py)"
 HELLO = "/v1/sys/bench-hello"
 
 
