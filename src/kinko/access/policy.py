@@ -28,6 +28,7 @@ from typing import Any
 from kinko.access.integrity import RecordMac
 from kinko.core.model import Caller
 from kinko.errors import InvalidInput
+from kinko.storage.fresh import FreshCache
 from kinko.storage.interface import Store
 
 SECRET_CAPABILITIES = ("read", "list", "create", "update", "delete", "recover", "purge")
@@ -223,14 +224,16 @@ class PolicyAuthorizer:
         self._lock = threading.Lock()
         self._revision: int | None = None
         self._cache: dict[str, CompiledPolicy] = {}
+        self._revisions: FreshCache[int] = FreshCache(store, limit=1)
         self._builtins = {name: CompiledPolicy(p) for name, p in BUILTINS.items() if name != ROOT}
 
     def invalidate(self) -> None:
         with self._lock:
             self._revision, self._cache = None, {}
+            self._revisions.clear()
 
     def _policies(self, names: Iterable[str]) -> list[CompiledPolicy]:
-        revision = self._store.policy_revision()
+        revision = self._revisions.get("revision", self._store.policy_revision)  # no SELECT while nothing changed
         with self._lock:
             if revision != self._revision:
                 self._revision, self._cache = revision, {}

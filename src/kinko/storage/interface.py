@@ -203,6 +203,12 @@ class Store(ABC):
     def policy_revision(self) -> int:
         """A counter every policy write bumps, so caches in other processes notice changes."""
 
+    def change_marker(self) -> int | None:
+        """A value that differs after any change committed to the store by anyone (any connection, any process),
+        or None when the engine cannot tell. Read it BEFORE the data it vouches for: a value cached together with
+        the marker read before it may be used for as long as the marker stays the same (kinko.storage.fresh)."""
+        return None
+
 
 @dataclass(frozen=True)
 class TokenRow:

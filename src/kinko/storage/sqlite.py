@@ -204,6 +204,8 @@ class SqliteStore(Store):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._marker_conn: sqlite3.Connection | None = None  # reads PRAGMA data_version only; never writes
+        self._marker_lock = threading.Lock()
         with self._guard():
             self._migrate(self._conn())
 
@@ -221,6 +223,14 @@ class SqliteStore(Store):
             with self._lock:
                 self._connections.append(conn)
         return conn
+
+    def change_marker(self) -> int | None:
+        # data_version changes whenever another connection (this process's other threads included) commits;
+        # the marker connection itself never writes, so every commit anywhere changes what it reads.
+        with self._marker_lock, self._guard():
+            if self._marker_conn is None:
+                self._marker_conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            return int(self._marker_conn.execute("PRAGMA data_version").fetchone()[0])
 
     def _live_cursor(self) -> sqlite3.Cursor:
         cursor: sqlite3.Cursor = self._conn().cursor()
@@ -453,6 +463,10 @@ class SqliteStore(Store):
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
+        with self._marker_lock:
+            if self._marker_conn is not None:
+                self._marker_conn.close()
+                self._marker_conn = None
         self._local = threading.local()
 
     # -- tokens (kinko.access) -------------------------------------------------------------------------------

@@ -121,6 +121,7 @@ class AccessControl:
     def forget(self) -> None:
         """Drop every key derived while unsealed: the audit salt and the audit log's chain key (on seal)."""
         self._salt = None
+        self.tokens.forget()
         if isinstance(self._guard.audit, AuditLog):
             self._guard.audit.forget_key()
 

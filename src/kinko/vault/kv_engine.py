@@ -19,6 +19,7 @@ from kinko.errors import (
     VersionDestroyed,
     VersionUnavailable,
 )
+from kinko.storage.fresh import FreshCache
 from kinko.storage.interface import SecretRow, Store, VersionRow
 from kinko.vault.guard import Guard
 from kinko.vault.kv import (
@@ -52,12 +53,18 @@ class KvEngine:
         self._store, self._seal, self._guard, self._records, self._clock = store, seal, guard, records, clock
         self._tags = RecordTags(store, seal)
         self._cache: dict[str, tuple[bytes, KvSettings]] = {}  # meta key -> (sealed bytes, what they open to)
+        self._fresh: FreshCache[KvSettings | None] = FreshCache(store)
 
     def forget(self) -> None:
         self._cache.clear()
+        self._fresh.clear()
 
     # -- settings storage ----------------------------------------------------------------------------------
     def _load(self, key: str) -> KvSettings | None:
+        # Most secrets have no settings: while nothing is committed anywhere, not even the SELECT is repeated.
+        return self._fresh.get(key, lambda: self._open_settings(key))
+
+    def _open_settings(self, key: str) -> KvSettings | None:
         raw = self._store.get_meta(key)
         if raw is None:
             return None

@@ -9,6 +9,7 @@ import secrets
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import NamedTuple
 
 from kinko.core.model import (
     DEFAULT_CONTENT_TYPE,
@@ -53,6 +54,16 @@ KV_SETTINGS_PREFIX = "kv/settings/"
 _LENGTH = struct.Struct(">I").pack  # the 4-byte length prefix of an AAD part (see crypto.barrier.aad_part)
 _VALUE_FIELD = aad_part("value")
 _VALID_PATHS_MAX = 4096
+
+
+class _Checked(NamedTuple):
+    """A live row verified against both integrity tags, for the next read of the same path."""
+
+    tags: str  # what the store's live-tags read returns for it (`s.mac || v.mac`)
+    row: LiveVersion
+    aad: bytes
+    marker: int | None  # the store's change marker read before it was checked
+    asked: int | None  # the version asked for (None: the current one)
 _WRITE_ATTEMPTS = 8
 
 
@@ -64,7 +75,7 @@ class SecretRecords:
         self._tags = RecordTags(store, seal)
         self._aad_prefix: tuple[str, bytes] | None = None  # (vault id, its encoded AAD part)
         #: path -> (the tags of the live row last read and verified there, that row, the AAD of its value).
-        self._verified: dict[str, tuple[str, LiveVersion, bytes]] = {}
+        self._verified: dict[str, _Checked] = {}
         self._valid_paths: set[str] = set()
 
     def forget(self) -> None:
@@ -197,21 +208,27 @@ class SecretRecords:
         tags. The AAD is a pure function of the vault id and the row's identity, so reusing it still binds the
         read to that identity.
         """
-        tags = self._store.get_live_tags(path, version)
+        marker = self._store.change_marker()  # read before anything it vouches for
         entry = self._verified.get(path)
-        if tags is not None and entry is not None and entry[0] == tags and type(path) is str:  # exact str
-            return entry[1], entry[2]
+        if entry is not None and type(path) is str:  # exact str
+            if marker is not None and entry.marker == marker and entry.asked == version:
+                return entry.row, entry.aad  # nothing committed anywhere since it was checked: not even the tags
+            tags = self._store.get_live_tags(path, version)
+            if tags is not None and entry.tags == tags:
+                self._verified[path] = entry._replace(marker=marker, asked=version)
+                return entry.row, entry.aad
         for _ in range(3):
             row = self._store.get_live_version(path, version)
             if row is None:
                 self.version_row(path, version)  # raises the precise NotFound (or the row appeared meanwhile)
                 continue
-            verified = self._verify_live(path, row, current=version is None)
+            verified = self._verify_live(path, row, version, marker)
             if verified is not None:
                 return verified
         raise VersionConflict(f"secret {path!r} kept changing while it was read; retry")
 
-    def _verify_live(self, path: str, row: LiveVersion, *, current: bool) -> tuple[LiveVersion, bytes] | None:
+    def _verify_live(self, path: str, row: LiveVersion, asked: int | None,
+                     marker: int | None) -> tuple[LiveVersion, bytes] | None:
         """Check the live row against the tags of the secret and version rows it came from; None if they changed
         in between (the caller reads again). Remembered per path, bounded like the valid paths."""
         secret = self.secret_row(path)
@@ -219,7 +236,7 @@ class SecretRecords:
         if stored is None or secret.mac is None or stored.mac is None:
             return None
         same = (secret.mac == row.secret_mac and stored.mac == row.mac and secret.incarnation == row.incarnation
-                and (not current or secret.current_version == row.version)
+                and (asked is not None or secret.current_version == row.version)
                 and (stored.value_ct, stored.enabled, stored.not_before, stored.expires, stored.content_type,
                      stored.tags_json, stored.created, stored.updated)
                 == (row.value_ct, row.enabled, row.not_before, row.expires, row.content_type, row.tags_json,
@@ -230,7 +247,7 @@ class SecretRecords:
         if type(path) is str:
             if len(self._verified) >= _VALID_PATHS_MAX:
                 self._verified.clear()
-            self._verified[path] = (secret.mac + stored.mac, row, aad)  # what `s.mac || v.mac` reads
+            self._verified[path] = _Checked(secret.mac + stored.mac, row, aad, marker, asked)  # tags: s.mac || v.mac
         return row, aad
 
     def version_row(self, path: str, version: int | None) -> VersionRow:
