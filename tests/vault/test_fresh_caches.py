@@ -135,3 +135,25 @@ def test_the_marker_moves_on_every_commit_from_any_connection(tmp_path: Path) ->
     finally:
         store.close()
         other.close()
+
+
+def test_a_pinned_marker_never_lets_a_use_limited_token_be_spent_twice(vault: Vault, caller: Caller) -> None:
+    vault.write_policy(caller, READER)
+    token, _ = vault.create_token(caller, policies=["reader"], num_uses=2)
+    with vault.pinned_reads():  # both uses inside one pinned operation: the second must see the first's commit
+        vault.authenticate(token)
+        vault.authenticate(token)
+        with pytest.raises(PermissionDenied):
+            vault.authenticate(token)
+    with pytest.raises(PermissionDenied):
+        vault.authenticate(token)
+
+
+def test_pinned_reads_see_what_was_committed_before_they_began(two: tuple[Vault, Vault], caller: Caller) -> None:
+    first, second = two
+    first.put(caller, "app/db", b"v1")
+    with first.pinned_reads():
+        assert first.get(caller, "app/db").value == b"v1"
+    second.put(caller, "app/db", b"v2")
+    with first.pinned_reads():
+        assert first.get(caller, "app/db").value == b"v2"

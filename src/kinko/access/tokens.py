@@ -168,13 +168,18 @@ class TokenManager:
         return row is not None and (row.expires is None or now < row.expires) and (
             row.num_uses == 0 or row.uses_left > 0)
 
-    def resolve(self, token: object) -> TokenRow:
-        """The live row for a token string, without consuming a use. PermissionDenied for anything else."""
+    def resolve(self, token: object, *, cached: bool = True) -> TokenRow:
+        """The live row for a token string, without consuming a use. PermissionDenied for anything else.
+        `cached` False: read the row even if nothing seems to have changed (a retry after a lost race)."""
         if not isinstance(token, str) or not _TOKEN.fullmatch(token):
             raise PermissionDenied()
         self.adopt_root_token()
         digest = token_hash(token)
-        row = self._fresh.get(("hash", digest), lambda: self._verified(self._store.get_token_by_hash(digest)))
+
+        def load() -> TokenRow | None:
+            return self._verified(self._store.get_token_by_hash(digest))
+
+        row = self._fresh.get(("hash", digest), load) if cached else load()
         # The index finds the row; compare_digest keeps the final comparison constant-time.
         if row is None or not hmac.compare_digest(row.token_hash, digest):
             raise PermissionDenied()
@@ -210,7 +215,7 @@ class TokenManager:
             spent = self._signed(replace(row, uses_left=row.uses_left - 1))
             if self._store.consume_token_use(row.accessor, row.uses_left, spent.mac):
                 return
-            row = self.resolve(token)  # another request used it meanwhile (PermissionDenied once all are gone)
+            row = self.resolve(token, cached=False)  # another request used it meanwhile (denied once all are gone)
         raise PermissionDenied()
 
     # -- management --------------------------------------------------------------------------------------------

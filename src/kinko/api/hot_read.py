@@ -66,7 +66,8 @@ class HotReads:
 
     async def _native(self, scope: Scope, send: Send, path: str, version: int | None) -> None:
         try:
-            secret = self.state.vault.get(self._caller(scope), path, version)
+            with self.state.vault.pinned_reads():
+                secret = self.state.vault.get(self._caller(scope), path, version)
         except KinkoError as exc:
             await error_response(exc)(scope, _no_body, send)
             return
@@ -75,7 +76,8 @@ class HotReads:
 
     async def _kv_read(self, scope: Scope, send: Send, path: str, version: int | None) -> None:
         try:
-            entry = self.state.vault.kv.read(self._caller(scope), path, version)
+            with self.state.vault.pinned_reads():
+                entry = self.state.vault.kv.read(self._caller(scope), path, version)
         except KinkoError as exc:
             await vault_error(exc)(scope, _no_body, send)
             return

@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+import contextlib
+from collections.abc import Callable, Hashable, Iterator
+from contextvars import ContextVar
 from typing import Generic, TypeVar
 
 from kinko.storage.interface import Store
 
 V = TypeVar("V")
+#: A marker read once for a whole read-only operation (pinned_marker), with the store it belongs to.
+_PINNED: ContextVar[tuple[Store, int] | None] = ContextVar("kinko_pinned_marker", default=None)
+
+
+def marker_of(store: Store) -> int | None:
+    """The store's change marker: the one pinned for the current operation, else a fresh read."""
+    pinned = _PINNED.get()
+    if pinned is not None and pinned[0] is store:
+        return pinned[1]
+    return store.change_marker()
+
+
+@contextlib.contextmanager
+def pinned_marker(store: Store) -> Iterator[None]:
+    """Read the marker once for a read-only operation: every cache lookup inside uses that value.
+
+    Safe because a cached entry is used only if it was loaded after a read of that same value, so it is at least
+    as new as the state the operation started from. Not for operations that write and then read back what they
+    wrote: their own commit does not move the pinned value (a re-read that must see it bypasses the cache).
+    """
+    marker = store.change_marker()
+    if marker is None:
+        yield
+        return
+    reset = _PINNED.set((store, marker))
+    try:
+        yield
+    finally:
+        _PINNED.reset(reset)
 
 
 class FreshCache(Generic[V]):
@@ -21,7 +52,7 @@ class FreshCache(Generic[V]):
         self._items: dict[Hashable, tuple[int, V]] = {}
 
     def marker(self) -> int | None:
-        return self._store.change_marker()
+        return marker_of(self._store)
 
     def get(self, key: Hashable, load: Callable[[], V], marker: int | None = None) -> V:
         """The cached value for `key`, or `load()` (cached). `marker`: one the caller read already, before any

@@ -205,6 +205,7 @@ class SqliteStore(Store):
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._marker_conn: sqlite3.Connection | None = None  # reads PRAGMA data_version only; never writes
+        self._marker_cursor: sqlite3.Cursor | None = None
         self._marker_lock = threading.Lock()
         with self._guard():
             self._migrate(self._conn())
@@ -227,10 +228,17 @@ class SqliteStore(Store):
     def change_marker(self) -> int | None:
         # data_version changes whenever another connection (this process's other threads included) commits;
         # the marker connection itself never writes, so every commit anywhere changes what it reads.
-        with self._marker_lock, self._guard():
-            if self._marker_conn is None:
-                self._marker_conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            return int(self._marker_conn.execute("PRAGMA data_version").fetchone()[0])
+        with self._marker_lock:
+            try:
+                cursor = self._marker_cursor or self._open_marker()
+                return int(cursor.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.DatabaseError as exc:
+                raise _storage_error(exc, self.path, self.busy_timeout) from None
+
+    def _open_marker(self) -> sqlite3.Cursor:
+        self._marker_conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._marker_cursor = self._marker_conn.cursor()  # reused: a statement per call, no cursor objects
+        return self._marker_cursor
 
     def _live_cursor(self) -> sqlite3.Cursor:
         cursor: sqlite3.Cursor = self._conn().cursor()
@@ -466,7 +474,7 @@ class SqliteStore(Store):
         with self._marker_lock:
             if self._marker_conn is not None:
                 self._marker_conn.close()
-                self._marker_conn = None
+                self._marker_conn = self._marker_cursor = None
         self._local = threading.local()
 
     # -- tokens (kinko.access) -------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from kinko.errors import (
     VersionConflict,
     VersionDestroyed,
 )
+from kinko.storage.fresh import marker_of
 from kinko.storage.interface import LiveVersion, SecretRow, Store, VersionRow
 from kinko.vault.guard import Guard
 from kinko.vault.record_tags import RecordTags
@@ -208,7 +209,7 @@ class SecretRecords:
         tags. The AAD is a pure function of the vault id and the row's identity, so reusing it still binds the
         read to that identity.
         """
-        marker = self._store.change_marker()  # read before anything it vouches for
+        marker = marker_of(self._store)  # read before anything it vouches for
         entry = self._verified.get(path)
         if entry is not None and type(path) is str:  # exact str
             if marker is not None and entry.marker == marker and entry.asked == version:

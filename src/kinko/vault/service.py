@@ -15,6 +15,7 @@ from kinko.access.audit import AuditLog
 from kinko.access.policy import PolicyAuthorizer
 from kinko.core.model import DEFAULT_CONTENT_TYPE, Caller, Listing, Secret, SecretInfo, SecretValue, VersionInfo
 from kinko.errors import AuditFailed, PermissionDenied, Sealed, UnsealFailed
+from kinko.storage.fresh import pinned_marker
 from kinko.storage.interface import Store
 from kinko.vault.access import AccessControl, AuditFiles
 from kinko.vault.backups import SecretBackups
@@ -83,6 +84,11 @@ class Vault:
     def require_unsealed(self) -> None:
         """Raise Sealed / NotInitialized unless the vault can serve secrets now."""
         self._seal_state.barrier()
+
+    def pinned_reads(self) -> contextlib.AbstractContextManager[None]:
+        """For one read-only request: the store's change marker is read once, not before every cached lookup
+        (kinko.storage.fresh.pinned_marker says why that is safe)."""
+        return pinned_marker(self._store)
 
     def init(self, *, seal: SealType = SealType.SHAMIR, shares: int = 5, threshold: int = 3,
              passphrase: str | None = None, key_file: Path | None = None,
