@@ -58,6 +58,18 @@ def dump_storage(location: Path | str) -> Dump:
         store.close()
 
 
+def raw_sql(location: Path | str, statement: str, args: tuple[object, ...] = ()) -> None:
+    """What someone with write access to the database does: plain SQL (with `?` placeholders), no kinko."""
+    if isinstance(location, Path):
+        with contextlib.closing(sqlite3.connect(location)) as conn, conn:
+            conn.execute(statement, args)
+        return
+    import psycopg
+
+    with psycopg.connect(location, autocommit=True) as pg_conn:
+        pg_conn.execute(statement.replace("?", "%s").encode(), args)
+
+
 def integrity_problems(path: Path) -> list[str]:
     """SQLite's own `PRAGMA integrity_check` of a database file: [] when healthy."""
     conn = sqlite3.connect(path)

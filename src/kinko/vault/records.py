@@ -6,8 +6,10 @@ from __future__ import annotations
 import base64
 import builtins
 import json
+import random
 import secrets
 import struct
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -53,7 +55,8 @@ RESTORE_PATH = "sys/restore"
 _LENGTH = struct.Struct(">I").pack  # the 4-byte length prefix of an AAD part (see crypto.barrier.aad_part)
 _VALUE_FIELD = aad_part("value")
 _VALID_PATHS_MAX = 4096
-_WRITE_ATTEMPTS = 8
+#: Tries of a write without `cas` that keeps meeting other writers (each try seals again for the next number).
+_WRITE_ATTEMPTS = 32
 
 
 class SecretRecords:
@@ -78,7 +81,7 @@ class SecretRecords:
     def rewrap(self, caller: Caller, batch: int = 500) -> int:
         """Re-encrypt every version sealed under an older key term with the newest term."""
         self._guard.check(caller, "sudo", "sys/rewrap", "rewrap")
-        barrier, moved = self._seal.barrier(), 0
+        barrier, moved = self._seal.write_barrier(), 0
         while rows := self._store.versions_below_term(barrier.keyring.active_term, batch):
             for row in rows:
                 payload = self._open(row.value_ct, row.path, row.version, "value", row.incarnation)
@@ -157,7 +160,7 @@ class SecretRecords:
         while True:
             existing = self._tags.secret(self._store.get_secret(path))
             self._guard.check(caller, "update" if existing else "create", path, "secret.put", {"value": value})
-            barrier, now = self._seal.barrier(), self._clock()
+            barrier, now = self._seal.write_barrier(), self._clock()
             version = (existing.current_version if existing else 0) + 1
             incarnation = existing.incarnation if existing else secrets.token_hex(16)  # 128 random bits per secret
             value_ct = barrier.seal(payload, self._aad(path, version, "value", incarnation))
@@ -173,6 +176,8 @@ class SecretRecords:
                 attempt += 1
                 if cas is not None or attempt == _WRITE_ATTEMPTS:
                     raise
+                if attempt > 2:  # out of lockstep with the writer that keeps winning (several servers, one path)
+                    time.sleep(random.uniform(0, 0.001 * attempt))  # noqa: S311 - jitter, not a secret
                 continue
             return self._info(row)
 
