@@ -15,6 +15,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -52,6 +53,10 @@ def _run_as() -> str | None:
     subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "kinko-test"],
                    check=True, capture_output=True)
     return "kinko-test"
+
+
+def database_of(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
 
 
 def free_port() -> int:
@@ -136,7 +141,7 @@ class PgCluster:
 
     def dump(self, url: str) -> bytes:
         """pg_dump of a whole database (plain SQL, data included), as an operator's backup would be."""
-        dbname = url.rsplit("/", 1)[1].split("?")[0]
+        dbname = database_of(url)
         env = {**os.environ, "PGPASSFILE": str(self.passfile)}
         done = subprocess.run([str(find_bin("pg_dump")), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER,
                                "--no-password", dbname], env=env, capture_output=True, check=True)
