@@ -11,7 +11,7 @@ import click
 
 from kinko import config
 from kinko.cli._common import emit, handle_errors, output_option, vault_option
-from kinko.cli._session import is_remote, open_session, remote_session
+from kinko.cli._session import is_remote, local_location, open_session, remote_session
 from kinko.errors import InvalidInput, Sealed, UsageError
 from kinko.vault import (
     DEFAULT_RETENTION_DAYS,
@@ -69,9 +69,15 @@ def _check_init_options(seal: SealType, shares: int, threshold: int, key_file: s
         raise UsageError(f"--retention-days must be {MIN_RETENTION_DAYS}-{MAX_RETENTION_DAYS}")
 
 
-def _init_local(path: Path, seal: SealType, passphrase: str | None, **options: Any) -> InitResult:
+def _init_local(path: Path | str, seal: SealType, passphrase: str | None, **options: Any) -> InitResult:
     from kinko.vault import open_vault
 
+    if isinstance(path, str):  # a database (--storage / KINKO_STORAGE): nothing to clean up on disk
+        vault = open_vault(path, create=True)
+        try:
+            return vault.init(seal=seal, passphrase=passphrase, **options)
+        finally:
+            vault.close()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     existed = path.exists()
     vault = open_vault(path, create=True)
@@ -124,10 +130,10 @@ def init(vault_path: str, seal_type: str, shares: int, threshold: int, key_file:
         passphrase = _passphrase(confirm=True) if seal is SealType.PASSPHRASE else None
         result, where = remote_session().init(seal=seal, passphrase=passphrase, **options), os.environ[config.ENV_ADDR]
     else:
-        path = config.expand(vault_path)
+        location = local_location(vault_path)
         passphrase = _passphrase(confirm=True) if seal is SealType.PASSPHRASE else None
-        result, where = _init_local(path, seal, passphrase, key_file=Path(key_file) if key_file else None,
-                                    **options), str(path)
+        result, where = _init_local(location, seal, passphrase, key_file=Path(key_file) if key_file else None,
+                                    **options), config.shown_location(location)
     data = {"vault_id": result.vault_id, "unseal_shares": list(result.shares), "threshold": result.threshold,
             "root_token": result.root_token, "key_file": str(result.key_file) if result.key_file else None}
     emit(output, data, lambda: _init_text(result, where))
