@@ -35,8 +35,12 @@ log = logging.getLogger("kinko.storage")
 PG_MIGRATIONS = [postgres_ddl(script) for script in MIGRATIONS]
 #: pg_advisory_lock key that serialises schema migrations between servers starting together ("kinko").
 _MIGRATION_LOCK = 0x6B696E6B6F
-#: Connections per process; each waits at most POOL_WAIT seconds for one before StorageUnavailable (503).
-POOL_MAX, POOL_WAIT = 16, 3.0
+#: Connections per process; each waits at most POOL_WAIT seconds for one before StorageUnavailable (503) — only
+#: DOWN_WAIT while the last attempt found the server unreachable, so an outage answers 503 at once.
+POOL_MAX, POOL_WAIT, DOWN_WAIT = 16, 3.0, 0.2
+#: The pool reconnects with a doubling delay (1 s, 2 s, ...) for this long, then starts again from 1 s on the next
+#: request: after an outage of any length a server is back within a few seconds of the database.
+RECONNECT_WINDOW = 5.0
 #: How often a write transaction runs again after a serialization conflict or deadlock before StorageBusy.
 WRITE_ATTEMPTS = 12
 _DEFAULTS = {"connect_timeout": "5", "application_name": "kinko"}
@@ -91,6 +95,8 @@ class PostgresStore(SqlStore):
         reason) and bring the schema up to date."""
         self._conninfo = connection_string(url)
         self.where = describe(self._conninfo)
+        self._pool_wait = pool_wait
+        self._down = False  # the last operation could not reach the server
         try:
             with psycopg.connect(self._conninfo, autocommit=True) as conn:
                 # Servers starting together take turns (the lock ends with this connection), and each one's
@@ -104,7 +110,7 @@ class PostgresStore(SqlStore):
             raise storage_error(exc, self.where) from None
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             self._conninfo, min_size=1, max_size=pool_max, timeout=pool_wait, open=False, name="kinko",
-            kwargs={"autocommit": True}, reconnect_timeout=24 * 3600.0,
+            kwargs={"autocommit": True}, reconnect_timeout=RECONNECT_WINDOW,
         )
         self._pool.open(wait=False)
 
@@ -119,25 +125,32 @@ class PostgresStore(SqlStore):
         replaced = False
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                with self._pool.connection() as conn:
+                with self._connection() as conn:
                     try:
                         conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
                     except psycopg.OperationalError:
                         if replaced:
                             raise
-                        replaced = True
+                        replaced, self._down = True, True  # the next connection is waited for only briefly
                         self._pool.check()
                         continue
-                    return self._finish(conn, body)
+                    result = self._finish(conn, body)
+                self._down = False
+                return result
             except RETRYABLE as exc:
                 if attempt == WRITE_ATTEMPTS - 1:
                     raise storage_error(exc, self.where) from None
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not a secret
             except _Committing as lost:
+                self._down = True
                 raise storage_error(lost.cause, self.where, during_commit=True) from None
             except psycopg.Error as exc:
+                self._down = isinstance(exc, psycopg.OperationalError)
                 raise storage_error(exc, self.where) from None
         raise storage_error(psycopg.OperationalError("connection lost"), self.where)
+
+    def _connection(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
+        return self._pool.connection(timeout=DOWN_WAIT if self._down else self._pool_wait)
 
     @staticmethod
     def _finish(conn: psycopg.Connection[Any], body: Callable[[Tx], T]) -> T:
@@ -163,12 +176,16 @@ class PostgresStore(SqlStore):
         with a restarted server is dropped and the read runs on a fresh one (reads change nothing)."""
         for attempt in (0, 1):
             try:
-                with self._pool.connection() as conn:
+                with self._connection() as conn:
                     cursor = conn.execute(sql, args)
-                    return cursor.fetchall() if all_rows else cursor.fetchone()
+                    rows = cursor.fetchall() if all_rows else cursor.fetchone()
+                self._down = False
+                return rows
             except PoolTimeout as exc:
+                self._down = True
                 raise storage_error(exc, self.where) from None
             except psycopg.OperationalError as exc:
+                self._down = True  # the fresh connection is waited for only briefly
                 if attempt:
                     raise storage_error(exc, self.where) from None
                 self._pool.check()
