@@ -90,6 +90,15 @@ class SecretRecords:
                 moved += 1
         return moved
 
+    def verify_stored(self, path: str, version: int) -> None:
+        """Check one stored version as a read would (both integrity tags, then the value decrypted with its
+        record identity) without returning it: IntegrityError / NotFound otherwise (kinko operator migrate)."""
+        secret = self._tags.secret(self._store.get_secret(path))  # live or soft-deleted alike
+        row = self._tags.version(self._store.get_version(path, version))
+        if secret is None or row is None:
+            raise NotFound(f"secret {path!r} has no version {version}")
+        self._open(row.value_ct, path, version, "value", row.incarnation)
+
     # -- helpers -------------------------------------------------------------------------------------------
     def _aad(self, path: str, version: int, field: str, incarnation: str) -> list[str | int]:
         """The record's identity. The incarnation (absent for secrets created before it existed) ties a value to
