@@ -157,6 +157,29 @@ def test_update_version_and_untagged_rows(store: Store) -> None:
     assert store.untagged() == ([], []) and store.get_live_tags("a/b", None) == "SV"
 
 
+def test_a_destroyed_version_and_kv_settings_are_stored_as_given(store: Store, tmp_path: Path) -> None:
+    """What the KV engine stores: a destroyed version keeps its row with an empty ciphertext and the key term
+    2**31-1 (above every rotation, so rewrap passes over it); per-secret settings are meta keys under kv/settings/."""
+    destroyed_term = 2**31 - 1
+    _write(store, "kv/app", 1, None)
+    row = store.get_version("kv/app", 1)
+    assert row is not None
+    store.update_version(row._replace(value_ct=b"", key_term=destroyed_term, updated=2.0))
+    stored = store.get_version("kv/app", 1)
+    assert stored is not None and stored.value_ct == b"" and stored.key_term == destroyed_term
+    live = store.get_live_version("kv/app", None)
+    assert live is not None and live.value_ct == b""
+    assert store.versions_below_term(5, 10) == []
+    store.put_meta("kv/settings/kv/app", b"\x01sealed")
+    assert store.get_meta("kv/settings/kv/app") == b"\x01sealed"
+    copy = open_store(tmp_path / "copy.db")
+    copy.load(store.dump())  # and operator migrate carries both across engines
+    assert copy.get_version("kv/app", 1) == stored and copy.get_meta("kv/settings/kv/app") == b"\x01sealed"
+    copy.close()
+    store.delete_meta("kv/settings/kv/app")
+    assert store.get_meta("kv/settings/kv/app") is None
+
+
 def test_restore_refuses_taken_path(store: Store) -> None:
     _write(store, "a/b", 1, None)
     with pytest.raises(AlreadyExists):
