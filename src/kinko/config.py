@@ -150,8 +150,15 @@ def client_settings(env: Mapping[str, str], *, warn: Callable[[str], None] | Non
     return ClientSettings(addr, token, env.get(ENV_CACERT) or None)
 
 
+def server_addresses(addr: str) -> list[str]:
+    """The servers an address setting names: one URL, or several separated by commas (KINKO_ADDR, the agent's
+    `address`, the CSI provider's --addr) that a client tries in turn when one cannot be reached."""
+    return [part.strip().rstrip("/") for part in addr.split(",") if part.strip()]
+
+
 def same_server(a: str, b: str) -> bool:
-    return a.strip().rstrip("/").lower() == b.strip().rstrip("/").lower()
+    """Whether two address settings name the same servers, in the same order."""
+    return [x.lower() for x in server_addresses(a)] == [y.lower() for y in server_addresses(b)]
 
 
 def stored_token(addr: str, path: Path, *, warn: Callable[[str], None] | None = None) -> str | None:
