@@ -11,7 +11,7 @@ UV_COMPILE := pip compile --universal --python-version 3.11 --generate-hashes --
 # replay that order with `make test PYTEST_ARGS=--randomly-seed=N`.
 PYTEST_ARGS ?=
 
-.PHONY: run demo test lint bench clean setup lock test-latest fuzz soak
+.PHONY: run demo test lint bench clean setup lock test-latest fuzz soak image
 
 $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,20 @@ bench: $(STAMP)
 SOAK_SECONDS ?= 300
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py --seconds $(SOAK_SECONDS)
+
+# The server image the manifests in deploy/ name, from deploy/Dockerfile, with whichever of docker, podman or
+# buildah is installed (IMAGE=... to tag it for your registry).
+IMAGE ?= ghcr.io/kinko/kinko:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+image:
+	@for tool in docker podman buildah; do \
+	    if command -v $$tool >/dev/null 2>&1; then \
+	        echo "building $(IMAGE) from deploy/Dockerfile with $$tool"; \
+	        if [ $$tool = buildah ]; then exec buildah build -f deploy/Dockerfile -t "$(IMAGE)" .; fi; \
+	        exec $$tool build -f deploy/Dockerfile -t "$(IMAGE)" .; \
+	    fi; \
+	done; \
+	echo "make image: none of docker, podman or buildah is installed (install one, e.g. apt-get install podman)" >&2; \
+	exit 1
 
 # Refresh the lock files from pyproject.toml's ranges (+ requirements/*.in). Commit the result.
 lock: $(STAMP)

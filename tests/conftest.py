@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
@@ -13,6 +14,8 @@ import pytest
 from kinko.core.model import Caller
 from kinko.crypto.seal import SealType
 from kinko.vault import Vault, open_vault
+from tests import pg
+from tests.pg import PgCluster
 
 #: 2030-01-01T00:00:00Z: far enough from "now" that a test relying on the real clock would show.
 T0 = 1_893_456_000.0
@@ -42,6 +45,29 @@ def dump_db(path: Path) -> Dump:
         return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
     finally:
         conn.close()
+
+
+def dump_storage(location: Path | str) -> Dump:
+    """Every row of every table of a vault on either engine, read through a store of its own."""
+    from kinko.storage.location import open_store
+
+    store = open_store(location, create=False)
+    try:
+        return {table: sorted(rows, key=repr) for table, rows in store.dump().items()}
+    finally:
+        store.close()
+
+
+def raw_sql(location: Path | str, statement: str, args: tuple[object, ...] = ()) -> None:
+    """What someone with write access to the database does: plain SQL (with `?` placeholders), no kinko."""
+    if isinstance(location, Path):
+        with contextlib.closing(sqlite3.connect(location)) as conn, conn:
+            conn.execute(statement, args)
+        return
+    import psycopg
+
+    with psycopg.connect(location, autocommit=True) as pg_conn:
+        pg_conn.execute(statement.replace("?", "%s").encode(), args)
 
 
 def integrity_problems(path: Path) -> list[str]:
@@ -91,9 +117,9 @@ def resize_filesystem(where: Path, size: str) -> None:
 
 
 def new_keyfile_vault(directory: Path, clock: Callable[[], float], *, name: str = "vault.db",
-                      **init: object) -> Vault:
-    """An initialised, unsealed key-file vault in `directory`."""
-    vault = open_vault(directory / name, create=True, clock=clock)
+                      storage: Path | str | None = None, **init: object) -> Vault:
+    """An initialised, unsealed key-file vault in `directory` (or stored at `storage`, its key file still there)."""
+    vault = open_vault(storage or directory / name, create=True, clock=clock)
     vault.init(seal=SealType.KEY_FILE, key_file=directory / (name + ".key"), **init)
     vault.unseal(key_file=directory / (name + ".key"))
     return vault
@@ -137,13 +163,54 @@ def vault_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def vault(tmp_path: Path, clock: FixedClock) -> Iterator[Vault]:
-    v = new_keyfile_vault(tmp_path, clock)
+def vault_storage(vault_path: Path) -> Path | str:
+    """Where the `vault` fixture stores its vault: a SQLite file. A module that runs on both engines overrides
+    this with `each_engine` (see below)."""
+    return vault_path
+
+
+@pytest.fixture
+def vault(tmp_path: Path, clock: FixedClock, vault_storage: Path | str) -> Iterator[Vault]:
+    v = new_keyfile_vault(tmp_path, clock, storage=vault_storage)
     yield v
     v.close()
 
 
 @pytest.fixture
-def snapshot(vault_path: Path) -> Callable[[], Dump]:
+def snapshot(vault_storage: Path | str) -> Callable[[], Dump]:
     """Call before and after an operation; equal dumps mean nothing changed on disk."""
-    return lambda: dump_db(vault_path)
+    return lambda: dump_db(vault_storage) if isinstance(vault_storage, Path) else dump_storage(vault_storage)
+
+
+# -- PostgreSQL: one real, throwaway cluster per test process ------------------------------------------------------
+ENGINES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """initdb + pg_ctl in a temp dir on a free port (as an unprivileged user when root), removed at the end.
+    Without PostgreSQL's programs the tests that need it skip — or fail, with KINKO_REQUIRE_POSTGRES=1 (CI)."""
+    reason = pg.missing()
+    if reason is not None:
+        if os.environ.get(pg.REQUIRE_ENV) == "1":
+            pytest.fail(f"{reason}; {pg.REQUIRE_ENV}=1 requires it")
+        pytest.skip(reason)
+    cluster = PgCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> str:
+    """A fresh, empty database in the session's cluster (URL with a passfile: no password anywhere else)."""
+    return pg_cluster.create_database()
+
+
+def storage_for(request: pytest.FixtureRequest) -> Path | str:
+    """A fresh vault location on the engine `request.param` names: a SQLite file or a PostgreSQL database."""
+    if request.param == "sqlite":
+        return Path(request.getfixturevalue("tmp_path")) / "vault.db"
+    return str(request.getfixturevalue("pg_url"))

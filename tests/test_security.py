@@ -1,7 +1,8 @@
 """Canary: a secret written through every path never shows up in plaintext outside an explicit `get`.
 
 Scanned: the raw bytes of the .db, -wal and -shm files, backup files, every exception's str/repr/args, captured
-logs at DEBUG, and CLI output of every command except `get`. Tags and paths are plaintext metadata BY DESIGN
+logs at DEBUG, and CLI output of every command except `get`; on PostgreSQL every table, pg_dump's output and the
+server's log with every statement and its parameters logged. Tags and paths are plaintext metadata BY DESIGN
 (listing and policy work without decrypting), so the canary is never put in a tag or a path.
 """
 
@@ -20,7 +21,8 @@ from kinko.crypto.seal import SealType
 from kinko.errors import KinkoError
 from kinko.vault import Vault, open_vault
 from tests.cli.test_cli_operator import run
-from tests.conftest import FixedClock, new_keyfile_vault
+from tests.conftest import FixedClock, dump_storage, new_keyfile_vault
+from tests.pg import PgCluster, database_of
 
 CANARY = f"KINKO-CANARY-{uuid.uuid4().hex}".encode()
 
@@ -67,11 +69,8 @@ def test_needles_would_catch_a_leak() -> None:
         assert_clean("x", b"prefix" + base64.b64encode(b"ab" + CANARY) + b"suffix")
 
 
-def test_canary_through_the_service(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, clock: FixedClock, caller: Caller
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    vault = new_keyfile_vault(tmp_path, clock)
+def _every_path(vault: Vault, caller: Caller, tmp_path: Path) -> None:
+    """The canary through every operation: writes, reads, failures, backup/restore, rotation, delete/recover."""
     conn_string = b"postgresql://app:" + CANARY + b"@db.example:5432/orders"
     vault.put(caller, "c/single", CANARY)
     vault.put(caller, "c/map", {"password": CANARY, "user": b"bob"}, content_type="Opaque")
@@ -112,11 +111,50 @@ def test_canary_through_the_service(
     vault.delete(caller, "c/conn")
     vault.recover(caller, "c/conn")
 
+
+def test_canary_through_the_service(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, clock: FixedClock, caller: Caller
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    vault = new_keyfile_vault(tmp_path, clock)
+    _every_path(vault, caller, tmp_path)
     assert (tmp_path / "vault.db-wal").exists()  # scanned while the WAL still holds recent pages
     assert scan_files(tmp_path) >= 5  # db, -wal, -shm, key file, backup
     vault.seal(caller)
     expect_error(lambda: vault.get(caller, "c/single"))
     vault.close()
+    scan_files(tmp_path)
+    for record in caplog.records:
+        assert_clean("log record", record.getMessage() + repr(record.args))
+
+
+def test_canary_never_reaches_postgresql(tmp_path: Path, caplog: pytest.LogCaptureFixture, clock: FixedClock,
+                                         caller: Caller, pg_cluster: PgCluster, pg_url: str) -> None:
+    """The same operations on PostgreSQL with every statement and its parameters logged: the canary is in no
+    table, not in pg_dump's output, not in the server's log."""
+    database = database_of(pg_url)
+    for setting in ("log_statement = 'all'", "log_parameter_max_length = -1",
+                    "log_parameter_max_length_on_error = -1"):
+        pg_cluster.admin(f'ALTER DATABASE "{database}" SET {setting}')
+    caplog.set_level(logging.DEBUG)
+    log_start = len(pg_cluster.log_text())
+    vault = new_keyfile_vault(tmp_path, clock, storage=pg_url)
+    _every_path(vault, caller, tmp_path)
+    vault.seal(caller)
+    expect_error(lambda: vault.get(caller, "c/single"))
+    vault.close()
+    rows = dump_storage(pg_url)
+    assert len(rows["versions"]) >= 4
+    for table, values in rows.items():
+        for row in values:
+            for value in row:
+                assert_clean(f"table {table}", value if isinstance(value, bytes) else str(value))
+    dumped = pg_cluster.dump(pg_url)
+    assert b"COPY public.versions" in dumped
+    assert_clean("pg_dump", dumped)
+    logged = pg_cluster.log_text()[log_start:]
+    assert "INSERT INTO versions" in logged and "parameters: $1" in logged  # the log did record statements
+    assert_clean("PostgreSQL server log", logged)
     scan_files(tmp_path)
     for record in caplog.records:
         assert_clean("log record", record.getMessage() + repr(record.args))

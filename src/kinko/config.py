@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from kinko.errors import UsageError
 
@@ -25,6 +26,8 @@ ENV_ADDR = "KINKO_ADDR"
 ENV_TOKEN = "KINKO_TOKEN"
 ENV_CACERT = "KINKO_CACERT"
 ENV_VAULT = "KINKO_VAULT"
+#: Where the vault is stored when it is not a local file: a PostgreSQL URL (`postgresql://user@host/db?...`).
+ENV_STORAGE = "KINKO_STORAGE"
 ENV_PASSPHRASE = "KINKO_PASSPHRASE"
 ENV_UNSEAL_SHARES = "KINKO_UNSEAL_SHARES"
 #: The scanner's baseline HMAC key (kept out of baseline files): a secret too.
@@ -41,6 +44,39 @@ EXAMPLES = "90s, 15m, 1h30m or 7d"
 def expand(path: str) -> Path:
     """A user-given path with `~` expanded."""
     return Path(path).expanduser()
+
+
+def is_storage_url(text: str) -> bool:
+    """A PostgreSQL URL (`postgresql://` or `postgres://`), or `sqlite:PATH`: a storage location, not a file name."""
+    return text.startswith(("postgresql://", "postgres://", "sqlite:"))
+
+
+def check_storage_url(url: str, *, option: str, on_command_line: bool) -> str:
+    """A storage URL as given; UsageError for one that is not a URL, or that holds a password on the command line
+    (every user on the host can read a process's arguments): the password comes from `?passfile=FILE` or
+    PGPASSFILE, or the URL from KINKO_STORAGE or the config file instead."""
+    if not is_storage_url(url):
+        raise UsageError(f"{option}: {url!r} is not a storage URL (postgresql://user@host:5432/db, sqlite:PATH)")
+    if on_command_line and url.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(url)
+        if parts.password is not None or any(k.lower() == "password" for k, _ in parse_qsl(parts.query)):
+            raise UsageError(f"{option}: a password in the URL would be visible to every user of this host (ps); "
+                             f"give it in a passfile (?passfile=FILE or PGPASSFILE), or set the URL in "
+                             f"{ENV_STORAGE} or the config file")
+    return url
+
+
+def shown_location(location: str | Path) -> str:
+    """A storage location fit to print: a URL's password (in the authority or `?password=`) is left out."""
+    text = str(location)
+    if not text.startswith(("postgresql://", "postgres://")):
+        return text
+    parts = urlsplit(text)
+    netloc = parts.netloc.rpartition("@")
+    if parts.password is not None:
+        netloc = (f"{parts.username}", "@", netloc[2])
+    query = "&".join(f"{k}={v}" for k, v in parse_qsl(parts.query) if k.lower() != "password")
+    return parts._replace(netloc="".join(netloc), query=query).geturl()
 
 
 def parse_duration(text: str | float, *, option: str, minimum: float = 0.0, maximum: float | None = None) -> float:
@@ -114,8 +150,15 @@ def client_settings(env: Mapping[str, str], *, warn: Callable[[str], None] | Non
     return ClientSettings(addr, token, env.get(ENV_CACERT) or None)
 
 
+def server_addresses(addr: str) -> list[str]:
+    """The servers an address setting names: one URL, or several separated by commas (KINKO_ADDR, the agent's
+    `address`, the CSI provider's --addr) that a client tries in turn when one cannot be reached."""
+    return [part.strip().rstrip("/") for part in addr.split(",") if part.strip()]
+
+
 def same_server(a: str, b: str) -> bool:
-    return a.strip().rstrip("/").lower() == b.strip().rstrip("/").lower()
+    """Whether two address settings name the same servers, in the same order."""
+    return [x.lower() for x in server_addresses(a)] == [y.lower() for y in server_addresses(b)]
 
 
 def stored_token(addr: str, path: Path, *, warn: Callable[[str], None] | None = None) -> str | None:

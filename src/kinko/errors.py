@@ -175,6 +175,12 @@ class StorageBusy(StorageError):
     code = "storage_busy"
 
 
+class StorageUnavailable(StorageError):
+    """The database server cannot be reached now (down, restarting, refusing connections): 503 until it is back."""
+
+    code = "storage_unavailable"
+
+
 class AuditFailed(KinkoError):
     """The audit record could not be written, so the request was refused before it took effect."""
 

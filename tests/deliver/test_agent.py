@@ -21,6 +21,7 @@ from kinko.deliver.modes import parse_mode
 from kinko.errors import InvalidInput, UsageError
 from tests.access.test_identity import AUDIENCE, ISSUER, Issuer
 from tests.api.conftest import KINKO, Server, start_server, stop_server
+from tests.pg import free_port
 
 CANARY = "kinko-canary-agent-5d1e"
 
@@ -150,6 +151,21 @@ def run_agent(config: Path, *extra: str) -> subprocess.Popen[bytes]:
 def seed(server: Server, password: str = CANARY) -> None:
     _put(server, "app/db", {"data": {"user": "app", "password": password}})
     _put(server, "app/tls", {"value": "KEY-" + password})
+
+
+def test_address_may_list_several_servers_and_the_agent_moves_past_a_dead_one(server: Server,
+                                                                               tmp_path: Path) -> None:
+    seed(server)
+    (tmp_path / "token").write_text(app_token(server) + "\n")
+    dead = f"http://127.0.0.1:{free_port()}"
+    config = agent_config(tmp_path, server, {"token_file": "token"}, address=[dead, server.addr])
+    assert load_config(config, env={}).address == f"{dead},{server.addr}"
+    done = subprocess.run([*KINKO, "agent", "--config", str(config), "--once"], capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "password").read_text() == CANARY
+    with pytest.raises(UsageError, match="address"):
+        load_config(_write_config(tmp_path / "bad.yaml", {"address": [], "token_file": "t", "files": [
+            {"path": "a", "destination": "d"}]}), env={})
 
 
 def test_once_renders_0400_files_and_fails_cleanly(server: Server, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""SQLite store: WAL + synchronous=FULL, schema migrations, CAS, pruning, private file modes, corrupt files."""
+"""SQLite store: WAL + synchronous=FULL, schema migrations, private file modes, corrupt files (the operations both
+engines share are in test_store.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from kinko.core.model import Caller
-from kinko.errors import AlreadyExists, AlreadyInitialized, CorruptVault, NotFound, VersionConflict
+from kinko.errors import CorruptVault, NotFound
 from kinko.storage.interface import SecretRow, VersionRow
-from kinko.storage.sqlite import MIGRATIONS, SqliteStore
+from kinko.storage.sql import MIGRATIONS
+from kinko.storage.sqlite import SqliteStore
 from kinko.vault import open_vault
-from tests.conftest import FixedClock, dump_db, new_keyfile_vault
+from tests.conftest import FixedClock, new_keyfile_vault
 
 
 @pytest.fixture
@@ -117,77 +119,6 @@ def test_missing_file_without_create_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(NotFound):
         SqliteStore(tmp_path / "absent.db", create=False)
     assert not (tmp_path / "absent.db").exists()
-
-
-# -- operations ---------------------------------------------------------------------------------------------------
-
-
-def test_meta_init_swap_delete(store: SqliteStore) -> None:
-    store.init_meta({"a": b"1", "b": b"2"})
-    with pytest.raises(AlreadyInitialized):
-        store.init_meta({"c": b"3"})
-    assert store.get_meta("c") is None
-    assert not store.swap_meta("a", b"wrong", b"9") and store.get_meta("a") == b"1"
-    assert store.swap_meta("a", b"1", b"9") and store.get_meta("a") == b"9"
-    assert store.swap_meta("new", None, b"x") and store.get_meta("new") == b"x"
-    store.delete_meta("new")
-    assert store.get_meta("new") is None
-
-
-def test_write_version_check_and_set(store: SqliteStore) -> None:
-    _write(store, "a/b", 1, 0)
-    before = dump_db(store.path)
-    with pytest.raises(VersionConflict):
-        _write(store, "a/b", 2, 0)  # must-not-exist, but it does
-    with pytest.raises(VersionConflict):
-        _write(store, "a/b", 2, 5)
-    with pytest.raises(VersionConflict):
-        _write(store, "a/b", 3, 1)  # a version number that skips one is a lost race, not a write
-    assert dump_db(store.path) == before
-    _write(store, "a/b", 2, 1)
-    _write(store, "a/b", 3, None)
-    secret = store.get_secret("a/b")
-    assert secret is not None and secret.current_version == 3
-
-
-def test_max_versions_pruning_in_same_write(store: SqliteStore) -> None:
-    for v in range(1, 6):
-        _write(store, "a/b", v, None, keep=2)
-    assert [r.version for r in store.list_versions("a/b")] == [4, 5]
-    assert store.get_version("a/b", 3) is None
-
-
-def test_deleted_secret_refuses_writes_and_purge_removes_versions(store: SqliteStore) -> None:
-    _write(store, "a/b", 1, None)
-    store.set_deleted("a/b", 10.0, 20.0, "tag")
-    with pytest.raises(AlreadyExists):
-        _write(store, "a/b", 2, None)
-    assert [s.path for s in store.list_secrets("", deleted=True)] == ["a/b"]
-    assert store.list_secrets("", deleted=False) == []
-    store.purge("a/b")
-    assert store.get_secret("a/b") is None and store.list_versions("a/b") == []
-    with pytest.raises(NotFound):
-        store.purge("a/b")
-
-
-def test_list_secrets_prefix_does_not_treat_like_wildcards(store: SqliteStore) -> None:
-    for path in ("a_b/x", "axb/y", "a_b", "a_bc/z"):
-        _write(store, path, 1, None)
-    assert [s.path for s in store.list_secrets("a_b", deleted=False)] == ["a_b", "a_b/x"]
-
-
-def test_restore_refuses_taken_path(store: SqliteStore) -> None:
-    _write(store, "a/b", 1, None)
-    with pytest.raises(AlreadyExists):
-        store.restore(SecretRow("a/b", 1, 0, 1.0, 1.0), [_version("a/b", 1)])
-    store.restore(SecretRow("c/d", 2, 0, 1.0, 1.0), [_version("c/d", 1), _version("c/d", 2)])
-    assert [r.version for r in store.list_versions("c/d")] == [1, 2]
-
-
-def test_versions_below_term(store: SqliteStore) -> None:
-    _write(store, "a/b", 1, None)
-    assert [r.version for r in store.versions_below_term(2, 10)] == [1]
-    assert store.versions_below_term(1, 10) == []
 
 
 # -- bad files ------------------------------------------------------------------------------------------------------

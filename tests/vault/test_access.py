@@ -12,7 +12,7 @@ from kinko.core.model import Caller
 from kinko.crypto.seal import SealType
 from kinko.errors import AuditFailed, InvalidInput, NotFound, PermissionDenied, Sealed
 from kinko.vault import Vault, open_vault
-from tests.conftest import FixedClock, first_bad_line
+from tests.conftest import ENGINES, FixedClock, first_bad_line, storage_for
 
 CANARY = b"kinko-canary-7f3a9c1e"
 APP = """
@@ -23,9 +23,15 @@ rules:
 """
 
 
+@pytest.fixture(params=ENGINES)
+def vault_storage(request: pytest.FixtureRequest) -> Path | str:
+    """This module's vaults run on SQLite and on a real PostgreSQL."""
+    return storage_for(request)
+
+
 @pytest.fixture
-def setup(tmp_path: Path, clock: FixedClock) -> Iterator[tuple[Vault, Caller]]:
-    vault = open_vault(tmp_path / "v.db", create=True, clock=clock)
+def setup(tmp_path: Path, clock: FixedClock, vault_storage: Path | str) -> Iterator[tuple[Vault, Caller]]:
+    vault = open_vault(vault_storage, create=True, clock=clock)
     result = vault.init(seal=SealType.KEY_FILE, key_file=tmp_path / "k")
     vault.unseal(key_file=tmp_path / "k")
     yield vault, vault.authenticate(result.root_token)
@@ -69,13 +75,13 @@ def test_grant_rules_for_create_token(setup: tuple[Vault, Caller]) -> None:
         vault.create_token(root, policies=["nope"])
 
 
-def test_revoking_the_root_token_and_cascade(setup: tuple[Vault, Caller], tmp_path: Path,
+def test_revoking_the_root_token_and_cascade(setup: tuple[Vault, Caller], vault_storage: Path | str,
                                              clock: FixedClock) -> None:
     vault, root = setup
     child_token, _ = vault.create_token(root, policies=["admin"])
     child = vault.authenticate(child_token)
     assert vault.revoke_token(root) == 2  # itself and the admin token it created
-    again = open_vault(tmp_path / "v.db", clock=clock)  # another process
+    again = open_vault(vault_storage, clock=clock)  # another process
     with pytest.raises(PermissionDenied):
         again.authenticate(child_token)
     with pytest.raises(NotFound):
@@ -159,12 +165,13 @@ def test_audit_fail_closed_leaves_nothing_done(setup: tuple[Vault, Caller]) -> N
     assert [t.display_name for t in vault.list_tokens(root)] == ["root"]
 
 
-def test_audit_salt_is_sealed_per_vault(setup: tuple[Vault, Caller], tmp_path: Path, clock: FixedClock) -> None:
+def test_audit_salt_is_sealed_per_vault(setup: tuple[Vault, Caller], tmp_path: Path, clock: FixedClock,
+                                        vault_storage: Path | str) -> None:
     vault, root = setup
     first = vault.audit_hash(root, b"v")
     assert vault.audit_hash(root, b"v") == first != vault.audit_hash(root, b"w")
     assert len(vault._store.get_meta("audit_salt") or b"") > 32  # stored sealed (frame + nonce + tag)
-    other = open_vault(tmp_path / "v.db", clock=clock)  # another process: same salt once unsealed
+    other = open_vault(vault_storage, clock=clock)  # another process: same salt once unsealed
     other.unseal(key_file=tmp_path / "k")
     assert other.audit_hash(Caller.local_operator(), b"v") == first
     reader = vault.authenticate(vault.create_token(Caller.local_operator(), policies=["secrets-reader"])[0])

@@ -15,7 +15,7 @@ from kinko.core.model import Caller
 from kinko.errors import InvalidInput, PermissionDenied
 from kinko.vault import Vault
 from kinko.vault.backups import BACKUP_MAGIC
-from tests.conftest import FixedClock, new_keyfile_vault
+from tests.conftest import ENGINES, FixedClock, new_keyfile_vault, storage_for
 
 ROOT = Caller.local_operator()
 LISTER = {"name": "lister", "rules": [
@@ -24,9 +24,15 @@ LISTER = {"name": "lister", "rules": [
 ]}
 
 
+@pytest.fixture(params=ENGINES)
+def vault_storage(request: pytest.FixtureRequest) -> Path | str:
+    """This module's vaults run on SQLite and on a real PostgreSQL."""
+    return storage_for(request)
+
+
 @pytest.fixture
-def env(tmp_path: Path, clock: FixedClock) -> Iterator[tuple[Vault, Path]]:
-    vault = new_keyfile_vault(tmp_path, clock)
+def env(tmp_path: Path, clock: FixedClock, vault_storage: Path | str) -> Iterator[tuple[Vault, Path]]:
+    vault = new_keyfile_vault(tmp_path, clock, storage=vault_storage)
     log = tmp_path / "audit.log"
     vault.enable_audit(log)
     yield vault, log

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,27 +15,30 @@ from kinko.core.model import Caller
 from kinko.crypto.seal import SealType
 from kinko.errors import IntegrityError, InvalidInput, NotFound, PermissionDenied
 from kinko.vault import Vault, open_vault
-from tests.conftest import FixedClock
+from tests.conftest import ENGINES, FixedClock, raw_sql, storage_for
 
 APP = 'name: app\nrules: [{path: "team/app/*", capabilities: [read]}]\n'
 
 
+@pytest.fixture(params=ENGINES)
+def vault_storage(request: pytest.FixtureRequest) -> Path | str:
+    """The edits below are made on a SQLite file and in a real PostgreSQL database (a DBA's UPDATE)."""
+    return storage_for(request)
+
+
 @pytest.fixture
-def setup(tmp_path: Path, clock: FixedClock) -> Iterator[tuple[Vault, Caller, Path]]:
-    vault = open_vault(tmp_path / "v.db", create=True, clock=clock)
+def setup(tmp_path: Path, clock: FixedClock, vault_storage: Path | str) -> Iterator[tuple[Vault, Caller, Path | str]]:
+    vault = open_vault(vault_storage, create=True, clock=clock)
     result = vault.init(seal=SealType.KEY_FILE, key_file=tmp_path / "k")
     vault.unseal(key_file=tmp_path / "k")
-    yield vault, vault.authenticate(result.root_token), tmp_path / "v.db"
+    yield vault, vault.authenticate(result.root_token), vault_storage
     vault.close()
 
 
-def _sql(db: Path, statement: str, args: tuple[object, ...] = ()) -> None:
-    """What an attacker with write access to the file does: plain SQL, no kinko."""
-    with sqlite3.connect(db) as conn:
-        conn.execute(statement, args)
+_sql = raw_sql  # what an attacker with write access to the database does: plain SQL, no kinko
 
 
-def _forge_root_row(db: Path, mac: str | None = None) -> str:
+def _forge_root_row(db: Path | str, mac: str | None = None) -> str:
     token = new_token()
     _sql(db, "INSERT INTO tokens (accessor, token_hash, parent, policies_json, display_name, meta_json, created, "
              "expires, max_expires, ttl, renewable, num_uses, uses_left, mac) "
@@ -45,7 +47,7 @@ def _forge_root_row(db: Path, mac: str | None = None) -> str:
     return token
 
 
-def test_a_token_row_inserted_into_the_file_is_refused(setup: tuple[Vault, Caller, Path]) -> None:
+def test_a_token_row_inserted_into_the_file_is_refused(setup: tuple[Vault, Caller, Path | str]) -> None:
     vault, root, db = setup
     forged = _forge_root_row(db)
     with pytest.raises(PermissionDenied):
@@ -57,7 +59,7 @@ def test_a_token_row_inserted_into_the_file_is_refused(setup: tuple[Vault, Calle
     assert [t.policies for t in vault.list_tokens(root)] == [("root",)]  # forged rows are not listed
 
 
-def test_editing_a_genuine_tokens_policies_or_expiry_breaks_it(setup: tuple[Vault, Caller, Path],
+def test_editing_a_genuine_tokens_policies_or_expiry_breaks_it(setup: tuple[Vault, Caller, Path | str],
                                                                 clock: FixedClock) -> None:
     vault, root, db = setup
     token, info = vault.create_token(root, policies=["secrets-reader"], ttl=60)
@@ -82,7 +84,7 @@ def test_a_planted_root_token_hash_is_never_adopted(tmp_path: Path, clock: Fixed
     vault.close()
 
 
-def test_normal_token_flows_still_work(setup: tuple[Vault, Caller, Path], clock: FixedClock) -> None:
+def test_normal_token_flows_still_work(setup: tuple[Vault, Caller, Path | str], clock: FixedClock) -> None:
     vault, root, _ = setup
     token, info = vault.create_token(root, policies=["secrets-reader"], ttl=60, num_uses=3)
     reader = vault.authenticate(token)  # use 1 (the new count is re-tagged)
@@ -97,7 +99,7 @@ def test_normal_token_flows_still_work(setup: tuple[Vault, Caller, Path], clock:
     assert vault.authenticate(child).policies == {"secrets-reader"}
 
 
-def test_an_edited_policy_body_grants_nothing(setup: tuple[Vault, Caller, Path]) -> None:
+def test_an_edited_policy_body_grants_nothing(setup: tuple[Vault, Caller, Path | str]) -> None:
     vault, root, db = setup
     vault.write_policy(root, APP)
     vault.put(root, "team/app/db", b"x")
@@ -118,7 +120,7 @@ def test_an_edited_policy_body_grants_nothing(setup: tuple[Vault, Caller, Path])
     assert vault.get(app, "team/app/db").value == b"x"
 
 
-def test_a_policy_row_inserted_into_the_file_is_refused(setup: tuple[Vault, Caller, Path]) -> None:
+def test_a_policy_row_inserted_into_the_file_is_refused(setup: tuple[Vault, Caller, Path | str]) -> None:
     vault, root, db = setup
     _sql(db, "INSERT INTO policies (name, document, updated) VALUES ('evil', ?, 0)",
          (APP.replace("name: app", "name: evil"),))
@@ -127,7 +129,7 @@ def test_a_policy_row_inserted_into_the_file_is_refused(setup: tuple[Vault, Call
 
 
 # -- finding 20: incarnations -----------------------------------------------------------------------------------
-def test_an_old_ciphertext_does_not_open_as_the_recreated_secret(setup: tuple[Vault, Caller, Path]) -> None:
+def test_an_old_ciphertext_does_not_open_as_the_recreated_secret(setup: tuple[Vault, Caller, Path | str]) -> None:
     vault, root, db = setup
     vault.put(root, "team/app/db", b"old-password")
     old = vault._store.get_version("team/app/db", 1)
@@ -141,7 +143,7 @@ def test_an_old_ciphertext_does_not_open_as_the_recreated_secret(setup: tuple[Va
         vault.get(root, "team/app/db")
 
 
-def test_backup_restore_and_rewrap_keep_the_incarnation(setup: tuple[Vault, Caller, Path]) -> None:
+def test_backup_restore_and_rewrap_keep_the_incarnation(setup: tuple[Vault, Caller, Path | str]) -> None:
     vault, root, _ = setup
     vault.put(root, "a/b", b"v1")
     vault.put(root, "a/b", b"v2")
@@ -156,7 +158,7 @@ def test_backup_restore_and_rewrap_keep_the_incarnation(setup: tuple[Vault, Call
     assert [vault.get(root, "a/b", v).value for v in (1, 2)] == [b"v1", b"v2"]
 
 
-def test_secrets_from_before_incarnations_still_open(setup: tuple[Vault, Caller, Path]) -> None:
+def test_secrets_from_before_incarnations_still_open(setup: tuple[Vault, Caller, Path | str]) -> None:
     vault, root, db = setup
     # A secret written before the migration: incarnation '' and the value sealed with the old AAD.
     barrier = vault._seal_state.barrier()
@@ -212,26 +214,24 @@ def test_a_tampered_kubernetes_role_or_config_refuses_login(tmp_path: Path, cloc
         vault.close()
 
 
-def test_a_non_blob_ciphertext_planted_in_the_file_is_an_integrity_error(setup: tuple[Vault, Caller, Path]) -> None:
+def test_a_non_blob_ciphertext_planted_in_the_file_is_an_integrity_error(
+        setup: tuple[Vault, Caller, Path | str]) -> None:
     vault, root, path = setup
     vault.put(root, "planted/s", b"genuine")
-    conn = sqlite3.connect(path)
-    conn.execute("UPDATE versions SET value_ct = 'k1AAAA-not-a-blob-but-text-of-the-right-length' "
-                 "WHERE path = 'planted/s'")
-    conn.commit()
-    conn.close()
+    _sql(path, "UPDATE versions SET value_ct = 'k1AAAA-not-a-blob-but-text-of-the-right-length' "
+               "WHERE path = 'planted/s'")
     with pytest.raises(IntegrityError):
         vault.get(root, "planted/s")
 
 
 # -- the lifecycle state of secrets and versions is tagged too ---------------------------------------------------
-def _reopened(db: Path, clock: FixedClock) -> Vault:
+def _reopened(db: Path | str, clock: FixedClock) -> Vault:
     """Another process on the same file (key-file vault: it auto-unseals)."""
     return open_vault(db, clock=clock)
 
 
 def test_re_enabling_a_disabled_version_in_the_file_is_an_integrity_error(
-        setup: tuple[Vault, Caller, Path], clock: FixedClock) -> None:
+        setup: tuple[Vault, Caller, Path | str], clock: FixedClock) -> None:
     vault, root, db = setup
     vault.put(root, "life/a", b"retired")
     assert vault.get(root, "life/a").value == b"retired"  # read (and remembered) while enabled
@@ -245,7 +245,7 @@ def test_re_enabling_a_disabled_version_in_the_file_is_an_integrity_error(
 
 
 def test_rolling_back_the_current_version_in_the_file_is_an_integrity_error(
-        setup: tuple[Vault, Caller, Path], clock: FixedClock) -> None:
+        setup: tuple[Vault, Caller, Path | str], clock: FixedClock) -> None:
     vault, root, db = setup
     vault.put(root, "life/b", b"rotated-out")
     vault.put(root, "life/b", b"current")
@@ -261,7 +261,7 @@ def test_rolling_back_the_current_version_in_the_file_is_an_integrity_error(
     "UPDATE secrets SET deleted = NULL, scheduled_purge = NULL WHERE path = 'life/c'",  # undelete
     "UPDATE secrets SET deleted = NULL WHERE path = 'life/c'",
 ])
-def test_undeleting_in_the_file_is_an_integrity_error(setup: tuple[Vault, Caller, Path], clock: FixedClock,
+def test_undeleting_in_the_file_is_an_integrity_error(setup: tuple[Vault, Caller, Path | str], clock: FixedClock,
                                                       statement: str) -> None:
     vault, root, db = setup
     vault.put(root, "life/c", b"deleted-value")
@@ -279,7 +279,7 @@ def test_undeleting_in_the_file_is_an_integrity_error(setup: tuple[Vault, Caller
     "UPDATE versions SET mac = NULL WHERE path = 'life/d'",  # strip the tag
     "UPDATE secrets SET max_versions = 1 WHERE path = 'life/d'",  # the next write would prune every old version
 ])
-def test_other_edits_of_the_lifecycle_state_are_integrity_errors(setup: tuple[Vault, Caller, Path],
+def test_other_edits_of_the_lifecycle_state_are_integrity_errors(setup: tuple[Vault, Caller, Path | str],
                                                                  statement: str) -> None:
     vault, root, db = setup
     vault.put(root, "life/d", b"v", not_before=1.0, expires=4102444800.0)
@@ -289,7 +289,7 @@ def test_other_edits_of_the_lifecycle_state_are_integrity_errors(setup: tuple[Va
         vault.put(root, "life/d", b"w")
 
 
-def test_an_integrity_error_names_the_secret_never_the_value(setup: tuple[Vault, Caller, Path]) -> None:
+def test_an_integrity_error_names_the_secret_never_the_value(setup: tuple[Vault, Caller, Path | str]) -> None:
     vault, root, db = setup
     vault.put(root, "life/e", b"CANARY-life-e")
     _sql(db, "UPDATE versions SET tags_json = '{\"owner\":\"mallory\"}' WHERE path = 'life/e'")

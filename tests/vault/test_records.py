@@ -31,7 +31,13 @@ from kinko.errors import (
     VersionConflict,
 )
 from kinko.vault import Vault, open_vault
-from tests.conftest import DAY, T0, Dump, FixedClock, new_keyfile_vault
+from tests.conftest import DAY, ENGINES, T0, Dump, FixedClock, new_keyfile_vault, storage_for
+
+
+@pytest.fixture(params=ENGINES)
+def vault_storage(request: pytest.FixtureRequest) -> Path | str:
+    """This module's vaults run on SQLite and on a real PostgreSQL."""
+    return storage_for(request)
 
 # -- basic operations ------------------------------------------------------------------------------------
 
@@ -354,10 +360,11 @@ def test_bad_attribute_update_changes_nothing(
     assert vault.get(caller, "a/b").info.attributes.tags == {"keep": "me"}
 
 
-def test_writers_without_cas_never_fail_each_other(tmp_path: Path, clock: FixedClock, caller: Caller) -> None:
+def test_writers_without_cas_never_fail_each_other(tmp_path: Path, clock: FixedClock, caller: Caller,
+                                                   vault_storage: Path | str) -> None:
     # Found by bench/soak.py: two servers' workers writing one path at once got 409 "changed while writing".
-    first = new_keyfile_vault(tmp_path, clock)
-    second = open_vault(tmp_path / "vault.db", clock=clock)  # another process on the same file
+    first = new_keyfile_vault(tmp_path, clock, storage=vault_storage)
+    second = open_vault(vault_storage, clock=clock)  # another process on the same file (or database)
     errors: list[Exception] = []
 
     def write(vault: Vault, name: str) -> None:
@@ -378,3 +385,20 @@ def test_writers_without_cas_never_fail_each_other(tmp_path: Path, clock: FixedC
         first.put(caller, "race/one", b"late", cas=3)
     second.close()
     first.close()
+
+
+def test_a_rotation_in_another_process_is_used_by_the_next_write(tmp_path: Path, clock: FixedClock, caller: Caller,
+                                                                 vault_storage: Path | str) -> None:
+    """Two processes (two servers on one database): B encrypts with the term A added, and reads A's new values,
+    without reopening."""
+    a = new_keyfile_vault(tmp_path, clock, storage=vault_storage)
+    b = open_vault(vault_storage, clock=clock)
+    b.put(caller, "rot/before", b"v0")
+    assert a.rotate(caller) == 2
+    assert b.put(caller, "rot/by-b", b"v1").key_term == 2
+    assert a.put(caller, "rot/by-a", b"v2").key_term == 2
+    assert b.get(caller, "rot/by-a").value == b"v2" and a.get(caller, "rot/by-b").value == b"v1"
+    assert b.rewrap(caller) == 1  # the version written before the rotation
+    assert a.get(caller, "rot/before").value == b"v0"
+    b.close()
+    a.close()

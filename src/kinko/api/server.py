@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from kinko.config import DEFAULT_VAULT, parse_duration
+from kinko.config import DEFAULT_VAULT, check_storage_url, parse_duration, shown_location
 from kinko.errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
@@ -45,6 +45,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 class ServerConfig:
     listen: str = DEFAULT_LISTEN
     vault: str = DEFAULT_VAULT
+    #: A PostgreSQL URL (several servers, one vault); when set, `vault` (a SQLite file) is not used.
+    storage: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
     workers: int = 1
@@ -145,6 +147,8 @@ def check_config(config: ServerConfig) -> None:
     if not 1024 <= config.max_body_bytes <= 64 * 1024 * 1024:
         raise UsageError("max_body_bytes must be between 1 KiB and 64 MiB")
     _check_azure_prefix(config.azure_prefix)
+    if config.storage is not None:
+        check_storage_url(config.storage, option="storage", on_command_line=False)
 
 
 def _check_azure_prefix(prefix: str) -> None:
@@ -154,6 +158,11 @@ def _check_azure_prefix(prefix: str) -> None:
         check_prefix(prefix)
     except InvalidInput as exc:
         raise UsageError(f"azure_prefix: {exc.message}") from None
+
+
+def vault_location(config: ServerConfig) -> Path | str:
+    """The vault the server serves: the storage URL when one is set, else the vault file."""
+    return config.storage or Path(config.vault).expanduser()
 
 
 def address(config: ServerConfig, port: int) -> str:
@@ -205,7 +214,8 @@ def prepare_dev(config: ServerConfig) -> tuple[ServerConfig, str]:
     except BaseException:
         remove_dev_dir(work)
         raise
-    return dataclasses.replace(config, vault=str(Path(work) / "vault.db"), dev_dir=work), result.root_token
+    dev = dataclasses.replace(config, vault=str(Path(work) / "vault.db"), storage=None, dev_dir=work)
+    return dev, result.root_token
 
 
 def remove_dev_dir(work: str) -> None:
@@ -255,9 +265,10 @@ def _serve(config: ServerConfig, sock: socket.socket, stop: StopSignals, banner:
 
     if stop.stopping:
         return
-    open_vault(Path(config.vault).expanduser(), create=True).close()  # schema exists before workers race
+    open_vault(vault_location(config), create=True).close()  # schema exists before workers race
     url = address(config, sock.getsockname()[1])
     broadcast = UnsealBroadcast()
+    print(f"kinko server: vault at {shown_location(vault_location(config))}", file=sys.stderr, flush=True)
     print(f"kinko server listening on {url} ({config.workers} worker(s))", file=sys.stderr, flush=True)
     if banner:
         print(banner.replace("{address}", url), flush=True)

@@ -47,10 +47,11 @@ def run_worker(config: ServerConfig, sock: socket.socket, broadcast: Any, stop: 
 
     from kinko.api.app import create_app
     from kinko.api.auth import FailureLimiter
+    from kinko.api.server import vault_location
     from kinko.vault import open_vault
 
     setup_logging(config.log_level)
-    vault = open_vault(Path(config.vault).expanduser())  # auto-unseals a key-file vault
+    vault = open_vault(vault_location(config))  # auto-unseals a key-file vault
     if config.audit_file:
         vault.enable_audit(Path(config.audit_file).expanduser())  # every worker appends to one chained file
     app = create_app(vault, broadcast=broadcast, max_body=config.max_body_bytes, close_vault=True,

@@ -17,10 +17,33 @@ from kinko.errors import KinkoError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-vault_option = click.option(
+_vault_file = click.option(
     "--vault", "vault_path", envvar=config.ENV_VAULT, default=config.DEFAULT_VAULT, show_default=True,
     type=click.Path(dir_okay=False), help="Local vault file (env KINKO_VAULT).",
 )
+#: Where `--storage` (or KINKO_STORAGE) is kept for the command (kinko.cli._session reads it).
+STORAGE_META = "kinko.storage"
+
+
+def _remember_storage(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        typed = ctx.get_parameter_source(str(param.name)) is click.core.ParameterSource.COMMANDLINE
+        try:
+            ctx.meta[STORAGE_META] = config.check_storage_url(value, option="--storage", on_command_line=typed)
+        except UsageError as exc:
+            raise click.BadParameter(exc.message.removeprefix("--storage: "), ctx, param) from None
+
+
+_storage_url = click.option(
+    "--storage", envvar=config.ENV_STORAGE, expose_value=False, callback=_remember_storage,
+    help="Vault in a database instead of a file: postgresql://user@host:5432/db?passfile=FILE (env KINKO_STORAGE; "
+         "a password comes from the passfile or PGPASSFILE, never the command line).",
+)
+
+
+def vault_option(func: F) -> F:
+    """`--vault FILE` (KINKO_VAULT) and `--storage URL` (KINKO_STORAGE): where a local command finds the vault."""
+    return _vault_file(_storage_url(func))
 output_option = click.option(
     "--output", "-o", "output", type=click.Choice(["text", "json"]), default="text", show_default=True,
     help="Output format.",

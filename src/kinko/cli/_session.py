@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from kinko import config
+from kinko.cli._common import STORAGE_META
 from kinko.errors import NotFound, Sealed
 from kinko.vault import Caller, Vault, VaultSession, open_vault
 
@@ -21,21 +22,37 @@ if TYPE_CHECKING:
 LOCAL_OPERATOR = Caller.local_operator()
 
 
-def vault_given_on_command_line() -> bool:
-    """True if this command's `--vault` was typed on the command line (not defaulted, not from KINKO_VAULT)."""
+def _typed(parameter: str) -> bool:
+    """True if this command's option was typed on the command line (not defaulted, not from the environment)."""
     from click.core import ParameterSource
 
     ctx = click.get_current_context(silent=True)
-    return ctx is not None and ctx.get_parameter_source("vault_path") is ParameterSource.COMMANDLINE
+    return ctx is not None and ctx.get_parameter_source(parameter) is ParameterSource.COMMANDLINE
+
+
+def vault_given_on_command_line() -> bool:
+    """True if this command's `--vault` or `--storage` was typed on the command line."""
+    return _typed("vault_path") or _typed("storage")
 
 
 def is_remote() -> bool:
-    """Remote mode: KINKO_ADDR is set and no explicit `--vault FILE` on the command line overrides it.
+    """Remote mode: KINKO_ADDR is set and no explicit `--vault FILE` / `--storage URL` on the command line
+    overrides it.
 
-    An explicit flag wins because the user just typed it; KINKO_VAULT from the environment does not, since
-    a shell profile exporting both should keep meaning "the server".
+    An explicit flag wins because the user just typed it; KINKO_VAULT / KINKO_STORAGE from the environment do
+    not, since a shell profile exporting both should keep meaning "the server".
     """
     return bool(os.environ.get(config.ENV_ADDR)) and not vault_given_on_command_line()
+
+
+def local_location(vault_path: str) -> Path | str:
+    """The local vault: `--vault FILE` when typed, else `--storage URL` / KINKO_STORAGE, else the file
+    (KINKO_VAULT or ~/.kinko/vault.db)."""
+    ctx = click.get_current_context(silent=True)
+    storage = ctx.meta.get(STORAGE_META) if ctx is not None else None
+    if storage and not _typed("vault_path"):
+        return str(storage)
+    return config.expand(vault_path)
 
 
 def _note(message: str) -> None:
@@ -52,18 +69,22 @@ def remote_session(addr: str | None = None, *, token: str | None = None, ca_file
                                ca_file=ca_file or settings.ca_file)
 
 
-def open_local(path: Path) -> Vault:
-    """The local vault file (not unsealed yet: see `ensure_unsealed`)."""
-    if not path.exists():
-        raise NotFound(f"no vault at {str(path)!r}; create one with `kinko operator init --vault {path}`")
-    return open_vault(path)
+def open_local(location: Path | str) -> Vault:
+    """The local vault file or database (not unsealed yet: see `ensure_unsealed`)."""
+    if isinstance(location, Path) and not location.exists():
+        raise NotFound(f"no vault at {str(location)!r}; create one with `kinko operator init --vault {location}`")
+    vault = open_vault(location)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(vault.close)  # a database's connection pool ends with the command, not at exit
+    return vault
 
 
 def open_session(vault_path: str, *, unseal: bool = True) -> VaultSession:
     """The session a command works through: the server in remote mode, else the local file as the operator."""
     if is_remote():
         return remote_session()
-    vault = open_local(config.expand(vault_path))
+    vault = open_local(local_location(vault_path))
     if unseal:
         ensure_unsealed(vault)
     return vault.session(LOCAL_OPERATOR)

@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from kinko.cli._common import handle_errors
+from kinko.config import check_storage_url
+from kinko.errors import UsageError
 
 #: {address} and {token} are filled in by kinko.api.server.run once bound and initialised.
 DEV_BANNER = """\
@@ -36,6 +38,8 @@ The root token is shown only now. Stop with Ctrl-C (the vault is deleted)."""
               help="YAML file with server settings (flags and KINKO_* env override it).")
 @click.option("--listen", help="HOST:PORT to listen on (default 127.0.0.1:8200; env KINKO_LISTEN).")
 @click.option("--vault", "vault_path", help="Vault file (env KINKO_VAULT).")
+@click.option("--storage", help="Vault in PostgreSQL instead: postgresql://user@host:5432/db?passfile=FILE "
+              "(env KINKO_STORAGE; several servers may share it; no password on the command line).")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="TLS certificate (PEM).")
 @click.option("--tls-key", type=click.Path(dir_okay=False), help="TLS private key (PEM).")
 @click.option("--workers", type=int, help="Worker processes (default 1).")
@@ -46,13 +50,17 @@ The root token is shown only now. Stop with Ctrl-C (the vault is deleted)."""
               help="Allow plain HTTP on a non-loopback address (tokens and secrets travel unencrypted).")
 @click.option("--dev", is_flag=True, help="Throwaway vault, auto-initialised and unsealed; prints a root token.")
 @handle_errors
-def cli(config_file: str | None, listen: str | None, vault_path: str | None, tls_cert: str | None,
+def cli(config_file: str | None, listen: str | None, vault_path: str | None, storage: str | None, tls_cert: str | None,
         tls_key: str | None, workers: int | None, audit_file: str | None, log_level: str | None,
         max_body_bytes: int | None, insecure_listen: bool | None, dev: bool) -> None:
     """Serve the kinko HTTP API (/v1, OpenAPI at /v1/openapi.json)."""
     from kinko.api.server import load_config, run
 
-    overrides = {"listen": listen, "vault": vault_path, "tls_cert": tls_cert, "tls_key": tls_key,
+    if storage is not None:
+        check_storage_url(storage, option="--storage", on_command_line=True)
+        if dev:
+            raise UsageError("--dev runs on a throwaway SQLite vault; leave out --storage")
+    overrides = {"listen": listen, "vault": vault_path, "storage": storage, "tls_cert": tls_cert, "tls_key": tls_key,
                  "workers": workers, "audit_file": audit_file, "log_level": log_level,
                  "max_body_bytes": max_body_bytes, "insecure_listen": insecure_listen}
     config = load_config(Path(config_file) if config_file else None, env=os.environ, overrides=overrides)

@@ -93,6 +93,16 @@ def _text(doc: Mapping[str, Any], name: str, where: str, required: bool = False)
     return value
 
 
+def _address(doc: Mapping[str, Any]) -> str | None:
+    """`address`: one server URL, several comma-separated, or a list of URLs (tried in turn when one is down)."""
+    value = doc.get("address")
+    if isinstance(value, list):
+        if not value:
+            raise UsageError("agent config: address must be a non-empty string or list of strings")
+        return ",".join(_text({"address": item}, "address", "agent config", required=True) or "" for item in value)
+    return _text(doc, "address", "agent config")
+
+
 def _seconds(doc: Mapping[str, Any], name: str, default: float) -> float:
     """A duration setting: seconds (a number) or Vault's syntax ("90s", "15m", "1h30m"), up to a day."""
     value = doc.get(name, default)
@@ -147,7 +157,7 @@ def load_config(file: Path, env: Mapping[str, str]) -> AgentConfig:
     are relative to the file's directory."""
     doc = _mapping(_read_yaml(file), "agent config", _TOP_KEYS)
     base = file.resolve().parent
-    address = _text(doc, "address", "agent config") or env.get(ENV_ADDR)
+    address = _address(doc) or env.get(ENV_ADDR)
     if not address:
         raise UsageError("agent config: no address (set `address` or KINKO_ADDR)")
     files = doc.get("files")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,19 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the store is, for messages (`sqlite:PATH`, `postgresql://user@host:port/db`): never a password."""
+
+    # -- the whole store, as stored (kinko operator migrate) -----------------------------------------------------
+    @abstractmethod
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table (kinko.storage.sql.TABLES' columns, by key), read in one transaction."""
+
+    @abstractmethod
+    def load(self, tables: Mapping[str, Sequence[Sequence[Any]]]) -> None:
+        """Write `dump()`'s rows into this store in one transaction; AlreadyExists if it holds any vault row."""
 
     # -- tokens -------------------------------------------------------------------------------------------------
     @abstractmethod

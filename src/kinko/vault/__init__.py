@@ -9,6 +9,7 @@ from kinko.core.model import Caller
 from kinko.vault.access import check_audit_path, check_audit_structure
 from kinko.vault.kv import KvEntry, KvMetadata, KvSettings, KvVersion, subkeys
 from kinko.vault.local_session import LocalSession
+from kinko.vault.migrate import DEFAULT_SAMPLE, MigrationReport, UnsealMaterial, migrate
 from kinko.vault.seal_state import check_init_options
 from kinko.vault.service import Vault, open_vault
 from kinko.vault.session import VaultSession
@@ -35,6 +36,7 @@ from kinko.vault.types import (
 
 __all__ = [
     "DEFAULT_RETENTION_DAYS",
+    "DEFAULT_SAMPLE",
     "DEFAULT_TTL",
     "KEEP",
     "MAX_RETENTION_DAYS",
@@ -52,12 +54,14 @@ __all__ = [
     "KvVersion",
     "LocalSession",
     "Login",
+    "MigrationReport",
     "Policy",
     "RequestScope",
     "RetentionSettings",
     "Rule",
     "SealType",
     "TokenInfo",
+    "UnsealMaterial",
     "Vault",
     "VaultSession",
     "VaultStatus",
@@ -65,6 +69,7 @@ __all__ = [
     "check_audit_structure",
     "check_init_options",
     "current_request",
+    "migrate",
     "open_vault",
     "request_context",
     "subkeys",

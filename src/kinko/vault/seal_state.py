@@ -77,6 +77,7 @@ class SealState:
         self._collector: ShareCollector | None = None
         self._vault_id: str | None = None  # immutable once initialised; cached off the hot path
         self._record_mac: tuple[Barrier, RecordMac] | None = None  # for the barrier it was derived from
+        self._keyring_blob: bytes | None = None  # the stored (wrapped) keyring the barrier was opened from
 
     # -- facts ---------------------------------------------------------------------------------------------
     def _meta(self, key: str) -> bytes:
@@ -127,6 +128,15 @@ class SealState:
             if not self.initialized:
                 raise NotInitialized()
             raise Sealed()
+        return barrier
+
+    def write_barrier(self) -> Barrier:
+        """The barrier to seal new records with: its newest term is the stored keyring's, even when another
+        process (another server on the same database) rotated since this one unsealed. One meta read."""
+        barrier = self.barrier()
+        if self._store.get_meta(M_KEYRING) != self._keyring_blob:
+            self.reload_keyring()
+            barrier = self.barrier()
         return barrier
 
     def record_mac(self) -> RecordMac:
@@ -284,16 +294,18 @@ class SealState:
     def _open_with(self, unseal_key: bytes) -> None:
         vault_id = self.vault_id()
         root_key = unwrap_root_key(unseal_key, self._meta(M_ROOT), vault_id)
-        keyring = self._load_keyring(root_key, vault_id)
+        keyring, self._keyring_blob = self._load_keyring(root_key, vault_id)
         self._root_key, self._barrier, self._collector = bytearray(root_key), Barrier(keyring), None
         self._store.delete_meta(M_OPERATOR_SEALED)
 
-    def _load_keyring(self, root_key: bytes, vault_id: str) -> Keyring:
+    def _load_keyring(self, root_key: bytes, vault_id: str) -> tuple[Keyring, bytes]:
+        """The stored keyring, opened, and its stored (wrapped) form."""
+        stored = self._meta(M_KEYRING)
         try:
-            raw = open_with_key(root_key, self._meta(M_KEYRING), _keyring_aad(vault_id))
+            raw = open_with_key(root_key, stored, _keyring_aad(vault_id))
         except IntegrityError:
             raise CorruptVault("keyring failed authentication") from None
-        return Keyring.from_bytes(raw)
+        return Keyring.from_bytes(raw), stored
 
     def seal(self) -> None:
         with self._lock:
@@ -311,6 +323,7 @@ class SealState:
             if self._root_key is not None:
                 self._root_key[:] = b"\0" * len(self._root_key)
             self._barrier, self._root_key, self._collector, self._record_mac = None, None, None, None
+            self._keyring_blob = None
 
     # -- keyring -------------------------------------------------------------------------------------------
     def reload_keyring(self) -> None:
@@ -318,7 +331,8 @@ class SealState:
         with self._lock:
             if self._root_key is None:
                 raise Sealed()
-            self._barrier = Barrier(self._load_keyring(bytes(self._root_key), self.vault_id()))
+            keyring, self._keyring_blob = self._load_keyring(bytes(self._root_key), self.vault_id())
+            self._barrier = Barrier(keyring)
 
     def rotate(self) -> int:
         """Add a key term atomically (compare-and-swap on the stored keyring so no term is ever lost)."""
@@ -327,12 +341,11 @@ class SealState:
                 raise Sealed()
             root_key, vault_id = bytes(self._root_key), self.vault_id()
             for _ in range(20):
-                stored = self._meta(M_KEYRING)
-                keyring = self._load_keyring(root_key, vault_id)
+                keyring, stored = self._load_keyring(root_key, vault_id)
                 term = keyring.add_term()
                 wrapped = seal_with_key(root_key, keyring.to_bytes(), _keyring_aad(vault_id))
                 if self._store.swap_meta(M_KEYRING, stored, wrapped):
-                    self._barrier = Barrier(keyring)
+                    self._barrier, self._keyring_blob = Barrier(keyring), wrapped
                     return term
                 time.sleep(0.01)
             raise CorruptVault("could not rotate: the keyring kept changing underneath")

@@ -318,12 +318,13 @@ class Vault:
         return self._kubernetes.login(role, jwt, remote_addr=remote_addr)
 
 
-def open_vault(path: str | Path, *, create: bool = False, clock: Callable[[], float] = time.time,
+def open_vault(location: str | Path, *, create: bool = False, clock: Callable[[], float] = time.time,
                authorize: Authorizer | None = None, audit: AuditSink | None = None) -> Vault:
-    """Open (or create) a vault file; auto-unseals when it was initialised with a key file."""
-    from kinko.storage.sqlite import SqliteStore
+    """Open (or create) a vault: a SQLite file (a path, or `sqlite:PATH`) or a PostgreSQL URL
+    (`postgresql://user@host/db?passfile=...`); auto-unseals when it was initialised with a key file."""
+    from kinko.storage.location import open_store
 
-    vault = Vault(SqliteStore(path, create=create), clock=clock, authorize=authorize, audit=audit)
+    vault = Vault(open_store(location, create=create), clock=clock, authorize=authorize, audit=audit)
     # A missing or bad key file leaves the vault sealed: status still works, secret operations say "sealed".
     with contextlib.suppress(UnsealFailed):
         vault.auto_unseal()

@@ -339,6 +339,12 @@ def test_unreachable_server_is_unavailable(env: Env) -> None:
             provider.mount(plan)
     finally:
         provider.close()
+    # --addr naming several servers: the mount moves past the dead one to the live one.
+    provider = Provider(f"{dead},{env.server.addr}", timeout=5)
+    try:
+        assert provider.mount(plan).files[0].contents == b"plain-value"
+    finally:
+        provider.close()
 
 
 def test_kinko_address_is_not_followed_by_default(env: Env) -> None:

@@ -22,6 +22,7 @@ import httpx
 
 from kinko.client import Client, RemoteVault
 from kinko.client.transport import tls_context
+from kinko.config import same_server
 from kinko.core.model import Secret
 from kinko.deliver.csi.params import CSIObject, MountPlan, parse_request
 from kinko.deliver.csi.proto import service_pb2 as pb
@@ -97,14 +98,15 @@ class Provider:
             return http
 
     def mount(self, plan: MountPlan) -> pb.MountResponse:
-        if plan.address and not self.address_override and plan.address.rstrip("/") != (self.addr or "").rstrip("/"):
+        if plan.address and not self.address_override and not same_server(plan.address, self.addr or ""):
             raise InvalidInput(f"kinkoAddress {plan.address[:200]!r} is not allowed: this provider only talks to "
                                "its --addr (start it with --allow-address-override to let kinkoAddress choose)")
         address = plan.address or self.addr
         if not address:
             raise UsageError("no kinko address: set the kinkoAddress parameter or start the provider with --addr")
         # A session per mount (the token it carries belongs to this pod only) over a shared connection pool.
-        session = RemoteVault(Client(address, None, http=self._connection(address)))
+        # Several servers (a comma-separated address): the client moves to the next when one cannot be reached.
+        session = RemoteVault(Client(address, None, connect=self._connection))
         try:
             try:
                 self._login(session, plan.role, plan.token)

@@ -1,0 +1,227 @@
+"""Several servers, one vault: secret GET and PUT throughput over HTTP for (a) one server on SQLite, (b) one server
+on PostgreSQL, (c) two servers on the same PostgreSQL with the load spread over both, and how long a token revoked
+through one server stays usable through the other (p99).
+
+Every server is a real `kinko server` process (1 worker) on a key-file vault, on 127.0.0.1; PostgreSQL is a
+throwaway cluster started here (tests/pg.py: initdb + pg_ctl, fsync off). Load: wrk (GET of a 1 KiB secret with a
+read-only token; PUT of 1 KiB values spread over 100 paths with the root token), 64 connections in all — in (c)
+two wrk processes of 32, one per server. The load generator, the servers and PostgreSQL share this machine's CPUs.
+Usage: .venv/bin/python bench/ha.py [--seconds 5] [--rounds 200] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import httpx  # noqa: E402
+from tests.pg import PgCluster, missing  # noqa: E402
+
+from kinko.crypto.seal import SealType  # noqa: E402
+from kinko.vault import open_vault  # noqa: E402
+
+SECTION = "## ha (bench/ha.py)"
+CONNECTIONS = 64
+KINKO = str(Path(sys.executable).parent / "kinko")
+PUT_SCRIPT = """
+counter = 0
+wrk.method = "PUT"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"value": "%s"}'
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, "/v1/secrets/bench/w" .. (counter %% 100))
+end
+""" % ("v" * 1024)
+
+
+class Server:
+    def __init__(self, storage: list[str], work: Path, name: str) -> None:
+        self.err = work / f"{name}.err"
+        env = {**os.environ, "KINKO_AUTH_FAIL_LIMIT": "100000000", "HOME": str(work)}
+        self.proc = subprocess.Popen([KINKO, "server", "--listen", "127.0.0.1:0", "--log-level", "warning", *storage],
+                                     stdout=subprocess.DEVNULL, stderr=self.err.open("wb"), env=env,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            found = re.search(r"listening on (http://\S+)", self.err.read_text())
+            if found and httpx.get(found.group(1) + "/v1/sys/health").status_code == 200:
+                self.addr = found.group(1)
+                return
+            time.sleep(0.1)
+        raise SystemExit("server did not start: " + self.err.read_text()[-1000:])
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+
+
+def wrk(addr: str, path: str, token: str, seconds: float, connections: int, script: Path | None = None
+        ) -> subprocess.Popen[str]:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "10s",
+           "-H", f"X-Kinko-Token: {token}"]
+    if script:
+        cmd += ["-s", str(script)]
+    return subprocess.Popen([*cmd, addr + path], stdout=subprocess.PIPE, text=True)
+
+
+def result(proc: subprocess.Popen[str]) -> dict[str, float]:
+    text, _ = proc.communicate()
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", text) or "Socket errors" in text:
+        raise SystemExit(f"errors during the run:\n{text}")
+
+    def ms(label: str) -> float:
+        found = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        assert found, text
+        return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    assert rps, text
+    return {"rps": float(rps.group(1)), "p50": ms("50"), "p99": ms("99")}
+
+
+def load(servers: list[Server], path: str, token: str, seconds: float, script: Path | None = None
+         ) -> dict[str, float]:
+    """wrk against every server at once, the connections split between them; throughput summed."""
+    runs = [wrk(s.addr, path, token, seconds, CONNECTIONS // len(servers), script) for s in servers]
+    parts = [result(r) for r in runs]
+    return {"rps": sum(p["rps"] for p in parts), "p50": max(p["p50"] for p in parts),
+            "p99": max(p["p99"] for p in parts)}
+
+
+def setup(location: Path | str, work: Path) -> str:
+    vault = open_vault(location, create=True)
+    root = vault.init(seal=SealType.KEY_FILE, key_file=work / f"unseal-{time.monotonic_ns()}.key",
+                      retention_days=7).root_token
+    vault.close()
+    return root
+
+
+def measure(name: str, storage: list[str], count: int, root: str, work: Path, seconds: float,
+            script: Path) -> dict[str, dict[str, float]]:
+    servers = [Server(storage, work, f"{name}{i}") for i in range(count)]
+    try:
+        headers = {"X-Kinko-Token": root}
+        with httpx.Client(base_url=servers[0].addr, headers=headers) as c:
+            c.put("/v1/secrets/bench/one-kib", json={"value": "k" * 1024}).raise_for_status()
+            reader = c.post("/v1/auth/token/create", json={"policies": ["secrets-reader"]}).json()["token"]
+        load(servers, "/v1/secrets/bench/one-kib", reader, 1)  # warm-up
+        get = load(servers, "/v1/secrets/bench/one-kib", reader, seconds)
+        put = load(servers, "/v1/secrets/bench/w0", root, seconds, script)
+        return {"get": get, "put": put}
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def propagation(url: str, root: str, work: Path, rounds: int) -> dict[str, float]:
+    """Revoke a token through A, then use it through B at once: B must refuse it. Seconds from A's answer to
+    B's refusal, and how many requests B served with the revoked token (must be 0)."""
+    a, b = Server(["--storage", url], work, "pa"), Server(["--storage", url], work, "pb")
+    times, stale = [], 0
+    try:
+        with httpx.Client(base_url=a.addr, headers={"X-Kinko-Token": root}) as ca, \
+                httpx.Client(base_url=b.addr) as cb:
+            ca.put("/v1/secrets/bench/p", json={"value": "x"}).raise_for_status()
+            for _ in range(rounds):
+                token = ca.post("/v1/auth/token/create", json={"policies": ["secrets-reader"]}).json()["token"]
+                assert cb.get("/v1/secrets/bench/p", headers={"X-Kinko-Token": token}).status_code == 200
+                ca.post("/v1/auth/token/revoke", json={"token": token}).raise_for_status()
+                acknowledged = time.perf_counter()
+                status = cb.get("/v1/secrets/bench/p", headers={"X-Kinko-Token": token}).status_code
+                times.append(time.perf_counter() - acknowledged)
+                stale += status == 200
+    finally:
+        a.stop()
+        b.stop()
+    times.sort()
+    return {"p50": times[len(times) // 2] * 1000, "p99": times[int(len(times) * 0.99)] * 1000,
+            "max": times[-1] * 1000, "stale": float(stale), "rounds": float(rounds)}
+
+
+def report(results: dict[str, dict[str, dict[str, float]]], prop: dict[str, float], seconds: float,
+           command: str) -> str:
+    a, b, c = (results[k] for k in ("a", "b", "c"))
+    lines = [SECTION, "", f"Command: `{command}`  ",
+             f"wrk, {CONNECTIONS} connections in all, {seconds:g} s per run, loopback; each server 1 worker (one "
+             f"process); {os.cpu_count()} CPUs shared by the servers, PostgreSQL and wrk "
+             f"(load average before: {os.getloadavg()[0]:.1f}, other work running). PostgreSQL "
+             "with fsync off (a throwaway cluster; the SQLite vault keeps synchronous=FULL).", "",
+             "| setup | GET req/s | GET p50 / p99 ms | PUT req/s | PUT p50 / p99 ms |", "|---|---|---|---|---|"]
+    names = {"a": "(a) 1 server, SQLite", "b": "(b) 1 server, PostgreSQL", "c": "(c) 2 servers, one PostgreSQL"}
+    for key, name in names.items():
+        g, p = results[key]["get"], results[key]["put"]
+        lines.append(f"| {name} | {g['rps']:.0f} | {g['p50']:.1f} / {g['p99']:.1f} | {p['rps']:.0f} | "
+                     f"{p['p50']:.1f} / {p['p99']:.1f} |")
+    lines += ["",
+              f"- GET (b)/(a): **{b['get']['rps'] / a['get']['rps']:.2f}x** (target >= 0.8x); "
+              f"PUT (b)/(a): {b['put']['rps'] / a['put']['rps']:.2f}x",
+              f"- GET (c)/(b): **{c['get']['rps'] / b['get']['rps']:.2f}x** (target >= 1.6x where the cores "
+              f"allow); PUT (c)/(b): {c['put']['rps'] / b['put']['rps']:.2f}x",
+              f"- Revocation through A honoured by B: {prop['rounds']:.0f} rounds, requests B served with the "
+              f"revoked token after A answered: **{prop['stale']:.0f}**; time from A's answer to B's refusal "
+              f"p50 {prop['p50']:.1f} ms, **p99 {prop['p99']:.1f} ms**, max {prop['max']:.1f} ms (one request "
+              "to B: nothing is cached, so the bound is B's own request time)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(text: str) -> None:
+    path = Path(__file__).with_name("RESULTS.md")
+    current = path.read_text()
+    start = current.find(SECTION)
+    if start == -1:
+        current = current.rstrip("\n") + "\n\n" + text
+    else:
+        following = current.find("\n## ", start + len(SECTION))
+        current = current[:start] + text + ("" if following == -1 else current[following:])
+    path.write_text(current)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--no-write", action="store_true", help="Print only; leave bench/RESULTS.md alone.")
+    args = parser.parse_args()
+    for reason in (missing(), None if shutil.which("wrk") else "wrk not found (apt-get install wrk)"):
+        if reason:
+            raise SystemExit(reason)
+    cluster = PgCluster()
+    try:
+        cluster.start()
+        with tempfile.TemporaryDirectory(prefix="kinko-ha-") as tmp:
+            work = Path(tmp)
+            script = work / "put.lua"
+            script.write_text(PUT_SCRIPT)
+            results = {}
+            sqlite = work / "vault.db"
+            results["a"] = measure("a", ["--vault", str(sqlite)], 1, setup(sqlite, work), work, args.seconds,
+                                   script)
+            for key, count in (("b", 1), ("c", 2)):
+                url = cluster.create_database(key)
+                results[key] = measure(key, ["--storage", url], count, setup(url, work), work, args.seconds,
+                                       script)
+            url = cluster.create_database("p")
+            prop = propagation(url, setup(url, work), work, args.rounds)
+    finally:
+        cluster.remove()
+    command = " ".join([".venv/bin/python", "bench/ha.py", *sys.argv[1:]])
+    text = report(results, prop, args.seconds, command)
+    print(text)
+    if not args.no_write:
+        write_section(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
