@@ -20,15 +20,16 @@ from kinko.api.compat.vault_shapes import (
     go_duration,
     json_body,
     no_content,
+    note_outcome,
     parse_vault_duration,
     rfc3339,
     vault_json,
 )
 from kinko.api.routing import add_routes, routes
-from kinko.api.state import St, Who
+from kinko.api.state import ApiState, St, Who
 from kinko.core.model import MAX_VERSION
 from kinko.errors import InvalidInput, NotFound
-from kinko.vault import KEEP, KvEntry, KvMetadata, KvSettings, KvVersion, subkeys
+from kinko.vault import KEEP, Caller, KvEntry, KvMetadata, KvSettings, KvVersion, subkeys
 
 #: Native route prefixes a KV mount may not shadow.
 RESERVED_MOUNTS = frozenset({"secrets", "secrets-list", "versions", "attributes", "deleted-list", "deleted",
@@ -39,7 +40,9 @@ _MOUNT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 MERGE_PATCH = "application/merge-patch+json"
 INVALID_PATH_WARNING = ("Invalid path for a versioned K/V secrets engine. See the API docs for the appropriate API "
                         "endpoints to use. If using the vault CLI, use 'vault kv get' for this operation.")
+ROOT_WARNING = "Non-listing operations on the root of a K/V v2 mount are not supported."
 UNSUPPORTED = "1 error occurred:\n\t* unsupported operation\n\n"
+TRAILING_SLASH = "cannot write to a path ending in '/'"
 
 
 def check_mounts(mounts: Mapping[str, str]) -> dict[str, str]:
@@ -163,6 +166,12 @@ def _require_merge_patch(request: Request) -> Response | None:
     return None
 
 
+def is_folder(path: str) -> bool:
+    """An empty path or one ending in '/' names no secret: Vault reads it as missing (404), deletes it as a no-op
+    (204) and refuses to write it (400, TRAILING_SLASH) — before the body or the path's segments are looked at."""
+    return not path or path.endswith("/")
+
+
 def kv_router(mount: str, prefix: str) -> APIRouter:
     """The routes of one KV v2 mount."""
     router = APIRouter(prefix=f"/v1/{mount}", tags=["vault-kv2"])
@@ -174,10 +183,14 @@ def kv_router(mount: str, prefix: str) -> APIRouter:
 
     @router.get("/data/{path:path}")
     async def read(path: str, request: Request, caller: Who, st: St, version: str | None = None) -> Response:
+        if is_folder(path):
+            return errors([], 404)
         return entry_body(request, st.vault.kv.read(caller, kinko_path(path), parse_version(version)))
 
     @routes(router, "/data/{path:path}", ["POST", "PUT"])
     async def write(path: str, request: Request, caller: Who, st: St) -> Response:
+        if is_folder(path):
+            return errors([TRAILING_SLASH], 400)
         body = await json_body(request)
         if not isinstance(body.get("data"), dict):
             raise InvalidInput("no data provided")
@@ -189,16 +202,23 @@ def kv_router(mount: str, prefix: str) -> APIRouter:
     async def patch(path: str, request: Request, caller: Who, st: St) -> Response:
         if (refused := _require_merge_patch(request)) is not None:
             return refused
+        if is_folder(path):
+            return errors([TRAILING_SLASH], 400)
         body = await json_body(request)
         if not isinstance(body.get("data"), dict):
             raise InvalidInput("no data provided")
         target = kinko_path(path)
-        state = st.vault.kv.patch(caller, mount, target, body["data"], parse_cas(body))
+        try:
+            state = st.vault.kv.patch(caller, mount, target, body["data"], parse_cas(body))
+        except NotFound as exc:  # Vault answers a patch of a missing (or deleted) secret with an empty 404
+            note_outcome(exc)
+            return Response(status_code=404)
         return vault_json(envelope(request, version_metadata(state, st.vault.kv.custom_metadata(target))))
 
     @router.delete("/data/{path:path}")
     async def delete_latest(path: str, caller: Who, st: St) -> Response:
-        st.vault.kv.delete_latest(caller, kinko_path(path))
+        if not is_folder(path):
+            st.vault.kv.delete_latest(caller, kinko_path(path))
         return no_content()
 
     for action in ("delete", "undelete", "destroy"):
@@ -207,11 +227,10 @@ def kv_router(mount: str, prefix: str) -> APIRouter:
     @routes(router, "/metadata/{path:path}", ["GET", "LIST"])
     async def read_metadata(path: str, request: Request, caller: Who, st: St,
                             listing: Annotated[str | None, Query(alias="list")] = None) -> Response:
-        if request.method == "LIST" or (listing or "").lower() in ("true", "1"):
-            found = st.vault.kv.list(caller, (prefix + path).rstrip("/"))
-            if not found.keys:
-                return errors([], 404)
-            return vault_json(envelope(request, {"keys": sorted(found.keys)}))
+        if _listing(request, listing):
+            return _list(request, st, caller, prefix + path)
+        if is_folder(path):
+            return errors([], 404)
         return vault_json(metadata_body(request, st.vault.kv.metadata(caller, kinko_path(path))))
 
     @routes(router, "/metadata/{path:path}", ["POST", "PUT", "PATCH"])
@@ -219,6 +238,8 @@ def kv_router(mount: str, prefix: str) -> APIRouter:
         patching = request.method == "PATCH"
         if patching and (refused := _require_merge_patch(request)) is not None:
             return refused
+        if is_folder(path):
+            return errors([TRAILING_SLASH], 400)
         body = await json_body(request)
         custom = body.get("custom_metadata", KEEP)
         st.vault.kv.write_metadata(caller, kinko_path(path), custom_metadata=custom, patch=patching,
@@ -227,7 +248,8 @@ def kv_router(mount: str, prefix: str) -> APIRouter:
 
     @router.delete("/metadata/{path:path}")
     async def delete_metadata(path: str, caller: Who, st: St) -> Response:
-        st.vault.kv.delete_metadata(caller, kinko_path(path))
+        if not is_folder(path):
+            st.vault.kv.delete_metadata(caller, kinko_path(path))
         return no_content()
 
     @router.get("/subkeys/{path:path}")
@@ -235,10 +257,12 @@ def kv_router(mount: str, prefix: str) -> APIRouter:
                            depth: str | None = None) -> Response:
         if depth not in (None, "") and not str(depth).isdigit():
             raise InvalidInput("depth must be a whole number")
-        entry = st.vault.kv.read(caller, kinko_path(path), parse_version(version))
-        if entry.data is None:
+        if is_folder(path):
             return errors([], 404)
+        entry = st.vault.kv.read(caller, kinko_path(path), parse_version(version))
         meta = version_metadata(entry.version, entry.custom_metadata)
+        if entry.data is None:  # deleted or destroyed: the version's metadata, as for a data read
+            return vault_json(envelope(request, {"metadata": meta, "subkeys": None}), 404)
         return vault_json(envelope(request, {"metadata": meta, "subkeys": subkeys(entry.data, int(depth or 0))}))
 
     @router.get("/config")
@@ -251,18 +275,33 @@ def kv_router(mount: str, prefix: str) -> APIRouter:
         return no_content()
 
     @routes(router, "/{rest:path}", ["GET", "POST", "PUT", "PATCH", "DELETE", "LIST", "HEAD"])
-    async def other(rest: str, request: Request, caller: Who) -> Response:
-        return _unsupported_or_invalid(request, rest.partition("/")[0])
+    async def other(rest: str, request: Request, caller: Who, st: St,
+                    listing: Annotated[str | None, Query(alias="list")] = None) -> Response:
+        if rest == "metadata" and _listing(request, listing):  # the mount's root: `bao kv list secret/`
+            return _list(request, st, caller, prefix)
+        return _unsupported_or_invalid(request, rest)
 
     return router
+
+
+def _listing(request: Request, listing: str | None) -> bool:
+    """Vault's LIST method, or a GET with `?list=true` (what clients that cannot send LIST use)."""
+    return request.method == "LIST" or (request.method == "GET" and (listing or "").lower() in ("true", "1"))
+
+
+def _list(request: Request, st: ApiState, caller: Caller, prefix: str) -> Response:
+    found = st.vault.kv.list(caller, prefix.rstrip("/"))
+    if not found.keys:
+        return errors([], 404)
+    return vault_json(envelope(request, {"keys": sorted(found.keys)}))
 
 
 def _versions_route(mount: str, prefix: str, action: str) -> Any:
     """POST/PUT /<mount>/<action>/<path> with {"versions": [...]}: delete, undelete or destroy versions."""
 
     async def change_versions(path: str, request: Request, caller: Who, st: St) -> Response:
-        if not path.strip("/"):
-            raise NotFound("missing path")
+        if is_folder(path):
+            return errors([TRAILING_SLASH], 400)
         body = await json_body(request)
         operation = {"delete": st.vault.kv.delete_versions, "undelete": st.vault.kv.undelete,
                      "destroy": st.vault.kv.destroy}[action]
@@ -272,12 +311,16 @@ def _versions_route(mount: str, prefix: str, action: str) -> Any:
     return change_versions
 
 
-_KNOWN = frozenset({"data", "metadata", "delete", "undelete", "destroy", "subkeys", "config"})
+#: Paths that take a secret path after them, and those of them whose bare name is the mount's root.
+_WITH_PATH = frozenset({"data", "metadata", "delete", "undelete", "destroy", "subkeys"})
+_ROOTS = frozenset({"data", "metadata", "delete", "undelete", "destroy"})
 
 
-def _unsupported_or_invalid(request: Request, first: str) -> Response:
-    """405 for a known KV path with a method it does not take; 404 with Vault's warning for any other path."""
-    if first in _KNOWN:
+def _unsupported_or_invalid(request: Request, rest: str) -> Response:
+    """What Vault answers on a KV mount when no route took the request: 405 for a known path with a method it does
+    not take; 404 with a warning for the bare root of a path (`secret/metadata`) or any other path."""
+    first, slash, _ = rest.partition("/")
+    if (slash and first in _WITH_PATH) or rest == "config" or (rest == "data" and request.method == "LIST"):
         return errors([UNSUPPORTED], 405)
-    body = envelope(request, None, warnings=[INVALID_PATH_WARNING])
-    return vault_json(body, 404)
+    warning = ROOT_WARNING if rest in _ROOTS else INVALID_PATH_WARNING
+    return vault_json(envelope(request, None, warnings=[warning]), 404)

@@ -100,12 +100,17 @@ async def json_body(request: Request) -> dict[str, Any]:
     return doc
 
 
-def vault_error(exc: KinkoError) -> Response:
-    """A kinko error as Vault's KV engine answers it: 404 without a message, a check-and-set mismatch 400.
-    The code is noted for the request's audit record (kinko.api.middleware)."""
+def note_outcome(exc: KinkoError) -> None:
+    """Note the error's code as the outcome in the request's audit record (for an error answered by the route)."""
     scope = current_request()
     if scope is not None:
         scope.outcome = exc.code
+
+
+def vault_error(exc: KinkoError) -> Response:
+    """A kinko error as Vault's KV engine answers it: 404 without a message, a check-and-set mismatch 400.
+    The code is noted for the request's audit record (kinko.api.middleware)."""
+    note_outcome(exc)
     if isinstance(exc, NotFound):
         return errors([], 404)
     if isinstance(exc, Sealed):

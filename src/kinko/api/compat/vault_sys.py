@@ -25,25 +25,35 @@ def kinko_version() -> str:
 
 
 def seal_status_fields(status: VaultStatus) -> dict[str, Any]:
-    """Vault's seal-status fields for a kinko status (kinko's own keys are kept beside them)."""
-    return {"type": status.seal_type or "shamir", "initialized": status.initialized, "sealed": status.sealed,
-            "t": status.threshold, "n": status.shares, "progress": status.progress, "nonce": "",
-            "version": kinko_version(), "build_date": "", "migration": False, "recovery_seal": False,
-            "storage_type": "kinko", "cluster_name": CLUSTER_NAME, "cluster_id": status.vault_id or ""}
+    """Vault's seal-status fields for a kinko status (kinko's own keys are kept beside them). As Vault, a sealed
+    server does not name its cluster."""
+    fields = {"type": status.seal_type or "shamir", "initialized": status.initialized, "sealed": status.sealed,
+              "t": status.threshold, "n": status.shares, "progress": status.progress, "nonce": "",
+              "version": kinko_version(), "build_date": "", "migration": False,
+              "recovery_seal": False, "storage_type": "kinko"}
+    return fields if status.sealed else {**fields, **_cluster(status)}
 
 
 def health_fields(status: VaultStatus, now: float) -> dict[str, Any]:
-    return {"initialized": status.initialized, "sealed": status.sealed, "standby": False,
-            "performance_standby": False, "replication_performance_mode": "disabled",
-            "replication_dr_mode": "disabled", "server_time_utc": int(now), "version": kinko_version(),
-            "cluster_name": CLUSTER_NAME, "cluster_id": status.vault_id or ""}
+    """Vault's health fields: a sealed server reports itself a standby whose replication state is unknown, and does
+    not name its cluster."""
+    replication = "unknown" if status.sealed else "disabled"
+    fields = {"initialized": status.initialized, "sealed": status.sealed, "standby": status.sealed,
+              "performance_standby": False, "replication_performance_mode": replication,
+              "replication_dr_mode": replication, "server_time_utc": int(now), "version": kinko_version()}
+    return fields if status.sealed else {**fields, **_cluster(status)}
+
+
+def _cluster(status: VaultStatus) -> dict[str, str]:
+    return {"cluster_name": CLUSTER_NAME, "cluster_id": status.vault_id or ""}
 
 
 def mount_entry(name: str) -> dict[str, Any]:
     return {"accessor": f"kv_{name}", "config": {"default_lease_ttl": 0, "force_no_cache": False,
                                                  "max_lease_ttl": 0},
-            "description": "key/value secret storage (kinko)", "external_entropy_access": False, "local": False,
-            "options": {"version": "2"}, "plugin_version": "", "running_plugin_version": "", "running_sha256": "",
+            "deprecation_status": "supported", "description": "key/value secret storage",
+            "external_entropy_access": False, "local": False, "options": {"version": "2"}, "plugin_version": "",
+            "running_plugin_version": f"v{kinko_version()}+builtin.kinko", "running_sha256": "",
             "seal_wrap": False, "type": "kv", "uuid": f"kinko-kv-{name}"}
 
 

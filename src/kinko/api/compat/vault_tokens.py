@@ -18,10 +18,19 @@ def remaining(info: TokenInfo, now: float | None = None) -> int:
     return max(0, round(info.expires - (time.time() if now is None else now)))  # a fresh 1h token: 3600
 
 
+def vault_policies(info: TokenInfo) -> list[str]:
+    """The policies as Vault lists them: sorted, with `default`, which every kinko token holds implicitly (not the
+    root token, whose `root` is everything)."""
+    if "root" in info.policies:
+        return sorted(info.policies)
+    return sorted({"default", *info.policies})
+
+
 def auth_block(info: TokenInfo, token: str | None) -> dict[str, Any]:
     """Vault's `auth` object for a token just created or renewed (`token` None: renewed, not shown again)."""
-    return {"client_token": token or "", "accessor": info.accessor, "policies": list(info.policies),
-            "token_policies": list(info.policies), "metadata": dict(info.metadata) or None,
+    policies = vault_policies(info)
+    return {"client_token": token or "", "accessor": info.accessor, "policies": policies,
+            "token_policies": list(policies), "metadata": dict(info.metadata) or None,
             "lease_duration": remaining(info), "renewable": info.renewable, "entity_id": "",
             "token_type": "service", "orphan": info.parent is None, "mfa_requirement": None,
             "num_uses": info.num_uses}
@@ -36,7 +45,7 @@ def lookup_data(info: TokenInfo) -> dict[str, Any]:
             "explicit_max_ttl": int(info.max_expires - info.created) if info.max_expires else 0,
             "id": "", "issue_time": rfc3339(info.created), "meta": dict(info.metadata) or None,
             "num_uses": info.uses_left if info.num_uses else 0, "orphan": info.parent is None,
-            "path": "auth/token/create", "policies": list(info.policies), "renewable": info.renewable,
+            "path": "auth/token/create", "policies": vault_policies(info), "renewable": info.renewable,
             "ttl": remaining(info), "type": "service"}
 
 
@@ -50,6 +59,8 @@ def optional_duration(value: Any, name: str) -> float | None:
 
 def refuse_unsupported(body: dict[str, Any]) -> None:
     """Vault token options kinko does not implement: refused by name rather than silently ignored."""
+    if body.get("no_default_policy"):
+        raise InvalidInput("no_default_policy is not supported: every kinko token holds the default policy")
     if body.get("no_parent"):
         raise InvalidInput("no_parent (orphan tokens) is not supported: every kinko token is a child of its creator")
     if body.get("period") not in (None, "", 0, "0", "0s"):

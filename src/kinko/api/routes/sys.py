@@ -21,7 +21,8 @@ from kinko.errors import AlreadyInitialized, KinkoError, SharesDoNotCombine, Uns
 from kinko.vault import SealType
 
 log = logging.getLogger("kinko.api")
-router = APIRouter(prefix="/v1/sys", tags=["sys"])
+router = APIRouter(prefix="/v1/sys", tags=["sys"],
+                   strict_content_type=False)  # the Vault/bao CLI sends JSON bodies without a Content-Type
 
 
 class HashBody(Strict):
