@@ -51,7 +51,8 @@ class HotReads:
                 await self._native(scope, send, path[len(_NATIVE):], version)
                 return
             for start, prefix in self._kv.items():
-                if path.startswith(start) and path[len(start):].strip("/"):
+                rest = path[len(start):]
+                if path.startswith(start) and rest.strip("/") and not rest.endswith("/"):  # "x/": the routes' 404
                     await self._kv_read(scope, send, prefix + path[len(start):], version)
                     return
         await self.app(scope, receive, send)
