@@ -47,7 +47,7 @@ class KvSettings:
     max_versions: int = 0
     cas_required: bool = False
     delete_version_after: float = 0.0  # seconds; 0 = versions are never deleted by age
-    custom_metadata: Mapping[str, str] | None = None
+    custom_metadata: Mapping[str, str] | None = field(default=None, repr=False)  # sealed: kept out of repr too
     created: float | None = None
     updated: float | None = None
 
@@ -86,7 +86,7 @@ class KvEntry:
 
     version: KvVersion
     data: dict[str, Any] | None = field(repr=False)
-    custom_metadata: Mapping[str, str] | None
+    custom_metadata: Mapping[str, str] | None = field(repr=False)
     binary_keys: tuple[str, ...] = ()
 
 
