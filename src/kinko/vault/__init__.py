@@ -7,7 +7,7 @@ Everything an interface needs is exported here; access/, crypto/ and storage/ ar
 from kinko.access.audit import RequestScope, current_request, request_context
 from kinko.core.model import Caller
 from kinko.vault.access import check_audit_path, check_audit_structure
-from kinko.vault.kv import KvEntry, KvMetadata, KvSettings, KvVersion, subkeys
+from kinko.vault.kv import KvEntry, KvMetadata, KvSettings, KvVersion, LatestVersionGone, subkeys
 from kinko.vault.local_session import LocalSession
 from kinko.vault.migrate import DEFAULT_SAMPLE, MigrationReport, UnsealMaterial, migrate
 from kinko.vault.seal_state import check_init_options
@@ -52,6 +52,7 @@ __all__ = [
     "KvMetadata",
     "KvSettings",
     "KvVersion",
+    "LatestVersionGone",
     "LocalSession",
     "Login",
     "MigrationReport",

@@ -28,7 +28,7 @@ from typing import Any
 
 from kinko.core.model import SecretValue, VersionInfo, check_text
 from kinko.core.types import key_name_problems
-from kinko.errors import InvalidInput
+from kinko.errors import InvalidInput, NotFound
 
 JSON_CONTENT_TYPE = "json"
 MAX_CUSTOM_METADATA = 64
@@ -38,6 +38,15 @@ MAX_VERSIONS_LIMIT = 10_000
 
 class CasRequired(InvalidInput):
     code = "cas_required"
+
+
+class LatestVersionGone(NotFound):
+    """A patch found the current version deleted or destroyed; `state` is that version (Vault answers 404 with
+    its metadata)."""
+
+    def __init__(self, message: str, state: KvVersion) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 @dataclass(frozen=True)

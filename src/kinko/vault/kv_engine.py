@@ -28,6 +28,7 @@ from kinko.vault.kv import (
     KvMetadata,
     KvSettings,
     KvVersion,
+    LatestVersionGone,
     check_custom_metadata,
     check_settings,
     decode_value,
@@ -125,8 +126,9 @@ class KvEngine:
         self._guard.check(caller, "update", path, "secret.patch")
         self._seal.barrier()
         row = self._records.version_row(path, None)
-        if not version_state(version_info(row)).readable(self._clock()):
-            raise NotFound(f"the current version of {path!r} is deleted or destroyed")
+        state = version_state(version_info(row))
+        if not state.readable(self._clock()):
+            raise LatestVersionGone(f"the current version of {path!r} is deleted or destroyed", state)
         settings = self._effective(mount, path)
         self._require_cas(caller, path, settings, cas)
         if cas is not None and cas != row.version:

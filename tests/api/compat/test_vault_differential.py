@@ -364,11 +364,7 @@ def run_both(work: Path) -> dict[str, tuple[tuple[int, Any], tuple[int, Any]]]:
 
 #: Differences that are kinko bugs to be fixed outside api/compat. Checked to still differ: once fixed, the test fails
 #: until the entry goes.
-PENDING: dict[str, str] = {
-    "patch deleted latest": "OpenBao answers 404 with the deleted version's metadata as `data`; kinko's engine "
-                            "raises a bare NotFound (kv_engine.KvEngine.patch), so the route can only answer an "
-                            "empty 404",
-}
+PENDING: dict[str, str] = {}
 
 
 def mismatch(step: str, bao: tuple[int, Any], kinko: tuple[int, Any]) -> str | None:

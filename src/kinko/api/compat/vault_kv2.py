@@ -29,7 +29,7 @@ from kinko.api.routing import add_routes, routes
 from kinko.api.state import ApiState, St, Who
 from kinko.core.model import MAX_VERSION
 from kinko.errors import InvalidInput, NotFound
-from kinko.vault import KEEP, Caller, KvEntry, KvMetadata, KvSettings, KvVersion, subkeys
+from kinko.vault import KEEP, Caller, KvEntry, KvMetadata, KvSettings, KvVersion, LatestVersionGone, subkeys
 
 #: Native route prefixes a KV mount may not shadow.
 RESERVED_MOUNTS = frozenset({"secrets", "secrets-list", "versions", "attributes", "deleted-list", "deleted",
@@ -210,7 +210,11 @@ def kv_router(mount: str, prefix: str) -> APIRouter:
         target = kinko_path(path)
         try:
             state = st.vault.kv.patch(caller, mount, target, body["data"], parse_cas(body))
-        except NotFound as exc:  # Vault answers a patch of a missing (or deleted) secret with an empty 404
+        except LatestVersionGone as gone:  # Vault: 404 with that version's metadata
+            note_outcome(gone)
+            custom = st.vault.kv.custom_metadata(target)
+            return vault_json(envelope(request, version_metadata(gone.state, custom)), 404)
+        except NotFound as exc:  # Vault answers a patch of a missing secret with an empty 404
             note_outcome(exc)
             return Response(status_code=404)
         return vault_json(envelope(request, version_metadata(state, st.vault.kv.custom_metadata(target))))
