@@ -18,6 +18,7 @@ from tests.api.http_routes import PUBLIC, denial_for
 
 #: allowed to every valid token: the implicit `default` policy (its own token only), and answers about no secret
 SELF = {("GET", "/v1/auth/token/lookup-self"), ("POST", "/v1/auth/token/revoke-self"),
+        ("PUT", "/v1/auth/token/revoke-self"),
         # which mount holds a path and its KV version: what the `vault`/`bao` CLI asks first, for any token
         ("GET", "/v1/sys/internal/ui/mounts/app/db"),
         # not a KV v2 path at all: Vault's 404 with a hint (nothing about any secret), for any token

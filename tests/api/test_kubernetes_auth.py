@@ -45,7 +45,7 @@ def test_login_answers_in_vaults_shape_and_the_token_works(local: Local, issuer:
     r = local.client.post("/v1/auth/kubernetes/login", json={"role": "web", "jwt": jwt})
     assert r.status_code == 200, r.text
     auth = r.json()["auth"]
-    assert auth["policies"] == ["web"] and auth["lease_duration"] == 300 and auth["accessor"]
+    assert auth["policies"] == ["default", "web"] and auth["lease_duration"] == 300 and auth["accessor"]
     got = local.client.get("/v1/secrets/shop/web/db", headers={"X-Kinko-Token": auth["client_token"]})
     assert got.status_code == 200 and got.json()["value"] == "pw"
     assert local.client.get("/v1/auth/kubernetes/role", headers={"X-Kinko-Token": auth["client_token"]}

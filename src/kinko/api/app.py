@@ -44,6 +44,7 @@ def create_app(
     app = FastAPI(
         title="kinko", version="1", description="kinko secrets vault, native API",
         openapi_url="/v1/openapi.json", docs_url=None, redoc_url=None, lifespan=lifespan,
+        strict_content_type=False,  # the Vault/bao CLI sends JSON bodies without a Content-Type
     )
     state = app.state.kinko = ApiState(vault, broadcast or UnsealBroadcast(), limiter or FailureLimiter())
     errors.install(app)

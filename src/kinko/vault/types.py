@@ -120,12 +120,14 @@ class Login:
 
     def to_auth(self) -> dict[str, Any]:
         """Vault's `auth` object (client_token, accessor, policies, token_policies, ..., lease_duration)."""
-        return {"client_token": self.token, "accessor": self.accessor, "policies": list(self.policies),
-                "token_policies": list(self.policies), "metadata": dict(self.metadata),
+        policies = sorted({"default", *self.policies}) if "root" not in self.policies else ["root"]
+        return {"client_token": self.token, "accessor": self.accessor, "policies": policies,
+                "token_policies": policies, "metadata": dict(self.metadata),
                 "lease_duration": self.lease_duration, "renewable": self.renewable}
 
     @classmethod
     def from_auth(cls, auth: dict[str, Any]) -> Login:
-        return cls(str(auth["client_token"]), str(auth["accessor"]), tuple(auth["policies"]),
+        explicit = tuple(p for p in auth["policies"] if p != "default")  # to_auth adds the implicit one
+        return cls(str(auth["client_token"]), str(auth["accessor"]), explicit,
                    dict(auth.get("metadata") or {}), int(auth.get("lease_duration") or 0),
                    bool(auth.get("renewable", False)))

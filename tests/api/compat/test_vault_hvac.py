@@ -28,16 +28,16 @@ def _kv(client: hvac.Client) -> hvac.api.secrets_engines.KvV2:
 
 def test_kv_write_read_versions_and_list(client: hvac.Client) -> None:
     kv = _kv(client)
-    written = kv.create_or_update_secret(path="hvac/app/db", secret={"user": "app", "password": "pw1"})
+    written = kv.create_or_update_secret(path="hvac-list/app/db", secret={"user": "app", "password": "pw1"})
     assert written["data"]["version"] == 1
-    kv.create_or_update_secret(path="hvac/app/db", secret={"user": "app", "password": "pw2"}, cas=1)
-    assert kv.read_secret_version(path="hvac/app/db", raise_on_deleted_version=True)["data"]["data"] == {
+    kv.create_or_update_secret(path="hvac-list/app/db", secret={"user": "app", "password": "pw2"}, cas=1)
+    assert kv.read_secret_version(path="hvac-list/app/db", raise_on_deleted_version=True)["data"]["data"] == {
         "user": "app", "password": "pw2"}
-    old = kv.read_secret_version(path="hvac/app/db", version=1, raise_on_deleted_version=True)
+    old = kv.read_secret_version(path="hvac-list/app/db", version=1, raise_on_deleted_version=True)
     assert old["data"]["data"]["password"] == "pw1" and old["data"]["metadata"]["version"] == 1
-    kv.create_or_update_secret(path="hvac/app/api", secret={"key": "k"})
-    assert sorted(kv.list_secrets(path="hvac/app")["data"]["keys"]) == ["api", "db"]  # the LIST method
-    assert kv.list_secrets(path="hvac")["data"]["keys"] == ["app/"]
+    kv.create_or_update_secret(path="hvac-list/app/api", secret={"key": "k"})
+    assert sorted(kv.list_secrets(path="hvac-list/app")["data"]["keys"]) == ["api", "db"]  # the LIST method
+    assert kv.list_secrets(path="hvac-list")["data"]["keys"] == ["app/"]
 
 
 def test_cas_mismatch_is_invalid_request(client: hvac.Client) -> None:
@@ -145,7 +145,7 @@ def test_a_bad_token_is_forbidden_and_a_missing_secret_is_invalid_path(client: h
     try:
         assert not bad.is_authenticated()
         with pytest.raises(hvac.exceptions.Forbidden):
-            _kv(bad).read_secret_version(path="hvac/app/db", raise_on_deleted_version=True)
+            _kv(bad).read_secret_version(path="hvac-list/app/db", raise_on_deleted_version=True)
     finally:
         bad.adapter.close()
 

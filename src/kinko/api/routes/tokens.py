@@ -141,7 +141,7 @@ async def revoke(body: TargetBody, session: Session) -> dict[str, Any]:
     return {"revoked": session.revoke_token(body.token)}
 
 
-@router.post("/revoke-self")  # not PUT yet: tests/api/test_authz.py SELF lists POST only
+@routes(router, "/revoke-self", WRITE)  # `bao token revoke -self` sends PUT
 async def revoke_self(session: SelfSession) -> Response:
     session.revoke_token()
     return Response(status_code=204)
