@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ def errors(messages: Sequence[str], status: int) -> Response:
     return vault_json({"errors": list(messages)}, status)
 
 
+@functools.lru_cache(maxsize=4096)  # a read formats the same few version times over and over
 def rfc3339(ts: float | None) -> str:
     """Vault's time format (Go's RFC3339Nano: UTC, fraction without trailing zeros); "" for no time."""
     if ts is None:
