@@ -118,7 +118,8 @@ def test_native_and_kv_agree_for_every_token_path_and_operation(world: World) ->
     # and the matrix says what the policies mean
     assert {("reader", "team/db", "read"), ("reader", "team/db", "metadata"), ("writer", "team/db", "update"),
             ("writer", "team/db", "create"), ("exact", "team/db", "read"), ("exact", "ops/db", "delete"),
-            ("locked", "other/db", "read"), ("locked", "team/db", "purge"), ("cleaner", "team/db", "purge"), ("cleaner", "team/db", "recover"),
+            ("locked", "other/db", "read"), ("locked", "team/db", "purge"), ("cleaner", "team/db", "purge"),
+            ("cleaner", "team/db", "recover"),
             } <= allowed
     assert not {("reader", "team/db", "update"), ("reader", "other/db", "read"), ("exact", "team/db", "metadata"),
                 ("exact", "team/locked", "read"), ("locked", "team/locked", "read"),
