@@ -44,14 +44,14 @@ def _split(args: tuple[str, ...], name: str | None) -> tuple[str | None, str]:
     return name, args[0]
 
 
-def _translated(name: str | None, file: str, fmt: str) -> tuple[Policy, bool]:
+def _translated(name: str | None, file: str, fmt: str) -> Policy:
     """The policy a file describes without storing it (an HCL policy over the default `secret` mount)."""
     text = _read_text(file)
     if _is_hcl(file, text, fmt):
         if name is None:
             raise UsageError("a Vault HCL policy has no name of its own: give NAME FILE (or --name)")
-        return translate_vault_policy(text, name=name, mounts=DEFAULT_KV_MOUNTS), True
-    return parse_policy(text, name=name), False
+        return translate_vault_policy(text, name=name, mounts=DEFAULT_KV_MOUNTS)
+    return parse_policy(text, name=name)
 
 
 def _rules_text(policy: Policy) -> str:
@@ -76,7 +76,7 @@ def write(vault_path: str, args: tuple[str, ...], name: str | None, fmt: str, dr
     kinko rules (`kinko policy write app app.hcl`; the HCL is kept and read back by Vault clients)."""
     name, file = _split(args, name)
     if dry_run:
-        policy, _ = _translated(name, file, fmt)
+        policy = _translated(name, file, fmt)
         emit(output, policy.to_dict(), lambda: _rules_text(policy))
         return
     text = _read_text(file)
@@ -98,7 +98,7 @@ def write(vault_path: str, args: tuple[str, ...], name: str | None, fmt: str, dr
 def translate(args: tuple[str, ...], name: str | None, output: str) -> None:
     """Print the kinko rules a Vault HCL policy FILE grants (over the default `secret` mount); stores nothing."""
     name, file = _split(args, name)
-    policy, _ = _translated(name or "translated", file, "hcl")
+    policy = _translated(name or "translated", file, "hcl")
     emit(output, policy.to_dict(), lambda: _rules_text(policy))
 
 
