@@ -14,5 +14,16 @@ PUBLIC = {("GET", "/v1/sys/health"), ("HEAD", "/v1/sys/health"), ("GET", "/v1/sy
           ("POST", "/v1/auth/kubernetes/login")}  # authenticates by service-account JWT instead of a token
 
 
+#: Vault-only routes (KV mounts, Vault's policy routes): their errors are Vault's shape alone
+VAULT_ONLY = ("/v1/secret/", "/v1/sys/policies/acl/", "/v1/sys/policy/")
+VAULT_ONLY_EXACT = {"/v1/sys/policies/acl", "/v1/sys/policy"}
+#: A Vault ACL policy body for the Vault policy write routes (sys/policies/acl/<name>, sys/policy/<name>)
+VAULT_POLICY_BODY = {"policy": 'path "secret/data/*" { capabilities = ["read"] }'}
+
+
+def vault_only(url: str) -> bool:
+    return url.startswith(VAULT_ONLY) or url in VAULT_ONLY_EXACT
+
+
 def denial_for(url: str) -> dict[str, Any]:
-    return VAULT_DENIED if url.startswith("/v1/secret/") else DENIED
+    return VAULT_DENIED if vault_only(url) else DENIED

@@ -14,7 +14,7 @@ from kinko.api.app import create_app
 from kinko.api.auth import FailureLimiter
 from kinko.crypto.seal import SealType
 from kinko.vault import open_vault
-from tests.api.http_routes import PUBLIC, denial_for
+from tests.api.http_routes import PUBLIC, VAULT_POLICY_BODY, denial_for
 
 #: allowed to every valid token: the implicit `default` policy (its own token only), and answers about no secret
 SELF = {("GET", "/v1/auth/token/lookup-self"), ("POST", "/v1/auth/token/revoke-self"),
@@ -78,6 +78,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         "/v1/auth/token/revoke-accessor": {"accessor": root_accessor},
         "/v1/sys/policies/other-only": {"rules": [{"path": "*", "capabilities": ["read"]}]},
         "/v1/sys/audit/hash": {"value": "guess"}, "/v1/attributes/app/db": {"enabled": False},
+        "/v1/sys/policies/acl/other-only": VAULT_POLICY_BODY, "/v1/sys/policy/other-only": VAULT_POLICY_BODY,
     }
     yield World(c, root, tokens, bodies, clock)
     vault.close()

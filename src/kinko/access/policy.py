@@ -56,14 +56,21 @@ class Policy:
     name: str
     rules: tuple[Rule, ...]
     builtin: bool = False
+    #: The Vault policy (HCL or JSON) these rules were translated from, kept as written (kinko.access.vault_hcl).
+    source_hcl: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "rules": [r.to_dict() for r in self.rules], "builtin": self.builtin}
+        doc = {"name": self.name, "rules": [r.to_dict() for r in self.rules], "builtin": self.builtin}
+        if self.source_hcl is not None:
+            doc["source_hcl"] = self.source_hcl
+        return doc
 
     def to_yaml(self) -> str:
         import yaml  # lazy: keeps `kinko secret get` start-up short
 
-        doc = {"name": self.name, "rules": [r.to_dict() for r in self.rules]}
+        doc: dict[str, Any] = {"name": self.name, "rules": [r.to_dict() for r in self.rules]}
+        if self.source_hcl is not None:
+            doc["source_hcl"] = self.source_hcl
         return yaml.safe_dump(doc, sort_keys=False)
 
 
@@ -91,7 +98,7 @@ def validate_name(name: object) -> str:
     return name
 
 
-def _check_pattern(where: str, path: object) -> str:
+def check_pattern(where: str, path: object) -> str:
     if not isinstance(path, str) or not path:
         raise InvalidInput(f"{where}: path must be a non-empty string")
     if "*" in path[:-1]:
@@ -134,9 +141,12 @@ def parse_policy(document: str | Mapping[str, Any], *, name: str | None = None) 
         doc = document
     if not isinstance(doc, Mapping):
         raise InvalidInput("a policy is a mapping with 'name' and 'rules'")
-    extra = sorted(set(doc) - {"name", "rules"})
+    extra = sorted(set(doc) - {"name", "rules", "source_hcl"})
     if extra:
         raise InvalidInput(f"unknown policy field {str(extra[0])!r} (expected 'name' and 'rules')")
+    source = doc.get("source_hcl")
+    if source is not None and not isinstance(source, str):
+        raise InvalidInput("source_hcl must be the text of a Vault policy")
     policy_name = validate_name(doc.get("name", name))
     if name is not None and policy_name != name:
         raise InvalidInput(f"policy document is named {policy_name!r}, not {name!r}")
@@ -150,8 +160,8 @@ def parse_policy(document: str | Mapping[str, Any], *, name: str | None = None) 
         where = f"policy {policy_name!r} rule {index}"
         if not isinstance(rule, Mapping) or set(rule) != {"path", "capabilities"}:
             raise InvalidInput(f"{where}: a rule has exactly the keys 'path' and 'capabilities'")
-        parsed.append(Rule(_check_pattern(where, rule["path"]), _check_capabilities(where, rule["capabilities"])))
-    return Policy(policy_name, tuple(parsed))
+        parsed.append(Rule(check_pattern(where, rule["path"]), _check_capabilities(where, rule["capabilities"])))
+    return Policy(policy_name, tuple(parsed), source_hcl=source)
 
 
 # -- matching ----------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp
 from kinko.api import errors, routes
 from kinko.api.auth import FailureLimiter
 from kinko.api.cluster import UnsealBroadcast
-from kinko.api.compat import azure_keyvault
+from kinko.api.compat import azure_keyvault, vault_policies
 from kinko.api.compat.vault_kv2 import DEFAULT_MOUNTS, check_mounts, kv_router
 from kinko.api.compat.vault_sys import sys_router
 from kinko.api.hot_read import HotReads
@@ -48,12 +48,14 @@ def create_app(
     )
     state = app.state.kinko = ApiState(vault, broadcast or UnsealBroadcast(), limiter or FailureLimiter())
     errors.install(app)
+    app.include_router(vault_policies.router())  # before the native routes: `sys/policies/acl` is not a name
     routes.install(app)
-    mounts = check_mounts(kv_mounts)
+    mounts = state.kv_mounts = check_mounts(kv_mounts)
     app.include_router(sys_router(mounts))
     for name, prefix in mounts.items():
         app.include_router(kv_router(name, prefix))
-    app.state.vault_only_prefixes = tuple(f"/v1/{name}/" for name in mounts)
+    app.state.vault_only_prefixes = (*(f"/v1/{name}/" for name in mounts), *vault_policies.VAULT_ONLY_PREFIXES)
+    app.state.vault_only_paths = vault_policies.VAULT_ONLY_PATHS
     azure_keyvault.install(app, prefix=azure_prefix)
     for router in extra_routers:
         app.include_router(router)

@@ -96,7 +96,9 @@ def validation_message(errors: list[Any]) -> str:
 def _vault_only(request: Request) -> bool:
     """Paths only Vault clients use (KV mounts): errors there are Vault's exact shape."""
     prefixes: tuple[str, ...] = getattr(request.app.state, "vault_only_prefixes", ())
-    return request.url.path.startswith(prefixes) if prefixes else False
+    path = request.url.path
+    return (path.startswith(prefixes) if prefixes else False) or path in getattr(
+        request.app.state, "vault_only_paths", ())
 
 
 async def _kinko_handler(request: Request, exc: Exception) -> Response:

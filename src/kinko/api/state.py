@@ -8,6 +8,7 @@ request); each is one flat function because every FastAPI sub-dependency costs t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -15,7 +16,7 @@ from fastapi import Depends, Request
 
 from kinko.api.auth import FailureLimiter, caller_for
 from kinko.api.cluster import UnsealBroadcast
-from kinko.vault import Caller, LocalSession, Vault
+from kinko.vault import DEFAULT_KV_MOUNTS, Caller, LocalSession, Vault
 
 
 @dataclass
@@ -25,6 +26,8 @@ class ApiState:
     vault: Vault
     broadcast: UnsealBroadcast = field(default_factory=UnsealBroadcast)
     limiter: FailureLimiter = field(default_factory=FailureLimiter)
+    #: Vault KV v2 mount name -> kinko path prefix (what a Vault policy's `<mount>/data/...` paths mean)
+    kv_mounts: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_KV_MOUNTS))
 
 
 async def state(request: Request) -> ApiState:

@@ -185,6 +185,10 @@ class RemoteVault:
         rules = [r.to_dict() for r in policy.rules]
         return _policy(self.client.request("PUT", f"sys/policies/{quote(policy.name, safe='')}", json={"rules": rules}))
 
+    def write_vault_policy(self, name: str, text: str) -> Policy:
+        """Sent as written: the server translates it over its own KV mounts."""
+        return _policy(self.client.request("PUT", f"sys/policies/{quote(name, safe='')}", json={"hcl": text}))
+
     def read_policy(self, name: str) -> Policy:
         return _policy(self.client.request("GET", f"sys/policies/{quote(name, safe='')}"))
 
@@ -260,7 +264,8 @@ _STATUS_FIELDS = frozenset(VaultStatus.__dataclass_fields__) - {"operator_sealed
 
 def _policy(doc: Mapping[str, Any]) -> Policy:
     rules = tuple(Rule(r["path"], frozenset(r["capabilities"])) for r in doc["rules"])
-    return Policy(doc["name"], rules, bool(doc.get("builtin", False)))
+    source = doc.get("source_hcl")
+    return Policy(doc["name"], rules, bool(doc.get("builtin", False)), source if isinstance(source, str) else None)
 
 
 # -- documents -> model types ---------------------------------------------------------------------------

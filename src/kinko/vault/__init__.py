@@ -5,6 +5,10 @@ Everything an interface needs is exported here; access/, crypto/ and storage/ ar
 """
 
 from kinko.access.audit import RequestScope, current_request, request_context
+from kinko.access.policy import parse_policy
+from kinko.access.vault_hcl import DEFAULT_KV_MOUNTS
+from kinko.access.vault_hcl import translate as translate_vault_policy
+from kinko.access.vault_hcl_parse import looks_like_vault_policy
 from kinko.core.model import Caller
 from kinko.vault.access import check_audit_path, check_audit_structure
 from kinko.vault.kv import KvEntry, KvMetadata, KvSettings, KvVersion, LatestVersionGone, subkeys
@@ -35,6 +39,7 @@ from kinko.vault.types import (
 )
 
 __all__ = [
+    "DEFAULT_KV_MOUNTS",
     "DEFAULT_RETENTION_DAYS",
     "DEFAULT_SAMPLE",
     "DEFAULT_TTL",
@@ -70,8 +75,11 @@ __all__ = [
     "check_audit_structure",
     "check_init_options",
     "current_request",
+    "looks_like_vault_policy",
     "migrate",
     "open_vault",
+    "parse_policy",
     "request_context",
     "subkeys",
+    "translate_vault_policy",
 ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import builtins
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from kinko.access.policy import (
     verified_policy,
 )
 from kinko.access.tokens import DEFAULT_TTL, TokenInfo, TokenManager, TokenRequest, check_request
+from kinko.access.vault_hcl import translate
 from kinko.core.model import Caller
 from kinko.crypto.barrier import Barrier
 from kinko.errors import CorruptVault, IntegrityError, InvalidInput, NotFound, PermissionDenied
@@ -226,7 +228,15 @@ class AccessControl:
     # -- policies ------------------------------------------------------------------------------------------------
     def write_policy(self, caller: Caller, document: str | Mapping[str, Any], *, name: str | None = None) -> Policy:
         """Create or replace a policy from a YAML/JSON document (or mapping). Built-ins cannot be changed."""
-        policy = parse_policy(document, name=name)
+        # `source_hcl` is kinko's own record of a translated Vault policy: a native document never sets it
+        return self._store_policy(caller, replace(parse_policy(document, name=name), source_hcl=None))
+
+    def write_vault_policy(self, caller: Caller, name: str, text: str, mounts: Mapping[str, str]) -> Policy:
+        """Create or replace a policy from a Vault ACL policy (HCL or JSON), translated onto kinko rules over the
+        KV mounts `mounts` (kinko.access.vault_hcl); the text is kept with it."""
+        return self._store_policy(caller, translate(text, name=name, mounts=mounts))
+
+    def _store_policy(self, caller: Caller, policy: Policy) -> Policy:
         if policy.name in BUILTINS:
             raise InvalidInput(f"policy {policy.name!r} is built in and cannot be changed")
         exists = self._store.get_policy(policy.name) is not None

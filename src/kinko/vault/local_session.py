@@ -132,6 +132,9 @@ class LocalSession:
     def write_policy(self, document: str | Mapping[str, Any], *, name: str | None = None) -> Policy:
         return self._vault.write_policy(self._caller, document, name=name)
 
+    def write_vault_policy(self, name: str, text: str) -> Policy:
+        return self._vault.write_vault_policy(self._caller, name, text)
+
     def read_policy(self, name: str) -> Policy:
         return self._vault.read_policy(self._caller, name)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from kinko.access.audit import AuditLog
 from kinko.access.policy import PolicyAuthorizer
+from kinko.access.vault_hcl import DEFAULT_KV_MOUNTS
 from kinko.core.model import DEFAULT_CONTENT_TYPE, Caller, Listing, Secret, SecretInfo, SecretValue, VersionInfo
 from kinko.errors import AuditFailed, PermissionDenied, Sealed, UnsealFailed
 from kinko.storage.fresh import pinned_marker
@@ -245,6 +246,11 @@ class Vault:
     def write_policy(self, caller: Caller, document: str | Mapping[str, Any], *, name: str | None = None) -> Policy:
         """Create or replace a policy from a YAML/JSON document (or mapping). Built-ins cannot be changed."""
         return self._access.write_policy(caller, document, name=name)
+
+    def write_vault_policy(self, caller: Caller, name: str, text: str,
+                           mounts: Mapping[str, str] = DEFAULT_KV_MOUNTS) -> Policy:
+        """Create or replace a policy from a Vault ACL policy (HCL or JSON) over the KV mounts `mounts`."""
+        return self._access.write_vault_policy(caller, name, text, mounts)
 
     def read_policy(self, caller: Caller, name: str) -> Policy:
         return self._access.read_policy(caller, name)

@@ -29,13 +29,23 @@ from kinko.api.routing import add_routes, routes
 from kinko.api.state import ApiState, St, Who
 from kinko.core.model import MAX_VERSION
 from kinko.errors import InvalidInput, NotFound
-from kinko.vault import KEEP, Caller, KvEntry, KvMetadata, KvSettings, KvVersion, LatestVersionGone, subkeys
+from kinko.vault import (
+    DEFAULT_KV_MOUNTS,
+    KEEP,
+    Caller,
+    KvEntry,
+    KvMetadata,
+    KvSettings,
+    KvVersion,
+    LatestVersionGone,
+    subkeys,
+)
 
 #: Native route prefixes a KV mount may not shadow.
 RESERVED_MOUNTS = frozenset({"secrets", "secrets-list", "versions", "attributes", "deleted-list", "deleted",
                              "recover", "backup", "restore", "sys", "auth", "openapi.json", "identity",
                              "cubbyhole", "deletedsecrets"})
-DEFAULT_MOUNTS: Mapping[str, str] = {"secret": ""}
+DEFAULT_MOUNTS: Mapping[str, str] = DEFAULT_KV_MOUNTS
 _MOUNT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 MERGE_PATCH = "application/merge-patch+json"
 INVALID_PATH_WARNING = ("Invalid path for a versioned K/V secrets engine. See the API docs for the appropriate API "

@@ -1,4 +1,4 @@
-"""/v1/sys/policies routes: list, read, write and delete access policies."""
+"""/v1/sys/policies routes: list, read, write and delete access policies (kinko rules, or a Vault HCL policy)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,19 @@ from fastapi import APIRouter, Path, Response
 from pydantic import Field
 
 from kinko.api.models import Strict
-from kinko.api.state import Session
+from kinko.api.state import Session, St, Who
+from kinko.errors import InvalidInput
 
 router = APIRouter(prefix="/v1/sys", tags=["sys"])
 PolicyName = Annotated[str, Path(max_length=64)]
+MAX_HCL = 256 * 1024
 
 
 class PolicyBody(Strict):
-    rules: list[dict[str, Any]] = Field(max_length=256)
+    """Either kinko `rules`, or `hcl`: a Vault ACL policy translated onto kinko rules (its text is kept)."""
+
+    rules: list[dict[str, Any]] | None = Field(default=None, max_length=256)
+    hcl: str | None = Field(default=None, max_length=MAX_HCL)
 
 
 @router.get("/policies")
@@ -29,8 +34,12 @@ async def read_policy(name: PolicyName, session: Session) -> dict[str, Any]:
 
 
 @router.put("/policies/{name}")
-async def write_policy(name: PolicyName, body: PolicyBody, session: Session) -> dict[str, Any]:
-    return session.write_policy({"name": name, "rules": body.rules}, name=name).to_dict()
+async def write_policy(name: PolicyName, body: PolicyBody, caller: Who, st: St) -> dict[str, Any]:
+    if (body.rules is None) == (body.hcl is None):
+        raise InvalidInput("give either rules (kinko's) or hcl (a Vault policy), not both")
+    if body.hcl is not None:
+        return st.vault.write_vault_policy(caller, name, body.hcl, st.kv_mounts).to_dict()
+    return st.vault.write_policy(caller, {"name": name, "rules": body.rules}, name=name).to_dict()
 
 
 @router.delete("/policies/{name}", status_code=204)
