@@ -44,9 +44,9 @@ def test_empty_documents_and_separators_are_skipped() -> None:
 def test_alias_bomb_is_refused_quickly() -> None:
     lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     lines += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
-    start = time.monotonic()
+    start = time.process_time()  # CPU time: a busy machine must not fail a test about work done
     [doc] = documents("\n".join(lines) + "\n")
-    assert time.monotonic() - start < 5
+    assert time.process_time() - start < 5
     assert isinstance(doc, DocError) and "alias bomb" in doc.message and doc.limit
 
 
@@ -81,9 +81,9 @@ def test_a_control_character_is_invalid_yaml_not_a_crash() -> None:
 
 def test_deep_flow_nesting_is_refused_in_bounded_time() -> None:
     """Found by fuzzing: PyYAML's scanner and composer took seconds per document on a few thousand `[`."""
-    start = time.monotonic()
+    start = time.process_time()  # CPU time: a busy machine must not fail a test about work done
     docs = documents("---\n".join("k: " + "[" * 3000 + "]" * 3000 + "\n" for _ in range(4)))
-    assert time.monotonic() - start < 6  # was 2 to 2.5 s per document; now under 1
+    assert time.process_time() - start < 6  # was 2 to 2.5 s per document; now under 1
     assert [(type(d).__name__, getattr(d, "limit", None)) for d in docs] == [("DocError", True)] * 4
     assert all(isinstance(d, DocError) and d.message == "nested too deeply (over 64 levels); skipped" for d in docs)
 
@@ -92,9 +92,9 @@ def test_many_small_alias_bombs_share_one_budget() -> None:
     """Each document stays under MAX_NODES, but a file of them is bounded by its size, not by their count."""
     lines = ["a0: &a0 [lol]"] + [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 6)]
     bomb = "\n".join(lines) + "\n"
-    start = time.monotonic()
+    start = time.process_time()  # CPU time: a busy machine must not fail a test about work done
     docs = documents("---\n".join([bomb] * 40))
-    assert time.monotonic() - start < 10
+    assert time.process_time() - start < 10
     refused = [d for d in docs if isinstance(d, DocError)]
     assert len(docs) == 40 and len(refused) >= 37 and all(d.limit for d in refused)
 
