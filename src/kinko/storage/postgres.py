@@ -1,5 +1,6 @@
 """PostgreSQL storage: several kinko servers on one database. A connection pool, one serializable transaction per
-write (re-run on a serialization conflict), single-statement reads in autocommit."""
+write (re-run on a serialization conflict), single-statement reads in autocommit. Every write transaction notifies
+the others on commit; a listener per store turns that into the change marker (kinko.storage.pg_listener)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from kinko.storage.interface import LiveVersion
 from kinko.storage.pg_errors import RETRYABLE, describe, storage_error
+from kinko.storage.pg_listener import NOTIFY_AND_COMMIT, ChangeListener, install_triggers
 from kinko.storage.sql import (
     LIVE_CURRENT_SQL,
     LIVE_VERSION_SQL,
@@ -92,7 +94,7 @@ class PostgresStore(SqlStore):
 
     def __init__(self, url: str, *, pool_max: int = POOL_MAX, pool_wait: float = POOL_WAIT) -> None:
         """Connect (the first connection is made now, so a wrong URL, password or database fails here with its
-        reason) and bring the schema up to date."""
+        reason), bring the schema up to date and start listening for changes."""
         self._conninfo = connection_string(url)
         self.where = describe(self._conninfo)
         self._pool_wait = pool_wait
@@ -103,7 +105,7 @@ class PostgresStore(SqlStore):
                 # transaction starts after it has the lock, so it sees what the one before it did.
                 conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
                 conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
-                self._finish(conn, lambda tx: self._migrate(tx, PG_MIGRATIONS))
+                self._finish(conn, self._schema)
         except _Committing as lost:
             raise storage_error(lost.cause, self.where) from None
         except psycopg.Error as exc:
@@ -113,9 +115,14 @@ class PostgresStore(SqlStore):
             kwargs={"autocommit": True}, reconnect_timeout=RECONNECT_WINDOW,
         )
         self._pool.open(wait=False)
+        self.changes = ChangeListener(self._conninfo)
 
     def describe(self) -> str:
         return self.where
+
+    def _schema(self, tx: Tx) -> None:
+        self._migrate(tx, PG_MIGRATIONS)
+        install_triggers(tx)
 
     # -- transactions -------------------------------------------------------------------------------------------
     def _write(self, body: Callable[[Tx], T]) -> T:
@@ -135,6 +142,7 @@ class PostgresStore(SqlStore):
                         self._pool.check()
                         continue
                     result = self._finish(conn, body)
+                self.changes.bump()  # at once: this process's next read never trusts a cache from before it
                 self._down = False
                 return result
             except RETRYABLE as exc:
@@ -142,6 +150,7 @@ class PostgresStore(SqlStore):
                     raise storage_error(exc, self.where) from None
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311 - jitter, not a secret
             except _Committing as lost:
+                self.changes.bump()  # it may have committed
                 self._down = True
                 raise storage_error(lost.cause, self.where, during_commit=True) from None
             except psycopg.Error as exc:
@@ -154,6 +163,8 @@ class PostgresStore(SqlStore):
 
     @staticmethod
     def _finish(conn: psycopg.Connection[Any], body: Callable[[Tx], T]) -> T:
+        """Run `body` in the open transaction and commit it with a NOTIFY (every write, migrations included,
+        goes through here; the notification reaches the listeners only if the transaction commits)."""
         try:
             result = body(_PgTx(conn.cursor()))
         except BaseException:
@@ -161,11 +172,15 @@ class PostgresStore(SqlStore):
                 conn.execute("ROLLBACK")
             raise
         try:
-            conn.execute("COMMIT")
+            conn.execute(NOTIFY_AND_COMMIT)
         except RETRYABLE:
             raise
         except psycopg.OperationalError as exc:
             raise _Committing(exc) from None
+        except psycopg.Error:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("ROLLBACK")
+            raise
         return result
 
     def _read(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
@@ -204,7 +219,13 @@ class PostgresStore(SqlStore):
         row = self._fetch(_LIVE_TAGS[version is None], args)
         return None if row is None else row[0]
 
+    def change_marker(self) -> int | None:
+        """(generation, notifications counted) as one int; None while the listener is not LISTENing or not
+        answering (kinko.storage.pg_listener says when, and the bound this gives). No I/O."""
+        return self.changes.marker()
+
     def close(self) -> None:
+        self.changes.close()
         self._pool.close()
 
 
