@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from kinko.scan.interface import Detector, Finding, FindingKind, Location, Match
+from kinko.scan.interface import Confidence, Detector, Finding, FindingKind, Location, Match, Severity
 
 #: Shown to the user with every secret finding: what to do about a leaked value.
 LEAK_FIX = "Rotate the value, remove it from the artifact, and deliver it at run time (kinko, a mount)."
+
+
+def judged_severity(severity: Severity, confidence: Confidence) -> Severity:
+    """A low-confidence hit is at most MEDIUM: listed, but below `--fail-on`'s default (high)."""
+    return min(severity, Severity.MEDIUM) if confidence is Confidence.LOW else severity
 
 
 def match_secret_text(match: Match) -> str:
@@ -33,12 +38,13 @@ def matches_to_findings(
             Finding(
                 rule_id=match.rule_id,
                 title=title,
-                severity=severity,
+                severity=judged_severity(severity, match.confidence),
                 kind=FindingKind.SECRET,
                 location=location_for_line(match.line),
                 secret=match_secret_text(match),
                 message=f"{title} found",
                 fix=LEAK_FIX,
+                confidence=match.confidence,
             )
         )
     return findings

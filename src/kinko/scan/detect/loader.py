@@ -22,7 +22,7 @@ _KNOWN_KEYS = frozenset(
     {
         "id", "title", "description", "severity", "regex", "prefilter", "keywords", "secret_group",
         "entropy", "path_regex", "ignore_case", "dotall", "multiline", "generic", "placeholders",
-        "window", "lookbehind", "min_length", "reject_identifiers",
+        "window", "lookbehind", "min_length", "reject_identifiers", "assignment", "in_docs",
     }
 )  # fmt: skip
 
@@ -61,6 +61,10 @@ class Rule:
     min_length: int = 1
     #: drop values that read as code (`self.password`, `get_token`) or names (`my-db-secret`)
     reject_identifiers: bool = False
+    #: a `key = value` rule: the hit is judged by its key, syntax and value shape (`judge.py`)
+    assignment: bool = False
+    #: a hit in documentation, an example or an API model: "low" (reported, low confidence) or "drop"
+    in_docs: str = "low"
 
     @functools.cached_property
     def regex(self) -> re.Pattern[bytes]:
@@ -83,6 +87,13 @@ def _flags(spec: dict[str, Any]) -> int:
     if spec.get("multiline"):
         flags |= re.MULTILINE
     return flags
+
+
+def _in_docs(spec: dict[str, Any], where: str) -> str:
+    value = str(spec.get("in_docs", "low"))
+    if value not in ("low", "drop"):
+        raise InvalidInput(f"rule {where}: in_docs must be 'low' or 'drop'")
+    return value
 
 
 def _require(spec: dict[str, Any], key: str, where: str) -> Any:
@@ -137,6 +148,8 @@ def parse_rule(spec: dict[str, Any], family: str, *, compile_now: bool = True) -
         lookbehind=int(spec.get("lookbehind", 256)),
         min_length=int(spec.get("min_length", 1)),
         reject_identifiers=bool(spec.get("reject_identifiers", False)),
+        assignment=bool(spec.get("assignment", False)),
+        in_docs=_in_docs(spec, where),
     )
 
 

@@ -10,7 +10,7 @@ import fnmatch
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pathspec
@@ -194,7 +194,7 @@ def _scan_windows(full: Path, rel: str, detector: Detector, result: ScanResult) 
                 key = (m.rule_id, offset + m.start)
                 if key not in seen:
                     seen.add(key)
-                    matches.append(Match(m.rule_id, offset + m.start, offset + m.end, m.secret, line_base + m.line))
+                    matches.append(replace(m, start=offset + m.start, end=offset + m.end, line=line_base + m.line))
             result.bytes_scanned += min(len(window), CHUNK)
             if len(window) <= CHUNK:
                 break

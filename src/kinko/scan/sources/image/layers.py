@@ -12,7 +12,7 @@ import posixpath
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO
 
 import zstandard
@@ -224,7 +224,7 @@ def _scan_buffer(job: LayerJob, detector: Detector, data: bytes, path: str, firs
     if not matches:
         return
     if first_line != 1:
-        matches = [Match(m.rule_id, m.start, m.end, m.secret, m.line + first_line - 1) for m in matches]
+        matches = [replace(m, line=m.line + first_line - 1) for m in matches]
     out.hits.extend((path.split("!", 1)[0], f) for f in to_findings(detector, matches, _location(job, path)))
 
 
@@ -271,7 +271,7 @@ def _fresh(matches: list[Match], seen: set[tuple[str, int]], base: int, line: in
         key = (m.rule_id, base + m.start)
         if key not in seen:
             seen.add(key)
-            fresh.append(Match(m.rule_id, m.start, m.end, m.secret, m.line + line - 1))
+            fresh.append(replace(m, line=m.line + line - 1))
     return fresh
 
 
