@@ -6,7 +6,6 @@ import json
 import os
 import secrets
 import stat
-import string
 import subprocess
 import sys
 from pathlib import Path
@@ -16,12 +15,13 @@ from click.testing import CliRunner
 
 from kinko.cli.scan import cli
 from tests.scan.imagebuild import build_docker_archive
+from tests.scan.tokens import github_token
 
 KINKO = Path(sys.executable).parent / "kinko"
 
 
 def _token() -> str:
-    return "ghp_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(36))
+    return github_token()
 
 
 @pytest.fixture

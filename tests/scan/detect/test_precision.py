@@ -67,12 +67,18 @@ def test_generic_rules_still_flag_real_looking_values(detector: RuleDetector, te
 
 
 def test_a_specific_format_in_documentation_is_low_confidence(detector: RuleDetector) -> None:
-    text = b"aws_access_key_id = AKIA32P3D2JDNMVAJLGF\n"
-    path = "awscli/examples/ecr/get-url.rst"
-    (doc,) = [m for m in detector.scan(text, path=path) if m.rule_id == "aws-access-key-id"]
-    (real,) = [m for m in detector.scan(text, path="app/deploy.sh") if m.rule_id == "aws-access-key-id"]
+    text = b"STRIPE_KEY=sk_live_QSIQwaxDEQ4RTEawjROSooZp\n"
+    path = "stripe/examples/charge.rst"
+    (doc,) = [m for m in detector.scan(text, path=path) if m.rule_id == "stripe-live-secret-key"]
+    (real,) = [m for m in detector.scan(text, path="app/deploy.sh") if m.rule_id == "stripe-live-secret-key"]
     assert doc.confidence is Confidence.LOW
     assert real.confidence is Confidence.HIGH
+
+
+def test_an_access_key_id_alone_in_documentation_is_an_example(detector: RuleDetector) -> None:
+    text = b"aws_access_key_id = AKIA32P3D2JDNMVAJLGF\n"
+    assert detector.scan(text, path="awscli/examples/ecr/get-url.rst") == []
+    assert [m.rule_id for m in detector.scan(text, path="deploy/creds.ini")] == ["aws-access-key-id"]
 
 
 def test_pem_marker_strings_in_code_are_no_key(detector: RuleDetector) -> None:

@@ -17,14 +17,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kinko.scan.detect.checksums import CHECKSUMS
 from kinko.scan.detect.context import FileContext
 from kinko.scan.detect.loader import Rule
 from kinko.scan.interface import Confidence
 
 _ASSIGNMENT = re.compile(
     rb"(?:<(?:[A-Za-z0-9_.-]{0,30}:)?(?P<xkey>[A-Za-z0-9_.-]{1,60})(?:\s[^<>]{0,200})?>\s*"
-    rb"|(?P<key>[A-Za-z0-9_.$-]{1,100})(?P<kq>[\"'`]?)(?:[ \t]+[A-Za-z_][A-Za-z0-9_\[\]*]{0,30})?[ \t]*"
-    rb"(?P<sep>::=|:=|\?=|\.=|\+=|=>|[:=,])(?P<sp>\s*)(?P<q>@?[\"'`]?))\Z"
+    rb"|(?P<key>[A-Za-z0-9_.$-]{1,100})(?P<kq>\\?[\"'`]?)(?:[ \t]+[A-Za-z_][A-Za-z0-9_\[\]*]{0,30})?[ \t]*"
+    rb"(?P<sep>:{1,3}=|[?.+!]=|=>|[:=,])(?P<sp>\s*)(?P<q>@?\\?[\"'`]?))\Z"
 )
 #: Words of a key that make it no credential: pagination cursors, request/idempotency ids, names, types, sizes.
 _NOT_CREDENTIAL = frozenset(
@@ -81,7 +82,7 @@ def parse_assignment(data: bytes, start: int) -> Assignment | None:
         key_at = found.start("xkey")
         return Assignment(found.group("xkey"), data[key_at - 2 : key_at - 1], b">", True, True)
     key_at = found.start("key")
-    quoted = bool(found.group("q").strip(b"@"))
+    quoted = bool(found.group("q").strip(b"@\\"))
     before = data[key_at - 1 : key_at] if key_at > 0 else b""
     return Assignment(found.group("key"), before, found.group("sep"), bool(found.group("sp")), quoted)
 
@@ -181,9 +182,22 @@ def judge(rule: Rule, data: bytes, start: int, end: int, context: Callable[[], F
         return _judge_assignment(data, start, end, context())
     if rule.family == "private_keys" and data[start:end].startswith(b"-----BEGIN"):
         return _judge_key_block(data[start:end], data, context())
+    proof = _proof(rule, data[start:end])
+    if proof is None:
+        return None
     ctx = context()
     if rule.generic:
         return None if ctx.docs or ctx.tests else Confidence.MEDIUM
     if ctx.docs:
         return None if rule.in_docs == "drop" else Confidence.LOW
-    return Confidence.HIGH
+    return proof
+
+
+def _proof(rule: Rule, secret: bytes) -> Confidence | None:
+    """HIGH without a checksum or when it holds; a failed one drops the hit or makes it LOW (per checksum)."""
+    if rule.checksum is None:
+        return Confidence.HIGH
+    check, drop = CHECKSUMS[rule.checksum]
+    if check(secret):
+        return Confidence.HIGH
+    return None if drop else Confidence.LOW

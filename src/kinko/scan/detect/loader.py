@@ -23,6 +23,7 @@ _KNOWN_KEYS = frozenset(
         "id", "title", "description", "severity", "regex", "prefilter", "keywords", "secret_group",
         "entropy", "path_regex", "ignore_case", "dotall", "multiline", "generic", "placeholders",
         "window", "lookbehind", "min_length", "reject_identifiers", "assignment", "in_docs",
+        "checksum",
     }
 )  # fmt: skip
 
@@ -65,6 +66,8 @@ class Rule:
     assignment: bool = False
     #: a hit in documentation, an example or an API model: "low" (reported, low confidence) or "drop"
     in_docs: str = "low"
+    #: a format proof from `checksums.CHECKSUMS` the secret must pass (or else be of low confidence / dropped)
+    checksum: str | None = None
 
     @functools.cached_property
     def regex(self) -> re.Pattern[bytes]:
@@ -94,6 +97,15 @@ def _in_docs(spec: dict[str, Any], where: str) -> str:
     if value not in ("low", "drop"):
         raise InvalidInput(f"rule {where}: in_docs must be 'low' or 'drop'")
     return value
+
+
+def _checksum(spec: dict[str, Any], where: str) -> str | None:
+    from kinko.scan.detect.checksums import CHECKSUMS
+
+    name = spec.get("checksum")
+    if name is not None and name not in CHECKSUMS:
+        raise InvalidInput(f"rule {where}: unknown checksum {name!r}; known: {sorted(CHECKSUMS)}")
+    return None if name is None else str(name)
 
 
 def _require(spec: dict[str, Any], key: str, where: str) -> Any:
@@ -150,6 +162,7 @@ def parse_rule(spec: dict[str, Any], family: str, *, compile_now: bool = True) -
         reject_identifiers=bool(spec.get("reject_identifiers", False)),
         assignment=bool(spec.get("assignment", False)),
         in_docs=_in_docs(spec, where),
+        checksum=_checksum(spec, where),
     )
 
 
