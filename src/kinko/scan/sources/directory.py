@@ -20,6 +20,7 @@ from kinko.scan.findings import matches_to_findings
 from kinko.scan.interface import Detector, Finding, Location, Match, ScanResult, ScanWarning, Source
 from kinko.scan.sources.allow import allowed_lines
 from kinko.scan.sources.dockerfile.source import MAX_DOCKERFILE_BYTES, dockerfile_misconfigs
+from kinko.scan.sources.inner import inner_parts, wide_text
 from kinko.scan.sources.kubernetes.source import (
     MANIFEST_SUFFIXES,
     dedupe_secret_hits,
@@ -142,12 +143,31 @@ class DirectorySource(Source):
             return []
         result.bytes_scanned += len(data)
         plain = matches_to_findings(detector, detector.scan(data, path=rel), location)
+        plain += self._inside(rel, data, detector, result)
         covered: set[int] = set()
         structural = self._structural(rel, data, detector, (warn, skip), covered)
         allow = allowed_lines(data)
         merged = structural + dedupe_secret_hits(structural, plain, covered)
         merged = [f for f in merged if f.location.line not in allow]
         return _dedupe(merged)
+
+    def _inside(self, rel: str, data: bytes, detector: Detector, result: ScanResult) -> list[Finding]:
+        """UTF-16/32 text decoded, and members of zip-family and tar archives (nested), each at `rel!member`."""
+        found: list[Finding] = []
+        parts = [(rel, data)] if wide_text(data) is not None else []
+        problems: list[str] = []
+        for name, content in [*parts, *inner_parts(rel, data, problems)]:
+            if name != rel:
+                result.bytes_scanned += len(content)
+            text = wide_text(content)
+            for buffer in (content if name != rel else b"", text or b""):
+                if buffer:
+                    found += matches_to_findings(
+                        detector, detector.scan(buffer, path=name), _at(self.artifact, name)
+                    )  # fmt: skip
+        for problem in problems:
+            result.skip(self.artifact, problem)
+        return found
 
     def _structural(self, rel: str, data: bytes, detector: Detector, report: tuple[_Say, _Say],
                     covered: set[int]) -> list[Finding]:  # fmt: skip
@@ -168,6 +188,10 @@ class DirectorySource(Source):
             return manifest_findings(data, self.artifact, rel, detector, warn, path_prefix=rel + ":", covered=covered,
                                      skip=skip)  # fmt: skip
         return []
+
+
+def _at(artifact: str, path: str) -> Callable[[int], Location]:
+    return lambda line: Location(artifact=artifact, path=path, line=line)
 
 
 def _read_ignore(path: Path, result: ScanResult, artifact: str) -> pathspec.GitIgnoreSpec:

@@ -25,6 +25,7 @@ from kinko.scan.sources.image.limits import GZIP_MAGIC, Inflate, compression_of,
 from kinko.scan.sources.image.limits import LimitExceeded as LimitExceeded  # re-exported: callers import them from here
 from kinko.scan.sources.image.limits import Limits as Limits
 from kinko.scan.sources.image.tarstream import Member, TarFormatError, TarStream
+from kinko.scan.sources.inner import inner_parts, is_tar, wide_text
 
 _READ = 1 << 20
 Reader = Callable[[int], bytes]
@@ -172,6 +173,8 @@ def _entry(job: LayerJob, detector: Detector, tar: TarStream, member: Member, pa
         target = posixpath.normpath(posixpath.join(parent, member.linkname))
         if target.startswith("../") or (member.islnk() and member.linkname.startswith("/")):
             out.warnings.append(f"layer {job.index}: link {path} points outside the image root (not followed)")
+        if member.islnk():  # hard links name their target from the archive root
+            _link_hits(path, clean_member_name(printable_name(member.linkname))[0], out)
         return
     if not member.isreg():
         return
@@ -209,13 +212,36 @@ def _scan_file(job: LayerJob, detector: Detector, read: Reader, size: int, path:
     if size <= lim.max_file_in_memory:
         data = read(size)
         _scan_buffer(job, detector, data, path, 1, out)
-        if data[:2] == GZIP_MAGIC:
+        _scan_inside(job, detector, data, path, out)
+        if data[:2] == GZIP_MAGIC and not is_tar(path, data):
             _scan_inner_gzip(job, detector, data, path, out)
         elif is_yaml(path):
             for key, line, value in k8s_secret_values(data):
                 _scan_buffer(job, detector, value, f"{path}!data.{key}", line, out)
         return
     _scan_chunks(job, detector, read, size, path, out)
+
+
+def _scan_inside(job: LayerJob, detector: Detector, data: bytes, path: str, out: LayerScan) -> None:
+    """UTF-16/32 text decoded, and the members of zip-family and tar archives (nested), each at `path!member`."""
+    wide = wide_text(data)
+    if wide is not None:
+        _scan_buffer(job, detector, wide, path, 1, out)
+    problems: list[str] = []
+    for name, content in inner_parts(path, data, problems):
+        _scan_buffer(job, detector, content, name, 1, out)
+        wide = wide_text(content)
+        if wide is not None:
+            _scan_buffer(job, detector, wide, name, 1, out)
+    out.skipped.extend(f"layer {job.index}: {problem}" for problem in problems)
+
+
+def _link_hits(path: str, target: str, out: LayerScan) -> None:
+    """A hard link in the same layer holds its target's content: its findings again, at the link's own path."""
+    for hit_path, finding in list(out.hits):
+        if hit_path == target:
+            moved = replace(finding.location, path=path + finding.location.path[len(target) :])
+            out.hits.append((path, replace(finding, location=moved)))
 
 
 def _scan_buffer(job: LayerJob, detector: Detector, data: bytes, path: str, first_line: int, out: LayerScan) -> None:
@@ -289,4 +315,5 @@ def _scan_inner_gzip(job: LayerJob, detector: Detector, data: bytes, path: str, 
             f"layer {job.index}: {path} inflates past {cap} bytes (gzip bomb?); scanned the first {cap} "
             "(Limits.max_inner_gzip_bytes, max_inner_gzip_ratio)"
         )
-    _scan_buffer(job, detector, inner, path + "!", 1, out)
+    inner_name = posixpath.basename(path).removesuffix(".gz").removesuffix(".GZ") or "-"
+    _scan_buffer(job, detector, inner, f"{path}!{inner_name}", 1, out)
