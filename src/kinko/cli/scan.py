@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
 import shutil
@@ -36,6 +37,9 @@ def common_options(func: F) -> F:
                      help="Exit 0 (or 1 for findings) even when part of the artifact was not scanned (a size or "
                           "bomb limit hit, an unreadable file or layer); without it such a scan exits 3. The report "
                           "lists every skipped part either way."),
+        click.option("--exit-code", "exit_status", type=click.IntRange(0, 255), default=None,
+                     help="Exit with this status (instead of 1) when a finding reaches --fail-on (like Trivy's "
+                          "--exit-code); 0 reports findings without failing."),
         click.option("--baseline", type=click.Path(exists=True, dir_okay=False),
                      help="Ignore findings listed in this baseline file."),
         click.option("--write-baseline", type=click.Path(dir_okay=False, writable=True),
@@ -101,7 +105,8 @@ def _write_private(text: str, target: Path) -> None:
 
 
 def run_scan(source: Source, *, output: str, output_file: str | None, show_secrets: bool, fail_on: str,
-             baseline: str | None, write_baseline: str | None, allow_incomplete: bool = False) -> None:  # fmt: skip
+             baseline: str | None, write_baseline: str | None, allow_incomplete: bool = False,
+             exit_status: int | None = None) -> None:  # fmt: skip
     """Scan (kinko.scan.run), write the report, and exit with `exit_code`: 1 if a finding reaches `fail_on`,
     else 3 if part of the artifact was not scanned (unless `allow_incomplete`).
 
@@ -110,7 +115,7 @@ def run_scan(source: Source, *, output: str, output_file: str | None, show_secre
     """
     from kinko.scan.baseline import parse_key
     from kinko.scan.report import ReportOptions, render
-    from kinko.scan.run import INCOMPLETE, exit_code, scan
+    from kinko.scan.run import FINDINGS, INCOMPLETE, exit_code, scan
 
     # Decoded before scanning: a malformed key is refused (never echoed) even on runs that would not use it.
     baseline_key = parse_key(os.environ.get(config.ENV_BASELINE_KEY))
@@ -133,6 +138,8 @@ def run_scan(source: Source, *, output: str, output_file: str | None, show_secre
     if code == INCOMPLETE:
         click.echo(f"scan incomplete: {len(result.incomplete)} part(s) not scanned (listed in the report); exit "
                    "status 3. --allow-incomplete accepts an incomplete scan.", err=True)  # fmt: skip
+    if code == FINDINGS and exit_status is not None:
+        code = exit_status
     if code:
         sys.exit(code)
 
@@ -143,10 +150,11 @@ def _scan_command(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, output: str, output_file: str | None, show_secrets: bool, fail_on: str,
                 baseline: str | None, write_baseline: str | None, allow_incomplete: bool,
-                **kwargs: Any) -> None:  # fmt: skip
+                exit_status: int | None, **kwargs: Any) -> None:  # fmt: skip
         source = func(*args, **kwargs)
         run_scan(source, output=output, output_file=output_file, show_secrets=show_secrets, fail_on=fail_on,
-                 baseline=baseline, write_baseline=write_baseline, allow_incomplete=allow_incomplete)  # fmt: skip
+                 baseline=baseline, write_baseline=write_baseline, allow_incomplete=allow_incomplete,
+                 exit_status=exit_status)  # fmt: skip
 
     return common_options(handle_errors(cast(F, wrapper)))
 
@@ -194,11 +202,30 @@ def k8s_command(paths: tuple[str, ...]) -> Source:
 
 
 @cli.command("dir")
-@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @click.option("--exclude", multiple=True, help="gitignore-style pattern to skip (repeatable).")
 @_scan_command
-def dir_command(path: str, exclude: tuple[str, ...]) -> Source:
-    """Scan a directory tree (honours .gitignore and --exclude)."""
+def dir_command(paths: tuple[str, ...], exclude: tuple[str, ...]) -> Source:
+    """Scan folders (honours .gitignore and --exclude), files, or `-` (standard input); several at once, as a
+    pre-commit hook passes them."""
     from kinko.scan.sources.directory import DirectorySource
+    from kinko.scan.sources.many import ManySource
 
-    return DirectorySource(path, excludes=list(exclude))
+    sources = [DirectorySource(path, excludes=list(exclude)) for path in paths]
+    return sources[0] if len(sources) == 1 else ManySource(sources)
+
+
+@cli.command("git")
+@click.argument("repo", default=".", type=click.Path(exists=True, file_okay=False))
+@click.option("--branch", help="Walk this branch's history instead of HEAD's.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="Only commits made on or after this date (YYYY-MM-DD).")  # fmt: skip
+@click.option("--staged", is_flag=True, help="Scan only what is staged (the pre-commit view), not history.")
+@_scan_command
+def git_command(repo: str, branch: str | None, since: datetime.datetime | None, staged: bool) -> Source:
+    """Scan a git repository's history (every blob ever committed, with commit, author date and path), or what is
+    staged. A secret removed since is still in every clone: such findings are `deleted`, not gone."""
+    from kinko.scan.sources.git import GitSource
+
+    when = since.replace(tzinfo=datetime.UTC) if since is not None else None
+    return GitSource(repo, branch=branch, since=when, staged=staged)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import IO
 
 import pathspec
 
@@ -68,15 +70,28 @@ def is_dockerfile(name: str) -> bool:
 
 
 class DirectorySource(Source):
-    def __init__(self, path: str | Path, *, excludes: Sequence[str] = ()) -> None:
+    """A folder (walked), a single file, or standard input (`-`, read whole, up to MAX_WHOLE_FILE bytes)."""
+
+    def __init__(self, path: str | Path, *, excludes: Sequence[str] = (), stdin: IO[bytes] | None = None) -> None:
         self.root = Path(path)
         self.artifact = str(path)
         self.excludes = _Ignore("", pathspec.GitIgnoreSpec.from_lines(list(excludes)))
+        self.stdin = stdin
 
     def scan(self, detector: Detector, result: ScanResult) -> Iterator[Finding]:
-        if not self.root.is_dir():
-            raise ScanError(f"not a directory: {self.artifact}")
         result.artifacts.append(self.artifact)
+        if self.artifact == "-":
+            data = (self.stdin or sys.stdin.buffer).read(MAX_WHOLE_FILE + 1)
+            if len(data) > MAX_WHOLE_FILE:
+                result.skip("-", f"standard input: scanned its first {MAX_WHOLE_FILE} bytes only")
+            result.bytes_scanned += len(data[:MAX_WHOLE_FILE])
+            yield from self._scan_data("-", data[:MAX_WHOLE_FILE], detector, result)
+            return
+        if self.root.is_file():
+            yield from self._scan_file(self.root.name, self.root, detector, result)
+            return
+        if not self.root.is_dir():
+            raise ScanError(f"not a file or directory: {self.artifact}")
         for rel, full in self.files(result):
             yield from self._scan_file(rel, full, detector, result)
 
@@ -123,25 +138,26 @@ class DirectorySource(Source):
                     yield rel, full
 
     def _scan_file(self, rel: str, full: Path, detector: Detector, result: ScanResult) -> list[Finding]:
+        try:
+            size = full.stat().st_size
+            if size > MAX_WHOLE_FILE:
+                matches = _scan_windows(full, rel, detector, result)
+                return matches_to_findings(detector, matches, _at(self.artifact, rel))
+            data = full.read_bytes()
+        except OSError as exc:
+            result.skip(self.artifact, f"{rel}: cannot read: {exc.strerror or exc}; not scanned")
+            return []
+        result.bytes_scanned += len(data)
+        return self._scan_data(rel, data, detector, result)
+
+    def _scan_data(self, rel: str, data: bytes, detector: Detector, result: ScanResult) -> list[Finding]:
         def warn(message: str) -> None:
             result.warnings.append(ScanWarning(self.artifact, message))
 
         def skip(message: str) -> None:
             result.skip(self.artifact, message)
 
-        def location(line: int) -> Location:
-            return Location(artifact=self.artifact, path=rel, line=line)
-
-        try:
-            size = full.stat().st_size
-            if size > MAX_WHOLE_FILE:
-                matches = _scan_windows(full, rel, detector, result)
-                return matches_to_findings(detector, matches, location)
-            data = full.read_bytes()
-        except OSError as exc:
-            skip(f"{rel}: cannot read: {exc.strerror or exc}; not scanned")
-            return []
-        result.bytes_scanned += len(data)
+        location = _at(self.artifact, rel)
         plain = matches_to_findings(detector, detector.scan(data, path=rel), location)
         plain += self._inside(rel, data, detector, result)
         covered: set[int] = set()
