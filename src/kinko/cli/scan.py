@@ -15,12 +15,15 @@ from typing import Any, TypeVar, cast
 import click
 
 from kinko import config
-from kinko.cli._common import handle_errors
+from kinko.cli._common import failing_with
 from kinko.scan.interface import ScanResult, Severity, Source
 from kinko.scan.report import FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SEVERITIES = [s.name.lower() for s in Severity]
+#: A scan that failed (not an image, a bad baseline, an unreadable path) did not scan: it exits like an
+#: incomplete one (kinko.scan.run.INCOMPLETE), never 1, which means "found something".
+_FAILED = 3
 
 
 def common_options(func: F) -> F:
@@ -156,7 +159,7 @@ def _scan_command(func: F) -> F:
                  baseline=baseline, write_baseline=write_baseline, allow_incomplete=allow_incomplete,
                  exit_status=exit_status)  # fmt: skip
 
-    return common_options(handle_errors(cast(F, wrapper)))
+    return common_options(failing_with(_FAILED)(cast(F, wrapper)))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -164,8 +167,9 @@ def cli() -> None:
     """Find secrets leaked into images, Dockerfiles, Kubernetes manifests and files.
 
     Exit status: 0 clean (or --write-baseline given: the findings are accepted), 1 a finding at or above
-    --fail-on (or a scan error), 2 usage error, 3 incomplete: part of the artifact was not scanned (a size or bomb
-    limit hit, an unreadable file or layer; --allow-incomplete accepts it). Findings win: 1 even if incomplete.
+    --fail-on, 2 usage error, 3 incomplete: part of the artifact was not scanned (a size or bomb limit hit, an
+    unreadable file or layer; --allow-incomplete accepts it), or the scan failed (not an image, a bad baseline,
+    an unreachable registry; never accepted). Findings win: 1 even if incomplete.
     """
 
 
