@@ -174,15 +174,41 @@ def cli() -> None:
 
 
 @cli.command("image")
-@click.argument("archive", type=click.Path(exists=True))
+@click.argument("image")
 @click.option("--no-config", is_flag=True, help="Skip the image config (Env, Labels, Cmd, history).")
 @click.option("--workers", type=click.IntRange(min=1), help="Layers scanned in parallel (default: CPU count).")
+@click.option("--platform", default="linux/amd64", show_default=True,
+              help="Which image of a multi-platform index to pull (os/arch[/variant]).")
+@click.option("--plain-http/--tls", "plain_http", default=None,
+              help="Speak plain HTTP (or TLS) to the registry. Default: plain HTTP to a loopback registry only.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA bundle for the registry's TLS.")
 @_scan_command
-def image_command(archive: str, no_config: bool, workers: int | None) -> Source:
-    """Scan every layer of a `docker save` / OCI / podman archive, deleted files included."""
+def image_command(image: str, no_config: bool, workers: int | None, platform: str, plain_http: bool | None,
+                  ca_file: str | None) -> Source:  # fmt: skip
+    """Scan every layer of an image, deleted files included: a `docker save` / OCI / podman archive (a path), or
+    an image pulled from a registry (`host[:port]/name[:tag][@sha256:...]`; credentials from the Docker config,
+    $DOCKER_CONFIG/config.json or ~/.docker/config.json; the layers go to a private temp dir, removed after)."""
     from kinko.scan.sources.image import ImageSource
 
-    return ImageSource(archive, workers=workers, scan_config=not no_config)
+    if _is_path(image):
+        if not Path(image).exists():
+            raise click.BadParameter(f"{image!r}: no such file or directory", param_hint="IMAGE")
+        return ImageSource(image, workers=workers, scan_config=not no_config)
+    from kinko.scan.sources.registry import RegistrySource
+
+    return RegistrySource(image, docker_config=config.docker_config_path(os.environ), plain_http=plain_http,
+                          platform=platform, ca_file=Path(ca_file) if ca_file else None, workers=workers,
+                          scan_config=not no_config)  # fmt: skip
+
+
+def _is_path(image: str) -> bool:
+    """A path (an archive or OCI layout dir) rather than a registry reference: it exists, or it is written like
+    a path (`./x`, `/x`, `~/x`, an archive suffix)."""
+    written_as_path = image.startswith((".", "/", "~")) or image.lower().endswith(_ARCHIVE_SUFFIXES)
+    return written_as_path or Path(image).exists()
+
+
+_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.zst", ".oci")
 
 
 @cli.command("dockerfile")
