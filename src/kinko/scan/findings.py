@@ -20,6 +20,13 @@ def match_secret_text(match: Match) -> str:
     return match.secret.decode("utf-8", errors="replace")
 
 
+def new_in_part(found: list[Finding], whole: Iterable[Finding], path: str) -> list[Finding]:
+    """`found` (hits in a part of the file at `path`, such as its `.pyc` constants) without the secrets a scan of
+    the whole file already reported at `path` itself: one leak, one finding."""
+    known = {(f.rule_id, f.secret) for f in whole if f.location.path == path}
+    return [f for f in found if (f.rule_id, f.secret) not in known]
+
+
 def matches_to_findings(
     detector: Detector,
     matches: Iterable[Match],

@@ -18,7 +18,7 @@ from typing import IO
 import pathspec
 
 from kinko.errors import ScanError
-from kinko.scan.findings import matches_to_findings
+from kinko.scan.findings import matches_to_findings, new_in_part
 from kinko.scan.interface import Detector, Finding, Location, Match, ScanResult, ScanWarning, Source
 from kinko.scan.sources.allow import allowed_lines
 from kinko.scan.sources.dockerfile.source import MAX_DOCKERFILE_BYTES, dockerfile_misconfigs
@@ -159,7 +159,7 @@ class DirectorySource(Source):
 
         location = _at(self.artifact, rel)
         plain = matches_to_findings(detector, detector.scan(data, path=rel), location)
-        plain += self._inside(rel, data, detector, result)
+        plain += self._inside(rel, data, detector, result, plain)
         covered: set[int] = set()
         structural = self._structural(rel, data, detector, (warn, skip), covered)
         allow = allowed_lines(data)
@@ -167,8 +167,10 @@ class DirectorySource(Source):
         merged = [f for f in merged if f.location.line not in allow]
         return _dedupe(merged)
 
-    def _inside(self, rel: str, data: bytes, detector: Detector, result: ScanResult) -> list[Finding]:
-        """UTF-16/32 text decoded, and members of zip-family and tar archives (nested), each at `rel!member`."""
+    def _inside(self, rel: str, data: bytes, detector: Detector, result: ScanResult,
+                plain: list[Finding]) -> list[Finding]:  # fmt: skip
+        """UTF-16/32 text decoded, members of zip-family and tar archives (nested), each at `rel!member`, and `.pyc`
+        constants (`!constants`, less what the raw bytes showed: `plain` holds the whole file's findings)."""
         found: list[Finding] = []
         parts = [(rel, data)] if wide_text(data) is not None else []
         problems: list[str] = []
@@ -178,9 +180,10 @@ class DirectorySource(Source):
             text = wide_text(content)
             for buffer in (content if name != rel else b"", text or b""):
                 if buffer:
-                    found += matches_to_findings(
-                        detector, detector.scan(buffer, path=name), _at(self.artifact, name)
-                    )  # fmt: skip
+                    hits = matches_to_findings(detector, detector.scan(buffer, path=name), _at(self.artifact, name))
+                    if name.endswith("!constants"):
+                        hits = new_in_part(hits, [*plain, *found], name.removesuffix("!constants"))
+                    found += hits
         for problem in problems:
             result.skip(self.artifact, problem)
         return found

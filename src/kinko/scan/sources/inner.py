@@ -1,4 +1,5 @@
-"""Content inside a file: zip-family archives, tars (plain or compressed) and UTF-16/32 text, within bomb limits.
+"""Content inside a file: zip-family archives, tars (plain or compressed), UTF-16/32 text and the string constants of
+`.pyc` files (`name!constants`), within bomb limits.
 
 `inner_parts(name, data)` yields `(name!member, bytes)` for every member worth scanning, nested archives included
 to `InnerLimits.max_depth`; what a limit cut short goes to `problems` (the caller records it as skipped). The outer
@@ -18,6 +19,8 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+from kinko.scan.sources.pyc import is_pyc, pyc_strings
 
 ZIP_SUFFIXES = (".zip", ".jar", ".war", ".ear", ".whl", ".apk", ".nupkg", ".aar", ".egg", ".ipa", ".xpi", ".vsix")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".gem", ".crate")
@@ -98,6 +101,11 @@ def inner_parts(
 
 
 def _expand(name: str, data: bytes, budget: _Budget, depth: int) -> Iterator[tuple[str, bytes]]:
+    if is_pyc(name, data):
+        constants = pyc_strings(data)
+        if constants:
+            yield f"{name}!constants", constants
+        return
     if is_zip(name, data):
         members = _zip_members(name, data, budget)
     elif is_tar(name, data):
@@ -106,7 +114,9 @@ def _expand(name: str, data: bytes, budget: _Budget, depth: int) -> Iterator[tup
         return
     for inner_name, content in members:
         yield inner_name, content
-        if is_zip(inner_name, content) or is_tar(inner_name, content):
+        if is_pyc(inner_name, content):
+            yield from _expand(inner_name, content, budget, depth)
+        elif is_zip(inner_name, content) or is_tar(inner_name, content):
             if depth >= budget.limits.max_depth:
                 budget.problems.append(f"{inner_name}: nested deeper than {budget.limits.max_depth}; not opened")
                 continue

@@ -18,6 +18,7 @@ from typing import IO
 import zstandard
 
 from kinko.scan.findings import matches_to_findings as to_findings
+from kinko.scan.findings import new_in_part
 from kinko.scan.interface import Detector, FileStatus, Finding, Location, Match
 from kinko.scan.sources.image.archive import BlobRef, clean_member_name, printable_name
 from kinko.scan.sources.image.embedded import is_yaml, k8s_secret_values
@@ -229,7 +230,12 @@ def _scan_inside(job: LayerJob, detector: Detector, data: bytes, path: str, out:
         _scan_buffer(job, detector, wide, path, 1, out)
     problems: list[str] = []
     for name, content in inner_parts(path, data, problems):
+        before = len(out.hits)
         _scan_buffer(job, detector, content, name, 1, out)
+        if name.endswith("!constants"):  # .pyc strings: only what the raw bytes did not show already
+            whole = name.removesuffix("!constants")
+            new = new_in_part([f for _, f in out.hits[before:]], (f for _, f in out.hits[:before]), whole)
+            out.hits[before:] = [(path, f) for f in new]
         wide = wide_text(content)
         if wide is not None:
             _scan_buffer(job, detector, wide, name, 1, out)
