@@ -1,5 +1,5 @@
 """Content inside a file: zip-family archives, tars (plain or compressed), UTF-16/32 text and the string constants of
-`.pyc` files (`name!constants`), within bomb limits.
+`.pyc` files (`name!constants`) and git objects (`objects/ab/cd...!blob`, `pack-x.pack!<blob id>`), within bomb limits.
 
 `inner_parts(name, data)` yields `(name!member, bytes)` for every member worth scanning, nested archives included
 to `InnerLimits.max_depth`; what a limit cut short goes to `problems` (the caller records it as skipped). The outer
@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from kinko.scan.sources.gitobjects import is_loose_object, is_pack, loose_blob, pack_blobs
 from kinko.scan.sources.pyc import is_pyc, pyc_strings
 
 ZIP_SUFFIXES = (".zip", ".jar", ".war", ".ear", ".whl", ".apk", ".nupkg", ".aar", ".egg", ".ipa", ".xpi", ".vsix")
@@ -106,6 +107,9 @@ def _expand(name: str, data: bytes, budget: _Budget, depth: int) -> Iterator[tup
         if constants:
             yield f"{name}!constants", constants
         return
+    if is_loose_object(name, data) or is_pack(name, data):
+        yield from _git_objects(name, data, budget)
+        return
     if is_zip(name, data):
         members = _zip_members(name, data, budget)
     elif is_tar(name, data):
@@ -121,6 +125,17 @@ def _expand(name: str, data: bytes, budget: _Budget, depth: int) -> Iterator[tup
                 budget.problems.append(f"{inner_name}: nested deeper than {budget.limits.max_depth}; not opened")
                 continue
             yield from _expand(inner_name, content, budget, depth + 1)
+
+
+def _git_objects(name: str, data: bytes, budget: _Budget) -> Iterator[tuple[str, bytes]]:
+    if is_pack(name, data):
+        yield from pack_blobs(name, data, budget.take, budget.problems)
+        return
+    content, problem = loose_blob(data, budget.limits.max_member_bytes)
+    if problem is not None:
+        budget.problems.append(f"{name}: {problem}")
+    elif content is not None and budget.take(f"{name}!blob", len(content)):
+        yield f"{name}!blob", content
 
 
 def _zip_members(name: str, data: bytes, budget: _Budget) -> Iterator[tuple[str, bytes]]:
