@@ -54,11 +54,12 @@ class Registry:
     user: str = ""
     password: str = ""
 
-    def push(self, archive: Path, name: str, *, fmt: str = "docker-archive", creds: bool = True) -> str:
+    def push(self, archive: Path, name: str, *, fmt: str = "docker-archive", extra: tuple[str, ...] = ()) -> str:
         """`skopeo copy` the archive to host/name; returns the pushed manifest's digest."""
         _, skopeo = tools()
         cmd = [skopeo, "--insecure-policy", "copy", "--dest-tls-verify=false", "--digestfile", str(archive) + ".d"]
-        if creds and self.user:
+        cmd += extra
+        if self.user:
             cmd += ["--dest-creds", f"{self.user}:{self.password}"]
         subprocess.run([*cmd, f"{fmt}:{archive}", f"docker://{self.host}/{name}"], check=True, capture_output=True)
         return Path(str(archive) + ".d").read_text().strip()

@@ -93,3 +93,17 @@ def test_unreachable_registry_and_bad_reference(tmp_path: Path) -> None:
     assert done.returncode == 3 and "unreachable" in done.stderr
     assert _scan("Not/A/Reference", tmp_path).returncode == 2
     assert _scan(str(tmp_path / "missing.tar"), tmp_path).returncode == 2
+
+
+def test_an_image_index_gives_the_platform_image(tmp_path: Path) -> None:
+    """skopeo --all keeps the index: the pull goes index -> manifest; a missing platform is a clear failure."""
+    token = github_token()
+    layout = build_oci_layout(tmp_path / "oci", [{"srv/.env": f"GITHUB_TOKEN={token}\n".encode()}],
+                              ["COPY .env /srv/"], as_tar=False, nested_index=True)  # fmt: skip
+    with running_registry(tmp_path / "registry") as registry:
+        registry.push(layout, "multi/app:1", fmt="oci", extra=("--all",))
+        done = _scan(f"{registry.host}/multi/app:1", tmp_path)
+        other = _scan(f"{registry.host}/multi/app:1", tmp_path, "--platform", "linux/arm64")
+    assert done.returncode == 1, done.stderr
+    assert [f["location"]["path"] for f in json.loads(done.stdout)["findings"]] == ["srv/.env"]
+    assert other.returncode == 3 and "no linux/arm64 image" in other.stderr

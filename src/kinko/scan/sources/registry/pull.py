@@ -198,6 +198,9 @@ def _choose(index: dict[str, Any], platform: str, what: str) -> dict[str, Any]:
             continue
         if not variant or plat.get("variant") == variant:
             return dict(entry)
+    entries = [e for e in index.get("manifests") or [] if isinstance(e, dict)]
+    if len(entries) == 1 and not isinstance(entries[0].get("platform"), dict):
+        return dict(entries[0])  # an index of one image that names no platform (OCI layouts made by hand)
     raise ScanError(f"{what}: the image index has no {platform} image (--platform chooses another)")
 
 
