@@ -45,6 +45,9 @@ def _ids(detector: RuleDetector, text: str, path: str = "app/settings.py") -> li
         ('{"version": "2.0", "metadata": {}, "operations": {"token": "k1zPZM6uVxMQ3oxqgoYlNuJPyRTZ"}}', "m.json"),
         ('password = "k1zPZM6uVxMQ3oxqgoYlNu"', "tests/test_login.py"),
         ('home_password = "/Users/maciej/projects"', "node/process.py"),
+        # ansible's lookup docs (a Python docstring) and an SDK call with a keyword argument
+        ("password: \"{{ lookup('ansible.builtin.password', 'credentials/' + client, length=15) }}\"", "lookup.py"),
+        ('secret_client.get_secret("my-secret", logging_enable=True)', "app/main.py"),
     ],
 )
 def test_generic_rules_do_not_flag_what_is_no_secret(detector: RuleDetector, text: str, path: str) -> None:
@@ -111,6 +114,8 @@ def test_files_are_docs_by_path_and_by_content_shape() -> None:
     assert file_context("data/x.json", b'{\n  "kind": "discovery#restDescription", "discoveryVersion": "v1"').docs
     assert file_context("api.yaml", b"openapi: 3.0.1\ninfo: {}\n").docs
     assert not file_context("app/settings.json", b'{"password": "x"}').docs
+    assert file_context("azure_keyvault_secrets-4.12.0.dist-info/METADATA", b"Metadata-Version: 2.1\n").docs
+    assert file_context("pkg.egg-info/PKG-INFO", b"").docs and not file_context("app/metadata.json", b"{}").docs
     assert file_context("app/main.go", b"").code
     assert file_context("src/tests/test_api.py", b"").tests
 

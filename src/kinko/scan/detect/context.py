@@ -12,6 +12,8 @@ _DOC_DIRS = frozenset(
 )
 #: File names that are prose (README, CHANGELOG, ...), whatever their extension.
 _DOC_NAMES = re.compile(r"^(?:readme|changelog|changes|history|news|authors|contributing|faq|howto)(?:[._-]|$)", re.I)
+#: Python package metadata (`*.dist-info/METADATA`, `PKG-INFO`): the package's README with a header.
+_PACKAGE_README = frozenset({"metadata", "pkg-info"})
 #: Extensions of prose and markup, declarations (`.d.ts` holds types and doc comments, never a value) and man pages.
 _DOC_EXTENSIONS = (
     ".md", ".markdown", ".rst", ".adoc", ".asciidoc", ".html", ".htm", ".rdoc", ".pod", ".texi", ".d.ts", ".d.mts",
@@ -63,6 +65,7 @@ def file_context(path: str, data: bytes) -> FileContext:
     docs = (
         any(p in _DOC_DIRS for p in parts[:-1])
         or bool(_DOC_NAMES.match(name))
+        or name in _PACKAGE_README
         or lowered.endswith(_DOC_EXTENSIONS)
         or bool(_EXAMPLE_NAME.search(name))
         or (lowered.startswith("usr/share/doc/") or "/usr/share/doc/" in lowered)

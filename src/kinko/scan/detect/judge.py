@@ -56,7 +56,10 @@ _NAME_CHAIN = re.compile(
 _HOST_OR_PATH = re.compile(
     rb"^(?:[a-z][a-z0-9+.-]*://)?[a-z0-9-]+(?:\.[a-z0-9-]+)+(?:[:/][^\s]*)?$"  # host.name/path
     rb"|^(?:~|\.{1,2})?(?:/[A-Za-z][a-z0-9_.-]*)+/?$"  # /Users/name, ~/dir/file
+    rb"|^[A-Za-z_][a-z0-9_.-]*(?:/[a-z0-9_.-]+)*/$"  # credentials/, conf/keys/ (a folder to join a name to)
 )
+#: A keyword argument or flag in code (`logging_enable=True`), read as the value of the key before it.
+_KWARG = re.compile(rb"^[A-Za-z_][A-Za-z0-9_]*=(?:True|False|None|true|false|null|nil|\d+)$")
 _IAM_ACTION = re.compile(rb"^[a-z0-9-]+:[A-Z*][A-Za-z0-9*]*(?:/.*)?$")
 #: A password digest (crypt, bcrypt, argon2, PBKDF2): what a system stores, not the credential itself.
 _DIGEST = re.compile(rb"^\$(?:1|2[abxy]?|5|6|y|gy|7|argon2(?:id|i|d)|pbkdf2(?:-sha\d+)?|scrypt)\$")
@@ -149,6 +152,7 @@ def value_is_no_secret(value: bytes, words: list[str]) -> bool:
         or kebab_words(value)
         or _NAME_CHAIN.match(value)
         or _HOST_OR_PATH.match(value)
+        or _KWARG.match(value)
         or encodes_text(value)
     )
 
