@@ -10,13 +10,16 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
 from kinko import config
 from kinko.cli._common import failing_with
 from kinko.scan.interface import ScanResult, Severity, Source
+
+if TYPE_CHECKING:
+    from kinko.scan.detect.known import KnownValues
 from kinko.scan.report import FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,6 +46,15 @@ def common_options(func: F) -> F:
         click.option("--exit-code", "exit_status", type=click.IntRange(0, 255), default=None,
                      help="Exit with this status (instead of 1) when a finding reaches --fail-on (like Trivy's "
                           "--exit-code); 0 reports findings without failing."),
+        click.option("--known-from-vault", is_flag=True,
+                     help="Also report every exact occurrence of a value stored in the vault (KINKO_ADDR, else the "
+                          "local --vault), critical, with its vault path, whatever its shape. Needs the `scan` "
+                          "capability on the paths; the vault answers keyed fingerprints made with a random "
+                          "per-scan key, never values."),
+        click.option("--vault-prefix", default="", show_default=True,
+                     help="With --known-from-vault: only the secrets under this vault path."),
+        click.option("--vault", "vault_path", envvar=config.ENV_VAULT, default=config.DEFAULT_VAULT,
+                     type=click.Path(dir_okay=False), help="Local vault for --known-from-vault (env KINKO_VAULT)."),
         click.option("--baseline", type=click.Path(exists=True, dir_okay=False),
                      help="Ignore findings listed in this baseline file."),
         click.option("--write-baseline", type=click.Path(dir_okay=False, writable=True),
@@ -107,9 +119,24 @@ def _write_private(text: str, target: Path) -> None:
         raise
 
 
+def _known_values(vault_path: str, prefix: str) -> KnownValues:
+    """Fingerprints of the vault's values under `prefix`, keyed with a fresh random key kept only in memory."""
+    import secrets as random
+
+    from kinko.cli._session import open_session
+    from kinko.core.fingerprints import KEY_BYTES
+    from kinko.scan.detect.known import KnownValues
+
+    key = random.token_bytes(KEY_BYTES)
+    known = KnownValues(open_session(vault_path).scan_fingerprints(prefix, key), key)
+    where = f" under {prefix!r}" if prefix else ""
+    click.echo(f"known-from-vault: {len(known)} stored value(s){where} to look for", err=True)
+    return known
+
+
 def run_scan(source: Source, *, output: str, output_file: str | None, show_secrets: bool, fail_on: str,
              baseline: str | None, write_baseline: str | None, allow_incomplete: bool = False,
-             exit_status: int | None = None) -> None:  # fmt: skip
+             exit_status: int | None = None, known_values: KnownValues | None = None) -> None:  # fmt: skip
     """Scan (kinko.scan.run), write the report, and exit with `exit_code`: 1 if a finding reaches `fail_on`,
     else 3 if part of the artifact was not scanned (unless `allow_incomplete`).
 
@@ -125,7 +152,8 @@ def run_scan(source: Source, *, output: str, output_file: str | None, show_secre
     engine, cache_dir = config.scan_engine(os.environ), config.scan_cache_dir(os.environ)
     with _progress() as tick:
         result = scan(source, baseline=baseline, write_baseline=write_baseline, on_finding=tick,
-                      baseline_key=baseline_key, engine=engine, cache_dir=cache_dir)  # fmt: skip
+                      baseline_key=baseline_key, engine=engine, cache_dir=cache_dir,
+                      known_values=known_values)  # fmt: skip
     if result.accepted is not None:
         click.echo(f"baseline written to {write_baseline}: {result.accepted} finding(s) accepted", err=True)
         if baseline_key is None:
@@ -153,11 +181,13 @@ def _scan_command(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, output: str, output_file: str | None, show_secrets: bool, fail_on: str,
                 baseline: str | None, write_baseline: str | None, allow_incomplete: bool,
-                exit_status: int | None, **kwargs: Any) -> None:  # fmt: skip
+                exit_status: int | None, known_from_vault: bool, vault_prefix: str, vault_path: str,
+                **kwargs: Any) -> None:  # fmt: skip
         source = func(*args, **kwargs)
+        known = _known_values(vault_path, vault_prefix) if known_from_vault else None
         run_scan(source, output=output, output_file=output_file, show_secrets=show_secrets, fail_on=fail_on,
                  baseline=baseline, write_baseline=write_baseline, allow_incomplete=allow_incomplete,
-                 exit_status=exit_status)  # fmt: skip
+                 exit_status=exit_status, known_values=known)  # fmt: skip
 
     return common_options(failing_with(_FAILED)(cast(F, wrapper)))
 
