@@ -69,3 +69,24 @@ def test_assignment_syntaxes_of_common_languages(detector: RuleDetector, text: s
 )
 def test_placeholder_looking_keys_are_not_flagged(detector: RuleDetector, text: str) -> None:
     assert detector.scan(text.encode(), path="app/.env") == []
+
+
+def test_a_keyword_yaml_reads_as_a_mapping_is_refused() -> None:
+    """`- kinko-share:` unquoted is a one-key mapping in YAML; taken as text it would never match."""
+    from kinko.errors import InvalidInput
+    from kinko.scan.detect.loader import parse_rules_text
+
+    text = "rules:\n- id: x-token\n  title: X\n  severity: high\n  regex: x-[a-z]{9}\n  keywords:\n  - x-share:\n"
+    with pytest.raises(InvalidInput, match="keywords must be strings"):
+        parse_rules_text(text, "test")
+
+
+def test_kinko_shares_are_proved_by_their_checksum() -> None:
+    import secrets
+
+    from kinko.crypto.shares import encode_share, split
+    from kinko.scan.detect.checksums import kinko_share
+
+    share = encode_share(split(secrets.token_bytes(32), 3, 2)[0])
+    assert kinko_share(share.encode())
+    assert not kinko_share(share[:-1].encode() + (b"0" if share[-1] != "0" else b"1"))

@@ -58,8 +58,16 @@ def base64_jwt(value: bytes) -> bool:
     return True
 
 
+def kinko_share(share: bytes) -> bool:
+    """A kinko unseal share's typo check: `kinko-share:<body>.<crc32 hex of the body text>` (the domain prefix is
+    crypto/shares.py's `_CHECKSUM_DOMAIN`, repeated because the scanner may not import crypto/; a test pins it)."""
+    body, _, check = share.removeprefix(b"kinko-share:").rpartition(b".")
+    return check == b"%08x" % zlib.crc32(b"kinko-share-v1:" + body)
+
+
 #: name -> (validator, whether a failed check drops the hit: False keeps it at low confidence)
 CHECKSUMS: dict[str, tuple[Callable[[bytes], bool], bool]] = {
     "github-crc32": (crc32_tail, False),
     "base64-jwt": (base64_jwt, True),
+    "kinko-share": (kinko_share, True),
 }

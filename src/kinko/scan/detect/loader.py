@@ -137,7 +137,9 @@ def parse_rule(spec: dict[str, Any], family: str, *, compile_now: bool = True) -
         path_regex = re.compile(spec["path_regex"]) if spec.get("path_regex") else None
     except re.error as exc:
         raise InvalidInput(f"rule {where}: bad regex: {exc}") from None
-    keywords = tuple(str(k).encode("latin-1").lower() for k in spec.get("keywords", ()))
+    if not all(isinstance(k, str) for k in spec.get("keywords", ())):
+        raise InvalidInput(f"rule {where}: keywords must be strings (quote one that ends in ':')")
+    keywords = tuple(k.encode("latin-1").lower() for k in spec.get("keywords", ()))
     return Rule(
         id=rule_id,
         title=str(_require(spec, "title", where)),
