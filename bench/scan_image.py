@@ -37,6 +37,16 @@ class Planted:
 # -- secret material (generated at run time: no key-shaped literal lives in this file) -------------------------
 
 
+def _crc32_token(rng: random.Random, prefix: str) -> str:
+    """A GitHub/npm-format token: 30 random base62 characters and the base62 CRC32 tail real tokens carry."""
+    import zlib
+
+    from kinko.scan.detect.checksums import base62
+
+    body = _rand(rng, string.ascii_letters + string.digits, 30)
+    return prefix + body + base62(zlib.crc32(body.encode()), 6).decode()
+
+
 def _rand(rng: random.Random, alphabet: str, n: int) -> str:
     return "".join(rng.choice(alphabet) for _ in range(n))
 
@@ -52,13 +62,13 @@ def make_secrets(rng: random.Random) -> dict[str, str]:
     header = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=").decode()
     claims = base64.urlsafe_b64encode(b'{"sub":"svc-billing","role":"admin","iat":1767225600}').rstrip(b"=").decode()
     return {
-        "github": "ghp_" + _rand(rng, alnum, 36),
+        "github": _crc32_token(rng, "ghp_"),
         "stripe": "sk_live_" + _rand(rng, alnum, 32),
         "postgres": f"postgres://billing:{_rand(rng, alnum, 18)}@db.prod.internal:5432/billing",
         "slack": f"https://hooks.slack.com/services/T{_rand(rng, string.ascii_uppercase + string.digits, 8)}"
         f"/B{_rand(rng, string.ascii_uppercase + string.digits, 8)}/{_rand(rng, alnum, 24)}",
         "jwt": f"{header}.{claims}.{_rand(rng, alnum + '-_', 43)}",
-        "npm": "npm_" + _rand(rng, alnum, 36),
+        "npm": _crc32_token(rng, "npm_"),
         "aws_id": "AK" + "IA" + _rand(rng, string.ascii_uppercase + "234567", 16),
         "aws_secret": _rand(rng, alnum + "/+", 40),
         "openai": "sk-" + _rand(rng, alnum, 20) + "T3Blbk" + "FJ" + _rand(rng, alnum, 20),

@@ -210,3 +210,10 @@ def scan_cache_dir(env: Mapping[str, str]) -> Path | None:
 def scan_engine(env: Mapping[str, str]) -> ScanEngine:
     """`keyword` when KINKO_SCAN_ENGINE says so (benchmarks, debugging), else `auto`."""
     return "keyword" if env.get(ENV_SCAN_ENGINE, "").lower() == "keyword" else "auto"
+
+
+def docker_config_path(env: Mapping[str, str]) -> Path:
+    """The Docker client config `kinko scan image REF` takes registry credentials from, found as the docker CLI
+    finds it: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`."""
+    base = env.get("DOCKER_CONFIG", "")
+    return (Path(base) if base else Path.home() / ".docker") / "config.json"

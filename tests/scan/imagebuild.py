@@ -309,6 +309,7 @@ def _oci_index(manifest_blob: bytes, *, annotations: Mapping[str, str]) -> bytes
                 "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "digest": sha256(manifest_blob),
                 "size": len(manifest_blob),
+                "platform": {"os": "linux", "architecture": "amd64"},
                 "annotations": dict(annotations),
             }
         ],

@@ -6,7 +6,6 @@ import json
 import os
 import secrets
 import stat
-import string
 import subprocess
 import sys
 from pathlib import Path
@@ -16,12 +15,13 @@ from click.testing import CliRunner
 
 from kinko.cli.scan import cli
 from tests.scan.imagebuild import build_docker_archive
+from tests.scan.tokens import github_token
 
 KINKO = Path(sys.executable).parent / "kinko"
 
 
 def _token() -> str:
-    return "ghp_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(36))
+    return github_token()
 
 
 @pytest.fixture
@@ -145,11 +145,12 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert _run("dir", str(tmp_path), "--fail-on", "urgent")[0] == 2
 
 
-def test_scan_error_is_one_line_exit_1(tmp_path: Path) -> None:
+def test_scan_error_is_one_line_exit_3(tmp_path: Path) -> None:
+    """A scan that failed exits 3 (like an incomplete one), never 1: 1 means "found something"."""
     bogus = tmp_path / "not-an-image.tar"
     bogus.write_bytes(b"this is not a tar archive at all" * 10)
     code, out, err = _run("image", str(bogus))
-    assert code == 1 and out == ""
+    assert code == 3 and out == ""
     assert err.startswith("error: scan_error: ") and err.count("\n") == 1
 
 
@@ -158,7 +159,9 @@ def test_bad_baseline_is_an_error(repo: tuple[Path, str], tmp_path: Path) -> Non
     bad = tmp_path / "b.json"
     bad.write_text("{}")
     code, _, err = _run("dir", str(root), "--baseline", str(bad))
-    assert code == 1 and err.startswith("error: invalid_input: ")
+    assert code == 3 and err.startswith("error: invalid_input: ")
+    # --allow-incomplete accepts skipped parts, never a failed scan
+    assert _run("dir", str(root), "--baseline", str(bad), "--allow-incomplete")[0] == 3
 
 
 def test_image_seed_copy_then_rm(tmp_path: Path) -> None:
@@ -219,7 +222,7 @@ def test_baseline_key_from_env_is_not_in_the_file(repo: tuple[Path, str], tmp_pa
     assert code == 0 and json.loads(out)["findings"] == []
     monkeypatch.delenv("KINKO_BASELINE_KEY")
     code, _, err = _run("dir", str(root), "--baseline", str(baseline))
-    assert code == 1 and "KINKO_BASELINE_KEY is not set" in err
+    assert code == 3 and "KINKO_BASELINE_KEY is not set" in err
 
 
 def test_write_baseline_help_explains_the_key_trade_off() -> None:
@@ -235,7 +238,7 @@ def test_a_bad_baseline_key_is_refused_without_echoing_it(
     root, _ = repo
     monkeypatch.setenv("KINKO_BASELINE_KEY", value)
     code, out, err = _run("dir", str(root), "--write-baseline", str(tmp_path / "baseline.json"))
-    assert code == 1 and "KINKO_BASELINE_KEY must be hex of at least 32 bytes" in err
+    assert code == 3 and "KINKO_BASELINE_KEY must be hex of at least 32 bytes" in err
     assert value not in out + err and not (tmp_path / "baseline.json").exists()
 
 

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import os
-import secrets
 import stat
-import string
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from kinko.cli.scan import cli
+from tests.scan.tokens import github_token
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> tuple[Path, str]:
-    token = "ghp_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(36))
+    token = github_token()
     root = tmp_path / "repo"
     root.mkdir()
     (root / "app.py").write_text(f'GITHUB_TOKEN = "{token}"\n')

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
 import stat
-import string
 from pathlib import Path
 
 import pytest
@@ -13,10 +11,11 @@ from kinko.errors import InvalidInput
 from kinko.scan.interface import Finding, FindingKind, Location, ScanResult, ScanWarning, Severity
 from kinko.scan.run import exit_code, scan
 from kinko.scan.sources.directory import DirectorySource
+from tests.scan.tokens import github_token
 
 
 def _token() -> str:
-    return "ghp_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(36))
+    return github_token()
 
 
 @pytest.fixture

@@ -31,7 +31,8 @@ from kinko.errors import InvalidInput
 from kinko.storage.fresh import FreshCache
 from kinko.storage.interface import Store
 
-SECRET_CAPABILITIES = ("read", "list", "create", "update", "delete", "recover", "purge")
+#: `scan`: keyed fingerprints of the values (never the values) for `kinko scan --known-from-vault`.
+SECRET_CAPABILITIES = ("read", "list", "create", "update", "delete", "recover", "purge", "scan")
 CAPABILITIES = (*SECRET_CAPABILITIES, "sudo", "deny")
 #: Granted only by the built-in `root` policy (never writable in a policy document).
 ROOT_CAPABILITY = "root"

@@ -23,6 +23,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "auth": ("kinko.cli.auth", "Configure Kubernetes auth and its roles; log in with a service-account token."),
     "csi-provider": ("kinko.cli.csi", "Serve the Secrets Store CSI driver's provider API on a Unix socket."),
     "k8s": ("kinko.cli.k8s", "Render SecretProviderClasses and Secrets; import Secret manifests into kinko."),
+    "remediate": ("kinko.cli.remediate", "Turn a scan report into a plan: import, rewrite, deliver, rotate."),
 }
 
 

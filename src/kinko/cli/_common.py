@@ -55,29 +55,38 @@ def handle_errors(func: F) -> F:
 
     Any other exception is a bug: one line naming only its type, exit 1 (KINKO_DEBUG=1 re-raises it).
     """
+    return failing_with(1)(func)
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except KinkoError as exc:
-            click.echo(f"error: {exc.code}: {exc.message}", err=True)
-            sys.exit(2 if isinstance(exc, UsageError) else 1)
-        except OSError as exc:  # a path that is a directory, a full disk, a permission problem
-            where = f" {exc.filename!r}" if exc.filename else ""
-            click.echo(f"error: io_error: {exc.strerror or exc}{where}", err=True)
-            sys.exit(1)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise  # click's own usage errors, --help exits and Ctrl-C: click reports those
-        except Exception as exc:
-            # A bug: its message or traceback may quote value bytes (UnicodeDecodeError shows them), so name only
-            # the type unless the user asks for the traceback.
-            if os.environ.get("KINKO_DEBUG") == "1":
-                raise
-            click.echo(f"error: internal: {type(exc).__name__} (run with KINKO_DEBUG=1 for a traceback)", err=True)
-            sys.exit(1)
 
-    return cast(F, wrapper)
+def failing_with(status: int) -> Callable[[F], F]:
+    """`handle_errors` with `status` as the exit status of a failure (`kinko scan` uses 3: 1 means findings)."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(*args, **kwargs)
+            except KinkoError as exc:
+                click.echo(f"error: {exc.code}: {exc.message}", err=True)
+                sys.exit(2 if isinstance(exc, UsageError) else status)
+            except OSError as exc:  # a path that is a directory, a full disk, a permission problem
+                where = f" {exc.filename!r}" if exc.filename else ""
+                click.echo(f"error: io_error: {exc.strerror or exc}{where}", err=True)
+                sys.exit(status)
+            except (click.ClickException, click.exceptions.Exit, click.Abort):
+                raise  # click's own usage errors, --help exits and Ctrl-C: click reports those
+            except Exception as exc:
+                # A bug: its message or traceback may quote value bytes (UnicodeDecodeError shows them), so name
+                # only the type unless the user asks for the traceback.
+                if os.environ.get("KINKO_DEBUG") == "1":
+                    raise
+                click.echo(f"error: internal: {type(exc).__name__} (run with KINKO_DEBUG=1 for a traceback)",
+                           err=True)  # fmt: skip
+                sys.exit(status)
+
+        return cast(F, wrapper)
+
+    return decorate
 
 
 def _option_name(param: click.Parameter) -> str:

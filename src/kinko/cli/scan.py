@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
 import shutil
@@ -9,17 +10,23 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
 from kinko import config
-from kinko.cli._common import handle_errors
+from kinko.cli._common import failing_with
 from kinko.scan.interface import ScanResult, Severity, Source
+
+if TYPE_CHECKING:
+    from kinko.scan.detect.known import KnownValues
 from kinko.scan.report import FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SEVERITIES = [s.name.lower() for s in Severity]
+#: A scan that failed (not an image, a bad baseline, an unreadable path) did not scan: it exits like an
+#: incomplete one (kinko.scan.run.INCOMPLETE), never 1, which means "found something".
+_FAILED = 3
 
 
 def common_options(func: F) -> F:
@@ -36,6 +43,18 @@ def common_options(func: F) -> F:
                      help="Exit 0 (or 1 for findings) even when part of the artifact was not scanned (a size or "
                           "bomb limit hit, an unreadable file or layer); without it such a scan exits 3. The report "
                           "lists every skipped part either way."),
+        click.option("--exit-code", "exit_status", type=click.IntRange(0, 255), default=None,
+                     help="Exit with this status (instead of 1) when a finding reaches --fail-on (like Trivy's "
+                          "--exit-code); 0 reports findings without failing."),
+        click.option("--known-from-vault", is_flag=True,
+                     help="Also report every exact occurrence of a value stored in the vault (KINKO_ADDR, else the "
+                          "local --vault), critical, with its vault path, whatever its shape. Needs the `scan` "
+                          "capability on the paths; the vault answers keyed fingerprints made with a random "
+                          "per-scan key, never values."),
+        click.option("--vault-prefix", default="", show_default=True,
+                     help="With --known-from-vault: only the secrets under this vault path."),
+        click.option("--vault", "vault_path", envvar=config.ENV_VAULT, default=config.DEFAULT_VAULT,
+                     type=click.Path(dir_okay=False), help="Local vault for --known-from-vault (env KINKO_VAULT)."),
         click.option("--baseline", type=click.Path(exists=True, dir_okay=False),
                      help="Ignore findings listed in this baseline file."),
         click.option("--write-baseline", type=click.Path(dir_okay=False, writable=True),
@@ -100,8 +119,24 @@ def _write_private(text: str, target: Path) -> None:
         raise
 
 
+def _known_values(vault_path: str, prefix: str) -> KnownValues:
+    """Fingerprints of the vault's values under `prefix`, keyed with a fresh random key kept only in memory."""
+    import secrets as random
+
+    from kinko.cli._session import open_session
+    from kinko.core.fingerprints import KEY_BYTES
+    from kinko.scan.detect.known import KnownValues
+
+    key = random.token_bytes(KEY_BYTES)
+    known = KnownValues(open_session(vault_path).scan_fingerprints(prefix, key), key)
+    where = f" under {prefix!r}" if prefix else ""
+    click.echo(f"known-from-vault: {len(known)} stored value(s){where} to look for", err=True)
+    return known
+
+
 def run_scan(source: Source, *, output: str, output_file: str | None, show_secrets: bool, fail_on: str,
-             baseline: str | None, write_baseline: str | None, allow_incomplete: bool = False) -> None:  # fmt: skip
+             baseline: str | None, write_baseline: str | None, allow_incomplete: bool = False,
+             exit_status: int | None = None, known_values: KnownValues | None = None) -> None:  # fmt: skip
     """Scan (kinko.scan.run), write the report, and exit with `exit_code`: 1 if a finding reaches `fail_on`,
     else 3 if part of the artifact was not scanned (unless `allow_incomplete`).
 
@@ -110,14 +145,15 @@ def run_scan(source: Source, *, output: str, output_file: str | None, show_secre
     """
     from kinko.scan.baseline import parse_key
     from kinko.scan.report import ReportOptions, render
-    from kinko.scan.run import INCOMPLETE, exit_code, scan
+    from kinko.scan.run import FINDINGS, INCOMPLETE, exit_code, scan
 
     # Decoded before scanning: a malformed key is refused (never echoed) even on runs that would not use it.
     baseline_key = parse_key(os.environ.get(config.ENV_BASELINE_KEY))
     engine, cache_dir = config.scan_engine(os.environ), config.scan_cache_dir(os.environ)
     with _progress() as tick:
         result = scan(source, baseline=baseline, write_baseline=write_baseline, on_finding=tick,
-                      baseline_key=baseline_key, engine=engine, cache_dir=cache_dir)  # fmt: skip
+                      baseline_key=baseline_key, engine=engine, cache_dir=cache_dir,
+                      known_values=known_values)  # fmt: skip
     if result.accepted is not None:
         click.echo(f"baseline written to {write_baseline}: {result.accepted} finding(s) accepted", err=True)
         if baseline_key is None:
@@ -133,6 +169,8 @@ def run_scan(source: Source, *, output: str, output_file: str | None, show_secre
     if code == INCOMPLETE:
         click.echo(f"scan incomplete: {len(result.incomplete)} part(s) not scanned (listed in the report); exit "
                    "status 3. --allow-incomplete accepts an incomplete scan.", err=True)  # fmt: skip
+    if code == FINDINGS and exit_status is not None:
+        code = exit_status
     if code:
         sys.exit(code)
 
@@ -143,12 +181,15 @@ def _scan_command(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, output: str, output_file: str | None, show_secrets: bool, fail_on: str,
                 baseline: str | None, write_baseline: str | None, allow_incomplete: bool,
+                exit_status: int | None, known_from_vault: bool, vault_prefix: str, vault_path: str,
                 **kwargs: Any) -> None:  # fmt: skip
         source = func(*args, **kwargs)
+        known = _known_values(vault_path, vault_prefix) if known_from_vault else None
         run_scan(source, output=output, output_file=output_file, show_secrets=show_secrets, fail_on=fail_on,
-                 baseline=baseline, write_baseline=write_baseline, allow_incomplete=allow_incomplete)  # fmt: skip
+                 baseline=baseline, write_baseline=write_baseline, allow_incomplete=allow_incomplete,
+                 exit_status=exit_status, known_values=known)  # fmt: skip
 
-    return common_options(handle_errors(cast(F, wrapper)))
+    return common_options(failing_with(_FAILED)(cast(F, wrapper)))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -156,21 +197,48 @@ def cli() -> None:
     """Find secrets leaked into images, Dockerfiles, Kubernetes manifests and files.
 
     Exit status: 0 clean (or --write-baseline given: the findings are accepted), 1 a finding at or above
-    --fail-on (or a scan error), 2 usage error, 3 incomplete: part of the artifact was not scanned (a size or bomb
-    limit hit, an unreadable file or layer; --allow-incomplete accepts it). Findings win: 1 even if incomplete.
+    --fail-on, 2 usage error, 3 incomplete: part of the artifact was not scanned (a size or bomb limit hit, an
+    unreadable file or layer; --allow-incomplete accepts it), or the scan failed (not an image, a bad baseline,
+    an unreachable registry; never accepted). Findings win: 1 even if incomplete.
     """
 
 
 @cli.command("image")
-@click.argument("archive", type=click.Path(exists=True))
+@click.argument("image")
 @click.option("--no-config", is_flag=True, help="Skip the image config (Env, Labels, Cmd, history).")
 @click.option("--workers", type=click.IntRange(min=1), help="Layers scanned in parallel (default: CPU count).")
+@click.option("--platform", default="linux/amd64", show_default=True,
+              help="Which image of a multi-platform index to pull (os/arch[/variant]).")
+@click.option("--plain-http/--tls", "plain_http", default=None,
+              help="Speak plain HTTP (or TLS) to the registry. Default: plain HTTP to a loopback registry only.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA bundle for the registry's TLS.")
 @_scan_command
-def image_command(archive: str, no_config: bool, workers: int | None) -> Source:
-    """Scan every layer of a `docker save` / OCI / podman archive, deleted files included."""
+def image_command(image: str, no_config: bool, workers: int | None, platform: str, plain_http: bool | None,
+                  ca_file: str | None) -> Source:  # fmt: skip
+    """Scan every layer of an image, deleted files included: a `docker save` / OCI / podman archive (a path), or
+    an image pulled from a registry (`host[:port]/name[:tag][@sha256:...]`; credentials from the Docker config,
+    $DOCKER_CONFIG/config.json or ~/.docker/config.json; the layers go to a private temp dir, removed after)."""
     from kinko.scan.sources.image import ImageSource
 
-    return ImageSource(archive, workers=workers, scan_config=not no_config)
+    if _is_path(image):
+        if not Path(image).exists():
+            raise click.BadParameter(f"{image!r}: no such file or directory", param_hint="IMAGE")
+        return ImageSource(image, workers=workers, scan_config=not no_config)
+    from kinko.scan.sources.registry import RegistrySource
+
+    return RegistrySource(image, docker_config=config.docker_config_path(os.environ), plain_http=plain_http,
+                          platform=platform, ca_file=Path(ca_file) if ca_file else None, workers=workers,
+                          scan_config=not no_config)  # fmt: skip
+
+
+def _is_path(image: str) -> bool:
+    """A path (an archive or OCI layout dir) rather than a registry reference: it exists, or it is written like
+    a path (`./x`, `/x`, `~/x`, an archive suffix)."""
+    written_as_path = image.startswith((".", "/", "~")) or image.lower().endswith(_ARCHIVE_SUFFIXES)
+    return written_as_path or Path(image).exists()
+
+
+_ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.zst", ".oci")
 
 
 @cli.command("dockerfile")
@@ -194,11 +262,30 @@ def k8s_command(paths: tuple[str, ...]) -> Source:
 
 
 @cli.command("dir")
-@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @click.option("--exclude", multiple=True, help="gitignore-style pattern to skip (repeatable).")
 @_scan_command
-def dir_command(path: str, exclude: tuple[str, ...]) -> Source:
-    """Scan a directory tree (honours .gitignore and --exclude)."""
+def dir_command(paths: tuple[str, ...], exclude: tuple[str, ...]) -> Source:
+    """Scan folders (honours .gitignore and --exclude), files, or `-` (standard input); several at once, as a
+    pre-commit hook passes them."""
     from kinko.scan.sources.directory import DirectorySource
+    from kinko.scan.sources.many import ManySource
 
-    return DirectorySource(path, excludes=list(exclude))
+    sources = [DirectorySource(path, excludes=list(exclude)) for path in paths]
+    return sources[0] if len(sources) == 1 else ManySource(sources)
+
+
+@cli.command("git")
+@click.argument("repo", default=".", type=click.Path(exists=True, file_okay=False))
+@click.option("--branch", help="Walk this branch's history instead of HEAD's.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="Only commits made on or after this date (YYYY-MM-DD).")  # fmt: skip
+@click.option("--staged", is_flag=True, help="Scan only what is staged (the pre-commit view), not history.")
+@_scan_command
+def git_command(repo: str, branch: str | None, since: datetime.datetime | None, staged: bool) -> Source:
+    """Scan a git repository's history (every blob ever committed, with commit, author date and path), or what is
+    staged. A secret removed since is still in every clone: such findings are `deleted`, not gone."""
+    from kinko.scan.sources.git import GitSource
+
+    when = since.replace(tzinfo=datetime.UTC) if since is not None else None
+    return GitSource(repo, branch=branch, since=when, staged=staged)

@@ -14,6 +14,7 @@ from urllib.parse import quote
 from kinko.access.identity import validate_role_name
 from kinko.access.policy import parse_policy
 from kinko.client.http import Client
+from kinko.core.fingerprints import Fingerprint
 from kinko.core.model import (
     DEFAULT_CONTENT_TYPE,
     Attributes,
@@ -115,6 +116,11 @@ class RemoteVault:
     def list(self, prefix: str = "") -> Listing:
         doc = self.client.request("GET", _list_route("secrets-list", prefix))
         return Listing(doc["prefix"], tuple(doc["keys"]))
+
+    def scan_fingerprints(self, prefix: str, key: bytes) -> builtins.list[Fingerprint]:
+        body = {"prefix": prefix, "key": base64.b64encode(key).decode()}
+        doc = self.client.request("POST", "scan-fingerprints", json=body)
+        return [Fingerprint(d["path"], int(d["length"]), base64.b64decode(d["digest"])) for d in doc["fingerprints"]]
 
     def versions(self, path: str) -> builtins.list[VersionInfo]:
         return [_version(d) for d in self.client.request("GET", f"versions/{_url_path(path)}")["versions"]]

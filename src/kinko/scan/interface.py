@@ -36,6 +36,15 @@ class Severity(enum.IntEnum):
             raise ValueError(f"unknown severity {text!r}; expected one of: {names}") from None
 
 
+class Confidence(enum.IntEnum):
+    """How sure the detector is that a hit is a real secret. LOW: a specific format in documentation or an example,
+    or a generic assignment in a test; its severity is capped at MEDIUM, below `--fail-on`'s default."""
+
+    LOW = 0
+    MEDIUM = 1
+    HIGH = 2
+
+
 class FileStatus(enum.Enum):
     """Whether a file found in an image layer is still visible in the final filesystem."""
 
@@ -73,6 +82,7 @@ class Match:
     end: int
     secret: bytes = field(repr=False)
     line: int
+    confidence: Confidence = Confidence.HIGH
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,7 @@ class Finding:
     secret: str = field(default="", repr=False)
     message: str = ""
     fix: str = ""
+    confidence: Confidence = Confidence.HIGH
 
     def redacted_secret(self, keep: int = 4) -> str:
         """The secret's first `keep` characters then asterisks; short secrets show nothing."""

@@ -8,7 +8,8 @@ from pathlib import Path
 from kinko.config import ScanEngine
 from kinko.scan.baseline import Baseline
 from kinko.scan.detect import default_detector
-from kinko.scan.interface import ScanResult, Severity, Source
+from kinko.scan.detect.known import KnownValues, KnownValuesDetector
+from kinko.scan.interface import Detector, ScanResult, Severity, Source
 
 
 def scan(
@@ -20,6 +21,7 @@ def scan(
     baseline_key: bytes | None = None,
     engine: ScanEngine = "auto",
     cache_dir: Path | None = None,
+    known_values: KnownValues | None = None,
 ) -> ScanResult:
     """Scan `source` with the shipped rules, then apply the baseline files.
 
@@ -27,10 +29,13 @@ def scan(
     they no longer fail `exit_code`. Findings listed in `baseline` are dropped from the result. `on_finding` runs after
     each finding is added (a progress display reads the counts). `baseline_key` is KINKO_BASELINE_KEY's key
     (`baseline.parse_key`): new baselines name it instead of holding a key, and reports fingerprint with it.
-    `engine` and `cache_dir` choose the detector (`detect.default_detector`).
+    `engine` and `cache_dir` choose the detector (`detect.default_detector`); `known_values` adds the vault's
+    stored values (`detect.known`, `--known-from-vault`).
     """
-    detector = default_detector(engine, cache_dir)
-    result = ScanResult(rules=detector.rules)
+    detector: Detector = default_detector(engine, cache_dir)
+    if known_values is not None:
+        detector = KnownValuesDetector(detector, known_values)
+    result = ScanResult(rules=getattr(detector, "rules", ()))
     for finding in source.scan(detector, result):
         result.findings.append(finding)
         if on_finding is not None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from kinko.core.fingerprints import Fingerprint
 from kinko.core.model import DEFAULT_CONTENT_TYPE, Listing, Secret, SecretInfo, SecretValue, VersionInfo
 from kinko.vault.types import (
     DEFAULT_RETENTION_DAYS,
@@ -59,6 +60,8 @@ class VaultSession(Protocol):
     def get(self, path: str, version: int | None = None) -> Secret: ...
 
     def list(self, prefix: str = "") -> Listing: ...
+
+    def scan_fingerprints(self, prefix: str, key: bytes) -> builtins.list[Fingerprint]: ...
 
     def versions(self, path: str) -> builtins.list[VersionInfo]: ...
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 import random
-import string
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,10 +24,11 @@ from kinko.scan.findings import matches_to_findings
 from kinko.scan.interface import FindingKind, Location, Severity
 from tests.scan.data.filler import filler_files
 from tests.scan.keygen import generate
+from tests.scan.tokens import github_token
 
 RULES = load_rules()
 _rng = random.Random(7)
-GH = "ghp_" + "".join(_rng.choice(string.ascii_letters + string.digits) for _ in range(36))
+GH = github_token()
 PG = "postgres://app:Zq8vN2kLp4Rt7wXy@db.prod.internal:5432/app"
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
-import string
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from kinko.scan.interface import Finding, FindingKind, Location, ScanResult, Sev
 from kinko.scan.report import ReportOptions
 from kinko.scan.report.json import render_json
 from kinko.scan.report.sarif import render_sarif
+from tests.scan.tokens import github_token
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +23,7 @@ def _no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _token() -> str:
-    return "ghp_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(36))
+    return github_token()
 
 
 def _scan(root: Path, fmt: str, *extra: str) -> str:

@@ -79,7 +79,9 @@ def test_json_schema_is_stable() -> None:
     assert set(doc) == {"version", "findings", "warnings", "summary"}
     assert doc["version"] == 1
     first = doc["findings"][0]
-    assert set(first) == {"rule_id", "title", "severity", "kind", "message", "fix", "secret", "fingerprint", "location"}
+    assert set(first) == {
+        "rule_id", "title", "severity", "kind", "confidence", "message", "fix", "secret", "fingerprint", "location"
+    }
     assert first["severity"] == "critical" and first["secret"] == "ghp_********"
     assert first["location"]["status"] == "deleted" and first["location"]["deleted_in_layer"] == 2
     message = f"github-pat\0app.tar\0root/bad-secret\0{canary}".encode()  # the baseline's keyed hash

@@ -130,10 +130,11 @@ def test_kinko_allow_and_broken_dockerfile_warning(tmp_path: Path) -> None:
     assert any(m.startswith("k.yaml: document 0: invalid YAML") for m in messages)
 
 
-def test_not_a_directory(tmp_path: Path) -> None:
+def test_a_file_is_scanned_and_anything_else_refused(tmp_path: Path) -> None:
     write(tmp_path, "f.txt", "x")
-    with pytest.raises(ScanError, match="not a directory"):
-        run(tmp_path / "f.txt")
+    run(tmp_path / "f.txt")  # a file is scanned as itself (pre-commit passes files)
+    with pytest.raises(ScanError, match="not a file or directory"):
+        run(tmp_path / "missing")
 
 
 @pytest.mark.parametrize(

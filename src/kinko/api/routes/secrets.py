@@ -6,16 +6,20 @@ loop avoids a thread hop per request.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
 from kinko.api.models import (
     MAX_INT,
     AttributesBody,
     PutBody,
     RestoreBody,
+    Strict,
     body_value,
     encode_value,
     parse_time,
@@ -49,6 +53,23 @@ async def write_secret(path: str, body: PutBody, session: Session) -> dict[str, 
 @router.delete("/secrets/{path:path}")
 async def delete_secret(path: str, session: Session) -> dict[str, Any]:
     return session.delete(path).to_dict()
+
+
+class FingerprintBody(Strict):
+    prefix: str = Field("", max_length=4096)
+    key: str = Field(..., min_length=44, max_length=1024, description="base64 of the scan's random key (>= 32 bytes)")
+
+
+@router.post("/scan-fingerprints")
+async def scan_fingerprints(body: FingerprintBody, session: Session) -> dict[str, Any]:
+    """Keyed fingerprints of the values under `prefix` the caller holds `scan` on (`kinko scan --known-from-vault`)."""
+    try:
+        key = base64.b64decode(body.key, validate=True)
+    except (binascii.Error, ValueError):  # ValueError: characters outside ASCII
+        raise InvalidInput("key must be base64") from None
+    prints = session.scan_fingerprints(body.prefix, key)
+    return {"fingerprints": [{"path": f.path, "length": f.length, "digest": base64.b64encode(f.digest).decode()}
+                             for f in prints]}  # fmt: skip
 
 
 @router.get("/secrets-list")

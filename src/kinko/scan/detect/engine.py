@@ -10,13 +10,15 @@ from __future__ import annotations
 import re
 import threading
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from kinko.errors import InvalidInput
 from kinko.scan.detect import hscache
+from kinko.scan.detect.context import FileContext, file_context
 from kinko.scan.detect.entropy import is_placeholder, looks_like_identifier, shannon_entropy
+from kinko.scan.detect.judge import judge
 from kinko.scan.detect.loader import Rule
 from kinko.scan.detect.pathgate import may_match, required_suffixes
 from kinko.scan.interface import Detector, Match, Severity
@@ -105,6 +107,18 @@ def _path_gate(rules: Sequence[Rule]) -> re.Pattern[str] | None:
         return None
 
 
+def _lazy_context(path: str, data: bytes) -> Callable[[], FileContext]:
+    """The file's context, worked out on first use (most buffers have no hit to judge)."""
+    found: list[FileContext] = []
+
+    def get() -> FileContext:
+        if not found:
+            found.append(file_context(path, data))
+        return found[0]
+
+    return get
+
+
 class RuleDetector(Detector):
     """Shared logic: rule bookkeeping, path-gated rules, confirmation and result assembly."""
 
@@ -164,14 +178,16 @@ class RuleDetector(Detector):
             return []
         kept = _dedupe(raw)
         check_allow = ALLOW_MARKER in data
+        context = _lazy_context(path, data)
         matches: list[Match] = []
         line, offset = 1, 0
         for rule, start, end, secret in kept:  # sorted by start: count newlines incrementally
+            confidence = judge(rule, data, start, end, context)
+            if confidence is None or (check_allow and _allowed(data, start)):
+                continue
             line += data.count(b"\n", offset, start)
             offset = start
-            if check_allow and _allowed(data, start):
-                continue
-            matches.append(Match(rule_id=rule.id, start=start, end=end, secret=secret, line=line))
+            matches.append(Match(rule.id, start, end, secret, line, confidence))
         return matches
 
 

@@ -12,6 +12,8 @@ _PLACEHOLDER_WORDS: tuple[bytes, ...] = (
     b"xxxx", b"***", b"sample", b"fake", b"your_", b"your-", b"yourpass", b"insert", b"replace",
     b"secret_here", b"password", b"passwd", b"test", b"notreal", b"not_real", b"todo", b"fixme",
     b"mypass", b"foobar", b"lorem", b"hunter2", b"...",
+    # counting and alphabet runs mark a made-up key (`sk-ant-api03-abc123...`, `xoxp-1234-1234-...`)
+    b"abc123", b"123456", b"abcdef", b"1234-1234", b"12345-", b"-12345",
 )  # fmt: skip
 #: Whole values that are stand-ins in docs and samples (`postgres://user:pass@host`).
 _PLACEHOLDER_VALUES = frozenset(

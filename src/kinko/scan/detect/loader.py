@@ -22,7 +22,8 @@ _KNOWN_KEYS = frozenset(
     {
         "id", "title", "description", "severity", "regex", "prefilter", "keywords", "secret_group",
         "entropy", "path_regex", "ignore_case", "dotall", "multiline", "generic", "placeholders",
-        "window", "lookbehind", "min_length", "reject_identifiers",
+        "window", "lookbehind", "min_length", "reject_identifiers", "assignment", "in_docs",
+        "checksum",
     }
 )  # fmt: skip
 
@@ -61,6 +62,12 @@ class Rule:
     min_length: int = 1
     #: drop values that read as code (`self.password`, `get_token`) or names (`my-db-secret`)
     reject_identifiers: bool = False
+    #: a `key = value` rule: the hit is judged by its key, syntax and value shape (`judge.py`)
+    assignment: bool = False
+    #: a hit in documentation, an example or an API model: "low" (reported, low confidence) or "drop"
+    in_docs: str = "low"
+    #: a format proof from `checksums.CHECKSUMS` the secret must pass (or else be of low confidence / dropped)
+    checksum: str | None = None
 
     @functools.cached_property
     def regex(self) -> re.Pattern[bytes]:
@@ -83,6 +90,22 @@ def _flags(spec: dict[str, Any]) -> int:
     if spec.get("multiline"):
         flags |= re.MULTILINE
     return flags
+
+
+def _in_docs(spec: dict[str, Any], where: str) -> str:
+    value = str(spec.get("in_docs", "low"))
+    if value not in ("low", "drop"):
+        raise InvalidInput(f"rule {where}: in_docs must be 'low' or 'drop'")
+    return value
+
+
+def _checksum(spec: dict[str, Any], where: str) -> str | None:
+    from kinko.scan.detect.checksums import CHECKSUMS
+
+    name = spec.get("checksum")
+    if name is not None and name not in CHECKSUMS:
+        raise InvalidInput(f"rule {where}: unknown checksum {name!r}; known: {sorted(CHECKSUMS)}")
+    return None if name is None else str(name)
 
 
 def _require(spec: dict[str, Any], key: str, where: str) -> Any:
@@ -114,7 +137,9 @@ def parse_rule(spec: dict[str, Any], family: str, *, compile_now: bool = True) -
         path_regex = re.compile(spec["path_regex"]) if spec.get("path_regex") else None
     except re.error as exc:
         raise InvalidInput(f"rule {where}: bad regex: {exc}") from None
-    keywords = tuple(str(k).encode("latin-1").lower() for k in spec.get("keywords", ()))
+    if not all(isinstance(k, str) for k in spec.get("keywords", ())):
+        raise InvalidInput(f"rule {where}: keywords must be strings (quote one that ends in ':')")
+    keywords = tuple(k.encode("latin-1").lower() for k in spec.get("keywords", ()))
     return Rule(
         id=rule_id,
         title=str(_require(spec, "title", where)),
@@ -137,6 +162,9 @@ def parse_rule(spec: dict[str, Any], family: str, *, compile_now: bool = True) -
         lookbehind=int(spec.get("lookbehind", 256)),
         min_length=int(spec.get("min_length", 1)),
         reject_identifiers=bool(spec.get("reject_identifiers", False)),
+        assignment=bool(spec.get("assignment", False)),
+        in_docs=_in_docs(spec, where),
+        checksum=_checksum(spec, where),
     )
 
 

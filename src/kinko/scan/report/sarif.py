@@ -77,6 +77,7 @@ def _result(finding: Finding, index: int, redactor: Redactor, fingerprint: dict[
         text += f", layer {loc.layer_index})" if loc.layer_index is not None else ")"
     properties = {k: v for k, v in location_dict(loc, redactor).items() if v is not None}
     properties["severity"] = finding.severity.name.lower()
+    properties["confidence"] = finding.confidence.name.lower()
     properties["secret"] = redactor.secret(finding)
     if finding.fix:
         properties["fix"] = redactor.text(finding.fix)

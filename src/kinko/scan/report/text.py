@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from kinko.scan.interface import Finding, ScanResult, Severity
+from kinko.scan.interface import Confidence, Finding, FindingKind, ScanResult, Severity
 from kinko.scan.report.common import Redactor, ReportOptions, status_text, summary
 
 _STYLE = {
@@ -41,6 +41,8 @@ def _finding_lines(finding: Finding, redactor: Redactor) -> Iterable[Text]:
     head.append(f"{finding.severity.name:<8}", style=_STYLE[finding.severity])
     head.append(f" {finding.title} ", style="bold")
     head.append(f"[{finding.rule_id}]", style="dim")
+    if finding.kind is FindingKind.SECRET and finding.confidence is not Confidence.HIGH:
+        head.append(f" ({finding.confidence.name.lower()} confidence)", style="dim")
     yield head
     yield Text(f"      at {where}")
     if loc.object_ref:

@@ -9,17 +9,20 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import IO
 
 import pathspec
 
 from kinko.errors import ScanError
-from kinko.scan.findings import matches_to_findings
+from kinko.scan.findings import matches_to_findings, new_in_part
 from kinko.scan.interface import Detector, Finding, Location, Match, ScanResult, ScanWarning, Source
 from kinko.scan.sources.allow import allowed_lines
 from kinko.scan.sources.dockerfile.source import MAX_DOCKERFILE_BYTES, dockerfile_misconfigs
+from kinko.scan.sources.inner import inner_parts, wide_text
 from kinko.scan.sources.kubernetes.source import (
     MANIFEST_SUFFIXES,
     dedupe_secret_hits,
@@ -67,15 +70,28 @@ def is_dockerfile(name: str) -> bool:
 
 
 class DirectorySource(Source):
-    def __init__(self, path: str | Path, *, excludes: Sequence[str] = ()) -> None:
+    """A folder (walked), a single file, or standard input (`-`, read whole, up to MAX_WHOLE_FILE bytes)."""
+
+    def __init__(self, path: str | Path, *, excludes: Sequence[str] = (), stdin: IO[bytes] | None = None) -> None:
         self.root = Path(path)
         self.artifact = str(path)
         self.excludes = _Ignore("", pathspec.GitIgnoreSpec.from_lines(list(excludes)))
+        self.stdin = stdin
 
     def scan(self, detector: Detector, result: ScanResult) -> Iterator[Finding]:
-        if not self.root.is_dir():
-            raise ScanError(f"not a directory: {self.artifact}")
         result.artifacts.append(self.artifact)
+        if self.artifact == "-":
+            data = (self.stdin or sys.stdin.buffer).read(MAX_WHOLE_FILE + 1)
+            if len(data) > MAX_WHOLE_FILE:
+                result.skip("-", f"standard input: scanned its first {MAX_WHOLE_FILE} bytes only")
+            result.bytes_scanned += len(data[:MAX_WHOLE_FILE])
+            yield from self._scan_data("-", data[:MAX_WHOLE_FILE], detector, result)
+            return
+        if self.root.is_file():
+            yield from self._scan_file(self.root.name, self.root, detector, result)
+            return
+        if not self.root.is_dir():
+            raise ScanError(f"not a file or directory: {self.artifact}")
         for rel, full in self.files(result):
             yield from self._scan_file(rel, full, detector, result)
 
@@ -122,32 +138,55 @@ class DirectorySource(Source):
                     yield rel, full
 
     def _scan_file(self, rel: str, full: Path, detector: Detector, result: ScanResult) -> list[Finding]:
+        try:
+            size = full.stat().st_size
+            if size > MAX_WHOLE_FILE:
+                matches = _scan_windows(full, rel, detector, result)
+                return matches_to_findings(detector, matches, _at(self.artifact, rel))
+            data = full.read_bytes()
+        except OSError as exc:
+            result.skip(self.artifact, f"{rel}: cannot read: {exc.strerror or exc}; not scanned")
+            return []
+        result.bytes_scanned += len(data)
+        return self._scan_data(rel, data, detector, result)
+
+    def _scan_data(self, rel: str, data: bytes, detector: Detector, result: ScanResult) -> list[Finding]:
         def warn(message: str) -> None:
             result.warnings.append(ScanWarning(self.artifact, message))
 
         def skip(message: str) -> None:
             result.skip(self.artifact, message)
 
-        def location(line: int) -> Location:
-            return Location(artifact=self.artifact, path=rel, line=line)
-
-        try:
-            size = full.stat().st_size
-            if size > MAX_WHOLE_FILE:
-                matches = _scan_windows(full, rel, detector, result)
-                return matches_to_findings(detector, matches, location)
-            data = full.read_bytes()
-        except OSError as exc:
-            skip(f"{rel}: cannot read: {exc.strerror or exc}; not scanned")
-            return []
-        result.bytes_scanned += len(data)
+        location = _at(self.artifact, rel)
         plain = matches_to_findings(detector, detector.scan(data, path=rel), location)
+        plain += self._inside(rel, data, detector, result, plain)
         covered: set[int] = set()
         structural = self._structural(rel, data, detector, (warn, skip), covered)
         allow = allowed_lines(data)
         merged = structural + dedupe_secret_hits(structural, plain, covered)
         merged = [f for f in merged if f.location.line not in allow]
         return _dedupe(merged)
+
+    def _inside(self, rel: str, data: bytes, detector: Detector, result: ScanResult,
+                plain: list[Finding]) -> list[Finding]:  # fmt: skip
+        """UTF-16/32 text decoded, members of zip-family and tar archives (nested), each at `rel!member`, and `.pyc`
+        constants (`!constants`, less what the raw bytes showed: `plain` holds the whole file's findings)."""
+        found: list[Finding] = []
+        parts = [(rel, data)] if wide_text(data) is not None else []
+        problems: list[str] = []
+        for name, content in [*parts, *inner_parts(rel, data, problems)]:
+            if name != rel:
+                result.bytes_scanned += len(content)
+            text = wide_text(content)
+            for buffer in (content if name != rel else b"", text or b""):
+                if buffer:
+                    hits = matches_to_findings(detector, detector.scan(buffer, path=name), _at(self.artifact, name))
+                    if name.endswith("!constants"):
+                        hits = new_in_part(hits, [*plain, *found], name.removesuffix("!constants"))
+                    found += hits
+        for problem in problems:
+            result.skip(self.artifact, problem)
+        return found
 
     def _structural(self, rel: str, data: bytes, detector: Detector, report: tuple[_Say, _Say],
                     covered: set[int]) -> list[Finding]:  # fmt: skip
@@ -168,6 +207,10 @@ class DirectorySource(Source):
             return manifest_findings(data, self.artifact, rel, detector, warn, path_prefix=rel + ":", covered=covered,
                                      skip=skip)  # fmt: skip
         return []
+
+
+def _at(artifact: str, path: str) -> Callable[[int], Location]:
+    return lambda line: Location(artifact=artifact, path=path, line=line)
 
 
 def _read_ignore(path: Path, result: ScanResult, artifact: str) -> pathspec.GitIgnoreSpec:
@@ -194,7 +237,7 @@ def _scan_windows(full: Path, rel: str, detector: Detector, result: ScanResult) 
                 key = (m.rule_id, offset + m.start)
                 if key not in seen:
                     seen.add(key)
-                    matches.append(Match(m.rule_id, offset + m.start, offset + m.end, m.secret, line_base + m.line))
+                    matches.append(replace(m, start=offset + m.start, end=offset + m.end, line=line_base + m.line))
             result.bytes_scanned += min(len(window), CHUNK)
             if len(window) <= CHUNK:
                 break

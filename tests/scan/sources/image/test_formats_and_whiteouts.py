@@ -184,7 +184,7 @@ def test_gzipped_file_inside_layer_is_scanned_with_inner_path(tmp_path: Path) ->
     )
     findings, _ = scan(archive)
     assert [(f.location.path, f.location.line, f.location.status) for f in findings] == [
-        ("var/log/app.log.gz!", 11, FileStatus.DELETED)
+        ("var/log/app.log.gz!app.log", 11, FileStatus.DELETED)
     ]
 
 

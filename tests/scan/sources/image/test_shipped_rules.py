@@ -46,7 +46,7 @@ def test_default_detector_finds_real_secrets_with_layer_and_status(form: str, tm
     got = {(f.rule_id, f.location.path, f.location.layer_index, f.location.status) for f in findings}
     assert ("aws-access-key-id", "etc/base.env", 0, FileStatus.PRESENT) in got
     assert ("postgres-connection-url", "app/settings.py", 1, FileStatus.PRESENT) in got
-    assert ("postgres-connection-url", "var/log/app.log.gz!", 2, FileStatus.PRESENT) in got
+    assert ("postgres-connection-url", "var/log/app.log.gz!app.log", 2, FileStatus.PRESENT) in got
     pg = next(f for f in findings if f.location.path == "app/settings.py")
     assert pg.location.line == 3
     assert pg.location.created_by == "COPY . /app"

@@ -12,12 +12,13 @@ import posixpath
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO
 
 import zstandard
 
 from kinko.scan.findings import matches_to_findings as to_findings
+from kinko.scan.findings import new_in_part
 from kinko.scan.interface import Detector, FileStatus, Finding, Location, Match
 from kinko.scan.sources.image.archive import BlobRef, clean_member_name, printable_name
 from kinko.scan.sources.image.embedded import is_yaml, k8s_secret_values
@@ -25,6 +26,7 @@ from kinko.scan.sources.image.limits import GZIP_MAGIC, Inflate, compression_of,
 from kinko.scan.sources.image.limits import LimitExceeded as LimitExceeded  # re-exported: callers import them from here
 from kinko.scan.sources.image.limits import Limits as Limits
 from kinko.scan.sources.image.tarstream import Member, TarFormatError, TarStream
+from kinko.scan.sources.inner import inner_parts, is_tar, wide_text
 
 _READ = 1 << 20
 Reader = Callable[[int], bytes]
@@ -172,6 +174,8 @@ def _entry(job: LayerJob, detector: Detector, tar: TarStream, member: Member, pa
         target = posixpath.normpath(posixpath.join(parent, member.linkname))
         if target.startswith("../") or (member.islnk() and member.linkname.startswith("/")):
             out.warnings.append(f"layer {job.index}: link {path} points outside the image root (not followed)")
+        if member.islnk():  # hard links name their target from the archive root
+            _link_hits(path, clean_member_name(printable_name(member.linkname))[0], out)
         return
     if not member.isreg():
         return
@@ -209,7 +213,8 @@ def _scan_file(job: LayerJob, detector: Detector, read: Reader, size: int, path:
     if size <= lim.max_file_in_memory:
         data = read(size)
         _scan_buffer(job, detector, data, path, 1, out)
-        if data[:2] == GZIP_MAGIC:
+        _scan_inside(job, detector, data, path, out)
+        if data[:2] == GZIP_MAGIC and not is_tar(path, data):
             _scan_inner_gzip(job, detector, data, path, out)
         elif is_yaml(path):
             for key, line, value in k8s_secret_values(data):
@@ -218,13 +223,40 @@ def _scan_file(job: LayerJob, detector: Detector, read: Reader, size: int, path:
     _scan_chunks(job, detector, read, size, path, out)
 
 
+def _scan_inside(job: LayerJob, detector: Detector, data: bytes, path: str, out: LayerScan) -> None:
+    """UTF-16/32 text decoded, and the members of zip-family and tar archives (nested), each at `path!member`."""
+    wide = wide_text(data)
+    if wide is not None:
+        _scan_buffer(job, detector, wide, path, 1, out)
+    problems: list[str] = []
+    for name, content in inner_parts(path, data, problems):
+        before = len(out.hits)
+        _scan_buffer(job, detector, content, name, 1, out)
+        if name.endswith("!constants"):  # .pyc strings: only what the raw bytes did not show already
+            whole = name.removesuffix("!constants")
+            new = new_in_part([f for _, f in out.hits[before:]], (f for _, f in out.hits[:before]), whole)
+            out.hits[before:] = [(path, f) for f in new]
+        wide = wide_text(content)
+        if wide is not None:
+            _scan_buffer(job, detector, wide, name, 1, out)
+    out.skipped.extend(f"layer {job.index}: {problem}" for problem in problems)
+
+
+def _link_hits(path: str, target: str, out: LayerScan) -> None:
+    """A hard link in the same layer holds its target's content: its findings again, at the link's own path."""
+    for hit_path, finding in list(out.hits):
+        if hit_path == target:
+            moved = replace(finding.location, path=path + finding.location.path[len(target) :])
+            out.hits.append((path, replace(finding, location=moved)))
+
+
 def _scan_buffer(job: LayerJob, detector: Detector, data: bytes, path: str, first_line: int, out: LayerScan) -> None:
     out.bytes_scanned += len(data)
     matches = detector.scan(data, path=path)
     if not matches:
         return
     if first_line != 1:
-        matches = [Match(m.rule_id, m.start, m.end, m.secret, m.line + first_line - 1) for m in matches]
+        matches = [replace(m, line=m.line + first_line - 1) for m in matches]
     out.hits.extend((path.split("!", 1)[0], f) for f in to_findings(detector, matches, _location(job, path)))
 
 
@@ -271,7 +303,7 @@ def _fresh(matches: list[Match], seen: set[tuple[str, int]], base: int, line: in
         key = (m.rule_id, base + m.start)
         if key not in seen:
             seen.add(key)
-            fresh.append(Match(m.rule_id, m.start, m.end, m.secret, m.line + line - 1))
+            fresh.append(replace(m, line=m.line + line - 1))
     return fresh
 
 
@@ -289,4 +321,5 @@ def _scan_inner_gzip(job: LayerJob, detector: Detector, data: bytes, path: str, 
             f"layer {job.index}: {path} inflates past {cap} bytes (gzip bomb?); scanned the first {cap} "
             "(Limits.max_inner_gzip_bytes, max_inner_gzip_ratio)"
         )
-    _scan_buffer(job, detector, inner, path + "!", 1, out)
+    inner_name = posixpath.basename(path).removesuffix(".gz").removesuffix(".GZ") or "-"
+    _scan_buffer(job, detector, inner, f"{path}!{inner_name}", 1, out)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kinko.k8s.manifests import Document, PathKey
-from kinko.scan.findings import match_secret_text
+from kinko.scan.findings import judged_severity, match_secret_text
 from kinko.scan.interface import Detector, Finding, FindingKind, Location, Match
 from kinko.scan.misconfig_rules import (
     BASE64_NOT_ENCRYPTION,
@@ -79,8 +79,9 @@ class ObjectContext:
             title, severity = self.detector.rule_info(match.rule_id)
             out.append(
                 Finding(
-                    match.rule_id, title, severity, FindingKind.SECRET, self.location(rel),
-                    secret=match_secret_text(match), message=f"{title} found in {dotted(rel)}", fix=FILES_FIX,
+                    match.rule_id, title, judged_severity(severity, match.confidence), FindingKind.SECRET,
+                    self.location(rel), secret=match_secret_text(match), message=f"{title} found in {dotted(rel)}",
+                    fix=FILES_FIX, confidence=match.confidence,
                 )
             )  # fmt: skip
         return out
