@@ -2,10 +2,11 @@
 
 Both servers serve `GET /v1/secret/data/bench/one-kib` (KV v2, Vault's wire format) to a non-root token whose
 policy grants read on it (OpenBao: an HCL policy; kinko: the built-in `secrets-reader`), so both evaluate a
-policy on every request. Rows: (a) no audit device on either, (b) a file audit device on both (OpenBao:
-`audit "file"` in its config file; kinko: `--audit-file`). OpenBao is `bao server -dev` (in-memory storage,
-one process, all cores); kinko is `kinko server --dev` (SQLite) with --workers 2. wrk: 2 threads, 64
-connections, sharing the machine's cores with the server under test (one server runs at a time).
+policy on every request; without audit also to the root token (no policy on either). Rows: (a) no audit device
+on either, (b) a file audit device on both (OpenBao: `audit "file"` in its config file; kinko: `--audit-file`).
+OpenBao is `bao server -dev` (in-memory storage, one process, all cores); kinko is `kinko server --dev`
+(SQLite) with --workers 2. wrk: 2 threads, 64 connections, sharing the machine's cores with the server under
+test (one server runs at a time).
 Usage: .venv/bin/python bench/vault_peer.py [--seconds 10] [--rounds 2] [--no-write]
 """
 
@@ -62,13 +63,20 @@ def start_openbao(work: Path, audit: bool) -> tuple[subprocess.Popen[bytes], str
         args.append(f"-config={config}")
     proc = subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     addr = f"http://127.0.0.1:{port}"
+    try:
+        return proc, addr, _openbao_reader(addr, root, proc, log)
+    except BaseException:
+        proc.kill()
+        raise
+
+
+def _openbao_reader(addr: str, root: str, proc: subprocess.Popen[bytes], log: Path) -> str:
     wait_ready(addr, proc, log)
     headers = {"X-Vault-Token": root}
     httpx.put(f"{addr}/v1/sys/policies/acl/bench-reader", headers=headers,
               json={"policy": READER_HCL}).raise_for_status()
-    reader = httpx.post(f"{addr}/v1/auth/token/create", headers=headers,
-                        json={"policies": ["bench-reader"]}).json()["auth"]["client_token"]
-    return proc, addr, reader
+    return str(httpx.post(f"{addr}/v1/auth/token/create", headers=headers,
+                          json={"policies": ["bench-reader"]}).json()["auth"]["client_token"])
 
 
 def start_kinko(work: Path, audit: bool) -> tuple[subprocess.Popen[bytes], str, str]:
@@ -79,12 +87,16 @@ def start_kinko(work: Path, audit: bool) -> tuple[subprocess.Popen[bytes], str, 
         args += ["--audit-file", str(work / "kinko-audit.log")]
     proc = subprocess.Popen(args, stdout=out.open("wb"), stderr=err.open("wb"), start_new_session=True)
     addr = f"http://127.0.0.1:{port}"
-    wait_ready(addr, proc, err)
-    root = re.search(r"Root token: (\S+)", out.read_text())
-    assert root, out.read_text()
-    headers = {"X-Vault-Token": root.group(1)}
-    reader = httpx.post(f"{addr}/v1/auth/token/create", headers=headers,
-                        json={"policies": ["secrets-reader"]}).json()["auth"]["client_token"]
+    try:
+        wait_ready(addr, proc, err)
+        root = re.search(r"Root token: (\S+)", out.read_text())
+        assert root, out.read_text()
+        headers = {"X-Vault-Token": root.group(1)}
+        reader = httpx.post(f"{addr}/v1/auth/token/create", headers=headers,
+                            json={"policies": ["secrets-reader"]}).json()["auth"]["client_token"]
+    except BaseException:
+        proc.kill()
+        raise
     return proc, addr, reader
 
 
@@ -105,46 +117,53 @@ def wrk(url: str, token: str, seconds: float) -> dict[str, float]:
     return {"rps": float(rps.group(1)), "p50": ms("50"), "p99": ms("99")}
 
 
-def measure(name: str, audit: bool, seconds: float, work: Path) -> dict[str, float]:
+def measure(name: str, audit: bool, seconds: float, work: Path) -> dict[str, dict[str, float]]:
+    """{token kind: result}: the policy-limited token, and (without audit) the root token too."""
     starter = start_openbao if name == "openbao" else start_kinko
     proc, addr, reader = starter(work, audit)
     try:
-        root_headers = {"X-Vault-Token": reader}
-        response = httpx.get(addr + PATH, headers=root_headers)
-        if response.status_code == 404 or response.status_code == 403:
-            _write(addr, work, name)
-        assert httpx.get(addr + PATH, headers=root_headers).json()["data"]["data"] == VALUE
-        wrk(addr + PATH, reader, 2)  # warm-up
-        return wrk(addr + PATH, reader, seconds)
+        root = _root_token(work, name)
+        httpx.post(addr + PATH, headers={"X-Vault-Token": root}, json={"data": VALUE}).raise_for_status()
+        tokens = {"policy": reader} if audit else {"policy": reader, "root": root}
+        results = {}
+        for kind, token in tokens.items():
+            assert httpx.get(addr + PATH, headers={"X-Vault-Token": token}).json()["data"]["data"] == VALUE
+            wrk(addr + PATH, token, 2)  # warm-up
+            results[kind] = wrk(addr + PATH, token, seconds)
+        return results
     finally:
         proc.terminate()
         proc.wait(timeout=20)
 
 
-def _write(addr: str, work: Path, name: str) -> None:
+def _root_token(work: Path, name: str) -> str:
     if name == "openbao":
-        token = "bench-root"
-    else:
-        found = re.search(r"Root token: (\S+)", (work / "kinko.out").read_text())
-        assert found
-        token = found.group(1)
-    httpx.post(addr + PATH, headers={"X-Vault-Token": token}, json={"data": VALUE}).raise_for_status()
+        return "bench-root"
+    found = re.search(r"Root token: (\S+)", (work / "kinko.out").read_text())
+    assert found
+    return found.group(1)
 
 
-def report(rows: dict[str, list[dict[str, dict[str, float]]]], seconds: float) -> str:
+Rounds = list[dict[str, dict[str, dict[str, float]]]]  # [{server: {token kind: result}}]
+
+
+def report(rows: dict[str, Rounds], seconds: float) -> str:
     lines = [SECTION, "", f"Command: `.venv/bin/python bench/vault_peer.py --seconds {seconds:g}`. wrk 2 threads, "
              f"{CONNECTIONS} connections, {os.cpu_count()} CPUs shared by server and load generator; OpenBao 2.7.2 "
-             "`server -dev` (in-memory) vs `kinko server --dev --workers 2` (SQLite); a policy-limited token on "
-             "both. Best of the rounds for each server.", "",
-             "| audit | server | req/s | p50 ms | p99 ms |", "|---|---|---|---|---|"]
+             "`server -dev` (in-memory) vs `kinko server --dev --workers 2` (SQLite). Token: a policy-limited one "
+             "on both (a policy is evaluated on every request), and the root token (no policy). Best of the "
+             "rounds for each server.", "",
+             "| audit | token | server | req/s | p50 ms | p99 ms |", "|---|---|---|---|---|---|"]
     summary = []
     for audit, rounds in rows.items():
-        best = {name: max((r[name] for r in rounds), key=lambda m: m["rps"]) for name in ("openbao", "kinko")}
-        for name, m in best.items():
-            lines.append(f"| {audit} | {name} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} |")
-        ratio = best["kinko"]["rps"] / best["openbao"]["rps"]
-        summary.append(f"- {audit}: kinko / OpenBao = **{ratio:.2f}x** req/s (target >= 1.0x); p99 "
-                       f"{best['kinko']['p99']:.1f} ms vs {best['openbao']['p99']:.1f} ms")
+        for kind in rounds[0]["kinko"]:
+            best = {name: max((r[name][kind] for r in rounds), key=lambda m: m["rps"])
+                    for name in ("openbao", "kinko")}
+            for name, m in best.items():
+                lines.append(f"| {audit} | {kind} | {name} | {m['rps']:.0f} | {m['p50']:.2f} | {m['p99']:.2f} |")
+            ratio = best["kinko"]["rps"] / best["openbao"]["rps"]
+            summary.append(f"- audit {audit}, {kind} token: kinko / OpenBao = **{ratio:.2f}x** req/s (target >= "
+                           f"1.0x); p99 {best['kinko']['p99']:.1f} ms vs {best['openbao']['p99']:.1f} ms")
     return "\n".join([*lines, "", *summary]) + "\n"
 
 
@@ -168,7 +187,7 @@ def main() -> int:
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("bench/vault_peer.py needs wrk (apt-get install wrk)")
-    rows: dict[str, list[dict[str, dict[str, float]]]] = {}
+    rows: dict[str, Rounds] = {}
     with tempfile.TemporaryDirectory(prefix="kinko-peer-") as tmp:
         for audit, label in ((False, "none"), (True, "file")):
             rows[label] = []
