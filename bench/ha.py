@@ -25,9 +25,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))  # tests.pg: the throwaway PostgreSQL cluster the tests use
 
 import httpx  # noqa: E402
+from benchlib import parse_wrk, write_section, wrk_command  # noqa: E402
 from tests.pg import PgCluster, missing  # noqa: E402
 
 from kinko.crypto.seal import SealType  # noqa: E402
@@ -72,26 +73,13 @@ class Server:
 
 def wrk(addr: str, path: str, token: str, seconds: float, connections: int, script: Path | None = None
         ) -> subprocess.Popen[str]:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "10s",
-           "-H", f"X-Kinko-Token: {token}"]
-    if script:
-        cmd += ["-s", str(script)]
-    return subprocess.Popen([*cmd, addr + path], stdout=subprocess.PIPE, text=True)
+    command = wrk_command(addr + path, f"X-Kinko-Token: {token}", seconds, connections, threads=1, script=script)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
 
 
 def result(proc: subprocess.Popen[str]) -> dict[str, float]:
     text, _ = proc.communicate()
-    if re.search(r"Non-2xx or 3xx responses: (\d+)", text) or "Socket errors" in text:
-        raise SystemExit(f"errors during the run:\n{text}")
-
-    def ms(label: str) -> float:
-        found = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
-        assert found, text
-        return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
-
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    assert rps, text
-    return {"rps": float(rps.group(1)), "p50": ms("50"), "p99": ms("99")}
+    return parse_wrk(text)
 
 
 def load(servers: list[Server], path: str, token: str, seconds: float, script: Path | None = None
@@ -191,18 +179,6 @@ def report(results: dict[str, dict[str, dict[str, float]]], prop: dict[str, floa
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    path = Path(__file__).with_name("RESULTS.md")
-    current = path.read_text()
-    start = current.find(SECTION)
-    if start == -1:
-        current = current.rstrip("\n") + "\n\n" + text
-    else:
-        following = current.find("\n## ", start + len(SECTION))
-        current = current[:start] + text + ("" if following == -1 else current[following:])
-    path.write_text(current)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -235,7 +211,7 @@ def main() -> int:
     text = report(results, prop, args.seconds, command)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
     return 0
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from benchlib import run_wrk, write_section
 
 CONNECTIONS = 64
 SECTION = "## http (bench/http_native.py)"
@@ -67,21 +68,7 @@ def start(workers: int, work: Path) -> tuple[subprocess.Popen[bytes], str, str]:
 
 
 def wrk(url: str, token: str | None, seconds: float) -> dict[str, float]:
-    cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency", url]
-    if token:
-        cmd[1:1] = ["-H", f"X-Kinko-Token: {token}"]
-    text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    if re.search(r"Non-2xx or 3xx responses: (\d+)", text):
-        raise SystemExit(f"errors during the run:\n{text}")
-
-    def ms(label: str) -> float:
-        found = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
-        assert found, text
-        return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
-
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    assert rps, text
-    return {"rps": float(rps.group(1)), "p50": ms("50"), "p99": ms("99")}
+    return run_wrk(url, f"X-Kinko-Token: {token}" if token else None, seconds, CONNECTIONS)
 
 
 def _httpx_load(url: str, token: str | None, seconds: float, queue: Any) -> None:
@@ -159,19 +146,6 @@ def report(results: dict[int, dict[str, dict[str, float]]], tool: str, seconds: 
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) only this script's section of bench/RESULTS.md."""
-    path = Path(__file__).with_name("RESULTS.md")
-    current = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = current.find(SECTION)
-    if start == -1:
-        current = current.rstrip("\n") + "\n\n" + text
-    else:
-        following = current.find("\n## ", start + len(SECTION))
-        current = current[:start] + text + ("" if following == -1 else current[following:])
-    path.write_text(current)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -186,7 +160,7 @@ def main() -> int:
     text = report(results, "wrk" if shutil.which("wrk") else "httpx (asyncio)", args.seconds)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
     return 0
 
 

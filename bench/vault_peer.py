@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import httpx
+from benchlib import run_wrk, write_section
 
 CONNECTIONS = 64
 SECTION = "## vault peer (bench/vault_peer.py)"
@@ -100,23 +101,6 @@ def start_kinko(work: Path, audit: bool) -> tuple[subprocess.Popen[bytes], str, 
     return proc, addr, reader
 
 
-def wrk(url: str, token: str, seconds: float) -> dict[str, float]:
-    cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency",
-           "-H", f"X-Vault-Token: {token}", url]
-    text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    if re.search(r"Non-2xx or 3xx responses: (\d+)", text):
-        raise SystemExit(f"errors during the run:\n{text}")
-
-    def ms(label: str) -> float:
-        found = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
-        assert found, text
-        return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found.group(2)]
-
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    assert rps, text
-    return {"rps": float(rps.group(1)), "p50": ms("50"), "p99": ms("99")}
-
-
 def measure(name: str, audit: bool, seconds: float, work: Path) -> dict[str, dict[str, float]]:
     """{token kind: result}: the policy-limited token, and (without audit) the root token too."""
     starter = start_openbao if name == "openbao" else start_kinko
@@ -128,8 +112,8 @@ def measure(name: str, audit: bool, seconds: float, work: Path) -> dict[str, dic
         results = {}
         for kind, token in tokens.items():
             assert httpx.get(addr + PATH, headers={"X-Vault-Token": token}).json()["data"]["data"] == VALUE
-            wrk(addr + PATH, token, 2)  # warm-up
-            results[kind] = wrk(addr + PATH, token, seconds)
+            run_wrk(addr + PATH, f"X-Vault-Token: {token}", 2, CONNECTIONS)  # warm-up
+            results[kind] = run_wrk(addr + PATH, f"X-Vault-Token: {token}", seconds, CONNECTIONS)
         return results
     finally:
         proc.terminate()
@@ -167,18 +151,6 @@ def report(rows: dict[str, Rounds], seconds: float) -> str:
     return "\n".join([*lines, "", *summary]) + "\n"
 
 
-def write_section(text: str) -> None:
-    path = Path(__file__).with_name("RESULTS.md")
-    current = path.read_text()
-    start = current.find(SECTION)
-    if start == -1:
-        current = current.rstrip("\n") + "\n\n" + text
-    else:
-        following = current.find("\n## ", start + len(SECTION))
-        current = current[:start] + text + ("" if following == -1 else current[following:])
-    path.write_text(current)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -202,7 +174,7 @@ def main() -> int:
     text = report(rows, args.seconds)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
     return 0
 
 
