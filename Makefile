@@ -11,7 +11,7 @@ UV_COMPILE := pip compile --universal --python-version 3.11 --generate-hashes --
 # replay that order with `make test PYTEST_ARGS=--randomly-seed=N`.
 PYTEST_ARGS ?=
 
-.PHONY: run demo test lint bench clean setup lock test-latest fuzz soak image
+.PHONY: run demo test lint bench bench-peer bench-ha clean setup lock test-latest fuzz soak image
 
 $(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/core.py
+
+# KV v2 reads against the real OpenBao server (needs wrk), and several servers on PostgreSQL (bench/RESULTS.md).
+bench-peer: $(STAMP)
+	$(BIN)/python bench/vault_peer.py
+
+bench-ha: $(STAMP)
+	$(BIN)/python bench/ha.py
 
 # A real server under mixed load for SOAK_SECONDS: errors, RSS growth and the audit chain (bench/RESULTS.md).
 SOAK_SECONDS ?= 300
