@@ -233,6 +233,8 @@ class SecretRecords:
         for row in allowed:
             try:
                 live, aad = self._live(row.path, None)
+                if not live.value_ct:
+                    continue  # destroyed (KV v2): nothing left to fingerprint
                 payload = barrier.open_aad(live.value_ct, aad)
             except NotFound:
                 continue  # deleted meanwhile

@@ -61,6 +61,9 @@ def test_the_vault_answers_only_fingerprints_of_what_scan_allows(tmp_path: Path)
         scanner.get("team/app/db")  # `scan` is not `read`
     with pytest.raises(InvalidInput):
         root.scan_fingerprints("team", b"too short")
+    vault.kv.write(Caller.local_operator(), "secret", "team/kv2", {"token": _password()}, None)
+    vault.kv.destroy(Caller.local_operator(), "team/kv2", [1])  # its current version destroyed: skipped
+    assert sorted(f.path for f in root.scan_fingerprints("team", key)) == paths
     vault.close()
 
 
