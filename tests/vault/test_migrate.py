@@ -27,6 +27,9 @@ def _fill(vault: Vault) -> str:
     token, _ = vault.create_token(ROOT, policies=["app"], ttl=3600)
     vault.rotate(ROOT)
     vault.put(ROOT, "team/after-rotation", b"new-term")
+    for n in range(2):
+        vault.kv.write(ROOT, "secret", "team/kv", {"n": str(n)}, None)
+    vault.kv.destroy(ROOT, "team/kv", [1])  # a row with no ciphertext left: copied, checked, never decrypted
     return token
 
 
@@ -43,15 +46,15 @@ def test_sqlite_to_postgresql_and_back_as_stored(tmp_path: Path, clock: FixedClo
     token = _fill(source)
     source.close()
     report = migrate(tmp_path / "vault.db", pg_url, material=UnsealMaterial(), sample=10)
-    assert report.rows["secrets"] == 31 and report.rows["versions"] == 32 and report.rows["tokens"] == 2
-    assert (report.decrypted, report.versions, report.unsealed_with) == (10, 32, "the key file")
+    assert report.rows["secrets"] == 32 and report.rows["versions"] == 34 and report.rows["tokens"] == 2
+    assert (report.decrypted, report.versions, report.unsealed_with) == (10, 34, "the key file")
     assert dump_storage(pg_url) == dump_storage(tmp_path / "vault.db")
     on_postgres = open_vault(pg_url, clock=clock)  # auto-unseals from the same key file
     _same_answers(on_postgres, token)
     on_postgres.put(ROOT, "team/written-on-postgres", b"pg")
     on_postgres.close()
     back = migrate(pg_url, f"sqlite:{tmp_path / 'back.db'}", material=UnsealMaterial(), sample=100)
-    assert back.decrypted == back.versions == 33
+    assert back.decrypted == back.versions == 35
     again = open_vault(tmp_path / "back.db", clock=clock)
     _same_answers(again, token)
     assert again.get(ROOT, "team/written-on-postgres").value == b"pg"

@@ -112,7 +112,8 @@ class SecretRecords:
         row = self._tags.version(self._store.get_version(path, version))
         if secret is None or row is None:
             raise NotFound(f"secret {path!r} has no version {version}")
-        self._open(row.value_ct, path, version, "value", row.incarnation)
+        if row.value_ct:  # a destroyed version (KV v2) has only its tagged attributes left to check
+            self._open(row.value_ct, path, version, "value", row.incarnation)
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _aad(self, path: str, version: int, field: str, incarnation: str) -> list[str | int]:
