@@ -119,13 +119,13 @@ def _kv_paths(vault: Vault, caller: Caller) -> None:
     kv = vault.kv
     kv.write(caller, "secret", "kv/app", {"password": text, "nested": {"token": text, "n": 1}}, None)
     kv.patch(caller, "secret", "kv/app", {"password": text + "-2"}, None)
-    kv.write_metadata(caller, "kv/app", custom_metadata={"note": text})
+    kv.write_metadata(caller, "secret", "kv/app", custom_metadata={"note": text})
     kv.write_config(caller, "secret", max_versions=10)
     assert kv.read(caller, "kv/app").data == {"password": text + "-2", "nested": {"token": text, "n": 1}}
     assert_clean("repr(KvEntry)", repr(kv.read(caller, "kv/app")) + repr(kv.metadata(caller, "kv/app")))
     expect_error(lambda: kv.write(caller, "secret", "kv/app", {"password": text}, 0))  # cas mismatch
     expect_error(lambda: kv.patch(caller, "secret", "kv/app", {"password": text}, 1))
-    expect_error(lambda: kv.write_metadata(caller, "kv/app", custom_metadata={"k": text * 20}))
+    expect_error(lambda: kv.write_metadata(caller, "secret", "kv/app", custom_metadata={"k": text * 20}))
     kv.delete_latest(caller, "kv/app")
     kv.undelete(caller, "kv/app", [2])
     kv.destroy(caller, "kv/app", [1])

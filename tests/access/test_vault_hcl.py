@@ -37,6 +37,8 @@ def refused(hcl: str, *words: str) -> str:
     ("secret/metadata/team/*", ("read",), {"team/*": {"list"}}),
     ("secret/metadata/team/*", ("list",), {"team/*": {"list"}}),
     ("secret/metadata/team/*", ("delete",), {"team/*": {"delete", "purge"}}),
+    # the settings that guard the data (cas_required, max_versions, ...) sit on their own path, as in Vault
+    ("secret/metadata/team/*", ("update",), {"sys/kv/secret/metadata/team/*": {"update"}}),
     ("secret/delete/team/*", ("update",), {"team/*": {"delete"}}),
     ("secret/undelete/team/*", ("update",), {"team/*": {"recover"}}),
     ("secret/destroy/team/*", ("update",), {"team/*": {"purge"}}),
@@ -59,7 +61,8 @@ def test_each_kv_kind_maps_to_what_the_kv_engine_checks(path: str, caps: tuple[s
 def test_a_glob_or_plus_in_the_kind_place_is_the_union_of_the_kinds() -> None:
     everything = stanza("secret/*", "create", "read", "update", "patch", "delete", "list")
     assert rules(everything) == {"sys/kv/secret/config": {"read", "update"},
-                                 "*": {"create", "read", "update", "delete", "list", "purge", "recover"}}
+                                 "*": {"create", "read", "update", "delete", "list", "purge", "recover"},
+                                 "sys/kv/secret/metadata/*": {"update"}}
     assert rules(stanza("secret/+/team/db", "read")) == {"team/db": {"read", "list"}}  # data + metadata + subkeys
     assert rules(stanza("secret/d*", "update")) == {"*": {"update", "delete", "purge"}}  # data, delete, destroy
     assert rules(stanza("sec*", "read")) == rules(stanza("secret/*", "read"))
@@ -75,8 +78,9 @@ def test_stanzas_on_one_kinko_path_merge_and_deny_wins_on_every_path_it_maps_to(
     hcl = stanza("secret/data/team/*", "read") + stanza("secret/metadata/team/*", "list")
     assert rules(hcl) == {"team/*": {"read", "list"}}
     denied = hcl + stanza("secret/metadata/team/*", "deny")
-    assert rules(denied) == {"team/*": {"deny"}}
-    assert rules(stanza("secret/*", "deny")) == {"sys/kv/secret/config": {"deny"}, "*": {"deny"}}
+    assert rules(denied) == {"team/*": {"deny"}, "sys/kv/secret/metadata/team/*": {"deny"}}
+    assert rules(stanza("secret/*", "deny")) == {"sys/kv/secret/config": {"deny"}, "*": {"deny"},
+                                                 "sys/kv/secret/metadata/*": {"deny"}}
     old_style = 'path "secret/data/a/*" {\n  policy = "deny"\n}\n'
     assert rules(old_style) == {"a/*": {"deny"}}
 
@@ -126,7 +130,6 @@ def test_sys_seal_needs_both_update_and_sudo_as_in_vault() -> None:
     (stanza("secret/metadata/team/*", "scan"), ("'scan'",)),
     (stanza("secret/data/a", "patch"), ("'patch' without 'update'",)),
     (stanza("secret/metadata/a", "create"), ("metadata 'create' without 'update'",)),
-    (stanza("secret/metadata/a/*", "update"), ("metadata write needs update", "data/")),
     (stanza("secret/subkeys/a/*", "read"), ("subkeys needs read",)),
     (stanza("secret/data/a", "root"), ("invalid capability 'root'",)),
     ('path "secret/data/{{identity.entity.id}}/*" { capabilities = ["read"] }', ("templating",)),
@@ -152,10 +155,12 @@ def test_stanza_keys_that_change_meaning_are_refused_never_ignored(key: str) -> 
     assert "refused" in message
 
 
-def test_the_matching_data_grant_makes_metadata_update_and_subkeys_exact() -> None:
+def test_the_matching_data_grant_makes_subkeys_exact_and_metadata_update_is_its_own() -> None:
     hcl = stanza("secret/data/a/*", "read", "update") + stanza("secret/metadata/a/*", "update", "create", "list") \
         + stanza("secret/subkeys/a/*", "read")
-    assert rules(hcl) == {"a/*": {"read", "update", "list"}}
+    assert rules(hcl) == {"a/*": {"read", "update", "list"}, "sys/kv/secret/metadata/a/*": {"update"}}
+    # data update alone no longer lets a token change the settings that guard the data (Vault's rule too)
+    assert rules(stanza("secret/data/a/*", "update")) == {"a/*": {"update"}}
 
 
 @pytest.mark.parametrize("bad", [

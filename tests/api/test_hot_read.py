@@ -47,7 +47,7 @@ def _fill(vault: Vault, root: Caller) -> None:
     vault.kv.write(root, "secret", "app/kv", {"last": "yes"}, None)
     vault.kv.delete_versions(root, "app/kv", [2])
     vault.kv.destroy(root, "app/kv", [1])
-    vault.kv.write_metadata(root, "app/kv", custom_metadata={"owner": "team"})
+    vault.kv.write_metadata(root, "secret", "app/kv", custom_metadata={"owner": "team"})
 
 
 PATHS = [

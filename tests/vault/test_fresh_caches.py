@@ -61,7 +61,7 @@ def test_a_value_and_kv_settings_written_elsewhere_are_read_at_once(two: tuple[V
     assert first.kv.read(caller, "app/db").data == {"v": "1"}
     assert first.kv.read(caller, "app/db").custom_metadata is None
     second.kv.write(caller, "secret", "app/db", {"v": "2"}, None)
-    second.kv.write_metadata(caller, "app/db", custom_metadata={"owner": "b"})
+    second.kv.write_metadata(caller, "secret", "app/db", custom_metadata={"owner": "b"})
     entry = first.kv.read(caller, "app/db")
     assert entry.data == {"v": "2"} and entry.custom_metadata == {"owner": "b"}
     second.kv.delete_latest(caller, "app/db")

@@ -110,7 +110,7 @@ def test_a_value_and_kv_settings_written_elsewhere_are_read_within_the_bound(two
     for _ in range(3):
         assert first.kv.read(caller, "app/db").data == {"v": "1"}
     second.kv.write(caller, "secret", "app/db", {"v": "2"}, None)
-    second.kv.write_metadata(caller, "app/db", custom_metadata={"owner": "b"})
+    second.kv.write_metadata(caller, "secret", "app/db", custom_metadata={"owner": "b"})
 
     def current() -> bool:
         entry = first.kv.read(caller, "app/db")

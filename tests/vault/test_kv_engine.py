@@ -48,7 +48,7 @@ def test_cas_zero_only_creates_and_a_stale_cas_is_refused(vault: Vault, caller: 
 def test_cas_required_by_secret_or_by_mount(vault: Vault, caller: Caller) -> None:
     kv = vault.kv
     kv.write(caller, MOUNT, "a", {"v": "1"}, None)
-    kv.write_metadata(caller, "a", cas_required=True)
+    kv.write_metadata(caller, "secret", "a", cas_required=True)
     with pytest.raises(InvalidInput, match="check-and-set parameter required"):
         kv.write(caller, MOUNT, "a", {"v": "2"}, None)
     kv.write_config(caller, MOUNT, cas_required=True)
@@ -118,25 +118,25 @@ def test_destroy_removes_the_ciphertext_from_the_database(tmp_path: Path, clock:
 
 def test_max_versions_keeps_only_the_newest(vault: Vault, caller: Caller) -> None:
     kv = vault.kv
-    kv.write_metadata(caller, "a", max_versions=2)
+    kv.write_metadata(caller, "secret", "a", max_versions=2)
     for n in range(4):
         kv.write(caller, MOUNT, "a", {"v": str(n)}, None)
     meta = kv.metadata(caller, "a")
     assert [v.version for v in meta.versions] == [3, 4] and meta.oldest_version == 3
     with pytest.raises(InvalidInput):
-        kv.write_metadata(caller, "a", max_versions=-1)
+        kv.write_metadata(caller, "secret", "a", max_versions=-1)
 
 
 def test_custom_metadata_is_sealed_and_limited(tmp_path: Path, clock: FixedClock, caller: Caller) -> None:
     vault = new_keyfile_vault(tmp_path, clock)
     try:
         vault.kv.write(caller, MOUNT, "a", {"v": "1"}, None)
-        vault.kv.write_metadata(caller, "a", custom_metadata={"owner": CANARY})
+        vault.kv.write_metadata(caller, "secret", "a", custom_metadata={"owner": CANARY})
         assert vault.kv.read(caller, "a").custom_metadata == {"owner": CANARY}
         with pytest.raises(InvalidInput):
-            vault.kv.write_metadata(caller, "a", custom_metadata={"k": "v" * 1000})
+            vault.kv.write_metadata(caller, "secret", "a", custom_metadata={"k": "v" * 1000})
         with pytest.raises(InvalidInput):
-            vault.kv.write_metadata(caller, "a", custom_metadata={f"k{n}": "v" for n in range(65)})
+            vault.kv.write_metadata(caller, "secret", "a", custom_metadata={f"k{n}": "v" for n in range(65)})
     finally:
         vault.close()
     assert CANARY.encode() not in (tmp_path / "vault.db").read_bytes()
@@ -148,7 +148,7 @@ def test_metadata_delete_needs_delete_and_purge_and_removes_everything(vault: Va
     vault.write_policy(root, "name: deleter\nrules:\n  - {path: 'a', capabilities: [read, delete, list]}\n")
     deleter = vault.authenticate(vault.create_token(root, policies=["deleter"])[0])
     vault.kv.write(root, MOUNT, "a", {"v": "1"}, None)
-    vault.kv.write_metadata(root, "a", custom_metadata={"o": "x"})
+    vault.kv.write_metadata(root, "secret", "a", custom_metadata={"o": "x"})
     with pytest.raises(PermissionDenied):
         vault.kv.delete_metadata(deleter, "a")
     assert vault.kv.read(root, "a").data == {"v": "1"}  # nothing half done
@@ -175,7 +175,7 @@ def test_a_token_without_rights_gets_nothing_and_learns_nothing(vault: Vault, ca
     vault.write_policy(caller, "name: other\nrules:\n  - {path: 'other/*', capabilities: [read, create, update]}\n")
     other = vault.authenticate(vault.create_token(caller, policies=["other"])[0])
     vault.kv.write(caller, MOUNT, "a", {"v": "1"}, None)
-    vault.kv.write_metadata(caller, "a", cas_required=True)
+    vault.kv.write_metadata(caller, "secret", "a", cas_required=True)
     for action in (lambda: vault.kv.read(other, "a"), lambda: vault.kv.metadata(other, "a"),
                    lambda: vault.kv.write(other, MOUNT, "a", {"v": "2"}, None),  # not "cas required"
                    lambda: vault.kv.destroy(other, "a", [1]), lambda: vault.kv.undelete(other, "a", [1]),
@@ -186,7 +186,7 @@ def test_a_token_without_rights_gets_nothing_and_learns_nothing(vault: Vault, ca
 
 
 def test_delete_version_after_expires_new_versions(vault: Vault, caller: Caller, clock: FixedClock) -> None:
-    vault.kv.write_metadata(caller, "a", delete_version_after=60)
+    vault.kv.write_metadata(caller, "secret", "a", delete_version_after=60)
     vault.kv.write(caller, MOUNT, "a", {"v": "1"}, None)
     assert vault.kv.read(caller, "a").data == {"v": "1"}
     clock.advance(61)
@@ -201,3 +201,21 @@ def _ciphertext(db: Path, path: str, version: int) -> bytes:
         return bytes(row[0])
     finally:
         conn.close()
+
+
+def test_writing_the_data_does_not_let_a_token_change_the_settings_that_guard_it(vault: Vault, caller: Caller) -> None:
+    vault.write_policy(caller, "name: writer\nrules:\n  - {path: 'app/*', capabilities: [read, create, update]}\n")
+    vault.write_policy(caller, "name: settings\nrules:\n"
+                               "  - {path: 'sys/kv/secret/metadata/app/*', capabilities: [update]}\n")
+    writer = vault.authenticate(vault.create_token(caller, policies=["writer"])[0])
+    admin = vault.authenticate(vault.create_token(caller, policies=["settings"])[0])
+    vault.kv.write(caller, MOUNT, "app/db", {"v": "1"}, None)
+    vault.kv.write_metadata(caller, MOUNT, "app/db", cas_required=True)
+    for change in ({"cas_required": False}, {"max_versions": 1}, {"delete_version_after": 1.0},
+                   {"custom_metadata": {"owner": "me"}}):
+        with pytest.raises(PermissionDenied):
+            vault.kv.write_metadata(writer, MOUNT, "app/db", **change)  # type: ignore[arg-type]
+    assert vault.kv.metadata(caller, "app/db").settings.cas_required
+    vault.kv.write_metadata(admin, MOUNT, "app/db", max_versions=3)  # its own grant, on its own path
+    assert vault.kv.metadata(caller, "app/db").settings.max_versions == 3
+    assert vault.kv.write(writer, MOUNT, "app/db", {"v": "2"}, 1).version == 2  # and writing still works

@@ -4,7 +4,7 @@ A KV v2 mount `m` (mount table: name -> kinko prefix) maps `m/<kind>/P` onto the
 capabilities kinko's KV engine checks for that kind (kinko.vault.kv_engine):
 
     data      read->read  create->create  update->update  delete->delete   (patch: only beside update)
-    metadata  read,list->list  update->update (only beside data update on P)  delete->delete+purge
+    metadata  read,list->list  delete->delete+purge;  update->update on sys/kv/<m>/metadata/<prefix+P>
     delete    update->delete     undelete  update->recover     destroy  update->purge
     subkeys   read->read (only beside data read on P: kinko's subkeys read is a read)
     m/config  read->read  update->update  on sys/kv/<m>/config
@@ -29,7 +29,7 @@ CapMap = Mapping[str, tuple[str, ...]]
 _DATA: CapMap = {"read": ("read",), "create": ("create",), "update": ("update",), "delete": ("delete",)}
 KV_KINDS: Mapping[str, CapMap] = {
     "data": _DATA,
-    "metadata": {"read": ("list",), "list": ("list",), "update": ("update",), "delete": ("delete", "purge")},
+    "metadata": {"read": ("list",), "list": ("list",), "delete": ("delete", "purge")},  # update: _metadata_write
     "delete": {"update": ("delete",)},
     "undelete": {"update": ("recover",)},
     "destroy": {"update": ("purge",)},
@@ -160,6 +160,8 @@ def _kv(stanza: Stanza, mount: str, prefix: str, rest: str, rules: _Rules) -> No
             raise InvalidInput(f"path {stanza.path[:200]!r}: kinko keeps sys/ for the vault itself; no secret "
                                "lives there, and the rule would grant system operations")
         _kv_kind(stanza, name, target, caps, rules)
+        if name == "metadata":
+            _metadata_write(stanza, mount, target, rules)
 
 
 def _key_pattern(kind: str, slash: bool, key: str, name: str) -> str | None:
@@ -179,15 +181,22 @@ def _kv_kind(stanza: Stanza, kind: str, target: str, caps: CapMap, rules: _Rules
                            "it would also allow whole writes")
     if kind == "metadata" and "create" in given and "update" not in given:
         raise InvalidInput(f"path {where!r}: metadata 'create' without 'update' is refused: kinko's metadata "
-                           "write needs update, which also changes existing metadata")
+                           "write is one operation, which also changes existing metadata")
     granted = _grant(rules, stanza, target, caps)
     if kind == "data":
         rules.data.update((target, cap) for cap in granted)
-    elif kind == "metadata" and "update" in granted:
-        rules.needs.append((target, "update", stanza.path, "kinko's metadata write needs update, which also "
-                                                            "writes the secret's data"))
     elif kind == "subkeys" and "read" in granted:
         rules.needs.append((target, "read", stanza.path, "kinko's subkeys needs read, which also reads the values"))
+
+
+def _metadata_write(stanza: Stanza, mount: str, target: str, rules: _Rules) -> None:
+    """Metadata update (and deny) on the settings path kinko's KV engine checks (kv_engine.metadata_path): writing
+    a secret's data does not let a token change the settings that guard it, as in Vault."""
+    settings = check_pattern(f"path {stanza.path[:200]!r}", f"sys/kv/{mount}/metadata/{target}")
+    if "deny" in stanza.capabilities:
+        rules.grant(settings, ("deny",))
+    elif "update" in stanza.capabilities:
+        rules.grant(settings, ("update",))
 
 
 def _grant(rules: _Rules, stanza: Stanza, target: str, caps: CapMap) -> set[str]:

@@ -46,6 +46,12 @@ _CACHE_MAX = 4096
 CAS_MISMATCH = "check-and-set parameter did not match the current version"
 
 
+def metadata_path(mount: str, path: str) -> str:
+    """The kinko path whose `update` allows writing a secret's KV settings (kinko.access.vault_hcl maps Vault's
+    `<mount>/metadata/P` update onto it)."""
+    return f"sys/kv/{mount}/metadata/{path}"
+
+
 class KvEngine:
     """KV v2 on top of `SecretRecords`; settings are sealed documents in the vault's metadata."""
 
@@ -218,13 +224,18 @@ class KvEngine:
         return KvMetadata(path, settings or KvSettings(max_versions=row.max_versions), row.created, row.updated,
                           row.current_version, 0 if oldest <= 1 else oldest, states)
 
-    def write_metadata(self, caller: Caller, path: str, *, max_versions: int | None = None,
+    def write_metadata(self, caller: Caller, mount: str, path: str, *, max_versions: int | None = None,
                        cas_required: bool | None = None, delete_version_after: float | None = None,
                        custom_metadata: Mapping[str, Any] | Keep | None = KEEP, patch: bool = False) -> None:
-        """Change the given settings (the others stay); `patch` merges custom_metadata instead of replacing it."""
+        """Change the given settings (the others stay); `patch` merges custom_metadata instead of replacing it.
+
+        Needs `update` on `sys/kv/<mount>/metadata/<path>`, not on the secret: these settings (cas_required,
+        max_versions, delete_version_after) guard the data, so writing the data must not be enough to change them
+        (Vault keeps them on their own metadata/ path for the same reason).
+        """
         validate_path(path)
         check_settings(max_versions, delete_version_after)
-        self._guard.check(caller, "update", path, "secret.metadata.update")
+        self._guard.check(caller, "update", metadata_path(mount, path), "secret.metadata.update")
         self._seal.barrier()
         now, key = self._clock(), KV_SETTINGS_PREFIX + path
         current = self._load(key)

@@ -40,8 +40,7 @@ KNOWN = {
                                                          ("locked", "other/db")]},
     # subkeys needs read in kinko (Vault: read on subkeys/)
     **{(p, "team/db", "subkeys"): (True, False) for p in ("reader", "exact", "updater", "writer")},
-    # metadata write needs update, metadata read needs list in kinko (Vault: update / read on metadata/)
-    ("updater", "team/db", "metadata-write"): (True, False), ("writer", "team/db", "metadata-write"): (True, False),
+    # metadata read needs list in kinko (Vault: read on metadata/)
     ("writer", "team/db", "metadata"): (True, False),
     # delete/ and data DELETE both need delete; metadata DELETE needs delete + purge (Vault: its own paths)
     ("cleaner", "team/db", "delete-versions"): (True, False),

@@ -256,7 +256,7 @@ def kv_router(mount: str, prefix: str) -> APIRouter:
             return errors([TRAILING_SLASH], 400)
         body = await json_body(request)
         custom = body.get("custom_metadata", KEEP)
-        st.vault.kv.write_metadata(caller, kinko_path(path), custom_metadata=custom, patch=patching,
+        st.vault.kv.write_metadata(caller, mount, kinko_path(path), custom_metadata=custom, patch=patching,
                                    **settings_changes(body))
         return no_content()
 
