@@ -85,7 +85,9 @@ BUILTINS: dict[str, Policy] = {
     # Shown for reference only: `root` is never evaluated, it allows everything (including root-only operations).
     ROOT: _builtin(ROOT, ("*", SECRET_CAPABILITIES), ("sys/*", _SYS_ADMIN)),
     "admin": _builtin("admin", ("*", SECRET_CAPABILITIES), ("sys/*", _SYS_ADMIN)),
-    "secrets-officer": _builtin("secrets-officer", ("*", tuple(c for c in SECRET_CAPABILITIES if c != "purge"))),
+    # ... and the KV v2 settings of every secret (cas_required, max_versions: kinko.vault.kv_engine.metadata_path)
+    "secrets-officer": _builtin("secrets-officer", ("*", tuple(c for c in SECRET_CAPABILITIES if c != "purge")),
+                                ("sys/kv/+/metadata/*", ("update",))),
     "secrets-reader": _builtin("secrets-reader", ("*", ("read", "list"))),
     # Every token holds `default` implicitly: it may look up, renew and revoke itself.
     DEFAULT: _builtin(DEFAULT, ("sys/tokens/self", ("read", "update", "delete"))),
