@@ -13,6 +13,7 @@ from kinko.vault.migrate import DEFAULT_SAMPLE, MigrationReport, UnsealMaterial,
 from kinko.vault.seal_state import check_init_options
 from kinko.vault.service import Vault, open_vault
 from kinko.vault.session import VaultSession
+from kinko.vault.transit import KEY_TYPES, KeyInfo, TransitError
 from kinko.vault.types import (
     DEFAULT_RETENTION_DAYS,
     DEFAULT_TTL,
@@ -39,6 +40,7 @@ __all__ = [
     "DEFAULT_SAMPLE",
     "DEFAULT_TTL",
     "KEEP",
+    "KEY_TYPES",
     "MAX_RETENTION_DAYS",
     "MIN_RETENTION_DAYS",
     "ROOT_TOKEN_PREFIX",
@@ -46,6 +48,7 @@ __all__ = [
     "ChainReport",
     "InitResult",
     "Keep",
+    "KeyInfo",
     "KubernetesAuthConfig",
     "KubernetesRole",
     "KvEntry",
@@ -62,6 +65,7 @@ __all__ = [
     "Rule",
     "SealType",
     "TokenInfo",
+    "TransitError",
     "UnsealMaterial",
     "Vault",
     "VaultSession",
