@@ -274,7 +274,7 @@ class KeyEngine:
             if item.get("input") is None:
                 raise TransitError("missing input for HMAC")
             data = b64decode_input(item["input"], "input")
-            return {"hmac": versioned(version, key_crypto.mac(hmac_key, data, algorithm)), "key_version": version}
+            return {"hmac": versioned(version, key_crypto.mac(hmac_key, data, algorithm))}
         return [_each(one, item) for item in items]
 
     # -- keyless -----------------------------------------------------------------------------------------------
@@ -287,12 +287,14 @@ class KeyEngine:
             raise TransitError(f"'bytes' should be less than {MAX_RANDOM}")
         return secrets.token_bytes(count)
 
-    def hash(self, caller: Caller, data: bytes, algorithm: str = "sha2-256") -> bytes:
+    def hash(self, caller: Caller, data: object, algorithm: str = "sha2-256") -> bytes:
+        """The digest of base64 `data` (no key involved)."""
         self._guard.check(caller, "update", "transit/hash", "key.hash")
         self._seal.barrier()
+        raw = b64decode_input(data, "input")
         if algorithm not in key_crypto.HASHES:
             raise TransitError(f"unsupported algorithm {algorithm[:32]}")
-        return key_crypto.digest(data, algorithm)
+        return key_crypto.digest(raw, algorithm)
 
     def _for(self, caller: Caller, name: str, operation: str, missing: str) -> KeyPolicy:
         check_key_name(name)
