@@ -70,6 +70,7 @@ def test_content_type_sets() -> None:
         "api-key",
         "certificate",
         "connection-string",
+        "json",
         "private-key",
         "ssh-private-key",
         "text",
