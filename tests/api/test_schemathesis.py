@@ -19,8 +19,9 @@ SKIP = {("POST", "/v1/sys/seal"), ("PUT", "/v1/sys/seal")}
 
 def _check(response: Any) -> None:
     assert response.status_code < 500, (response.status_code, response.text[:300])
-    if response.status_code >= 400 and urlsplit(str(response.request.url)).path.startswith("/v1/secret/"):
-        messages = response.json()["errors"]  # a KV mount: Vault's shape only
+    vault_only = urlsplit(str(response.request.url)).path.startswith(("/v1/secret/", "/v1/transit/"))
+    if response.status_code >= 400 and vault_only:
+        messages = response.json()["errors"]  # a KV mount or transit: Vault's shape only
         assert isinstance(messages, list) and all(isinstance(m, str) for m in messages)
         assert "Traceback" not in response.text
     elif response.status_code >= 400:

@@ -16,6 +16,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "login": ("kinko.cli.login", "Check a token against a server and store it for later commands."),
     "token": ("kinko.cli.token", "Create, look up, renew and revoke tokens."),
     "policy": ("kinko.cli.policy", "Write, read, list and delete access policies."),
+    "key": ("kinko.cli.key", "Named keys: encrypt, decrypt, rewrap, sign and verify; the key never leaves."),
     "audit": ("kinko.cli.audit", "Hash a value as the audit log does; verify an audit file's chain."),
     "scan": ("kinko.cli.scan", "Find secrets leaked into images, Dockerfiles, manifests and files."),
     "run": ("kinko.cli.run", "Run a command with secrets in its environment (resolved first, all or nothing)."),

@@ -57,6 +57,14 @@ class KeyNotFound(NotFound):
     code = "key_not_found"
 
 
+def single(outcomes: list[dict[str, Any] | TransitError]) -> dict[str, Any]:
+    """The one result of a one-item operation (its error raised)."""
+    outcome = outcomes[0]
+    if isinstance(outcome, TransitError):
+        raise outcome
+    return outcome
+
+
 def check_key_name(name: object) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidInput("a key name is 1-128 characters of A-Z, a-z, 0-9, '.', '_', '-' (not starting with '.')")
@@ -174,6 +182,20 @@ class KeyInfo:
     #: version -> (created, key name ("P-256", "rsa-2048", ...), public key: PEM, or base64 for ed25519; "" for
     #: symmetric keys), for the versions from min_decryption_version on
     versions: dict[int, tuple[float, str, str]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """kinko's native JSON (never key material: only public keys)."""
+        doc = {k: v for k, v in self.__dict__.items() if k != "versions"}
+        doc["versions"] = {str(n): {"created": c, "name": name, "public_key": public}
+                           for n, (c, name, public) in sorted(self.versions.items())}
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> KeyInfo:
+        versions = {int(n): (float(v["created"]), str(v["name"]), str(v["public_key"]))
+                    for n, v in doc["versions"].items()}
+        return cls(versions=versions, **{k: v for k, v in doc.items()
+                                         if k in cls.__dataclass_fields__ and k != "versions"})
 
     @property
     def supports_encryption(self) -> bool:

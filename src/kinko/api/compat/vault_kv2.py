@@ -34,7 +34,7 @@ from kinko.vault import KEEP, Caller, KvEntry, KvMetadata, KvSettings, KvVersion
 #: Native route prefixes a KV mount may not shadow.
 RESERVED_MOUNTS = frozenset({"secrets", "secrets-list", "versions", "attributes", "deleted-list", "deleted",
                              "recover", "backup", "restore", "sys", "auth", "openapi.json", "identity",
-                             "cubbyhole", "deletedsecrets", "transit"})
+                             "cubbyhole", "deletedsecrets", "transit", "keys"})
 DEFAULT_MOUNTS: Mapping[str, str] = {"secret": ""}
 _MOUNT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 MERGE_PATCH = "application/merge-patch+json"
