@@ -268,3 +268,19 @@ def test_key_material_is_sealed_in_the_store_and_hidden_from_repr(vault: Vault, 
     assert material.hex() not in repr(policy) and "material" not in repr(policy)
     stored = vault._store.get_meta(META_PREFIX + "k")
     assert stored is not None and material not in stored and b"aes256" not in stored
+
+
+def test_auto_rotate_period_rotates_on_the_next_use(vault: Vault, caller: Caller, clock: FixedClock) -> None:
+    keys = vault.keys
+    keys.create(caller, "k", auto_rotate_period=3600)
+    with pytest.raises(TransitError, match="at least an hour"):
+        keys.configure(caller, "k", auto_rotate_period=60)
+    clock.now += 3599
+    assert ok(keys.encrypt(caller, "k", [{"plaintext": ""}]))["key_version"] == 1
+    clock.now += 1
+    assert ok(keys.encrypt(caller, "k", [{"plaintext": ""}]))["key_version"] == 2
+    assert ok(keys.hmac(caller, "k", [{"input": ""}]))["hmac"].startswith("vault:v2:")
+    assert keys.read(caller, "k").latest_version == 2
+    keys.configure(caller, "k", auto_rotate_period=0)
+    clock.now += 86400
+    assert ok(keys.encrypt(caller, "k", [{"plaintext": ""}]))["key_version"] == 2

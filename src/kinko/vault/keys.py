@@ -187,6 +187,7 @@ class KeyEngine:
             policy = self._new_key(name, check_key_type(key_type))
             if not self._swap(name, None, policy):
                 policy = self._key(name, "encryption key not found")
+        policy = self._rotated_if_due(caller, policy)
         if policy.type not in ENCRYPTING:
             raise TransitError(f"message encryption not supported for key type {policy.type}")
         version = policy.version_for_encryption(key_version)
@@ -300,7 +301,18 @@ class KeyEngine:
         check_key_name(name)
         self._guard.check(caller, "update", f"transit/{operation}/{name}", f"key.{operation.split('/')[0]}")
         self._seal.barrier()
-        return self._key(name, missing)
+        return self._rotated_if_due(caller, self._key(name, missing))
+
+    def _rotated_if_due(self, caller: Caller, policy: KeyPolicy) -> KeyPolicy:
+        """auto_rotate_period: a key whose latest version is older is rotated on its next use (compare-and-swap,
+        so servers sharing the database rotate it once), and the rotation is audited."""
+        if not policy.rotation_due(self._clock()):
+            return policy
+        now = self._clock()
+        rotated = self._change(policy.name, "key not found", lambda current: current.rotated(
+            key_crypto.new_material(current.type), now) if current.rotation_due(now) else current)
+        self._guard.record(caller, "key.rotate", f"transit/keys/{policy.name}/rotate", "auto")
+        return rotated
 
 
 # -- per item ------------------------------------------------------------------------------------------------------

@@ -123,6 +123,10 @@ class KeyPolicy:
             raise TransitError(TOO_OLD)
         return self.versions[version]
 
+    def rotation_due(self, now: float) -> bool:
+        period = self.auto_rotate_period
+        return bool(period) and now - self.versions[self.latest].created >= period
+
     def rotated(self, material: bytes, now: float) -> KeyPolicy:
         version = KeyVersion(material, secrets.token_bytes(32), now)
         return replace(self, versions={**self.versions, self.latest + 1: version})
