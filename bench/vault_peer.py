@@ -88,9 +88,10 @@ def start_kinko(work: Path, audit: bool) -> tuple[subprocess.Popen[bytes], str, 
     return proc, addr, reader
 
 
-def wrk(url: str, token: str, seconds: float) -> dict[str, float]:
+def wrk(url: str, token: str, seconds: float, script: str | None = None) -> dict[str, float]:
+    """One wrk run; `script`: a Lua file setting the method and body (bench/keys.py's POSTs)."""
     cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency",
-           "-H", f"X-Vault-Token: {token}", url]
+           "-H", f"X-Vault-Token: {token}", *(["-s", script] if script else []), url]
     text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     if re.search(r"Non-2xx or 3xx responses: (\d+)", text):
         raise SystemExit(f"errors during the run:\n{text}")
@@ -148,14 +149,14 @@ def report(rows: dict[str, list[dict[str, dict[str, float]]]], seconds: float) -
     return "\n".join([*lines, "", *summary]) + "\n"
 
 
-def write_section(text: str) -> None:
+def write_section(text: str, section: str = SECTION) -> None:
     path = Path(__file__).with_name("RESULTS.md")
     current = path.read_text()
-    start = current.find(SECTION)
+    start = current.find(section)
     if start == -1:
         current = current.rstrip("\n") + "\n\n" + text
     else:
-        following = current.find("\n## ", start + len(SECTION))
+        following = current.find("\n## ", start + len(section))
         current = current[:start] + text + ("" if following == -1 else current[following:])
     path.write_text(current)
 

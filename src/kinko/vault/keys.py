@@ -17,6 +17,7 @@ from typing import Any
 from kinko.core.model import Caller
 from kinko.crypto.barrier import UnknownTerm
 from kinko.errors import InvalidInput
+from kinko.storage.fresh import FreshCache
 from kinko.storage.interface import Store
 from kinko.vault import key_crypto
 from kinko.vault.guard import Guard
@@ -52,17 +53,22 @@ class KeyEngine:
     def __init__(self, store: Store, seal: SealState, guard: Guard, clock: Callable[[], float]) -> None:
         self._store, self._seal, self._guard, self._clock = store, seal, guard, clock
         self._cache: dict[str, tuple[bytes, KeyPolicy]] = {}
+        self._fresh: FreshCache[bytes | None] = FreshCache(store)  # no SELECT while nothing was committed
 
     def forget(self) -> None:
         self._cache.clear()
+        self._fresh.clear()
         key_crypto.forget()
 
     # -- storage -----------------------------------------------------------------------------------------------
     def _aad(self, name: str) -> list[str | int]:
         return [self._seal.vault_id(), "transit-key", name]
 
+    def _raw(self, name: str) -> bytes | None:
+        return self._fresh.get(name, lambda: self._store.get_meta(META_PREFIX + name))
+
     def _load(self, name: str) -> tuple[bytes | None, KeyPolicy | None]:
-        raw = self._store.get_meta(META_PREFIX + name)
+        raw = self._raw(name)
         if raw is None:
             return None, None
         cached = self._cache.get(name)
@@ -179,7 +185,7 @@ class KeyEngine:
         """Encrypt each item's base64 `plaintext` (with `associated_data`, and `context` for a derived key).
         A missing key is created (aes256-gcm96 or `key_type`) when the caller may create it, as in Vault."""
         check_key_name(name)
-        exists = self._store.get_meta(META_PREFIX + name) is not None  # Vault's existence check: no decryption
+        exists = self._raw(name) is not None  # Vault's existence check: no decryption
         self._guard.check(caller, "update" if exists else "create", f"transit/encrypt/{name}", "key.encrypt")
         self._seal.barrier()
         policy = self._load(name)[1]

@@ -48,7 +48,7 @@ class TransitError(InvalidInput):
 class KeyMissing(TransitError):
     """The named key does not exist (Vault answers the operations with 400 and a message naming the use)."""
 
-    code = "key_not_found"
+    code = "key_missing"
 
 
 class KeyNotFound(NotFound):
