@@ -23,6 +23,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "agent": ("kinko.cli.agent", "Render secrets into files and keep them current (token or Kubernetes auth)."),
     "auth": ("kinko.cli.auth", "Configure Kubernetes auth and its roles; log in with a service-account token."),
     "csi-provider": ("kinko.cli.csi", "Serve the Secrets Store CSI driver's provider API on a Unix socket."),
+    "kms-plugin": ("kinko.cli.kms", "Serve the Kubernetes KMS v2 plugin API on a Unix socket (etcd encryption)."),
     "k8s": ("kinko.cli.k8s", "Render SecretProviderClasses and Secrets; import Secret manifests into kinko."),
 }
 
