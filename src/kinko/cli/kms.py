@@ -23,7 +23,7 @@ from kinko.cli._common import handle_errors
               help="kinko server URL(s), comma-separated for failover (env KINKO_ADDR).")
 @click.option("--token-file", type=click.Path(dir_okay=False, exists=True),
               help="File holding the token (else env KINKO_TOKEN); it needs read on transit/keys/KEY and update "
-                   "on transit/encrypt/KEY and transit/decrypt/KEY.")
+                   "on transit/encrypt/KEY and transit/decrypt/KEY. Re-read when the server refuses the token.")
 @click.option("--ca-file", envvar="KINKO_CACERT", default=None, type=click.Path(dir_okay=False, exists=True),
               help="CA bundle to verify the kinko server's TLS certificate (env KINKO_CACERT).")
 @click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(min=0.1),
@@ -43,11 +43,20 @@ def cli(socket_path: str, key: str, addr: str, token_file: str | None, ca_file: 
     from kinko.deliver.unix_grpc import stop
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    token = Path(token_file).read_text().strip() if token_file else os.environ.get("KINKO_TOKEN")
+    def read_token() -> str | None:
+        if not token_file:
+            return None
+        try:
+            return Path(token_file).read_text().strip() or None
+        except OSError:
+            return None
+
+    token = read_token() if token_file else os.environ.get("KINKO_TOKEN")
     if not token:
         raise click.UsageError("a token is required: --token-file or KINKO_TOKEN")
     session = RemoteVault.connect(addr, token, ca_file=ca_file, timeout=timeout)
-    server = serve(socket_path, KmsPlugin(session, key))
+    plugin = KmsPlugin(session, key, new_token=read_token, use_token=session.use_token)
+    server = serve(socket_path, plugin)
     done = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

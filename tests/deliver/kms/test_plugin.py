@@ -133,3 +133,26 @@ def test_a_vault_outage_is_unavailable_and_not_healthy(kms: Kms) -> None:
     with pytest.raises(grpc.RpcError) as refused:
         kms.stub.Encrypt(pb.EncryptRequest(plaintext=b"s" * 32, uid="u"))
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_refused_token_is_replaced_by_the_token_files_new_one(kms: Kms) -> None:
+    from kinko.errors import PermissionDenied
+
+    first, _ = kms.admin.create_token(policies=["kms-plugin"])
+    second, _ = kms.admin.create_token(policies=["kms-plugin"])
+    offered: list[str | None] = [None]
+    session = RemoteVault.connect(kms.server.addr, first)
+    try:
+        plugin = KmsPlugin(session, KEY, new_token=lambda: offered[0], use_token=session.use_token)
+        sealed = plugin.encrypt(b"s" * 32)
+        kms.admin.revoke_token(first)
+        with pytest.raises(PermissionDenied):  # the file still holds nothing new
+            plugin.encrypt(b"s" * 32)
+        assert plugin.status().healthz == "kinko: permission_denied"
+        offered[0] = second  # the operator rewrote the token file
+        assert plugin.status().healthz == "ok"
+        request = pb.DecryptRequest(ciphertext=sealed.ciphertext, key_id=sealed.key_id,
+                                    annotations=sealed.annotations)
+        assert plugin.decrypt(request).plaintext == b"s" * 32
+    finally:
+        session.close()

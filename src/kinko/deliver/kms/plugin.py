@@ -26,7 +26,7 @@ from kinko.deliver.csi.provider import grpc_status
 from kinko.deliver.kms.proto import api_pb2 as pb
 from kinko.deliver.kms.proto import api_pb2_grpc as pb_grpc
 from kinko.deliver.unix_grpc import listen
-from kinko.errors import InvalidInput, KinkoError
+from kinko.errors import InvalidInput, KinkoError, PermissionDenied
 from kinko.vault import VaultSession
 
 log = logging.getLogger("kinko.kms")
@@ -42,17 +42,36 @@ _CIPHERTEXT = re.compile(rb"vault:v([0-9]{1,9}):[A-Za-z0-9+/=]+")
 
 
 class KmsPlugin:
-    """The operations, over a `VaultSession` whose token may read the key and encrypt and decrypt with it."""
+    """The operations, over a `VaultSession` whose token may read the key and encrypt and decrypt with it.
 
-    def __init__(self, session: VaultSession, key: str) -> None:
+    `new_token`: called when the server refuses the token (expired, revoked, replaced); a token it returns that
+    differs from the one in use is switched to (RemoteVault.use_token) and the call is tried once more — so an
+    operator rotates the plugin's token by rewriting its token file, without restarting the plugin."""
+
+    def __init__(self, session: VaultSession, key: str, *, new_token: Callable[[], str | None] | None = None,
+                 use_token: Callable[[str], None] | None = None) -> None:
         self.session, self.key = session, key
+        self._new_token, self._use_token = new_token, use_token
+        self._token: str | None = None
+
+    def _retrying(self, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except PermissionDenied:
+            token = self._new_token() if self._new_token is not None else None
+            if not token or token == self._token or self._use_token is None:
+                raise
+            self._token = token
+            self._use_token(token)
+            log.info("the server refused the plugin's token; switched to the token file's new one")
+            return call()
 
     def key_id(self, version: int) -> str:
         return f"kinko:{self.key}:v{version}"
 
     def status(self) -> pb.StatusResponse:
         try:
-            latest = self.session.read_key(self.key).latest_version
+            latest = self._retrying(lambda: self.session.read_key(self.key)).latest_version
         except KinkoError as exc:
             return pb.StatusResponse(version=API_VERSION, healthz=f"kinko: {exc.code}", key_id="")
         return pb.StatusResponse(version=API_VERSION, healthz="ok", key_id=self.key_id(latest))
@@ -60,7 +79,7 @@ class KmsPlugin:
     def encrypt(self, plaintext: bytes) -> pb.EncryptResponse:
         if not plaintext or len(plaintext) > MAX_PLAINTEXT:
             raise InvalidInput(f"plaintext must be 1 to {MAX_PLAINTEXT} bytes")
-        ciphertext = self.session.encrypt(self.key, plaintext).encode()
+        ciphertext = self._retrying(lambda: self.session.encrypt(self.key, plaintext)).encode()
         found = _CIPHERTEXT.fullmatch(ciphertext)
         if found is None or len(ciphertext) > MAX_CIPHERTEXT:
             raise KinkoError("the vault answered a ciphertext this plugin cannot pass on")
@@ -81,7 +100,7 @@ class KmsPlugin:
             raise InvalidInput("annotations are larger than 32 KiB")
         if annotations != {FORMAT_ANNOTATION: FORMAT}:
             raise InvalidInput(f"annotations must be exactly {FORMAT_ANNOTATION} (this plugin's format)")
-        return pb.DecryptResponse(plaintext=self.session.decrypt(self.key, ciphertext.decode()))
+        return pb.DecryptResponse(plaintext=self._retrying(lambda: self.session.decrypt(self.key, ciphertext.decode())))
 
 
 class KeyManagementServicer(pb_grpc.KeyManagementServiceServicer):
