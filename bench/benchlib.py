@@ -36,8 +36,10 @@ def parse_wrk(text: str) -> dict[str, float]:
     return {"rps": float(rps.group(1)), "p50": ms("50"), "p99": ms("99")}
 
 
-def run_wrk(url: str, header: str | None, seconds: float, connections: int) -> dict[str, float]:
-    command = wrk_command(url, header, seconds, connections)
+def run_wrk(url: str, header: str | None, seconds: float, connections: int, *,
+            script: Path | None = None) -> dict[str, float]:
+    """`script`: a Lua file setting the method and body (bench/keys.py's POSTs)."""
+    command = wrk_command(url, header, seconds, connections, script=script)
     return parse_wrk(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
 
 

@@ -69,8 +69,9 @@ def test_needles_would_catch_a_leak() -> None:
         assert_clean("x", b"prefix" + base64.b64encode(b"ab" + CANARY) + b"suffix")
 
 
-def _every_path(vault: Vault, caller: Caller, tmp_path: Path) -> None:
-    """The canary through every operation: writes, reads, failures, backup/restore, rotation, delete/recover."""
+def _every_path(vault: Vault, caller: Caller, tmp_path: Path) -> list[bytes]:
+    """The canary through every operation: writes, reads, failures, backup/restore, rotation, delete/recover,
+    named keys. Returns the named keys' material (which must not reach the disk either)."""
     conn_string = b"postgresql://app:" + CANARY + b"@db.example:5432/orders"
     vault.put(caller, "c/single", CANARY)
     vault.put(caller, "c/map", {"password": CANARY, "user": b"bob"}, content_type="Opaque")
@@ -111,6 +112,48 @@ def _every_path(vault: Vault, caller: Caller, tmp_path: Path) -> None:
     vault.delete(caller, "c/conn")
     vault.recover(caller, "c/conn")
     _kv_paths(vault, caller)
+    return _transit_paths(vault, caller)
+
+
+def _transit_paths(vault: Vault, caller: Caller) -> list[bytes]:
+    """The canary as a plaintext of named keys (encrypt, decrypt, rewrap, sign, HMAC, failures) and the keys'
+    own material, read from the engine's memory so the files can be searched for it."""
+    keys, text = vault.keys, base64.b64encode(CANARY).decode()
+    for name, key_type in (("aes", "aes256-gcm96"), ("chacha", "chacha20-poly1305"), ("ed", "ed25519"),
+                           ("rsa", "rsa-2048")):
+        keys.create(caller, name, key_type=key_type)
+    sealed = keys.encrypt(caller, "aes", [{"plaintext": text, "associated_data": text}])[0]
+    assert isinstance(sealed, dict)
+    keys.rotate(caller, "aes")
+    rewrapped = keys.rewrap(caller, "aes", [{"ciphertext": sealed["ciphertext"], "associated_data": text}])[0]
+    assert isinstance(rewrapped, dict)
+    assert keys.decrypt(caller, "aes", [{"ciphertext": rewrapped["ciphertext"], "associated_data": text}]) == [
+        {"plaintext": text}]
+    keys.encrypt(caller, "chacha", [{"plaintext": text}])
+    keys.encrypt(caller, "rsa", [{"plaintext": text}])
+    keys.sign(caller, "ed", [{"input": text}])
+    keys.hmac(caller, "aes", [{"input": text}])
+    keys.datakey(caller, "aes", plaintext=True)
+    failed = keys.decrypt(caller, "aes", [{"ciphertext": rewrapped["ciphertext"], "associated_data": "x" + text}])
+    failed += keys.encrypt(caller, "aes", [{"plaintext": text + "!"}])
+    for outcome in failed:
+        assert isinstance(outcome, KinkoError)
+        assert_clean("key operation error", repr(outcome) + str(outcome))
+    expect_error(lambda: keys.delete(caller, "aes"))
+    assert_clean("repr(KeyInfo)", repr([keys.read(caller, n) for n in keys.names(caller)]))
+    materials = []
+    for name in keys.names(caller):
+        policy = keys._load(name)[1]  # the engine's own view: the one place the material is
+        assert policy is not None
+        assert_clean("repr(KeyPolicy)", repr(policy))
+        materials += [v.material for v in policy.versions.values()] + [v.hmac_key for v in policy.versions.values()]
+    return materials
+
+
+def assert_no_key_material(label: str, data: bytes, materials: list[bytes]) -> None:
+    for material in materials:
+        for needle in _needles(material):
+            assert needle not in data, f"key material found in {label}"
 
 
 def _kv_paths(vault: Vault, caller: Caller) -> None:
@@ -136,13 +179,16 @@ def test_canary_through_the_service(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     vault = new_keyfile_vault(tmp_path, clock)
-    _every_path(vault, caller, tmp_path)
+    materials = _every_path(vault, caller, tmp_path)
     assert (tmp_path / "vault.db-wal").exists()  # scanned while the WAL still holds recent pages
     assert scan_files(tmp_path) >= 5  # db, -wal, -shm, key file, backup
     vault.seal(caller)
     expect_error(lambda: vault.get(caller, "c/single"))
     vault.close()
     scan_files(tmp_path)
+    for path in tmp_path.iterdir():
+        if path.is_file():
+            assert_no_key_material(path.name, path.read_bytes(), materials)
     for record in caplog.records:
         assert_clean("log record", record.getMessage() + repr(record.args))
 
@@ -158,7 +204,7 @@ def test_canary_never_reaches_postgresql(tmp_path: Path, caplog: pytest.LogCaptu
     caplog.set_level(logging.DEBUG)
     log_start = len(pg_cluster.log_text())
     vault = new_keyfile_vault(tmp_path, clock, storage=pg_url)
-    _every_path(vault, caller, tmp_path)
+    materials = _every_path(vault, caller, tmp_path)
     vault.seal(caller)
     expect_error(lambda: vault.get(caller, "c/single"))
     vault.close()
@@ -171,9 +217,11 @@ def test_canary_never_reaches_postgresql(tmp_path: Path, caplog: pytest.LogCaptu
     dumped = pg_cluster.dump(pg_url)
     assert b"COPY public.versions" in dumped
     assert_clean("pg_dump", dumped)
+    assert_no_key_material("pg_dump", dumped, materials)
     logged = pg_cluster.log_text()[log_start:]
     assert "INSERT INTO versions" in logged and "parameters: $1" in logged  # the log did record statements
     assert_clean("PostgreSQL server log", logged)
+    assert_no_key_material("PostgreSQL server log", logged.encode(), materials)
     scan_files(tmp_path)
     for record in caplog.records:
         assert_clean("log record", record.getMessage() + repr(record.args))

@@ -14,7 +14,7 @@ from kinko.api.app import create_app
 from kinko.api.auth import FailureLimiter
 from kinko.crypto.seal import SealType
 from kinko.vault import open_vault
-from tests.api.http_routes import PUBLIC, VAULT_POLICY_BODY, denial_for
+from tests.api.http_routes import PUBLIC, VAULT_POLICY_BODY, concrete, denial_for
 
 #: allowed to every valid token: the implicit `default` policy (its own token only), and answers about no secret
 SELF = {("GET", "/v1/auth/token/lookup-self"), ("POST", "/v1/auth/token/revoke-self"),
@@ -86,8 +86,7 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 def routes(world: World) -> Iterator[tuple[str, str]]:
     for template, ops in world.client.get("/v1/openapi.json").json()["paths"].items():
-        url = (template.replace("{path}", "app/db").replace("{prefix}", "app").replace("{name}", "other-only")
-               .replace("{rest}", "app/db"))
+        url = concrete(template)
         for method in ops:
             if (method.upper(), url) not in PUBLIC:
                 yield method.upper(), url

@@ -13,13 +13,13 @@ from kinko.api.app import create_app
 from kinko.api.auth import FailureLimiter
 from kinko.vault import open_vault
 from tests.api.conftest import Local
-from tests.api.http_routes import DENIED, PUBLIC, denial_for, vault_only
+from tests.api.http_routes import DENIED, PUBLIC, concrete, denial_for, vault_only
 
 
 def routes(client: TestClient) -> Iterator[tuple[str, str]]:
     """Every (method, concrete url) in the OpenAPI document."""
     for template, ops in client.get("/v1/openapi.json").json()["paths"].items():
-        url = template.replace("{path}", "app/db").replace("{prefix}", "app").replace("{rest}", "app/db")
+        url = concrete(template)
         for method in ops:
             yield method.upper(), url
 

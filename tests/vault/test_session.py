@@ -128,7 +128,36 @@ def _lifecycle(s: VaultSession) -> list[Any]:
             if status.key_term else None, s.rewrap() >= 1]
 
 
-@pytest.mark.parametrize("part", [_secrets, _access, _kubernetes])
+def _keys(s: VaultSession, base: str) -> list[Any]:
+    """Named keys: lifecycle, encrypt/decrypt/rewrap/datakey, sign/verify and the errors, alike on both sides."""
+    name = f"{base}-key"
+    info = s.create_key(name)
+    out: list[Any] = [(info.name, info.type, info.latest_version, sorted(info.versions)), name in s.list_keys()]
+    sealed = s.encrypt(name, CANARY.encode(), associated_data=b"row-1")
+    out.append(s.decrypt(name, sealed, associated_data=b"row-1"))
+    with pytest.raises(InvalidInput, match="cipher: message authentication failed"):
+        s.decrypt(name, sealed, associated_data=b"row-2")
+    out.append(s.rotate_key(name).latest_version)
+    rewrapped = s.rewrap_ciphertext(name, sealed, associated_data=b"row-1")
+    out += [rewrapped.startswith("vault:v2:"), s.decrypt(name, rewrapped, associated_data=b"row-1")]
+    out.append(s.configure_key(name, min_decryption_version=2, deletion_allowed=True).min_decryption_version)
+    with pytest.raises(InvalidInput, match="too old"):
+        s.decrypt(name, sealed, associated_data=b"row-1")
+    wrapped, key = s.data_key(name, bits=128)
+    out += [key is not None and len(key) == 16 and s.decrypt(name, wrapped) == key, s.data_key(name,
+                                                                                            plaintext=False)[1]]
+    s.create_key(f"{name}-ed", key_type="ed25519")
+    signature = s.sign(f"{name}-ed", b"message")
+    out += [s.verify(f"{name}-ed", b"message", signature), s.verify(f"{name}-ed", b"other", signature)]
+    s.delete_key(name)
+    with pytest.raises(NotFound):
+        s.read_key(name)
+    with pytest.raises(InvalidInput, match="deletion is not allowed"):
+        s.delete_key(f"{name}-ed")
+    return out
+
+
+@pytest.mark.parametrize("part", [_secrets, _access, _kubernetes, _keys])
 def test_local_and_remote_sessions_answer_alike(part: Any, local: LocalSession, remote: RemoteVault,
                                                 request: pytest.FixtureRequest) -> None:
     base = f"par{request.node.callspec.id}"

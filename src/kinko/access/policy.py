@@ -7,7 +7,8 @@ Matching, precisely:
   and `team/app*` also matches `team/apple`. Everything else is literal.
 * `list` on a folder `P` is also granted by a rule matching `P/` (so `team/app/*` lets you list `team/app`).
 * System paths (`sys/...`: seal, rotate, rewrap, tokens, policies, audit) are matched only by rules whose
-  pattern itself starts with `sys/`; a `*` or `+/...` rule written for secrets never reaches into `sys/`.
+  pattern itself starts with `sys/`, and named-key paths (`transit/...`, Vault's transit paths) only by rules
+  starting with `transit/`; a `*` or `+/...` rule written for secrets never reaches into either.
 * `deny` in ANY matching rule of ANY of the caller's policies refuses the request, whatever else matches.
 * Otherwise each policy contributes the capabilities of its single most specific matching rule, and the
   caller's rights are the union over its policies (plus the implicit `default` policy). Specificity, in order
@@ -38,6 +39,7 @@ CAPABILITIES = (*SECRET_CAPABILITIES, "sudo", "deny")
 ROOT_CAPABILITY = "root"
 ROOT, DEFAULT = "root", "default"
 SYS_PREFIX = "sys/"
+TRANSIT_PREFIX = "transit/"
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 MAX_RULES = 256
@@ -84,7 +86,8 @@ _SYS_ADMIN = ("read", "list", "create", "update", "delete", "sudo")
 BUILTINS: dict[str, Policy] = {
     # Shown for reference only: `root` is never evaluated, it allows everything (including root-only operations).
     ROOT: _builtin(ROOT, ("*", SECRET_CAPABILITIES), ("sys/*", _SYS_ADMIN)),
-    "admin": _builtin("admin", ("*", SECRET_CAPABILITIES), ("sys/*", _SYS_ADMIN)),
+    "admin": _builtin("admin", ("*", SECRET_CAPABILITIES), ("sys/*", _SYS_ADMIN),
+                      ("transit/*", ("read", "list", "create", "update", "delete"))),
     # ... and the KV v2 settings of every secret (cas_required, max_versions: kinko.vault.kv_engine.metadata_path)
     "secrets-officer": _builtin("secrets-officer", ("*", tuple(c for c in SECRET_CAPABILITIES if c != "purge")),
                                 ("sys/kv/+/metadata/*", ("update",))),
@@ -173,7 +176,7 @@ class _Compiled:
     rule: Rule
     regex: re.Pattern[str]
     priority: tuple[int, int, int, int, str]
-    system: bool
+    namespace: str
 
 
 def _compile(rule: Rule) -> _Compiled:
@@ -185,7 +188,15 @@ def _compile(rule: Rule) -> _Compiled:
     first = min(wildcards, default=len(rule.path))
     plus = sum(1 for seg in pattern.split("/") if seg == "+")
     priority = (first, 0 if star else 1, -plus, len(rule.path), rule.path)
-    return _Compiled(rule, regex, priority, rule.path.startswith(SYS_PREFIX))
+    return _Compiled(rule, regex, priority, namespace(rule.path))
+
+
+def namespace(path: str) -> str:
+    """Which rules may match a path: "sys", "transit" or "" (secrets)."""
+    for prefix in (SYS_PREFIX, TRANSIT_PREFIX):
+        if path.startswith(prefix) or path == prefix[:-1]:
+            return prefix[:-1]
+    return ""
 
 
 class CompiledPolicy:
@@ -197,10 +208,10 @@ class CompiledPolicy:
 
     def matches(self, path: str, capability: str) -> list[Rule]:
         """Matching rules, most specific first."""
-        system = path.startswith(SYS_PREFIX)
+        space = namespace(path)
         candidates = [path, path + "/"] if capability == "list" and path else [path]
         return [c.rule for c in self._rules
-                if c.system == system and any(c.regex.fullmatch(p) for p in candidates)]
+                if c.namespace == space and any(c.regex.fullmatch(p) for p in candidates)]
 
 
 def evaluate(policies: Iterable[CompiledPolicy], capability: str, path: str) -> bool:

@@ -15,6 +15,7 @@ from kinko.api.cluster import UnsealBroadcast
 from kinko.api.compat import azure_keyvault, vault_policies
 from kinko.api.compat.vault_kv2 import DEFAULT_MOUNTS, check_mounts, kv_router
 from kinko.api.compat.vault_sys import sys_router
+from kinko.api.compat.vault_transit import transit_router
 from kinko.api.hot_read import HotReads
 from kinko.api.middleware import RequestGuard
 from kinko.api.state import ApiState
@@ -54,7 +55,9 @@ def create_app(
     app.include_router(sys_router(mounts))
     for name, prefix in mounts.items():
         app.include_router(kv_router(name, prefix))
-    app.state.vault_only_prefixes = (*(f"/v1/{name}/" for name in mounts), *vault_policies.VAULT_ONLY_PREFIXES)
+    app.include_router(transit_router())
+    app.state.vault_only_prefixes = (*(f"/v1/{name}/" for name in mounts), "/v1/transit/",
+                                     *vault_policies.VAULT_ONLY_PREFIXES)
     app.state.vault_only_paths = vault_policies.VAULT_ONLY_PATHS
     azure_keyvault.install(app, prefix=azure_prefix)
     for router in extra_routers:

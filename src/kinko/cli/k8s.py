@@ -75,6 +75,27 @@ def render_spc_cmd(objects: tuple[str, ...], name: str, namespace: str, role: st
     click.echo("# " + dump_yaml([snippet]).replace("\n", "\n# ").rstrip("# ").rstrip())
 
 
+@render.command("encryption-config")
+@click.option("--socket", default="/var/run/kinko/kms.sock", show_default=True,
+              help="The socket `kinko kms-plugin --socket` listens on (as the API server sees it).")
+@click.option("--name", default="kinko", show_default=True, help="Provider name (stored with the data: keep it).")
+@click.option("--timeout", default="3s", show_default=True)
+@click.option("--resource", "resources", multiple=True, default=("secrets",), show_default=True,
+              help="Resources to encrypt (repeatable).")
+@click.option("--no-identity", is_flag=True, help="Leave out the identity fallback (only once every object was "
+                                                  "rewritten encrypted).")
+@output_option
+@handle_errors
+def render_encryption_config_cmd(socket: str, name: str, timeout: str, resources: tuple[str, ...],
+                                 no_identity: bool, output: str) -> None:
+    """The kube-apiserver EncryptionConfiguration for the kinko KMS v2 plugin (--encryption-provider-config)."""
+    from kinko.deliver.kms.config import encryption_config
+
+    doc = encryption_config(socket=socket, name=name, timeout=timeout, resources=resources,
+                            keep_identity=not no_identity)
+    emit(output, doc, lambda: dump_yaml([doc]).rstrip("\n"))
+
+
 @render.command("secret")
 @vault_option
 @click.argument("path")

@@ -27,6 +27,7 @@ from kinko.core.model import (
 from kinko.core.names import validate_path, validate_prefix
 from kinko.errors import UsageError
 from kinko.vault.session import VaultSession
+from kinko.vault.transit import DEFAULT_TYPE, KeyInfo
 from kinko.vault.types import (
     DEFAULT_TTL,
     KEEP,
@@ -249,6 +250,78 @@ class RemoteVault:
 
     def delete_kubernetes_role(self, name: str) -> None:
         self.client.request("DELETE", _role_path(name))
+
+    # -- named keys --------------------------------------------------------------------------------------
+    def create_key(self, name: str, *, key_type: str = DEFAULT_TYPE, derived: bool = False,
+                   exportable: bool = False) -> KeyInfo:
+        body = {"type": key_type, "derived": derived, "exportable": exportable}
+        return KeyInfo.from_dict(self.client.request("POST", _key_path(name), json=body))
+
+    def read_key(self, name: str) -> KeyInfo:
+        return KeyInfo.from_dict(self.client.request("GET", _key_path(name)))
+
+    def list_keys(self) -> builtins.list[str]:
+        return [str(n) for n in self.client.request("GET", "keys")["keys"]]
+
+    def delete_key(self, name: str) -> None:
+        self.client.request("DELETE", _key_path(name))
+
+    def configure_key(self, name: str, *, min_decryption_version: int | None = None,
+                      min_encryption_version: int | None = None, deletion_allowed: bool | None = None,
+                      exportable: bool | None = None) -> KeyInfo:
+        body = {"min_decryption_version": min_decryption_version, "min_encryption_version": min_encryption_version,
+                "deletion_allowed": deletion_allowed, "exportable": exportable}
+        return KeyInfo.from_dict(self.client.request("PATCH", _key_path(name), json=body))
+
+    def rotate_key(self, name: str) -> KeyInfo:
+        return KeyInfo.from_dict(self.client.request("POST", _key_path(name, "rotate")))
+
+    def encrypt(self, name: str, plaintext: bytes, *, associated_data: bytes = b"",
+                context: bytes | None = None) -> str:
+        body = _data_body(associated_data, context, plaintext=_b64(plaintext))
+        return str(self.client.request("POST", _key_path(name, "encrypt"), json=body)["ciphertext"])
+
+    def decrypt(self, name: str, ciphertext: str, *, associated_data: bytes = b"",
+                context: bytes | None = None) -> bytes:
+        body = _data_body(associated_data, context, ciphertext=ciphertext)
+        return base64.b64decode(self.client.request("POST", _key_path(name, "decrypt"), json=body)["plaintext"])
+
+    def rewrap_ciphertext(self, name: str, ciphertext: str, *, associated_data: bytes = b"",
+                          context: bytes | None = None) -> str:
+        body = _data_body(associated_data, context, ciphertext=ciphertext)
+        return str(self.client.request("POST", _key_path(name, "rewrap"), json=body)["ciphertext"])
+
+    def data_key(self, name: str, *, bits: int = 256, plaintext: bool = True) -> tuple[str, bytes | None]:
+        doc = self.client.request("POST", _key_path(name, "datakey"), json={"bits": bits, "plaintext": plaintext})
+        return str(doc["ciphertext"]), None if doc["plaintext"] is None else base64.b64decode(doc["plaintext"])
+
+    def sign(self, name: str, data: bytes, *, hash_name: str = "sha2-256", signature_algorithm: str = "pss",
+             prehashed: bool = False) -> str:
+        body = {"input": _b64(data), "hash_algorithm": hash_name, "signature_algorithm": signature_algorithm,
+                "prehashed": prehashed}
+        return str(self.client.request("POST", _key_path(name, "sign"), json=body)["signature"])
+
+    def verify(self, name: str, data: bytes, signature: str, *, hash_name: str = "sha2-256",
+               signature_algorithm: str = "pss", prehashed: bool = False) -> bool:
+        body = {"input": _b64(data), "signature": signature, "hash_algorithm": hash_name,
+                "signature_algorithm": signature_algorithm, "prehashed": prehashed}
+        return bool(self.client.request("POST", _key_path(name, "verify"), json=body)["valid"])
+
+
+def _key_path(name: str, action: str = "") -> str:
+    return f"keys/{quote(name, safe='')}" + (f"/{action}" if action else "")
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def _data_body(associated_data: bytes, context: bytes | None, **fields: str) -> dict[str, str]:
+    if associated_data:
+        fields["associated_data"] = _b64(associated_data)
+    if context is not None:
+        fields["context"] = _b64(context)
+    return fields
 
 
 def _role_path(name: str) -> str:

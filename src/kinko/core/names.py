@@ -8,8 +8,10 @@ from kinko.errors import InvalidPath
 
 MAX_PATH_LENGTH = 512
 MAX_SEGMENTS = 32
-#: Policies and audit use `sys/...` for the vault's own operations, so secrets may not live there.
+#: Policies and audit use `sys/...` for the vault's own operations and `transit/...` for named keys (Vault's
+#: transit paths), so secrets may not live there.
 RESERVED_ROOT = "sys"
+RESERVED_ROOTS = (RESERVED_ROOT, "transit")
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 _FAST_PATH = re.compile(r"[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
 
@@ -35,8 +37,9 @@ def validate_path(path: str) -> str:
         raise InvalidPath("secret path is empty")
     if len(path) > MAX_PATH_LENGTH:
         raise InvalidPath(f"secret path is longer than {MAX_PATH_LENGTH} characters")
-    if path == RESERVED_ROOT or path.startswith(RESERVED_ROOT + "/"):
-        raise InvalidPath(f"secret paths may not start with {RESERVED_ROOT!r}/ (reserved for the vault itself)")
+    root = path.partition("/")[0]
+    if root in RESERVED_ROOTS:
+        raise InvalidPath(f"secret paths may not start with {root!r}/ (reserved for the vault itself)")
     if _FAST_PATH.fullmatch(path) and "." not in path and path.count("/") < MAX_SEGMENTS:
         return path  # the common case; the slow check below explains what is wrong otherwise
     _check_segments(path, "secret path")

@@ -90,6 +90,10 @@ class Store(ABC):
     @abstractmethod
     def delete_meta(self, key: str) -> None: ...
 
+    @abstractmethod
+    def list_meta_keys(self, prefix: str) -> list[str]:
+        """The metadata keys starting with `prefix` (e.g. the names of transit keys), sorted."""
+
     # -- secrets ----------------------------------------------------------------------------------------------
     @abstractmethod
     def get_secret(self, path: str) -> SecretRow | None: ...

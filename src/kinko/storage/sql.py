@@ -222,6 +222,12 @@ class SqlStore(Store):
     def delete_meta(self, key: str) -> None:
         self._write(lambda tx: tx.run("DELETE FROM meta WHERE key = ?", (key,)))
 
+    def list_meta_keys(self, prefix: str) -> list[str]:
+        # substr rather than LIKE (no escaping of '_' and '%') or a range (PostgreSQL's collation orders text
+        # differently): the same statement on both engines.
+        rows = self._read("SELECT key FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+        return sorted(str(row[0]) for row in rows)
+
     # -- secrets --------------------------------------------------------------------------------------------
     def get_secret(self, path: str) -> SecretRow | None:
         rows = self._read(f"SELECT {_SECRET_COLUMNS} FROM secrets WHERE path = ?", (path,))

@@ -17,6 +17,7 @@ from kinko.vault.migrate import DEFAULT_SAMPLE, MigrationReport, UnsealMaterial,
 from kinko.vault.seal_state import check_init_options
 from kinko.vault.service import Vault, open_vault
 from kinko.vault.session import VaultSession
+from kinko.vault.transit import KEY_TYPES, KeyInfo, TransitError
 from kinko.vault.types import (
     DEFAULT_RETENTION_DAYS,
     DEFAULT_TTL,
@@ -44,6 +45,7 @@ __all__ = [
     "DEFAULT_SAMPLE",
     "DEFAULT_TTL",
     "KEEP",
+    "KEY_TYPES",
     "MAX_RETENTION_DAYS",
     "MIN_RETENTION_DAYS",
     "ROOT_TOKEN_PREFIX",
@@ -51,6 +53,7 @@ __all__ = [
     "ChainReport",
     "InitResult",
     "Keep",
+    "KeyInfo",
     "KubernetesAuthConfig",
     "KubernetesRole",
     "KvEntry",
@@ -67,6 +70,7 @@ __all__ = [
     "Rule",
     "SealType",
     "TokenInfo",
+    "TransitError",
     "UnsealMaterial",
     "Vault",
     "VaultSession",

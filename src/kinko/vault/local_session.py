@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from kinko.core.fingerprints import Fingerprint
 from kinko.core.model import DEFAULT_CONTENT_TYPE, Caller, Listing, Secret, SecretInfo, SecretValue, VersionInfo
 from kinko.vault.session import VaultSession
+from kinko.vault.transit import DEFAULT_TYPE, KeyInfo, single
 from kinko.vault.types import (
     DEFAULT_RETENTION_DAYS,
     DEFAULT_TTL,
@@ -178,6 +180,75 @@ class LocalSession:
 
     def login_kubernetes(self, role: str, jwt: str) -> Login:
         return self._vault.login_kubernetes(role, jwt, remote_addr=self._caller.remote_addr)
+
+
+    # -- named keys --------------------------------------------------------------------------------------------
+    def create_key(self, name: str, *, key_type: str = DEFAULT_TYPE, derived: bool = False,
+                   exportable: bool = False) -> KeyInfo:
+        return self._vault.keys.create(self._caller, name, key_type=key_type, derived=derived, exportable=exportable)
+
+    def read_key(self, name: str) -> KeyInfo:
+        return self._vault.keys.read(self._caller, name)
+
+    def list_keys(self) -> builtins.list[str]:
+        return self._vault.keys.names(self._caller)
+
+    def delete_key(self, name: str) -> None:
+        self._vault.keys.delete(self._caller, name)
+
+    def configure_key(self, name: str, *, min_decryption_version: int | None = None,
+                      min_encryption_version: int | None = None, deletion_allowed: bool | None = None,
+                      exportable: bool | None = None) -> KeyInfo:
+        return self._vault.keys.configure(self._caller, name, min_decryption_version=min_decryption_version,
+                                          min_encryption_version=min_encryption_version,
+                                          deletion_allowed=deletion_allowed, exportable=exportable)
+
+    def rotate_key(self, name: str) -> KeyInfo:
+        return self._vault.keys.rotate(self._caller, name)
+
+    def encrypt(self, name: str, plaintext: bytes, *, associated_data: bytes = b"",
+                context: bytes | None = None) -> str:
+        item = _item(associated_data, context, plaintext=_b64(plaintext))
+        return str(single(self._vault.keys.encrypt(self._caller, name, [item]))["ciphertext"])
+
+    def decrypt(self, name: str, ciphertext: str, *, associated_data: bytes = b"",
+                context: bytes | None = None) -> bytes:
+        item = _item(associated_data, context, ciphertext=ciphertext)
+        return base64.b64decode(single(self._vault.keys.decrypt(self._caller, name, [item]))["plaintext"])
+
+    def rewrap_ciphertext(self, name: str, ciphertext: str, *, associated_data: bytes = b"",
+                          context: bytes | None = None) -> str:
+        item = _item(associated_data, context, ciphertext=ciphertext)
+        return str(single(self._vault.keys.rewrap(self._caller, name, [item]))["ciphertext"])
+
+    def data_key(self, name: str, *, bits: int = 256, plaintext: bool = True) -> tuple[str, bytes | None]:
+        result = self._vault.keys.datakey(self._caller, name, plaintext=plaintext, bits=bits)
+        return str(result["ciphertext"]), base64.b64decode(result["plaintext"]) if plaintext else None
+
+    def sign(self, name: str, data: bytes, *, hash_name: str = "sha2-256", signature_algorithm: str = "pss",
+             prehashed: bool = False) -> str:
+        outcomes = self._vault.keys.sign(self._caller, name, [{"input": _b64(data)}], hash_name=hash_name,
+                                         signature_algorithm=signature_algorithm, prehashed=prehashed)
+        return str(single(outcomes)["signature"])
+
+    def verify(self, name: str, data: bytes, signature: str, *, hash_name: str = "sha2-256",
+               signature_algorithm: str = "pss", prehashed: bool = False) -> bool:
+        outcomes = self._vault.keys.verify(self._caller, name, [{"input": _b64(data), "signature": signature}],
+                                           hash_name=hash_name, signature_algorithm=signature_algorithm,
+                                           prehashed=prehashed)
+        return bool(single(outcomes)["valid"])
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def _item(associated_data: bytes, context: bytes | None, **fields: str) -> dict[str, str]:
+    if associated_data:
+        fields["associated_data"] = _b64(associated_data)
+    if context is not None:
+        fields["context"] = _b64(context)
+    return fields
 
 
 if TYPE_CHECKING:  # mypy proves here that LocalSession implements the whole VaultSession protocol

@@ -22,6 +22,7 @@ from kinko.storage.interface import Store
 from kinko.vault.access import AccessControl, AuditFiles
 from kinko.vault.backups import SecretBackups
 from kinko.vault.guard import AuditSink, Authorizer, Guard
+from kinko.vault.keys import KeyEngine
 from kinko.vault.kubernetes_auth import KubernetesAuth
 from kinko.vault.kv_engine import KvEngine
 from kinko.vault.local_session import LocalSession
@@ -61,11 +62,17 @@ class Vault:
         self._records = SecretRecords(store, self._seal_state, self._guard, clock)
         self._backups = SecretBackups(store, self._seal_state, self._guard, self._records)
         self._kv = KvEngine(store, self._seal_state, self._guard, self._records, clock)
+        self._keys = KeyEngine(store, self._seal_state, self._guard, clock)
 
     @property
     def kv(self) -> KvEngine:
         """Vault KV v2 semantics over the same records (the compatibility API's engine)."""
         return self._kv
+
+    @property
+    def keys(self) -> KeyEngine:
+        """Named keys, Vault transit's operations (the compatibility API's engine)."""
+        return self._keys
 
     def session(self, caller: Caller) -> LocalSession:
         """The operations as `caller` (the interfaces' view: a `VaultSession`)."""
@@ -148,6 +155,7 @@ class Vault:
         self._access.forget()
         self._records.forget()
         self._kv.forget()
+        self._keys.forget()
 
     def rotate(self, caller: Caller) -> int:
         self._guard.check(caller, "sudo", "sys/rotate", "rotate")

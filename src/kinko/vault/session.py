@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from kinko.core.fingerprints import Fingerprint
 from kinko.core.model import DEFAULT_CONTENT_TYPE, Listing, Secret, SecretInfo, SecretValue, VersionInfo
+from kinko.vault.transit import DEFAULT_TYPE, KeyInfo
 from kinko.vault.types import (
     DEFAULT_RETENTION_DAYS,
     DEFAULT_TTL,
@@ -138,3 +139,38 @@ class VaultSession(Protocol):
         """Exchange a service-account JWT for a token. Authentication, not an act of this session's caller: the
         session itself does not change who it acts as."""
         ...
+
+    # -- named keys (Vault transit's operations; kinko.vault.keys) -----------------------------------------------
+    def create_key(self, name: str, *, key_type: str = DEFAULT_TYPE, derived: bool = False,
+                   exportable: bool = False) -> KeyInfo: ...
+
+    def read_key(self, name: str) -> KeyInfo: ...
+
+    def list_keys(self) -> builtins.list[str]: ...
+
+    def delete_key(self, name: str) -> None: ...
+
+    def configure_key(self, name: str, *, min_decryption_version: int | None = None,
+                      min_encryption_version: int | None = None, deletion_allowed: bool | None = None,
+                      exportable: bool | None = None) -> KeyInfo: ...
+
+    def rotate_key(self, name: str) -> KeyInfo: ...
+
+    def encrypt(self, name: str, plaintext: bytes, *, associated_data: bytes = b"",
+                context: bytes | None = None) -> str: ...
+
+    def decrypt(self, name: str, ciphertext: str, *, associated_data: bytes = b"",
+                context: bytes | None = None) -> bytes: ...
+
+    def rewrap_ciphertext(self, name: str, ciphertext: str, *, associated_data: bytes = b"",
+                          context: bytes | None = None) -> str: ...
+
+    def data_key(self, name: str, *, bits: int = 256, plaintext: bool = True) -> tuple[str, bytes | None]:
+        """A new data key wrapped by `name`: (ciphertext, the key itself or None when only wrapped)."""
+        ...
+
+    def sign(self, name: str, data: bytes, *, hash_name: str = "sha2-256", signature_algorithm: str = "pss",
+             prehashed: bool = False) -> str: ...
+
+    def verify(self, name: str, data: bytes, signature: str, *, hash_name: str = "sha2-256",
+               signature_algorithm: str = "pss", prehashed: bool = False) -> bool: ...

@@ -187,3 +187,19 @@ def test_operator_init_unseal_seal_on_a_new_server(tmp_path: Path) -> None:
         assert bao.json("kv", "get", "secret/after-init")["data"]["data"] == {"v": CANARY}
     finally:
         stop_server(server.proc)
+
+
+def test_transit_with_the_bao_cli(bao: Bao) -> None:
+    """The README's transit lines: `bao write transit/...` and `bao list transit/keys`."""
+    import base64
+
+    key = unique("orders")
+    bao.run("write", f"transit/keys/{key}", "type=aes256-gcm96")
+    plaintext = base64.b64encode(CANARY.encode()).decode()
+    sealed = bao.json("write", f"transit/encrypt/{key}", f"plaintext={plaintext}")["data"]["ciphertext"]
+    assert sealed.startswith("vault:v1:")
+    assert bao.json("write", f"transit/decrypt/{key}", f"ciphertext={sealed}")["data"]["plaintext"] == plaintext
+    assert key in bao.json("list", "transit/keys")
+    assert bao.json("read", f"transit/keys/{key}")["data"]["type"] == "aes256-gcm96"
+    refused = bao.run("write", f"transit/decrypt/{key}", "ciphertext=vault:v1:AAAA", check=False)
+    assert refused.returncode == 2 and "invalid ciphertext length" in refused.stderr

@@ -44,7 +44,7 @@ from kinko.vault import (
 #: Native route prefixes a KV mount may not shadow.
 RESERVED_MOUNTS = frozenset({"secrets", "secrets-list", "versions", "attributes", "deleted-list", "deleted",
                              "recover", "backup", "restore", "sys", "auth", "openapi.json", "identity",
-                             "cubbyhole", "deletedsecrets"})
+                             "cubbyhole", "deletedsecrets", "transit", "keys"})
 DEFAULT_MOUNTS: Mapping[str, str] = DEFAULT_KV_MOUNTS
 _MOUNT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 MERGE_PATCH = "application/merge-patch+json"

@@ -2,9 +2,9 @@
 
 from fastapi import FastAPI
 
-from kinko.api.routes import kubernetes, policies, secrets, sys, tokens
+from kinko.api.routes import keys, kubernetes, policies, secrets, sys, tokens
 
 
 def install(app: FastAPI) -> None:
-    for module in (secrets, sys, tokens, policies, kubernetes):
+    for module in (secrets, sys, tokens, policies, kubernetes, keys):
         app.include_router(module.router)

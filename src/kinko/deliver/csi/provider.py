@@ -6,16 +6,12 @@ import base64
 import binascii
 import json
 import logging
-import os
-import socket
-import stat
 import threading
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import grpc
 import httpx
@@ -28,6 +24,7 @@ from kinko.deliver.csi.params import CSIObject, MountPlan, parse_request
 from kinko.deliver.csi.proto import service_pb2 as pb
 from kinko.deliver.csi.proto import service_pb2_grpc as pb_grpc
 from kinko.deliver.files import DEFAULT_FILE_MODE
+from kinko.deliver.unix_grpc import listen, stop
 from kinko.errors import InvalidInput, KinkoError, NotFound, TooLarge, UsageError, VersionUnavailable
 from kinko.vault import VaultSession
 
@@ -253,39 +250,11 @@ def _origin(exc: BaseException) -> str:
 
 def serve(socket_path: str | Path, provider: Provider, *, workers: int = 8) -> grpc.Server:
     """Start the provider on a Unix socket (mode 0600; a stale socket file is replaced) and return the server."""
-    path = Path(socket_path).absolute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(path)
     server = grpc.server(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kinko-csi"))
     pb_grpc.add_CSIDriverProviderServicer_to_server(  # type: ignore[no-untyped-call]
         CSIDriverProviderServicer(provider), server)
-    old = os.umask(0o077)  # the socket is the only access control: born owner-only, no window
-    try:
-        if not server.add_insecure_port(f"unix:{path}"):
-            raise UsageError(f"cannot listen on {str(path)!r} (is the path longer than 107 bytes?)")
-        server.start()
-    finally:
-        os.umask(old)
-    os.chmod(path, 0o600)
+    listen(server, socket_path)
     return server
 
 
-def _remove_stale(path: Path) -> None:
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(info.st_mode):
-        raise UsageError(f"{str(path)!r} exists and is not a socket; refusing to replace it")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(str(path))
-        except OSError:
-            path.unlink()  # left over from a provider that died: nobody answers on it
-            return
-    raise UsageError(f"another process is already listening on {str(path)!r}")
-
-
-def stop(server: grpc.Server, grace: float = 5.0) -> Any:
-    """Stop accepting calls, let running mounts finish for up to `grace` seconds."""
-    return server.stop(grace).wait()
+__all__ = ["CSIDriverProviderServicer", "Provider", "grpc_status", "kubernetes_login", "serve", "stop"]

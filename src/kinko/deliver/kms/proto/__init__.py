@@ -1,0 +1,1 @@
+"""Generated gRPC stubs for the Kubernetes KMS v2 plugin API; see api.proto to regenerate."""
