@@ -68,6 +68,12 @@ def test_a_glob_or_plus_in_the_kind_place_is_the_union_of_the_kinds() -> None:
     assert rules(stanza("sec*", "read")) == rules(stanza("secret/*", "read"))
 
 
+def test_transit_paths_map_one_to_one() -> None:
+    hcl = stanza("transit/encrypt/app", "update") + stanza("transit/keys/*", "read", "list")
+    assert rules(hcl) == {"transit/encrypt/app": {"update"}, "transit/keys/*": {"read", "list"}}
+    assert rules(stanza("transit/decrypt/app", "deny")) == {"transit/decrypt/app": {"deny"}}
+
+
 def test_mount_prefixes_and_several_mounts() -> None:
     hcl = stanza("apps/data/web/*", "read") + stanza("secret/data/db", "read")
     assert rules(hcl, secret="", apps="apps/") == {"apps/web/*": {"read"}, "db": {"read"}}

@@ -10,8 +10,8 @@ capabilities kinko's KV engine checks for that kind (kinko.vault.kv_engine):
     m/config  read->read  update->update  on sys/kv/<m>/config
 
 `sudo` maps to `sudo` and `deny` to `deny` on every kinko path a stanza maps to. A glob or `+` in the kind's
-place (`m/*`, `m/+/P`) covers every kind it matches. Token and sys endpoints kinko has are mapped (ENDPOINTS,
-PREFIXED); anything else, and every construct whose meaning kinko cannot keep, is refused by name.
+place (`m/*`, `m/+/P`) covers every kind it matches. Token and sys endpoints kinko has, and the transit engine's
+paths (one to one), are mapped (ENDPOINTS, PREFIXED); anything else, and every construct whose meaning kinko cannot keep, is refused by name.
 """
 
 from __future__ import annotations
@@ -57,9 +57,12 @@ ENDPOINTS: Mapping[str, tuple[str, tuple[tuple[frozenset[str], str], ...]]] = {
 }
 _POLICY_CAPS: CapMap = {"read": ("read",), "create": ("create",), "update": ("update",), "delete": ("delete",)}
 #: Vault prefix -> (kinko prefix, capabilities): `sys/policies/acl/NAME` is kinko's `sys/policies/NAME`.
+_TRANSIT_CAPS: CapMap = {cap: (cap,) for cap in ("read", "list", "create", "update", "delete")}
 PREFIXED: Mapping[str, tuple[str, CapMap]] = {
     "sys/policies/acl/": ("sys/policies/", _POLICY_CAPS),
     "sys/policy/": ("sys/policies/", _POLICY_CAPS),
+    # kinko's key service checks Vault's own transit paths (kinko.vault.keys), so they map one to one
+    "transit/": ("transit/", _TRANSIT_CAPS),
 }
 
 
