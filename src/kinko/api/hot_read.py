@@ -1,5 +1,6 @@
-"""The hottest route below the framework: GET of a secret by the native API (`/v1/secrets/<path>`) and by Vault's
-KV v2 API (`/v1/<mount>/data/<path>`), with no query or only `?version=N`.
+"""The hottest routes below the framework: GET of a secret by the native API (`/v1/secrets/<path>`) and by Vault's
+KV v2 API (`/v1/<mount>/data/<path>`), with no query or only `?version=N`; and Vault transit's encrypt and decrypt
+(`POST|PUT /v1/transit/encrypt|decrypt/<name>`, no query).
 
 Routing and dependency resolution cost more than the whole vault read (profiled: ~70 % of a request), so these
 two reads are answered here directly. They take exactly the framework path's steps, in its order — unseal state
@@ -11,20 +12,27 @@ bytes (tests/api/test_hot_read.py compares them). Anything else goes on to the f
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kinko.api.auth import caller_for_token, token_from_headers
 from kinko.api.compat.vault_kv2 import entry_response_parts
 from kinko.api.compat.vault_shapes import dumps, vault_error
+from kinko.api.compat.vault_transit import decrypt_answer, encrypt_answer
 from kinko.api.errors import error_response
 from kinko.api.models import encode_value, version_doc
 from kinko.api.state import ApiState
 from kinko.errors import KinkoError
+from kinko.vault import Caller, Vault
 
 _NATIVE = "/v1/secrets/"
+_TRANSIT = "/v1/transit/"
+TransitAnswer = Callable[[Request, Caller, Vault, str], Awaitable[Response]]
+_TRANSIT_OPS: dict[str, TransitAnswer] = {"encrypt": encrypt_answer, "decrypt": decrypt_answer}
 _VERSION_QUERY = re.compile(rb"version=([1-9][0-9]{0,17})")
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -37,6 +45,12 @@ class HotReads:
         self._kv = {f"/v1/{name}/data/": prefix for name, prefix in kv_mounts.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT") and not scope["query_string"]:
+            op, _, name = scope["path"].removeprefix(_TRANSIT).partition("/")
+            answer = _TRANSIT_OPS.get(op) if scope["path"].startswith(_TRANSIT) else None
+            if answer is not None and name and "/" not in name:
+                await self._transit(scope, receive, send, answer, name)
+                return
         if scope["type"] == "http" and scope["method"] == "GET":
             path: str = scope["path"]
             query: bytes = scope["query_string"]
@@ -84,6 +98,16 @@ class HotReads:
             return
         status, body = entry_response_parts(scope.get("state", {}).get("request_id", ""), entry)
         await _send_json(send, status, body)
+
+
+    async def _transit(self, scope: Scope, receive: Receive, send: Send, answer: TransitAnswer, name: str) -> None:
+        # Not pinned (Vault.pinned_reads): an encrypt may create or auto-rotate its key and then use it.
+        request = Request(scope, receive)
+        try:
+            response = await answer(request, self._caller(scope), self.state.vault, name)
+        except KinkoError as exc:
+            response = vault_error(exc)
+        await response(scope, receive, send)
 
 
 async def _send_json(send: Send, status: int, body: Any) -> None:

@@ -27,7 +27,7 @@ from kinko.api.compat.vault_shapes import (
 from kinko.api.routing import routes
 from kinko.api.state import ApiState, St, Who
 from kinko.errors import InvalidInput
-from kinko.vault import Caller, KeyInfo, TransitError
+from kinko.vault import Caller, KeyInfo, TransitError, Vault
 
 PREFIX = "/v1/transit"
 UNSUPPORTED_PATH = "1 error occurred:\n\t* unsupported path\n\n"
@@ -212,21 +212,31 @@ def _key_routes(router: APIRouter) -> None:
         return vault_json(envelope(request, key_body(st.vault.keys.rotate(caller, name))))
 
 
+async def encrypt_answer(request: Request, caller: Caller, vault: Vault, name: str) -> Response:
+    """POST transit/encrypt/<name> once the caller is known (the route, and api/hot_read.py's fast path)."""
+    body = await json_body(request)
+    items, batch = _items(body)
+    outcomes = vault.keys.encrypt(caller, name, items, key_version=vault_int(body, "key_version"),
+                                  key_type=str(body.get("type") or "aes256-gcm96"))
+    return _answer(request, body, items, batch, outcomes, _ENCRYPT)
+
+
+async def decrypt_answer(request: Request, caller: Caller, vault: Vault, name: str) -> Response:
+    """POST transit/decrypt/<name> once the caller is known (the route, and api/hot_read.py's fast path)."""
+    body = await json_body(request)
+    items, batch = _items(body)
+    outcomes = vault.keys.decrypt(caller, name, items)
+    return _answer(request, body, items, batch, outcomes, _DECRYPT, {"plaintext": ""})
+
+
 def _crypt_routes(router: APIRouter) -> None:
     @routes(router, "/encrypt/{name}", ["POST", "PUT"])
     async def encrypt(name: str, request: Request, caller: Who, st: St) -> Response:
-        body = await json_body(request)
-        items, batch = _items(body)
-        outcomes = st.vault.keys.encrypt(caller, name, items, key_version=vault_int(body, "key_version"),
-                                         key_type=str(body.get("type") or "aes256-gcm96"))
-        return _answer(request, body, items, batch, outcomes, _ENCRYPT)
+        return await encrypt_answer(request, caller, st.vault, name)
 
     @routes(router, "/decrypt/{name}", ["POST", "PUT"])
     async def decrypt(name: str, request: Request, caller: Who, st: St) -> Response:
-        body = await json_body(request)
-        items, batch = _items(body)
-        outcomes = st.vault.keys.decrypt(caller, name, items)
-        return _answer(request, body, items, batch, outcomes, _DECRYPT, {"plaintext": ""})
+        return await decrypt_answer(request, caller, st.vault, name)
 
     @routes(router, "/rewrap/{name}", ["POST", "PUT"])
     async def rewrap(name: str, request: Request, caller: Who, st: St) -> Response:
