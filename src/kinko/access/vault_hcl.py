@@ -11,7 +11,8 @@ capabilities kinko's KV engine checks for that kind (kinko.vault.kv_engine):
 
 `sudo` maps to `sudo` and `deny` to `deny` on every kinko path a stanza maps to. A glob or `+` in the kind's
 place (`m/*`, `m/+/P`) covers every kind it matches. Token and sys endpoints kinko has, and the transit engine's
-paths (one to one), are mapped (ENDPOINTS, PREFIXED); anything else, and every construct whose meaning kinko cannot keep, is refused by name.
+paths (one to one), are mapped (ENDPOINTS, PREFIXED); anything else, and every construct whose meaning kinko
+cannot keep, is refused by name.
 """
 
 from __future__ import annotations
