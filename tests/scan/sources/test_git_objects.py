@@ -1,5 +1,6 @@
 """A `.git` directory inside an image layer (`COPY . .`): a key committed then `git rm`'d is found in the loose
-objects and, after `git gc`, in the packfile, deltas included. Repositories are made with the git CLI."""
+objects and, after `git gc`, in the packfile, deltas included, and reported at its commit and path
+(test_git_objects_where.py has the details). Repositories are made with the git CLI."""
 
 from __future__ import annotations
 
@@ -50,9 +51,10 @@ def _image_of(repo: Path, out: Path) -> list[Finding]:
 def test_loose_objects(tmp_path: Path) -> None:
     token = github_token()
     found = _image_of(_leaky_repo(tmp_path, token), tmp_path / "img.tar")
-    paths = sorted(f.location.path for f in found)
-    assert paths and all(p.startswith("app/.git/objects/") and p.endswith("!blob") for p in paths)
-    assert len(paths) == 2  # the first settings.py and deploy.env (the same token, two blobs)
+    paths = sorted(f.location.path.split(":", 1)[1] for f in found)
+    assert paths == ["deploy.env", "settings.py"]  # the first settings.py and deploy.env (the same token, two blobs)
+    assert all(f.location.path.startswith("app/.git!") for f in found)
+    assert all(str(f.location.object_ref).endswith(", history only") for f in found)
 
 
 def test_packfile_with_deltas(tmp_path: Path) -> None:
@@ -64,8 +66,9 @@ def test_packfile_with_deltas(tmp_path: Path) -> None:
                             capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert any(len(line.split()) >= 7 for line in verify.splitlines()), "at least one object stored as a delta"
     found = _image_of(repo, tmp_path / "img.tar")
-    paths = {f.location.path.split("!")[0] for f in found}
-    assert len(found) == 2 and all(p.startswith("app/.git/objects/pack/pack-") and p.endswith(".pack") for p in paths)
+    paths = sorted(f.location.path.split(":", 1)[1] for f in found)
+    assert paths == ["deploy.env", "settings.py"] and all(f.location.path.startswith("app/.git!") for f in found)
+    assert all(str(f.location.object_ref).endswith(", history only") for f in found)
 
 
 @pytest.mark.parametrize("header", [b"blob 5\0hello", b"tree 3\0abc", b"blob 99999999999\0x"])

@@ -2,7 +2,7 @@
 packfiles (deltas resolved by dulwich), so a file committed and then `git rm`'d is still seen.
 
 Only blobs are returned, as `objects/ab/cdef...!blob` or `pack-....pack!<blob id>`. Which commit and path a blob
-belongs to needs the whole repository: `kinko scan git` reports those; here the object id names it.
+belongs to needs the rest of the `.git` directory: for image layers `gitwhere.py` moves the findings there.
 """
 
 from __future__ import annotations

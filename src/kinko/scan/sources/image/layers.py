@@ -20,6 +20,7 @@ import zstandard
 from kinko.scan.findings import matches_to_findings as to_findings
 from kinko.scan.findings import new_in_part
 from kinko.scan.interface import Detector, FileStatus, Finding, Location, Match
+from kinko.scan.sources.gitwhere import GitFiles, resolve_hits
 from kinko.scan.sources.image.archive import BlobRef, clean_member_name, printable_name
 from kinko.scan.sources.image.embedded import is_yaml, k8s_secret_values
 from kinko.scan.sources.image.limits import GZIP_MAGIC, Inflate, compression_of, is_run
@@ -52,6 +53,7 @@ class LayerScan:
     warnings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # parts of the layer not scanned (the scan is incomplete)
     bytes_scanned: int = 0
+    git: GitFiles = field(default_factory=GitFiles, repr=False)  # emptied before the scan is returned
 
 
 class _Window(io.RawIOBase):
@@ -134,7 +136,7 @@ def scan_layer(job: LayerJob, detector: Detector) -> LayerScan:
     out = LayerScan(job.index)
     with _guarded(job, out), open(job.blob.file, "rb", buffering=0) as fh:  # the BufferedReader buffers
         _walk(job, detector, _open_layer(fh, job.blob, job.limits), out)
-    return out
+    return _git_places(out)
 
 
 def scan_layer_stream(job: LayerJob, detector: Detector, raw: io.RawIOBase) -> LayerScan:
@@ -142,6 +144,14 @@ def scan_layer_stream(job: LayerJob, detector: Detector, raw: io.RawIOBase) -> L
     out = LayerScan(job.index)
     with _guarded(job, out):
         _walk(job, detector, _stream_layer(raw, job.limits), out)
+    return _git_places(out)
+
+
+def _git_places(out: LayerScan) -> LayerScan:
+    """Findings in git objects of a `.git` directory in this layer, moved to their commit and path when known."""
+    if out.git.dirs:
+        out.hits = resolve_hits(out.hits, out.git)
+        out.git = GitFiles()
     return out
 
 
@@ -212,6 +222,7 @@ def _scan_file(job: LayerJob, detector: Detector, read: Reader, size: int, path:
     lim = job.limits
     if size <= lim.max_file_in_memory:
         data = read(size)
+        out.git.offer(path, data)
         _scan_buffer(job, detector, data, path, 1, out)
         _scan_inside(job, detector, data, path, out)
         if data[:2] == GZIP_MAGIC and not is_tar(path, data):
