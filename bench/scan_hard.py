@@ -166,13 +166,16 @@ def build_hard_layers(work: Path, first: int, b: dict[str, str], c: dict[str, st
     _git(repo, env, "add", "-A")
     _git(repo, env, "commit", "-q", "-m", "initial import")
     blob = _git(repo, env, "rev-parse", "HEAD:deploy/.env").strip()
+    imported = _git(repo, env, "rev-parse", "HEAD").strip()[:12]
     _git(repo, env, "rm", "-q", "deploy/.env")
     _write(repo / ".gitignore", ".env\n")
     _git(repo, env, "add", ".gitignore")
     _git(repo, env, "commit", "-q", "-m", "remove .env from the repository")
     loose = f"srv/app/.git/objects/{blob[:2]}/{blob[2:]}"
     assert (root / loose).exists()
-    cases.append(Case("git loose object (committed, then git rm)", {loose}, n, "present", b["github"], "blob",
+    # kinko names the commit and path holding the blob (`srv/app/.git!<commit>:deploy/.env`)
+    cases.append(Case("git loose object (committed, then git rm)", {"srv/app/.git"}, n, "present", b["github"],
+                      f"{imported}:deploy/.env", also={loose},
                       note=f"blob {blob[:12]} of deploy/.env"))  # fmt: skip
 
     # 2. COPY tools /srv/tools — a second repository after `git gc`: a packfile; one key in a deltified blob.
@@ -188,12 +191,14 @@ def build_hard_layers(work: Path, first: int, b: dict[str, str], c: dict[str, st
     _git(repo, env, "add", "-A")
     _git(repo, env, "commit", "-q", "-m", "tooling")
     aws_blob = _git(repo, env, "rev-parse", "HEAD:credentials/aws").strip()
+    tooling = _git(repo, env, "rev-parse", "HEAD").strip()[:12]
     _git(repo, env, "rm", "-q", "-r", "credentials")
     _git(repo, env, "commit", "-q", "-m", "drop credentials")
     with_key = [*yaml[:80], f"  stripe_api_key: {b['stripe']}", *yaml[80:]]
     _write(repo / "config/app.yaml", "services:\n" + "\n".join(with_key) + "\n")
     _git(repo, env, "commit", "-q", "-am", "payments")
     stripe_blob = _git(repo, env, "rev-parse", "HEAD:config/app.yaml").strip()
+    payments = _git(repo, env, "rev-parse", "HEAD").strip()[:12]
     # Bigger than the version with the key, so `git gc` (biggest first) keeps this one whole as the delta base
     # and stores the key's version as a delta against it.
     comment = "  # read from the environment at start-up; never commit the value (see docs/secrets.md)"
@@ -210,9 +215,11 @@ def build_hard_layers(work: Path, first: int, b: dict[str, str], c: dict[str, st
     assert aws_blob in kinds and stripe_blob in kinds
     assert not list((repo / ".git/objects").glob("??/*")), "git gc left loose objects"
     cases += [
-        Case("git packfile (committed, then git rm, git gc)", {pack}, n, "present", b["aws_id"], aws_blob,
-             alt=(b["aws_secret"],), note=f"blob {aws_blob[:12]} of credentials/aws"),
-        Case("git packfile, key in a delta (edited out, git gc)", {pack}, n, "present", b["stripe"], stripe_blob,
+        Case("git packfile (committed, then git rm, git gc)", {"srv/tools/.git"}, n, "present", b["aws_id"],
+             f"{tooling}:credentials/aws", also={pack}, alt=(b["aws_secret"],),
+             note=f"blob {aws_blob[:12]} of credentials/aws"),
+        Case("git packfile, key in a delta (edited out, git gc)", {"srv/tools/.git"}, n, "present", b["stripe"],
+             f"{payments}:config/app.yaml", also={pack},
              note=f"blob {stripe_blob[:12]} of config/app.yaml, {delta} in the pack"),
     ]  # fmt: skip
 
