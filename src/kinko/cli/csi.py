@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
-from types import FrameType
 
 import click
 
@@ -38,24 +35,14 @@ def cli(socket_path: str, addr: str | None, ca_file: str | None, address_overrid
     fetches every object in the `objects` parameter (all or nothing) and returns them as files. Values and
     tokens are never logged.
     """
-    from kinko.deliver.csi.provider import Provider, serve, stop
+    from kinko.deliver.csi.provider import Provider, serve
+    from kinko.deliver.unix_grpc import serve_until_stopped
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not address_override and not addr:
         raise click.UsageError("--addr (or KINKO_ADDR) is required unless --allow-address-override is given")
     provider = Provider(addr, ca_file=ca_file, timeout=timeout, address_override=address_override)
     server = serve(socket_path, provider)
-    done = threading.Event()
-
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
     click.echo(f"kinko csi-provider listening on unix:{socket_path}", err=True)
-    try:
-        done.wait()
-    finally:
-        stop(server)
-        provider.close()
+    serve_until_stopped(server, provider.close)
     click.echo("kinko csi-provider stopped", err=True)

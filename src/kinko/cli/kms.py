@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 from pathlib import Path
-from types import FrameType
 
 import click
 
@@ -40,7 +37,7 @@ def cli(socket_path: str, key: str, addr: str, token_file: str | None, ca_file: 
     """
     from kinko.client import RemoteVault
     from kinko.deliver.kms.plugin import KmsPlugin, serve
-    from kinko.deliver.unix_grpc import stop
+    from kinko.deliver.unix_grpc import serve_until_stopped
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     def read_token() -> str | None:
@@ -57,17 +54,6 @@ def cli(socket_path: str, key: str, addr: str, token_file: str | None, ca_file: 
     session = RemoteVault.connect(addr, token, ca_file=ca_file, timeout=timeout)
     plugin = KmsPlugin(session, key, new_token=read_token, use_token=session.use_token)
     server = serve(socket_path, plugin)
-    done = threading.Event()
-
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
     click.echo(f"kinko kms-plugin listening on unix:{socket_path} (key {key})", err=True)
-    try:
-        done.wait()
-    finally:
-        stop(server)
-        session.close()
+    serve_until_stopped(server, session.close)
     click.echo("kinko kms-plugin stopped", err=True)

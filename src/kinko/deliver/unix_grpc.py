@@ -4,9 +4,13 @@ and the KMS plugin; a stale socket file is replaced, a live one or a non-socket 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import stat
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import grpc
@@ -49,3 +53,19 @@ def remove_stale(path: Path) -> None:
 def stop(server: grpc.Server, grace: float = 5.0) -> Any:
     """Stop accepting calls, let running ones finish for up to `grace` seconds."""
     return server.stop(grace).wait()
+
+
+def serve_until_stopped(server: grpc.Server, close: Callable[[], None]) -> None:
+    """Block until SIGTERM or SIGINT, then stop `server` (in-flight calls get a grace period) and `close()`."""
+    done = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        done.wait()
+    finally:
+        stop(server)
+        close()
