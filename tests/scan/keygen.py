@@ -7,6 +7,7 @@ import datetime as dt
 import functools
 import json
 import os
+from collections.abc import Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -44,6 +45,12 @@ def certificate() -> x509.Certificate:
     )
 
 
+def _der_b64(key: object, fmt: serialization.PrivateFormat) -> str:
+    """A private key as one line of base64 DER, the way it is pasted into an env var (no PEM lines)."""
+    der = key.private_bytes(serialization.Encoding.DER, fmt, serialization.NoEncryption())  # type: ignore[attr-defined]
+    return base64.b64encode(der).decode()
+
+
 def _cert_pem() -> str:
     return certificate().public_bytes(_PEM).decode()
 
@@ -78,7 +85,7 @@ def generate(name: str) -> str | bytes:
     """The material named by an `@gen:NAME` example entry."""
     trad = serialization.PrivateFormat.TraditionalOpenSSL
     pkcs8 = serialization.PrivateFormat.PKCS8
-    makers = {
+    makers: dict[str, Callable[[], str | bytes]] = {
         "rsa": lambda: _pem(rsa_key(), trad),
         "rsa4096": lambda: _pem(rsa_key(4096), trad),
         "ec": lambda: _pem(ec.generate_private_key(ec.SECP256R1()), trad),
@@ -92,6 +99,9 @@ def generate(name: str) -> str | bytes:
         "gcp-sa": _gcp_service_account,
         "p12": _p12,
         "der-cert": lambda: certificate().public_bytes(serialization.Encoding.DER),
+        "rsa-der-b64": lambda: "RSA_KEY=" + _der_b64(rsa_key(), trad) + "\n",
+        "pkcs8-der-b64": lambda: json.dumps({"private_key": _der_b64(rsa_key(), pkcs8)}),
+        "cert-der-b64": lambda: "CERT=" + base64.b64encode(certificate().public_bytes(serialization.Encoding.DER)).decode(),  # noqa: E501
         "cert": _cert_pem,
         "cert+key": lambda: _cert_pem() + _pem(rsa_key(), pkcs8),
         "key+cert": lambda: _pem(rsa_key(), trad) + _cert_pem(),

@@ -21,12 +21,14 @@ from kinko.scan.detect.entropy import is_placeholder, looks_like_identifier, sha
 from kinko.scan.detect.judge import judge
 from kinko.scan.detect.loader import Rule
 from kinko.scan.detect.pathgate import may_match, required_suffixes
+from kinko.scan.detect.published import is_published
 from kinko.scan.interface import Detector, Match, Severity
 
 ALLOW_MARKER = b"kinko:allow"
 Span = tuple[int, int]
 #: (rule, start, end, secret) before line numbers are known
-_Raw = tuple[Rule, int, int, bytes]
+#: rule, secret start, secret end, secret, length of the whole regex match (the evidence around the secret)
+_Raw = tuple[Rule, int, int, bytes, int]
 
 
 def merge_windows(ends: Sequence[int], before: int, after: int, size: int) -> list[Span]:
@@ -66,21 +68,30 @@ def confirm(rule: Rule, data: bytes, spans: Iterable[Span], *, deployed: bool = 
                 continue
             if rule.reject_identifiers and looks_like_identifier(secret):
                 continue
-            yield rule, start, end, secret
+            if is_published(secret):
+                continue
+            yield rule, start, end, secret, found.end() - found.start()
 
 
 def _dedupe(raw: list[_Raw]) -> list[_Raw]:
-    """Drop a match nested in another of the same rule, and generic matches overlapping a specific one."""
-    raw.sort(key=lambda r: (r[1], -r[2], r[0].id))
+    """Drop a match nested in another of the same rule, a second specific rule on the very same secret (the more
+    severe one is kept, then the one whose match holds more evidence: a connection string over the bare key in
+    it), and generic matches overlapping a specific one."""
+    raw.sort(key=lambda r: (r[1], -r[2], r[0].generic, -r[0].severity, -r[4], r[0].id))
     kept: list[_Raw] = []
     last_end: dict[str, int] = {}
+    last_span = (-1, -1)
     for item in raw:
-        rule, start, end, _ = item
+        rule, start, end = item[:3]
         if start < last_end.get(rule.id, -1) and end <= last_end[rule.id]:
             continue
+        if not rule.generic and (start, end) == last_span:
+            continue
         last_end[rule.id] = max(end, last_end.get(rule.id, -1))
+        if not rule.generic:
+            last_span = (start, end)
         kept.append(item)
-    specific = [(s, e) for r, s, e, _ in kept if not r.generic]
+    specific = [(s, e) for r, s, e, *_ in kept if not r.generic]
     if len(specific) == len(kept):
         return kept
     return [k for k in kept if not k[0].generic or not any(s < k[2] and k[1] < e for s, e in specific)]
@@ -181,7 +192,7 @@ class RuleDetector(Detector):
         context = _lazy_context(path, data)
         matches: list[Match] = []
         line, offset = 1, 0
-        for rule, start, end, secret in kept:  # sorted by start: count newlines incrementally
+        for rule, start, end, secret, _ in kept:  # sorted by start: count newlines incrementally
             confidence = judge(rule, data, start, end, context)
             if confidence is None or (check_allow and _allowed(data, start)):
                 continue

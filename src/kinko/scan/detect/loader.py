@@ -23,7 +23,7 @@ _KNOWN_KEYS = frozenset(
         "id", "title", "description", "severity", "regex", "prefilter", "keywords", "secret_group",
         "entropy", "path_regex", "ignore_case", "dotall", "multiline", "generic", "placeholders",
         "window", "lookbehind", "min_length", "reject_identifiers", "assignment", "in_docs",
-        "checksum",
+        "checksum", "context", "value",
     }
 )  # fmt: skip
 
@@ -81,6 +81,38 @@ class Rule:
         return _VALUE_GROUP if _VALUE_GROUP in self.regex.groupindex else None
 
 
+#: `key <op> value` in the assignment syntaxes of common languages and config formats: `k = v`, `k: v`, `k := v`,
+#: make's `?=` `::=` `:::=`, PHP `.=`, `=>`, Go `var k string = v`, `setProperty("K", v)`, `<k>v</k>` (also over
+#: lines), quoted with ' " ` or JSON-escaped \" — the shape every `context` rule is built on
+_ASSIGN = (
+    r"[A-Za-z0-9_.-]{0,30}"
+    r"(?:\\?[\"'`]\s*,|(?:\\?[\"'`])?"  # setProperty("K", v) | a closing quote, then:
+    r"(?:>|(?:[ \t]+(?:string|String|str|&str|char\s*\*))?\s*(?::{1,3}=|[?+.!]=|=>|[:=])))"  # <k>v | typed = v
+    r"\s*(?:\\?[\"'`])?"
+)
+_VALUE_END = r"(?:[\"'`;,\s)\]}<\\]|$)"
+
+
+def context_regex(context: list[str], value: str) -> str:
+    """The regex of a `context` rule: one of the vendor words, an assignment, then the value.
+
+    For formats without a prefix (a Discord client secret is 32 plain characters) the vendor's name in the key is
+    the evidence; the value pattern alone would match half of any codebase.
+    """
+    words = "|".join(re.escape(w) for w in context)
+    return f"(?i:{words}){_ASSIGN}(?P<{_VALUE_GROUP}>{value}){_VALUE_END}"
+
+
+def _source(spec: dict[str, Any], where: str) -> str:
+    """A rule's regex: given as `regex`, or built from `context` + `value`."""
+    if "context" not in spec:
+        return str(_require(spec, "regex", where))
+    context, value = spec["context"], _require(spec, "value", where)
+    if "regex" in spec or not isinstance(context, list) or not all(isinstance(w, str) and w for w in context):
+        raise InvalidInput(f"rule {where}: context must be a list of words, given with value and without regex")
+    return context_regex(context, str(value))
+
+
 def _flags(spec: dict[str, Any]) -> int:
     flags = 0
     if spec.get("ignore_case"):
@@ -130,7 +162,7 @@ def parse_rule(spec: dict[str, Any], family: str, *, compile_now: bool = True) -
         severity = Severity.parse(str(_require(spec, "severity", where)))
     except ValueError as exc:
         raise InvalidInput(f"rule {where}: {exc}") from None
-    source = str(_require(spec, "regex", where))
+    source = _source(spec, where)
     try:
         if compile_now:
             re.compile(source.encode(), _flags(spec))  # `re` caches it: the first use does not compile again
@@ -139,7 +171,8 @@ def parse_rule(spec: dict[str, Any], family: str, *, compile_now: bool = True) -
         raise InvalidInput(f"rule {where}: bad regex: {exc}") from None
     if not all(isinstance(k, str) for k in spec.get("keywords", ())):
         raise InvalidInput(f"rule {where}: keywords must be strings (quote one that ends in ':')")
-    keywords = tuple(k.encode("latin-1").lower() for k in spec.get("keywords", ()))
+    default_keywords = spec.get("context", ())  # a context rule cannot match without one of its words
+    keywords = tuple(k.encode("latin-1").lower() for k in spec.get("keywords", default_keywords))
     return Rule(
         id=rule_id,
         title=str(_require(spec, "title", where)),
