@@ -153,6 +153,10 @@ def check_secret(ctx: ObjectContext, obj: dict[str, Any]) -> None:
 _PUBLIC_KEYS: dict[str, tuple[str, ...]] = {"kubernetes.io/tls": ("tls.crt", "ca.crt")}
 
 
+#: a decoded value shorter than this (whitespace stripped) is not reported as a leaked secret
+_MIN_SECRET_BYTES = 4
+
+
 def _secret_data_value(ctx: ObjectContext, key: str, value: str, *, public: bool = False) -> bytes | None:
     rel: PathKey = ("data", key)
     raw = decode_b64(value)
@@ -164,6 +168,8 @@ def _secret_data_value(ctx: ObjectContext, key: str, value: str, *, public: bool
     ctx.findings.extend(hits)
     if public and not hits:  # a certificate is published on every TLS handshake; base64 hides nothing there
         return raw
+    if not hits and len(raw.strip()) < _MIN_SECRET_BYTES:
+        return raw  # `bar`, `1`, `yes`: a flag or a fixture, too short to be anyone's credential
     ctx.add(
         BASE64_NOT_ENCRYPTION, rel, f"data.{key} is base64, not encryption: it decodes to {describe(raw, hits)}",
         secret=raw.decode("utf-8", errors="replace"),

@@ -6,6 +6,7 @@ YAML multi-document files, JSON and `*List` kinds; a detector pass over the raw 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ def manifest_findings(
         warn(f"{path}: not UTF-8 text; not parsed as Kubernetes manifests")
         return []
     findings: list[Finding] = []
-    for doc in load(text, is_json=path.lower().endswith(".json")):
+    for doc in _lenient_load(text, is_json=path.lower().endswith(".json")):
         if isinstance(doc, DocError):
             (skip if doc.limit else warn)(f"{path}: document {doc.index}: {doc.message}")
             continue
@@ -73,6 +74,20 @@ def manifest_findings(
             if covered is not None:
                 covered.update(ctx.covered)
     return findings
+
+
+_LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
+
+
+def _lenient_load(text: str, *, is_json: bool) -> list[Any]:
+    """The file's documents; a YAML file indented with tabs (invalid YAML, but hand-written manifests have them and
+    their Secret values are just as leaked) is read again with each leading tab as two spaces, lines unchanged."""
+    docs = list(load(text, is_json=is_json))
+    if is_json or "\t" not in text or not any(isinstance(d, DocError) and not d.limit for d in docs):
+        return docs
+    retry = list(load(_LEADING_TABS.sub(lambda m: "  " * len(m.group()), text), is_json=False))
+    errors = sum(isinstance(d, DocError) for d in docs)
+    return retry if sum(isinstance(d, DocError) for d in retry) < errors else docs
 
 
 def _objects(data: object, base: PathKey) -> Iterator[tuple[dict[str, Any], PathKey]]:
@@ -89,7 +104,7 @@ def _objects(data: object, base: PathKey) -> Iterator[tuple[dict[str, Any], Path
 
 def _check_object(ctx: ObjectContext, obj: dict[str, Any]) -> None:
     kind = obj.get("kind")
-    if kind == "Secret":
+    if kind in ("Secret", "secret"):  # the API server refuses `secret`; its values are in the file all the same
         check_secret(ctx, obj)
     elif kind == "ConfigMap":
         check_configmap(ctx, obj)
