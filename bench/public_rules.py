@@ -162,8 +162,8 @@ def run_kinko(folder: Path) -> tuple[dict[str, list[dict[str, Any]]], float]:
     wall = time.perf_counter() - t0
     doc = json.loads(p.stdout)
     by_file: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for f in doc["findings"]:
-        by_file[Path(f["location"]["path"]).name].append(f)
+    for f in doc["findings"]:  # `file` is the file itself; `path` may go on into it (`x.yaml:Secret/ns/name:data.k`)
+        by_file[Path(f["location"].get("file") or f["location"]["path"]).name].append(f)
     return by_file, wall
 
 
