@@ -29,6 +29,9 @@ PUBLISHED: frozenset[str] = frozenset(
         "ea9bb1082cf95663f5faca23b8b15ef2aa0fce0a5c6df9c32dcb85b2e0a4513d",
         "3a8b61d0f636b007840c0d40ba12bcf48465dc054cdc1a68704a33521d84b665",
         "a6c814bc555ae62c7bd8b58ec07bf559c7ed3a009976a1e0acc9cef0d4473b41",
+        # the ClearTextPassword sample values of Microsoft's nuget.config reference page (learn.microsoft.com)
+        "dba72c00f41f4e4c435e2491a5e1ce0140c7b5a6a498dc4847396b5e6368970c",
+        "a0702bc91d699f600970f4dc4992b13ede1a29d49fa0942dd4bed2b5e4b1016e",
     }
 )
 
