@@ -1,6 +1,6 @@
 """Public rule test cases of another scanner (gitleaks), kinko vs Trivy: % of true samples found, % of false flagged.
 
-    .venv/bin/python bench/public_rules.py --corpus /tmp/gitleaks_corpus/corpus.json [--seed 1] [--keep]
+    .venv/bin/python bench/public_rules.py --corpus /tmp/gitleaks_corpus/corpus_all.json [--seed 1] [--keep]
 
 Gitleaks keeps, per rule, true-positive and false-positive samples in its Go sources
 (`cmd/generate/config/rules/*.go`: `tps := []string{...}`, `fps := ...`, `r.TPs = utils.GenerateSampleSecrets(...)`).
@@ -8,8 +8,10 @@ They are third-party text, so nothing of them is committed here: the corpus is a
 (copied to ~/.cache/kinko-public-rules/corpus.json, used from there when `--corpus` is omitted).
 
 How the corpus JSON was produced (2026-12-07): this machine has no network to GitHub, so the rule files were read
-through a stored copy of the public gitleaks repository and transcribed by hand, rule by rule, into a small
-Python program that writes the JSON (kept outside the repository, /tmp/gitleaks_corpus/build_corpus.py). The
+through a stored copy of the public gitleaks repository and transcribed by hand, rule by rule, into small
+Python programs that write the JSON (kept outside the repository: /tmp/gitleaks_corpus/build_corpus.py and
+batch7.py write corpus.json, batch_a/b/c.py write corpus_a/b/c.json, and corpus_all.json joins the four; a copy
+of the programs is kept in ~/.cache/kinko-public-rules/src on the machine that built it). The
 transcription keeps the Go *expressions*, not values generated once, in this form:
 
     {"rules": [{"family": "gitlab", "rule": "gitlab-pat", "tps": [SAMPLE, ...], "fps": [SAMPLE, ...]}, ...]}
@@ -22,7 +24,7 @@ transcription keeps the Go *expressions*, not values generated once, in this for
 
 secrets.NewSecret is implemented for what the rules use (a character class with a count or {m,n}, the helpers
 utils.AlphaNumeric/Hex/Numeric/AlphaNumericExtendedShort); a sample with any other Go expression is skipped and
-counted (`skipped`). The corpus read so far covers 58 of gitleaks' ~180 rule files (listed in `source` in the
+counted (`skipped`). The corpus covers 147 of gitleaks' ~180 rule files, 231 rules (listed in `source` in the
 JSON), each at the version the stored copy held (not always gitleaks' newest).
 
 Each sample becomes its own file (`<n>.txt`) in one folder; kinko scans the folder (`kinko scan dir -o json`,
