@@ -124,11 +124,11 @@ def _known_values(vault_path: str, prefix: str) -> KnownValues:
     import secrets as random
 
     from kinko.cli._session import open_session
-    from kinko.core.fingerprints import KEY_BYTES
+    from kinko.core.fingerprints import DEFAULT_ALGORITHM, KEY_BYTES
     from kinko.scan.detect.known import KnownValues
 
     key = random.token_bytes(KEY_BYTES)
-    known = KnownValues(open_session(vault_path).scan_fingerprints(prefix, key), key)
+    known = KnownValues(open_session(vault_path).scan_fingerprints(prefix, key, DEFAULT_ALGORITHM), key)
     where = f" under {prefix!r}" if prefix else ""
     click.echo(f"known-from-vault: {len(known)} stored value(s){where} to look for", err=True)
     return known

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from kinko.access.identity import validate_role_name
 from kinko.access.policy import parse_policy
 from kinko.client.http import Client
-from kinko.core.fingerprints import Fingerprint
+from kinko.core.fingerprints import HMAC_SHA256, Fingerprint
 from kinko.core.model import (
     DEFAULT_CONTENT_TYPE,
     Attributes,
@@ -25,7 +25,7 @@ from kinko.core.model import (
     VersionInfo,
 )
 from kinko.core.names import validate_path, validate_prefix
-from kinko.errors import UsageError
+from kinko.errors import InvalidInput, UsageError
 from kinko.vault.session import VaultSession
 from kinko.vault.transit import DEFAULT_TYPE, KeyInfo
 from kinko.vault.types import (
@@ -118,10 +118,22 @@ class RemoteVault:
         doc = self.client.request("GET", _list_route("secrets-list", prefix))
         return Listing(doc["prefix"], tuple(doc["keys"]))
 
-    def scan_fingerprints(self, prefix: str, key: bytes) -> builtins.list[Fingerprint]:
+    def scan_fingerprints(
+        self, prefix: str, key: bytes, algorithm: str = HMAC_SHA256
+    ) -> builtins.list[Fingerprint]:
         body = {"prefix": prefix, "key": base64.b64encode(key).decode()}
-        doc = self.client.request("POST", "scan-fingerprints", json=body)
-        return [Fingerprint(d["path"], int(d["length"]), base64.b64decode(d["digest"])) for d in doc["fingerprints"]]
+        if algorithm != HMAC_SHA256:
+            body["algorithm"] = algorithm
+        try:
+            doc = self.client.request("POST", "scan-fingerprints", json=body)
+        except InvalidInput:
+            if "algorithm" not in body:
+                raise
+            del body["algorithm"]  # a server from before the field refuses it; its answer is HMAC-SHA256
+            doc = self.client.request("POST", "scan-fingerprints", json=body)
+        made = str(doc.get("algorithm", HMAC_SHA256))  # what the server used, not what was asked
+        return [Fingerprint(d["path"], int(d["length"]), base64.b64decode(d["digest"]), made)
+                for d in doc["fingerprints"]]  # fmt: skip
 
     def versions(self, path: str) -> builtins.list[VersionInfo]:
         return [_version(d) for d in self.client.request("GET", f"versions/{_url_path(path)}")["versions"]]

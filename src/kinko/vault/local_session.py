@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kinko.core.fingerprints import Fingerprint
+from kinko.core.fingerprints import HMAC_SHA256, Fingerprint
 from kinko.core.model import DEFAULT_CONTENT_TYPE, Caller, Listing, Secret, SecretInfo, SecretValue, VersionInfo
 from kinko.vault.session import VaultSession
 from kinko.vault.transit import DEFAULT_TYPE, KeyInfo, single
@@ -83,8 +83,10 @@ class LocalSession:
     def list(self, prefix: str = "") -> Listing:
         return self._vault.list(self._caller, prefix)
 
-    def scan_fingerprints(self, prefix: str, key: bytes) -> builtins.list[Fingerprint]:
-        return self._vault.scan_fingerprints(self._caller, prefix, key)
+    def scan_fingerprints(
+        self, prefix: str, key: bytes, algorithm: str = HMAC_SHA256
+    ) -> builtins.list[Fingerprint]:
+        return self._vault.scan_fingerprints(self._caller, prefix, key, algorithm)
 
     def versions(self, path: str) -> builtins.list[VersionInfo]:
         return self._vault.versions(self._caller, path)

@@ -14,9 +14,9 @@ from typing import Any
 from kinko.access.audit import AuditLog
 from kinko.access.policy import PolicyAuthorizer
 from kinko.access.vault_hcl import DEFAULT_KV_MOUNTS
-from kinko.core.fingerprints import KEY_BYTES, Fingerprint, fingerprint
+from kinko.core.fingerprints import HMAC_SHA256, Fingerprint, check_key, fingerprint
 from kinko.core.model import DEFAULT_CONTENT_TYPE, Caller, Listing, Secret, SecretInfo, SecretValue, VersionInfo
-from kinko.errors import AuditFailed, InvalidInput, PermissionDenied, Sealed, UnsealFailed
+from kinko.errors import AuditFailed, PermissionDenied, Sealed, UnsealFailed
 from kinko.storage.fresh import pinned_marker
 from kinko.storage.interface import Store
 from kinko.vault.access import AccessControl, AuditFiles
@@ -186,15 +186,16 @@ class Vault:
     def info(self, caller: Caller, path: str) -> SecretInfo:
         return self._records.info(caller, path)
 
-    def scan_fingerprints(self, caller: Caller, prefix: str, key: bytes) -> builtins.list[Fingerprint]:
+    def scan_fingerprints(
+        self, caller: Caller, prefix: str, key: bytes, algorithm: str = HMAC_SHA256
+    ) -> builtins.list[Fingerprint]:
         """Keyed fingerprints (`kinko.core.fingerprints`) of the current value of every secret under `prefix` the
         caller holds `scan` on (each field of a multi-field secret on its own, as `path#field`); never a value."""
-        if not isinstance(key, bytes) or len(key) < KEY_BYTES:
-            raise InvalidInput(f"the fingerprint key must be at least {KEY_BYTES} random bytes")
+        check_key(key, algorithm)
         found: builtins.list[Fingerprint] = []
         for path, value in self._records.scan_values(caller, prefix):
             parts = [(path, value)] if isinstance(value, bytes) else [(f"{path}#{k}", v) for k, v in value.items()]
-            found += [fp for name, raw in parts if (fp := fingerprint(key, name, raw)) is not None]
+            found += [fp for name, raw in parts if (fp := fingerprint(key, name, raw, algorithm)) is not None]
         return found
 
     def list(self, caller: Caller, prefix: str = "") -> Listing:

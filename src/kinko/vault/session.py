@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from kinko.core.fingerprints import Fingerprint
+from kinko.core.fingerprints import HMAC_SHA256, Fingerprint
 from kinko.core.model import DEFAULT_CONTENT_TYPE, Listing, Secret, SecretInfo, SecretValue, VersionInfo
 from kinko.vault.transit import DEFAULT_TYPE, KeyInfo
 from kinko.vault.types import (
@@ -62,7 +62,9 @@ class VaultSession(Protocol):
 
     def list(self, prefix: str = "") -> Listing: ...
 
-    def scan_fingerprints(self, prefix: str, key: bytes) -> builtins.list[Fingerprint]: ...
+    def scan_fingerprints(
+        self, prefix: str, key: bytes, algorithm: str = HMAC_SHA256
+    ) -> builtins.list[Fingerprint]: ...
 
     def versions(self, path: str) -> builtins.list[VersionInfo]: ...
 

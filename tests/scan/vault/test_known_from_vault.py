@@ -3,6 +3,8 @@ real `kinko server`; the `scan` capability decides which values count; no value 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import secrets
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from kinko.client import RemoteVault
-from kinko.core.fingerprints import KEY_BYTES, fingerprint
+from kinko.core.fingerprints import BLAKE2B, HMAC_SHA256, KEY_BYTES, fingerprint
 from kinko.errors import InvalidInput, PermissionDenied
 from kinko.scan.detect.known import KnownValues
 from kinko.vault import Caller
@@ -40,6 +42,54 @@ def test_tokens_and_pieces_are_matched_exactly() -> None:
     assert found == [(b"Xk9mQ2vL7pR4", "team/db"), (b"c2VjcmV0LXZhbHVlLTEyMw==", "team/b64")]
     assert fingerprint(key, "x", b"short") is None  # under MIN_LENGTH: not fingerprinted
     assert "Xk9m" not in repr(prints)
+
+
+def test_values_with_spaces_or_encoded_are_found_where_such_values_are_written() -> None:
+    key = secrets.token_bytes(KEY_BYTES)
+    stored = {"ops/passphrase": b"correct horse battery staple", "ops/quoted": b"it's \"7 words\" long",
+              "app/api": b"Qm7tZ2vX9kLp4Rw8", "app/db": b"p@ss/w0rd:Xq7"}  # fmt: skip
+    prints = [fp for path, value in stored.items() if (fp := fingerprint(key, path, value)) is not None]
+    known = KnownValues(prints, key)
+    api_b64 = base64.b64encode(stored["app/api"])
+    text = (b'BACKUP_PASSPHRASE="correct horse battery staple"\n'
+            b"passphrase: correct horse battery staple\n"
+            b"correct horse battery staple\n"
+            b"NOTE=it's \"7 words\" long\n"
+            b"data:\n  api: " + api_b64 + b"\n"
+            b"DB=postgres://app:p%40ss%2Fw0rd%3AXq7@db/app\n"
+            b"near: correct horse battery staples and " + base64.b64encode(b"Qm7tZ2vX9kLp4Rw9") + b"\n")  # fmt: skip
+    found = sorted((text[s:e], where) for s, e, where in known.find(text))
+    assert found == sorted(
+        [(b"correct horse battery staple", "ops/passphrase")] * 3
+        + [(b"it's \"7 words\" long", "ops/quoted"), (api_b64, "app/api"), (b"p%40ss%2Fw0rd%3AXq7", "app/db")]
+    )
+
+
+def test_a_value_is_found_as_a_printable_run_inside_a_binary_and_as_a_secret_file() -> None:
+    key = secrets.token_bytes(KEY_BYTES)
+    value = _password(20).encode()
+    known = KnownValues([fingerprint(key, "svc/key", value)], key)  # type: ignore[list-item]
+    blob = secrets.token_bytes(4096).replace(value[:1], b"\x00") + b"\x00\x01" + value + b"\xff\x7f" + bytes(99)
+    assert [(blob[s:e], where) for s, e, where in known.find(blob)] == [(value, "svc/key")]
+    spaced = b"open sesame for the builds"
+    known = KnownValues([fingerprint(key, "ci/passphrase", spaced)], key)  # type: ignore[list-item]
+    assert [w for _, _, w in known.find(b"  " + spaced + b"\n")] == ["ci/passphrase"]  # /run/secrets/<name>
+
+
+def test_fingerprints_are_blake2b_on_request_and_hmac_for_old_clients(tmp_path: Path) -> None:
+    vault, _ = keyfile_vault(tmp_path)
+    root = vault.session(Caller.local_operator())
+    root.put("team/db", b"Xk9mQ2vL7pR4")
+    key = secrets.token_bytes(KEY_BYTES)
+    (new,) = root.scan_fingerprints("team", key, BLAKE2B)
+    (old,) = root.scan_fingerprints("team", key)
+    assert (new.algorithm, old.algorithm) == (BLAKE2B, HMAC_SHA256) and new.digest != old.digest
+    assert new.digest == hashlib.blake2b(b"Xk9mQ2vL7pR4", key=key, digest_size=16).digest()
+    with pytest.raises(InvalidInput, match="algorithm"):
+        root.scan_fingerprints("team", key, "md5")
+    with pytest.raises(InvalidInput, match="different algorithms"):
+        KnownValues([new, old], key)
+    vault.close()
 
 
 def test_the_vault_answers_only_fingerprints_of_what_scan_allows(tmp_path: Path) -> None:
@@ -104,6 +154,12 @@ def test_scan_dir_through_a_server_with_a_scan_only_token(server: Server, tmp_pa
     refused = _scan(["dir", str(tmp_path / "app"), "--known-from-vault", "--vault-prefix", "payments"],
                     {**env, "KINKO_TOKEN": reader})  # fmt: skip
     assert refused.returncode == 3 and "permission_denied" in refused.stderr
+    # over HTTP: the algorithm asked for is the one answered; a client that names none gets HMAC-SHA256
+    key = secrets.token_bytes(KEY_BYTES)
+    scanner = RemoteVault.connect(server.addr, token)
+    assert {f.algorithm for f in scanner.scan_fingerprints("payments", key, BLAKE2B)} == {BLAKE2B}
+    assert {f.algorithm for f in scanner.scan_fingerprints("payments", key)} == {HMAC_SHA256}
+    scanner.close()
     admin.close()
 
 

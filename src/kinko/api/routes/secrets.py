@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
@@ -58,6 +58,7 @@ async def delete_secret(path: str, session: Session) -> dict[str, Any]:
 class FingerprintBody(Strict):
     prefix: str = Field("", max_length=4096)
     key: str = Field(..., min_length=44, max_length=1024, description="base64 of the scan's random key (>= 32 bytes)")
+    algorithm: Literal["blake2b-128", "hmac-sha256-128"] = "hmac-sha256-128"
 
 
 @router.post("/scan-fingerprints")
@@ -67,8 +68,9 @@ async def scan_fingerprints(body: FingerprintBody, session: Session) -> dict[str
         key = base64.b64decode(body.key, validate=True)
     except (binascii.Error, ValueError):  # ValueError: characters outside ASCII
         raise InvalidInput("key must be base64") from None
-    prints = session.scan_fingerprints(body.prefix, key)
-    return {"fingerprints": [{"path": f.path, "length": f.length, "digest": base64.b64encode(f.digest).decode()}
+    prints = session.scan_fingerprints(body.prefix, key, body.algorithm)
+    return {"algorithm": body.algorithm,
+            "fingerprints": [{"path": f.path, "length": f.length, "digest": base64.b64encode(f.digest).decode()}
                              for f in prints]}  # fmt: skip
 
 
