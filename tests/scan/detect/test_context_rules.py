@@ -85,3 +85,12 @@ def test_vendor_published_example_keys_are_not_findings(detector: RuleDetector) 
 def test_the_published_list_holds_digests_not_keys() -> None:
     assert PUBLISHED and all(len(d) == 64 and int(d, 16) >= 0 for d in PUBLISHED)
     assert hashlib.sha256(b"AIzaSyAnLA7NfeLquW1tJFpx_eQCxoX-oo6YyIs").hexdigest() in PUBLISHED
+
+
+def test_a_name_in_a_list_is_not_assigned_the_next_item(detector: RuleDetector) -> None:
+    """`"required": ["DbPassword",\n "DbUser"]` (a JSON schema) names fields; `setProperty("K", "v")` is one line."""
+    for text in (f'["discord_secret",\n    "{SECRET32}"]', '"required": [\n "DbPassword",\n "DbUser"\n]'):
+        assert detector.scan(text.encode()) == []
+    assert [m.rule_id for m in detector.scan(f'setProperty("DISCORD_SECRET", "{SECRET32}")'.encode())] == [
+        "discord-client-secret"
+    ]

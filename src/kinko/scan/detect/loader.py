@@ -86,7 +86,7 @@ class Rule:
 #: lines), quoted with ' " ` or JSON-escaped \" — the shape every `context` rule is built on
 _ASSIGN = (
     r"[A-Za-z0-9_.-]{0,30}"
-    r"(?:\\?[\"'`]\s*,|(?:\\?[\"'`])?"  # setProperty("K", v) | a closing quote, then:
+    r"(?:\\?[\"'`][ \t]*,[ \t]*\\?[\"'`]|(?:\\?[\"'`])?"  # setProperty("K", "v") on one line | a closing quote, then:
     r"(?:>|(?:[ \t]+(?:string|String|str|&str|char\s*\*))?\s*(?::{1,3}=|[?+.!]=|=>|[:=])))"  # <k>v | typed = v
     r"\s*(?:\\?[\"'`])?"
 )
