@@ -6,13 +6,15 @@ such keys; a plain byte scan does not). `marshal.loads` would separate them, but
 hostile input and its code-object layout changes with every Python version; this reads only the string records
 (types `s a A u t z Z`, with or without the ref flag), which have kept their shape since Python 3.4, and gives them
 back one per line as `"value"`. Each record found is skipped over whole, so text inside a string is never read as
-a record. Pairing a constant with the name it is stored to would need the bytecode: not done, so a generic
-`password = "..."` assignment in a `.pyc` is found only when the value itself has a vendor's format.
+a record. The constants stored to a name or attribute are given again as `NAME = "value"` lines (`pyc_code.py`
+reads that from the bytecode), so a generic `password = "..."` is found in a `.pyc` as it is in the source.
 """
 
 from __future__ import annotations
 
 import re
+
+from kinko.scan.sources.pyc_code import pyc_assignments
 
 PYC_SUFFIXES = (".pyc", ".pyo")
 _ASCII_TEXT = re.compile(rb"[\x09\x0a\x0d\x20-\x7e]*")
@@ -46,6 +48,10 @@ def pyc_strings(data: bytes) -> bytes:
             pos = start + size  # never read a record inside this string
         else:
             pos = record.start() + 1
+    for name, constant in pyc_assignments(data):  # `NAME = "value"`: what a generic rule needs to see
+        stored = constant.encode("utf-8", "surrogatepass")
+        if _is_text(stored) and len(stored) >= _MIN_LEN:
+            out.append(name.encode("utf-8", "surrogatepass") + b' = "' + stored.replace(b"\n", b"\\n") + b'"')
     return b"\n".join(out) + b"\n" if out else b""
 
 
