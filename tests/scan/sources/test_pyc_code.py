@@ -83,3 +83,24 @@ def test_unknown_magic_numbers_and_reference_loops_are_refused() -> None:
     assert pyc_assignments(header + b"r\x00\x00\x00\x00") == []  # a reference to nothing yet
     assert pyc_assignments(header + b"(" + (10**6).to_bytes(4, "little") + b"N" * 10) == []  # more than there is
     assert pyc_assignments(header + b")\x01" * 200 + b"N") == []  # nested deeper than the bound
+
+
+@pytest.mark.parametrize("folder", ["tests", "app"])
+def test_a_pyc_is_judged_in_the_context_of_its_own_path_like_its_source(tmp_path: Path, folder: str) -> None:
+    """A fixture password in a test folder is judged as the source's is (`tests/…pyc!constants` is a test path),
+    and an application's is reported as in its source."""
+    data = _compile_with(sys.executable, tmp_path)
+    for made in ("settings.py", "settings.pyc"):
+        (tmp_path / made).unlink()
+    (tmp_path / folder / "__pycache__").mkdir(parents=True)
+    (tmp_path / folder / "settings.py").write_text(SOURCE)
+
+    def judged() -> list[tuple[str, str]]:
+        found = DirectorySource(tmp_path).scan(default_detector(), ScanResult())
+        return sorted((f.rule_id, f.confidence.name) for f in found)
+
+    from_source = judged()
+    (tmp_path / folder / "settings.py").unlink()
+    (tmp_path / folder / "__pycache__" / "settings.cpython-311.pyc").write_bytes(data)
+    assert judged() == from_source
+    assert bool(from_source) == (folder == "app")

@@ -59,6 +59,8 @@ def file_context(path: str, data: bytes) -> FileContext:
     if not path:
         return FileContext(docs=bool(_MODEL_HEAD.search(data[:4096])))
     inner = path.rsplit("!", 1)[-1] or path.split("!", 1)[0]
+    if inner == "constants" and "!" in path:  # a `.pyc`'s string constants: the context is the `.pyc`'s own path
+        inner = path.rsplit("!", 1)[0].rsplit("!", 1)[-1]
     lowered = inner.lower()
     parts = [p for p in lowered.split("/") if p]
     name = parts[-1] if parts else lowered
@@ -72,5 +74,7 @@ def file_context(path: str, data: bytes) -> FileContext:
         or bool(_MODEL_HEAD.search(data[:4096]))
     )
     ext = posixpath.splitext(name)[1]
+    if ext in (".pyc", ".pyo"):
+        ext = ".py"  # its constants are the source's literals
     tests = any(p in _TEST_DIRS for p in parts[:-1]) or bool(re.search(r"(?:^|[._-])(?:test|spec)s?[._]", name))
     return FileContext(docs=docs, code=ext in _CODE_EXTENSIONS, tests=tests)

@@ -74,9 +74,9 @@ def confirm(rule: Rule, data: bytes, spans: Iterable[Span], *, deployed: bool = 
 
 
 def _dedupe(raw: list[_Raw]) -> list[_Raw]:
-    """Drop a match nested in another of the same rule, a second specific rule on the very same secret (the more
-    severe one is kept, then the one whose match holds more evidence: a connection string over the bare key in
-    it), and generic matches overlapping a specific one."""
+    """Drop a match nested in another of the same rule, a second rule on the very same secret (a specific rule
+    before a generic one, then the more severe, then the one whose match holds more evidence: a connection string
+    over the bare key in it), and generic matches overlapping a specific one."""
     raw.sort(key=lambda r: (r[1], -r[2], r[0].generic, -r[0].severity, -r[4], r[0].id))
     kept: list[_Raw] = []
     last_end: dict[str, int] = {}
@@ -85,11 +85,10 @@ def _dedupe(raw: list[_Raw]) -> list[_Raw]:
         rule, start, end = item[:3]
         if start < last_end.get(rule.id, -1) and end <= last_end[rule.id]:
             continue
-        if not rule.generic and (start, end) == last_span:
+        if (start, end) == last_span:
             continue
         last_end[rule.id] = max(end, last_end.get(rule.id, -1))
-        if not rule.generic:
-            last_span = (start, end)
+        last_span = (start, end)
         kept.append(item)
     specific = [(s, e) for r, s, e, *_ in kept if not r.generic]
     if len(specific) == len(kept):
