@@ -1,100 +1,42 @@
-"""The SQL both engines run: the schema's migrations, the column lists, and every operation's transaction body."""
+"""The SQL both engines run: the hot-read statements and every operation's transaction body (the schema and its
+migrations are in kinko.storage.schema)."""
 
 from __future__ import annotations
 
-import re
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from kinko.errors import AlreadyExists, AlreadyInitialized, CorruptVault, NotFound, VersionConflict
 from kinko.storage.interface import LiveVersion, PolicyEntry, SecretRow, Store, TokenRow, VersionRow
+from kinko.storage.schema import (
+    CONTENT_TABLES,
+    MIGRATIONS,
+    SECRET_COLUMNS,
+    TABLES,
+    TOKEN_COLUMNS,
+    VERSION_COLUMNS,
+    postgres_ddl,
+    statements,
+)
 
-#: Each entry migrates the schema from version i to i+1. Never edit a shipped entry; append. Written in SQLite's
-#: dialect; PostgreSQL runs the same text through `postgres_ddl` (types and collation only), so schema version N
-#: means the same tables and columns on both engines.
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-    CREATE TABLE secrets (
-        path TEXT PRIMARY KEY,
-        current_version INTEGER NOT NULL,
-        max_versions INTEGER NOT NULL,
-        created REAL NOT NULL,
-        updated REAL NOT NULL,
-        deleted REAL,
-        scheduled_purge REAL
-    ) WITHOUT ROWID;
-    CREATE TABLE versions (
-        path TEXT NOT NULL REFERENCES secrets(path) ON DELETE CASCADE,
-        version INTEGER NOT NULL,
-        value_ct BLOB NOT NULL,
-        key_term INTEGER NOT NULL,
-        enabled INTEGER NOT NULL,
-        not_before REAL,
-        expires REAL,
-        content_type TEXT NOT NULL,
-        tags_json TEXT NOT NULL,
-        created REAL NOT NULL,
-        updated REAL NOT NULL,
-        PRIMARY KEY (path, version)
-    );
-    CREATE INDEX versions_by_term ON versions(key_term);
-    """,
-    # 1 -> 2: access control (tokens are stored only as SHA-256 hashes; policies are plain YAML documents).
-    """
-    CREATE TABLE tokens (
-        accessor TEXT PRIMARY KEY,
-        token_hash TEXT NOT NULL UNIQUE,
-        parent TEXT,
-        policies_json TEXT NOT NULL,
-        display_name TEXT NOT NULL,
-        meta_json TEXT NOT NULL,
-        created REAL NOT NULL,
-        expires REAL,
-        max_expires REAL,
-        ttl REAL,
-        renewable INTEGER NOT NULL,
-        num_uses INTEGER NOT NULL,
-        uses_left INTEGER NOT NULL
-    );
-    CREATE INDEX tokens_by_parent ON tokens(parent);
-    CREATE TABLE policies (name TEXT PRIMARY KEY, document TEXT NOT NULL, updated REAL NOT NULL);
-    CREATE TABLE policy_revision (revision INTEGER NOT NULL);
-    INSERT INTO policy_revision (revision) VALUES (0);
-    """,
-    # 2 -> 3: integrity. Tokens and policies carry an HMAC tag (kinko.access.integrity; NULL = written before:
-    # refused on read). Secrets get a random incarnation id bound into value AAD ('' = created before).
-    """
-    ALTER TABLE tokens ADD COLUMN mac TEXT;
-    ALTER TABLE policies ADD COLUMN mac TEXT;
-    ALTER TABLE secrets ADD COLUMN incarnation TEXT NOT NULL DEFAULT '';
-    """,
-    # 3 -> 4: secret and version rows carry an integrity tag too (lifecycle state: enabled, validity window,
-    # current version, soft delete). NULL = written before; the vault tags those once, when it is next unsealed.
-    """
-    ALTER TABLE secrets ADD COLUMN mac TEXT;
-    ALTER TABLE versions ADD COLUMN mac TEXT;
-    """,
+#: What other modules import from here (the schema's names are kinko.storage.schema's, re-exported).
+__all__ = [
+    "CONTENT_TABLES",
+    "LIVE_CURRENT_SQL",
+    "LIVE_VERSION_SQL",
+    "MIGRATIONS",
+    "TABLES",
+    "TAGS_CURRENT_SQL",
+    "TAGS_VERSION_SQL",
+    "SqlStore",
+    "T",
+    "Tx",
+    "postgres_ddl",
+    "statements",
 ]
 
-#: SQLite's types as PostgreSQL spells them. Text compares byte-wise ("C") as in SQLite, so listings sort alike.
-_PG_TYPES = {"BLOB": "BYTEA", "REAL": "DOUBLE PRECISION", "TEXT": 'TEXT COLLATE "C"', "WITHOUT ROWID": ""}
-_PG_WORDS = re.compile(r"\b(" + "|".join(_PG_TYPES) + r")\b")
-
-
-def postgres_ddl(script: str) -> str:
-    return _PG_WORDS.sub(lambda m: _PG_TYPES[m.group(1)], script)
-
-
-def statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
-
-
-_VERSION_COLUMNS = (
-    "path, version, value_ct, key_term, enabled, not_before, expires, content_type, tags_json, created, updated"
-)
-_V_COLUMNS = ", ".join("v." + c.strip() for c in _VERSION_COLUMNS.split(","))
+_V_COLUMNS = ", ".join("v." + c.strip() for c in VERSION_COLUMNS.split(","))
 #: A version row as VersionRow reads it: its columns plus the owning secret's incarnation, then its tag.
 _VERSION_SELECT = _V_COLUMNS + ", s.incarnation, v.mac FROM versions v JOIN secrets s ON s.path = v.path"
 #: The hot read selects exactly LiveVersion's fields, in its order (the incarnation and tag are the secret's).
@@ -111,24 +53,6 @@ _TAGS_SQL = ("SELECT s.mac || v.mac FROM secrets s JOIN versions v ON v.path = s
              " WHERE s.path = ? AND s.deleted IS NULL")
 TAGS_CURRENT_SQL = _TAGS_SQL.format(match="s.current_version")
 TAGS_VERSION_SQL = _TAGS_SQL.format(match="?")
-_SECRET_COLUMNS = (
-    "path, current_version, max_versions, created, updated, deleted, scheduled_purge, incarnation, mac"
-)
-_TOKEN_COLUMNS = (
-    "accessor, token_hash, parent, policies_json, display_name, meta_json, created, expires, max_expires, ttl, "
-    "renewable, num_uses, uses_left, mac"
-)
-#: Every table a vault keeps, with its columns in a fixed order and the key it is listed by (`Store.dump`).
-TABLES: dict[str, tuple[str, str]] = {
-    "meta": ("key, value", "key"),
-    "secrets": (_SECRET_COLUMNS, "path"),
-    "versions": (_VERSION_COLUMNS + ", mac", "path, version"),
-    "tokens": (_TOKEN_COLUMNS, "accessor"),
-    "policies": ("name, document, updated, mac", "name"),
-    "policy_revision": ("revision", "revision"),
-}
-#: The tables whose rows are the vault's content: a store with none is empty (`Store.load` refuses otherwise).
-CONTENT_TABLES = ("meta", "secrets", "versions", "tokens", "policies")
 
 
 def _secret(row: Sequence[Any]) -> SecretRow:
@@ -230,7 +154,7 @@ class SqlStore(Store):
 
     # -- secrets --------------------------------------------------------------------------------------------
     def get_secret(self, path: str) -> SecretRow | None:
-        rows = self._read(f"SELECT {_SECRET_COLUMNS} FROM secrets WHERE path = ?", (path,))
+        rows = self._read(f"SELECT {SECRET_COLUMNS} FROM secrets WHERE path = ?", (path,))
         return _secret(rows[0]) if rows else None
 
     def get_version(self, path: str, version: int) -> VersionRow | None:
@@ -260,11 +184,11 @@ class SqlStore(Store):
         where = "deleted IS NOT NULL" if deleted else "deleted IS NULL"
         if prefix:
             # substr keeps '%' and '_' in paths from acting as LIKE wildcards.
-            sql = (f"SELECT {_SECRET_COLUMNS} FROM secrets WHERE {where} AND "
+            sql = (f"SELECT {SECRET_COLUMNS} FROM secrets WHERE {where} AND "
                    "(path = ? OR substr(path, 1, ?) = ?) ORDER BY path")
             rows = self._read(sql, (prefix, len(prefix) + 1, prefix + "/"))
         else:
-            rows = self._read(f"SELECT {_SECRET_COLUMNS} FROM secrets WHERE {where} ORDER BY path")
+            rows = self._read(f"SELECT {SECRET_COLUMNS} FROM secrets WHERE {where} ORDER BY path")
         return [_secret(r) for r in rows]
 
     def set_deleted(self, path: str, deleted: float | None, scheduled_purge: float | None, mac: str) -> None:
@@ -275,7 +199,7 @@ class SqlStore(Store):
         self._write(body)
 
     def untagged(self) -> tuple[list[SecretRow], list[VersionRow]]:
-        secrets = self._read(f"SELECT {_SECRET_COLUMNS} FROM secrets WHERE mac IS NULL")
+        secrets = self._read(f"SELECT {SECRET_COLUMNS} FROM secrets WHERE mac IS NULL")
         versions = self._read(f"SELECT {_VERSION_SELECT} WHERE v.mac IS NULL")
         return [_secret(r) for r in secrets], [_version(r) for r in versions]
 
@@ -322,15 +246,15 @@ class SqlStore(Store):
         return self._write(body)
 
     def get_token(self, accessor: str) -> TokenRow | None:
-        rows = self._read(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE accessor = ?", (accessor,))
+        rows = self._read(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE accessor = ?", (accessor,))
         return _token(rows[0]) if rows else None
 
     def get_token_by_hash(self, token_hash: str) -> TokenRow | None:
-        rows = self._read(f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?", (token_hash,))
+        rows = self._read(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?", (token_hash,))
         return _token(rows[0]) if rows else None
 
     def list_tokens(self) -> list[TokenRow]:
-        return [_token(r) for r in self._read(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY created, accessor")]
+        return [_token(r) for r in self._read(f"SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created, accessor")]
 
     def consume_token_use(self, accessor: str, uses_left: int, mac: str | None) -> bool:
         def body(tx: Tx) -> bool:
@@ -431,17 +355,17 @@ def _write_version(tx: Tx, secret: SecretRow, version: VersionRow, expected_curr
 
 
 def _insert_secret(tx: Tx, s: SecretRow, current: int, incarnation: str) -> None:
-    tx.run(f"INSERT INTO secrets ({_SECRET_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, ?, ?)",
+    tx.run(f"INSERT INTO secrets ({SECRET_COLUMNS}) VALUES (?, ?, ?, ?, ?, NULL, NULL, ?, ?)",
            (s.path, current, s.max_versions, s.created, s.updated, incarnation, s.mac))
 
 
 def _insert_version(tx: Tx, v: VersionRow) -> None:
-    tx.run(f"INSERT INTO versions ({_VERSION_COLUMNS}, mac) VALUES ({_marks(_VERSION_COLUMNS)}, ?)",
+    tx.run(f"INSERT INTO versions ({VERSION_COLUMNS}, mac) VALUES ({_marks(VERSION_COLUMNS)}, ?)",
            (v.path, v.version, v.value_ct, v.key_term, int(bool(v.enabled)), v.not_before, v.expires,
             v.content_type, v.tags_json, v.created, v.updated, v.mac))
 
 
 def _insert_token(tx: Tx, r: TokenRow) -> None:
-    tx.run(f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES ({_marks(_TOKEN_COLUMNS)})",
+    tx.run(f"INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES ({_marks(TOKEN_COLUMNS)})",
            (r.accessor, r.token_hash, r.parent, r.policies_json, r.display_name, r.meta_json, r.created,
             r.expires, r.max_expires, r.ttl, int(r.renewable), r.num_uses, r.uses_left, r.mac))

@@ -1,10 +1,10 @@
 """Secret records: put/get/list/versions/attributes, soft delete, backup/restore, rewrap — each validated, passed
-through the guard, sealed by the barrier with the record's identity as associated data, then stored."""
+through the guard, sealed by the barrier with the record's identity as associated data, then stored. (The rules
+that need no store or key — argument checks, readable states, a row's info — are in kinko.vault.record_rules.)"""
 
 from __future__ import annotations
 
 import builtins
-import json
 import random
 import secrets
 import struct
@@ -15,40 +15,37 @@ from typing import NamedTuple
 
 from kinko.core.model import (
     DEFAULT_CONTENT_TYPE,
-    Attributes,
     Caller,
     Listing,
     Secret,
     SecretInfo,
     SecretValue,
     VersionInfo,
-    check_tags,
-    check_time,
-    check_value,
     check_version,
     decode_payload,
-    encode_payload,
     iso,
 )
 from kinko.core.names import validate_path, validate_prefix
 from kinko.crypto.barrier import UnknownTerm, aad_part, term_of
-from kinko.errors import (
-    InvalidInput,
-    NotFound,
-    PermissionDenied,
-    PurgeProtected,
-    SecretDisabled,
-    SecretExpired,
-    SecretNotYetValid,
-    VersionConflict,
-    VersionDestroyed,
-)
+from kinko.errors import NotFound, PermissionDenied, PurgeProtected, VersionConflict
 from kinko.storage.fresh import marker_of
 from kinko.storage.interface import LiveVersion, SecretRow, Store, VersionRow
 from kinko.vault.guard import Guard
+from kinko.vault.record_rules import (
+    changed_attributes,
+    check_readable,
+    live_matches,
+    put_arguments,
+    secret_info,
+    version_info,
+)
+from kinko.vault.record_rules import live_info as _live_info
 from kinko.vault.record_tags import RecordTags
 from kinko.vault.seal_state import SealState
 from kinko.vault.types import KEEP, Keep
+
+#: The names other modules import from here (`secret_info` and `version_info` are kinko.vault.record_rules').
+__all__ = ["DESTROYED_TERM", "KV_SETTINGS_PREFIX", "SecretRecords", "secret_info", "version_info"]
 
 #: The key term a destroyed version records: it has no ciphertext, and no rotation ever reaches this term, so
 #: rewrap passes over it. (Its empty ciphertext is what marks it destroyed; see `destroy_versions`.)
@@ -156,20 +153,7 @@ class SecretRecords:
         tags: Mapping[str, str] | None = None, cas: int | None = None, max_versions: int | None = None,
     ) -> VersionInfo:
         """Write a new version. `cas`: expected current version (0 = must not exist)."""
-        validate_path(path)
-        check_value(value)
-        from kinko.core.types import validate_secret  # lazy: x509 parsing is only needed on writes
-
-        metadata = validate_secret(content_type, value)
-        not_before, expires = check_time("not_before", not_before), check_time("expires", expires)
-        if not_before is not None and expires is not None and expires <= not_before:
-            raise InvalidInput("expires must be later than not_before")
-        tags = check_tags(tags or {})
-        if cas is not None and (isinstance(cas, bool) or cas < 0):
-            raise InvalidInput("cas must be a version number >= 0")
-        if max_versions is not None and not 0 <= max_versions <= 10_000:
-            raise InvalidInput("max_versions must be between 0 (unlimited) and 10000")
-        payload, tags_json = encode_payload(value, metadata), json.dumps(tags, sort_keys=True)
+        args = put_arguments(path, value, content_type, not_before, expires, tags, cas, max_versions)
         # Without `cas` a write is "the next version, whatever it is": another writer getting there first means
         # sealing again for the next number (the version is part of the AAD), not failing the caller's write.
         attempt = 0
@@ -179,13 +163,13 @@ class SecretRecords:
             barrier, now = self._seal.write_barrier(), self._clock()
             version = (existing.current_version if existing else 0) + 1
             incarnation = existing.incarnation if existing else secrets.token_hex(16)  # 128 random bits per secret
-            value_ct = barrier.seal(payload, self._aad(path, version, "value", incarnation))
+            value_ct = barrier.seal(args.payload, self._aad(path, version, "value", incarnation))
             keep = max_versions if max_versions is not None else (existing.max_versions if existing else 0)
             secret = self._tags.signed_secret(
                 SecretRow(path, version, keep, existing.created if existing else now, now, incarnation=incarnation))
             row = self._tags.signed_version(VersionRow(path, version, value_ct, term_of(value_ct), enabled,
-                                                       not_before, expires, content_type, tags_json, now, now,
-                                                       incarnation))
+                                                       args.not_before, args.expires, content_type, args.tags_json,
+                                                       now, now, incarnation))
             try:
                 self._store.write_version(secret, row, cas if cas is not None else version - 1)
             except VersionConflict:
@@ -204,7 +188,7 @@ class SecretRecords:
         barrier = self._seal.barrier()  # Sealed before anything is read
         row, aad = self._live(path, version if version is None else check_version(version))
         if not row.enabled or row.not_before is not None or row.expires is not None or not row.value_ct:
-            self._check_readable(path, row)  # the clock is read only for a version with a validity window
+            check_readable(path, row, self._clock())  # the clock is read only for a version with a validity window
         try:
             payload = barrier.open_aad(row.value_ct, aad)
         except UnknownTerm:
@@ -280,13 +264,7 @@ class SecretRecords:
         stored = self._tags.version(self._store.get_version(path, row.version))
         if stored is None or secret.mac is None or stored.mac is None:
             return None
-        same = (secret.mac == row.secret_mac and stored.mac == row.mac and secret.incarnation == row.incarnation
-                and (asked is not None or secret.current_version == row.version)
-                and (stored.value_ct, stored.enabled, stored.not_before, stored.expires, stored.content_type,
-                     stored.tags_json, stored.created, stored.updated)
-                == (row.value_ct, row.enabled, row.not_before, row.expires, row.content_type, row.tags_json,
-                    row.created, row.updated))
-        if not same:
+        if not live_matches(row, secret, stored, asked):
             return None
         aad = self._record_aad(path, row.version, "value", row.incarnation)
         if type(path) is str:
@@ -310,21 +288,6 @@ class SecretRecords:
         if len(self._valid_paths) >= _VALID_PATHS_MAX:
             self._valid_paths.clear()  # bounded: a caller cycling through paths cannot grow it without limit
         self._valid_paths.add(path)
-
-    def _check_readable(self, path: str, row: LiveVersion | VersionRow) -> None:
-        now = self._clock()
-        nbf, exp = row.not_before, row.expires
-        if row.value_ct and row.enabled and (nbf is None or now >= nbf) and (exp is None or now < exp):
-            return  # the common case, without building the error context below
-        where = f"secret {path!r} version {row.version}"
-        if not row.value_ct:  # destroyed: whatever its flags say, there is nothing left to open
-            raise VersionDestroyed(f"{where} was destroyed")
-        if not row.enabled:
-            raise SecretDisabled(f"{where} is disabled")
-        if row.not_before is not None and now < row.not_before:
-            raise SecretNotYetValid(f"{where} is not valid before {iso(row.not_before)}")
-        if row.expires is not None and now >= row.expires:
-            raise SecretExpired(f"{where} expired at {iso(row.expires)}")
 
     def info(self, caller: Caller, path: str) -> SecretInfo:
         validate_path(path)
@@ -364,18 +327,8 @@ class SecretRecords:
         validate_path(path)
         self._guard.check(caller, "update", path, "secret.update")
         self._seal.barrier()
-        row = self.version_row(path, version)
-        nbf = row.not_before if not_before is KEEP else check_time("not_before", not_before)
-        exp = row.expires if expires is KEEP else check_time("expires", expires)
-        if nbf is not None and exp is not None and exp <= nbf:
-            raise InvalidInput("expires must be later than not_before")
-        if content_type is not None and content_type != row.content_type:
-            raise InvalidInput("content_type is fixed per version; write a new version to change it")
-        updated = self._tags.signed_version(row._replace(
-            enabled=row.enabled if enabled is None else bool(enabled), not_before=nbf, expires=exp,
-            tags_json=row.tags_json if tags is None else json.dumps(check_tags(tags), sort_keys=True),
-            updated=self._clock(),
-        ))
+        changed = changed_attributes(self.version_row(path, version), enabled, not_before, expires, tags, content_type)
+        updated = self._tags.signed_version(changed._replace(updated=self._clock()))
         self._store.update_version(updated)
         return version_info(updated)
 
@@ -427,25 +380,3 @@ class SecretRecords:
         """Decrypt a stored version (for a sibling that has already authorized and checked its state)."""
         value, _ = decode_payload(self._open(row.value_ct, row.path, row.version, "value", row.incarnation))
         return value
-
-
-def version_info(row: VersionRow) -> VersionInfo:
-    """What a stored version says about itself (no decryption)."""
-    return _version_info(row.path, row, row.key_term)
-
-
-def secret_info(row: SecretRow) -> SecretInfo:
-    return SecretInfo(row.path, row.current_version, row.max_versions, row.created, row.updated,
-                      row.deleted, row.scheduled_purge)
-
-
-def _version_info(path: str, row: LiveVersion | VersionRow, key_term: int) -> VersionInfo:
-    tags = {} if row.tags_json == "{}" else json.loads(row.tags_json)
-    attributes = Attributes(bool(row.enabled), row.not_before, row.expires, row.content_type, tags)
-    return VersionInfo(path, row.version, attributes, row.created, row.updated, key_term, not row.value_ct)
-
-
-def _live_info(source: tuple[str, LiveVersion | VersionRow]) -> VersionInfo:
-    """The info of a version read by `get` (the live read has no path or key term: the term is in the header)."""
-    path, row = source
-    return _version_info(path, row, term_of(row.value_ct))
