@@ -341,9 +341,9 @@ def test_unreadable_config_is_skipped_content_unless_config_is_off(tmp_path: Pat
 
 
 def test_outer_entry_cap_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kinko.scan.sources.image import archive as archive_module
+    from kinko.scan.sources.image import members as members_module
 
-    monkeypatch.setattr(archive_module, "_MAX_OUTER_ENTRIES", 3)
+    monkeypatch.setattr(members_module, "_MAX_OUTER_ENTRIES", 3)
     path = build_docker_archive(tmp_path / "o.tar", [{"a.txt": CANARY}], ["COPY a"])
     with pytest.raises(ScanError):  # manifest.json comes after the cap: nothing can be scanned
         scan(path)
