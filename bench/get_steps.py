@@ -42,7 +42,8 @@ def main() -> int:
     store, barrier, records = vault._store, vault._seal_state.barrier(), vault._records
     row = store.get_live_version(PATH, None)
     assert row is not None
-    tags, _verified_row, aad = records._verified[PATH]
+    checked = records._verified[PATH]  # tags, row, aad, change marker, version asked
+    tags, aad = checked.tags, checked.aad
     payload = barrier.open_aad(row.value_ct, aad)
     plain, metadata = decode_payload(payload)
 
@@ -60,7 +61,7 @@ def main() -> int:
 
     def remembered_row() -> object:
         entry = records._verified.get(PATH)
-        return entry is not None and entry[0] == tags
+        return entry is not None and entry.tags == tags
 
     steps: dict[str, Callable[[], object]] = {
         "(empty call)": lambda: None,
