@@ -251,6 +251,24 @@ def test_backup_restore_round_trip_with_all_versions(vault: Vault, caller: Calle
     assert vault.get(caller, "a/b").info.attributes.tags == {"t": "x"}
 
 
+def test_backup_restore_keeps_the_kv_settings_purge_removed(vault: Vault, caller: Caller) -> None:
+    """max_versions, cas_required and custom_metadata come back with the secret; a refused restore changes none."""
+    vault.kv.write(caller, "secret", "app/kv", {"token": "t0k3n-value"}, None)
+    vault.kv.write_metadata(caller, "secret", "app/kv", max_versions=3, cas_required=True,
+                            custom_metadata={"owner": "payments"})  # fmt: skip
+    blob = vault.backup(caller, "app/kv")
+    vault.kv.write_metadata(caller, "secret", "app/kv", max_versions=9)
+    with pytest.raises(AlreadyExists):
+        vault.restore(caller, blob)
+    assert vault.kv.metadata(caller, "app/kv").settings.max_versions == 9  # untouched by the refused restore
+    vault.delete(caller, "app/kv")
+    vault.purge(caller, "app/kv")
+    vault.restore(caller, blob)
+    settings = vault.kv.metadata(caller, "app/kv").settings
+    assert (settings.max_versions, settings.cas_required) == (3, True)
+    assert dict(settings.custom_metadata or {}) == {"owner": "payments"}
+
+
 def test_backup_from_another_vault_is_refused_and_changes_nothing(
     vault: Vault, caller: Caller, tmp_path: Path, clock: FixedClock, snapshot: Callable[[], Dump]
 ) -> None:

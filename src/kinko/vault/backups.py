@@ -13,7 +13,7 @@ from kinko.errors import IntegrityError, InvalidInput
 from kinko.storage.interface import SecretRow, Store, VersionRow
 from kinko.vault.guard import Guard
 from kinko.vault.record_tags import RecordTags
-from kinko.vault.records import SecretRecords, secret_info
+from kinko.vault.records import KV_SETTINGS_PREFIX, SecretRecords, secret_info
 from kinko.vault.seal_state import SealState
 
 BACKUP_MAGIC = b"kinko-backup-1:"
@@ -35,10 +35,13 @@ class SecretBackups:
         barrier = self._seal.barrier()
         secret = self._records.secret_row(path)
         versions = [self._tags.version(r) for r in self._store.list_versions(path)]
-        doc = {
+        doc: dict[str, Any] = {
             "secret": {k: v for k, v in secret.__dict__.items() if k not in ("deleted", "scheduled_purge", "mac")},
             "versions": [_row_doc(r) for r in versions if r is not None],
         }
+        settings = self._store.get_meta(KV_SETTINGS_PREFIX + path)
+        if settings is not None:  # its KV v2 settings (max_versions, cas_required, custom_metadata), sealed as stored:
+            doc["kv_settings"] = base64.b64encode(settings).decode()  # their AAD binds this vault and this path
         sealed = barrier.seal(json.dumps(doc).encode(), [self._seal.vault_id(), "backup"])
         return BACKUP_MAGIC + base64.b64encode(sealed)
 
@@ -64,14 +67,14 @@ class SecretBackups:
         # Tagged anew: the backup was sealed by this vault, so its rows are this vault's own.
         self._store.restore(self._tags.signed_secret(secret),
                             [self._tags.signed_version(_row_from_doc(d)) for d in doc["versions"]])
+        if doc.get("kv_settings"):  # after the rows: a restore refused (it exists) must not replace its settings
+            self._store.put_meta(KV_SETTINGS_PREFIX + secret.path, base64.b64decode(doc["kv_settings"]))
         return secret_info(self._records.secret_row(secret.path))
 
     def _restore_refused(self, caller: Caller, error: InvalidInput) -> InvalidInput:
         """Audit a restore refused before `_check` could run (its path is inside the blob), then return the error."""
         self._guard.record(caller, "secret.restore", RESTORE_PATH, error.code)
         return error
-
-
 
 
 def _row_doc(row: VersionRow) -> dict[str, Any]:
