@@ -271,7 +271,17 @@ class KvEngine:
         self._records.purge(caller, path)  # removes the settings too
 
     def list(self, caller: Caller, prefix: str) -> Listing:
-        return self._records.list(caller, prefix)
+        """The secrets under `prefix`, and the entries that have only settings yet (metadata written before any
+        version), as Vault lists every key with metadata; each subject to `list` on its own path."""
+        listing = self._records.list(caller, prefix)
+        base, start = listing.prefix, len(listing.prefix) + 1 if listing.prefix else 0
+        keys = set(listing.keys)
+        for key in self._store.list_meta_keys(KV_SETTINGS_PREFIX + (base + "/" if base else "")):
+            path = key[len(KV_SETTINGS_PREFIX) :]
+            if self._guard.allowed(caller, "list", path):
+                head, slash, _ = path[start:].partition("/")
+                keys.add(head + slash)
+        return Listing(base, tuple(sorted(keys)))
 
     # -- mount settings ------------------------------------------------------------------------------------
     def read_config(self, caller: Caller, mount: str) -> KvSettings:

@@ -40,6 +40,15 @@ def test_kv_write_read_versions_and_list(client: hvac.Client) -> None:
     assert kv.list_secrets(path="hvac-list")["data"]["keys"] == ["app/"]
 
 
+def test_an_entry_with_only_metadata_is_listed_as_vault_lists_it(client: hvac.Client) -> None:
+    kv = _kv(client)
+    kv.update_metadata(path="hvac-meta/planned/api", max_versions=2, custom_metadata={"owner": "team-b"})
+    kv.create_or_update_secret(path="hvac-meta/live", secret={"k": "v"})
+    assert sorted(kv.list_secrets(path="hvac-meta")["data"]["keys"]) == ["live", "planned/"]
+    assert kv.list_secrets(path="hvac-meta/planned")["data"]["keys"] == ["api"]
+    assert kv.read_secret_metadata(path="hvac-meta/planned/api")["data"]["current_version"] == 0
+
+
 def test_cas_mismatch_is_invalid_request(client: hvac.Client) -> None:
     kv = _kv(client)
     kv.create_or_update_secret(path="hvac/cas", secret={"v": "1"}, cas=0)
