@@ -89,6 +89,7 @@ def connection_string(url: str) -> str:
 
 class PostgresStore(SqlStore):
     UPSERT_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+    TABLE_EXISTS = "SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = ?"
     UPSERT_POLICY = ("INSERT INTO policies (name, document, updated, mac) VALUES (?, ?, ?, ?) ON CONFLICT (name) "
                      "DO UPDATE SET document = EXCLUDED.document, updated = EXCLUDED.updated, mac = EXCLUDED.mac")
 

@@ -96,6 +96,7 @@ class SqlStore(Store):
     syntax differs (SQLite's INSERT OR REPLACE, PostgreSQL's ON CONFLICT)."""
 
     UPSERT_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
+    TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
     UPSERT_POLICY = "INSERT OR REPLACE INTO policies (name, document, updated, mac) VALUES (?, ?, ?, ?)"
 
     @abstractmethod
@@ -105,9 +106,12 @@ class SqlStore(Store):
     @abstractmethod
     def _read(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]: ...
 
-    @staticmethod
-    def _migrate(tx: Tx, migrations: Sequence[str]) -> None:
-        tx.run("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    @classmethod
+    def _migrate(cls, tx: Tx, migrations: Sequence[str]) -> None:
+        # Asked first, not `CREATE TABLE IF NOT EXISTS`: PostgreSQL checks the CREATE privilege before it looks,
+        # and a database user with data rights only (the schema migrated by its owner) must still open the store.
+        if tx.one(cls.TABLE_EXISTS, ("schema_version",)) is None:
+            tx.run("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         row = tx.one("SELECT version FROM schema_version")
         current = row[0] if row else 0
         if row is None:
