@@ -84,8 +84,9 @@ def test_operator_init_unseal_rotate_seal_through_the_server(tmp_path: Path) -> 
         assert not (home / ".kinko").exists()  # no local vault was created
         status = json.loads(kinko(srv.addr, "operator", "status", "-o", "json", home=home).stdout)
         assert status["initialized"] is True and status["sealed"] is True and status["vault_id"] == doc["vault_id"]
-        # Tokens are verified with a key behind the barrier (review #7): while sealed the answer is "sealed".
-        error_line(kinko(srv.addr, "operator", "init", token=token, home=home), "sealed")
+        # A second init is refused as Vault refuses it, sealed or not, with or without a token.
+        error_line(kinko(srv.addr, "operator", "init", token=token, home=home), "already_initialized")
+        error_line(kinko(srv.addr, "operator", "init", home=home), "already_initialized")
 
         partial = kinko(srv.addr, "operator", "unseal", shares[0], home=home)
         assert partial.returncode == 0 and partial.stdout.strip() == "unseal progress 1/2", partial.stderr

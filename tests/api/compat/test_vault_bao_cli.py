@@ -168,6 +168,8 @@ def test_operator_init_unseal_seal_on_a_new_server(tmp_path: Path) -> None:
         assert all(share.startswith("kinko-share:") for share in shares) and init["unseal_keys_hex"] == shares
         status = bao.json_status()
         assert status["initialized"] is True and status["sealed"] is True and (status["t"], status["n"]) == (2, 3)
+        again = bao.run("operator", "init", check=False)  # as on Vault: 400, sealed or not, no token needed
+        assert again.returncode == 2 and "Code: 400" in again.stderr and "already initialized" in again.stderr
         wrong = bao.run("operator", "unseal", "kinko-share:not-a-share", check=False)
         assert wrong.returncode == 2 and "Code: 400" in wrong.stderr
         first = bao.json("operator", "unseal", shares[0])

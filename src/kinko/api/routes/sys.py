@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from kinko.api.auth import caller_for, client_address
+from kinko.api.auth import client_address
 from kinko.api.cluster import material
 from kinko.api.compat.vault_sys import health_fields, seal_status_fields
 from kinko.api.models import InitBody, Strict, UnsealBody
@@ -59,11 +59,11 @@ async def init_status(st: St) -> dict[str, Any]:
 
 
 @routes(router, "/init", ["POST", "PUT"])
-async def init(body: InitBody, request: Request, st: St) -> dict[str, Any]:
-    """Unauthenticated only while the vault is uninitialised (the first caller gets the root token). Takes kinko's
-    fields or Vault's (`secret_shares`, `secret_threshold`); answers with both (`shares` and Vault's `keys`)."""
+async def init(body: InitBody, st: St) -> dict[str, Any]:
+    """Unauthenticated (the first caller gets the root token). Takes kinko's fields or Vault's (`secret_shares`,
+    `secret_threshold`); answers with both (`shares` and Vault's `keys`). On an initialised vault it is a 400 for
+    anyone, token or not, sealed or not, as Vault answers: `GET /init` tells the same to anyone already."""
     if st.vault.initialized:
-        caller_for(request, st.vault, st.limiter)
         raise AlreadyInitialized("vault is already initialized")
     shares, threshold = body.counts()
     result = await run_in_threadpool(
