@@ -13,7 +13,7 @@ from kinko.api.app import create_app
 from kinko.api.auth import FailureLimiter
 from kinko.vault import open_vault
 from tests.api.conftest import Local
-from tests.api.http_routes import DENIED, PUBLIC, concrete, denial_for, vault_only
+from tests.api.http_routes import PUBLIC, concrete, denial_for, vault_only
 
 
 def routes(client: TestClient) -> Iterator[tuple[str, str]]:
@@ -89,11 +89,10 @@ def test_init_and_shamir_unseal_over_http(tmp_path: Path) -> None:
     result = c.post("/v1/sys/init", json={"shares": 3, "threshold": 2, "retention_days": 7}).json()
     assert len(result["shares"]) == 3 and result["root_token"].startswith("kinko_")
     assert c.get("/v1/sys/health").status_code == 503
-    again = c.post("/v1/sys/init", json={})
-    assert (again.status_code, again.json()) == (403, DENIED)  # initialised: init needs a token now
-    again = c.post("/v1/sys/init", json={}, headers={"X-Kinko-Token": result["root_token"]})
-    # Tokens are verified with a key behind the barrier (review #7): no token is accepted while sealed.
-    assert (again.status_code, again.json()["error"]["code"]) == (503, "sealed")
+    for headers in ({}, {"X-Kinko-Token": result["root_token"]}, {"X-Kinko-Token": "kinko_wrong"}):
+        again = c.post("/v1/sys/init", json={}, headers=headers)  # initialised: refused as Vault refuses it
+        assert (again.status_code, again.json()["error"]["code"]) == (400, "already_initialized")
+        assert "root_token" not in again.text
     assert c.post("/v1/sys/unseal", json={"share": result["shares"][0]}).json()["progress"] == 1
     assert c.post("/v1/sys/unseal", json={"share": result["shares"][2]}).json()["sealed"] is False
     assert c.get("/v1/sys/health").status_code == 200
