@@ -136,7 +136,7 @@ def pyc_assignments(data: bytes) -> list[tuple[str, str]]:
         if first <= magic <= last:
             try:
                 top = _Reader(data, header, ints, layout).obj()
-            except (_Malformed, RecursionError):
+            except (_Malformed, RecursionError, UnicodeDecodeError):
                 return []
             return list(_pairs(top, ops)) if isinstance(top, _Code) else []
     return []
