@@ -162,7 +162,7 @@ class Store(ABC):
     # -- the whole store, as stored (kinko operator migrate) -----------------------------------------------------
     @abstractmethod
     def dump(self) -> dict[str, list[tuple[Any, ...]]]:
-        """Every row of every table (kinko.storage.sql.TABLES' columns, by key), read in one transaction."""
+        """Every row of every table (kinko.storage.schema.TABLES' columns, by key), read in one transaction."""
 
     @abstractmethod
     def load(self, tables: Mapping[str, Sequence[Sequence[Any]]]) -> None:

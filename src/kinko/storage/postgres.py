@@ -33,7 +33,7 @@ from kinko.storage.sql import (
 
 log = logging.getLogger("kinko.storage")
 
-#: The same schema, version for version, in PostgreSQL's types (kinko.storage.sql.postgres_ddl).
+#: The same schema, version for version, in PostgreSQL's types (kinko.storage.schema.postgres_ddl).
 PG_MIGRATIONS = [postgres_ddl(script) for script in MIGRATIONS]
 #: pg_advisory_lock key that serialises schema migrations between servers starting together ("kinko").
 _MIGRATION_LOCK = 0x6B696E6B6F
