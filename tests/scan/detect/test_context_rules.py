@@ -21,7 +21,8 @@ SYNTAXES = [
     "discord_secret: {v}", 'string discordSecret = "{v}";', 'var discordSecret string = "{v}"',
     'discordSecret := "{v}"', "discordSecret := `{v}`", '$discordSecret .= "{v}";',
     'System.setProperty("DISCORD_SECRET", "{v}")', '  "discordSecret" => "{v}"', 'DISCORD_SECRET ?= "{v}"',
-    'DISCORD_SECRET ::= "{v}"', 'DISCORD_SECRET :::= "{v}"',
+    'DISCORD_SECRET ::= "{v}"', 'DISCORD_SECRET :::= "{v}"', "discord:\n  client_secret: {v}",
+    '$cfg["discord_secret"] = "{v}";',
 ]  # fmt: skip
 
 
@@ -39,6 +40,16 @@ def test_a_context_rule_reads_every_assignment_syntax(detector: RuleDetector, sy
 def test_a_context_rule_needs_the_vendor_word_in_the_key(detector: RuleDetector) -> None:
     for text in (f'client_secret = "{SECRET32}"', f'slack_secret = "{SECRET32}"', f'# discord\nsecret = "{SECRET32}"'):
         assert "discord-client-secret" not in [m.rule_id for m in detector.scan(text.encode())]
+
+
+def test_a_lookahead_in_a_value_stays_out_of_the_hyperscan_prefilter() -> None:
+    (rule,) = parse_rules_text(
+        "rules:\n- {id: acme-key, title: Acme, severity: high, context: [acme], value: '(?!aio_)[a-z_]{20}'}\n",
+        "test",
+    )
+    assert b"(?!" in rule.pattern and b"(?!" not in rule.prefilter
+    assert rule.regex.search(b'acme_key = "abcdefghijklmnopqrst"') is not None
+    assert rule.regex.search(b'acme_key = "aio_efghijklmnopqrst"') is None
 
 
 def test_context_rules_take_their_keywords_from_the_context_words() -> None:

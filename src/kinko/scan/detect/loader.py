@@ -82,15 +82,19 @@ class Rule:
 
 
 #: `key <op> value` in the assignment syntaxes of common languages and config formats: `k = v`, `k: v`, `k := v`,
-#: make's `?=` `::=` `:::=`, PHP `.=`, `=>`, Go `var k string = v`, `setProperty("K", v)`, `<k>v</k>` (also over
-#: lines), quoted with ' " ` or JSON-escaped \" — the shape every `context` rule is built on
+#: make's `?=` `::=` `:::=`, PHP `.=` and `$a["k"] =`, `=>`, Go `var k string = v`, `setProperty("K", "v")`,
+#: `<k>v</k>` (also over lines), a YAML key nested under the vendor's (`discord:\n  secret: v`), quoted with
+#: ' " ` or JSON-escaped \" — the shape every `context` rule is built on
 _ASSIGN = (
     r"[A-Za-z0-9_.-]{0,30}"
-    r"(?:\\?[\"'`][ \t]*,[ \t]*\\?[\"'`]|(?:\\?[\"'`])?"  # setProperty("K", "v") on one line | a closing quote, then:
+    r"(?::[ \t]*\r?\n[ \t]+[A-Za-z0-9_.-]{1,30})?"  # vendor:\n  key: v
+    r"(?:\\?[\"'`][ \t]*,[ \t]*\\?[\"'`]|(?:\\?[\"'`])?\]?"  # setProperty("K", "v") | `"]`, a quote, or none:
     r"(?:>|(?:[ \t]+(?:string|String|str|&str|char\s*\*))?\s*(?::{1,3}=|[?+.!]=|=>|[:=])))"  # <k>v | typed = v
     r"\s*(?:\\?[\"'`])?"
 )
 _VALUE_END = r"(?:[\"'`;,\s)\]}<\\]|$)"
+#: a lookahead or lookbehind in a `value` (`(?!aio_)`): hyperscan has none, so the prefilter goes without it
+_LOOKAROUND = re.compile(r"\(\?<?[=!](?:[^()\\]|\\.)*\)")
 
 
 def context_regex(context: list[str], value: str) -> str:
@@ -103,14 +107,16 @@ def context_regex(context: list[str], value: str) -> str:
     return f"(?i:{words}){_ASSIGN}(?P<{_VALUE_GROUP}>{value}){_VALUE_END}"
 
 
-def _source(spec: dict[str, Any], where: str) -> str:
-    """A rule's regex: given as `regex`, or built from `context` + `value`."""
+def _source(spec: dict[str, Any], where: str) -> tuple[str, str]:
+    """A rule's regex and prefilter: given as `regex` (and `prefilter`), or built from `context` + `value`."""
     if "context" not in spec:
-        return str(_require(spec, "regex", where))
-    context, value = spec["context"], _require(spec, "value", where)
+        source = str(_require(spec, "regex", where))
+        return source, str(spec.get("prefilter", source))
+    context, value = spec["context"], str(_require(spec, "value", where))
     if "regex" in spec or not isinstance(context, list) or not all(isinstance(w, str) and w for w in context):
         raise InvalidInput(f"rule {where}: context must be a list of words, given with value and without regex")
-    return context_regex(context, str(value))
+    prefilter = spec.get("prefilter") or context_regex(context, _LOOKAROUND.sub("", value))
+    return context_regex(context, value), str(prefilter)
 
 
 def _flags(spec: dict[str, Any]) -> int:
@@ -162,7 +168,7 @@ def parse_rule(spec: dict[str, Any], family: str, *, compile_now: bool = True) -
         severity = Severity.parse(str(_require(spec, "severity", where)))
     except ValueError as exc:
         raise InvalidInput(f"rule {where}: {exc}") from None
-    source = _source(spec, where)
+    source, prefilter = _source(spec, where)
     try:
         if compile_now:
             re.compile(source.encode(), _flags(spec))  # `re` caches it: the first use does not compile again
@@ -179,7 +185,7 @@ def parse_rule(spec: dict[str, Any], family: str, *, compile_now: bool = True) -
         severity=severity,
         family=family,
         pattern=source.encode(),
-        prefilter=str(spec.get("prefilter", source)).encode(),
+        prefilter=prefilter.encode(),
         regex_flags=_flags(spec),
         keywords=keywords,
         description=str(spec.get("description", "")),
