@@ -108,3 +108,35 @@ def test_byte_bound_keeps_the_object_id(tmp_path: Path, monkeypatch: pytest.Monk
     repo, _ = _repo(tmp_path, github_token(), remove=True)
     found = _scan(repo, tmp_path / "img.tar")
     assert len(found) == 1 and found[0].location.path.endswith("!blob") and found[0].location.object_ref is None
+
+
+def _snapshot(repo: Path) -> dict[str, bytes]:
+    return {p.relative_to(repo).as_posix(): p.read_bytes() for p in sorted(repo.rglob("*")) if p.is_file()}
+
+
+def test_a_git_moved_on_in_a_later_layer_is_walked_as_the_image_ends(tmp_path: Path) -> None:
+    """`COPY . /srv/app` with the token committed, then `RUN git rm … && git commit` in a later layer: the blob sits in
+    the first layer, the commit that dropped it in the second. Placed on the final `.git`, the blob is history only
+    (layer by layer, the first layer's own refs would have said present in HEAD)."""
+    token = github_token()
+    repo = tmp_path / "src"
+    (repo / "config").mkdir(parents=True)
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / "config" / "deploy.env").write_text(f"TOKEN={token}\n")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-qm", "first", when=1_700_000_000)
+    first = _git(repo, "rev-parse", "HEAD")
+    before = _snapshot(repo)
+    _git(repo, "rm", "-q", "config/deploy.env")
+    _git(repo, "commit", "-qm", "drop the key", when=1_700_000_100)
+    after = _snapshot(repo)
+    changed = {f"srv/app/{n}": d for n, d in after.items() if before.get(n) != d}
+    removed = {f"srv/app/{n}": None for n in before if n not in after}
+    archive = build_docker_archive(tmp_path / "img.tar", [{f"srv/app/{n}": d for n, d in before.items()},
+                                                          {**changed, **removed}],
+                                   ["COPY . /srv/app", "RUN git rm config/deploy.env && git commit"])  # fmt: skip
+    found = [f for f in ImageSource(archive, workers=1).scan(default_detector(), ScanResult())
+             if f.rule_id == "github-pat" and ".git" in f.location.path]  # fmt: skip
+    blob = _git(repo, "rev-parse", f"{first}:config/deploy.env")
+    assert [f.location.path for f in found] == [f"srv/app/.git!{first[:12]}:config/deploy.env"]
+    assert found[0].location.object_ref == f"git blob {blob} in commit {first[:12]}, history only"

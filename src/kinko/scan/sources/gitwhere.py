@@ -6,6 +6,8 @@ layer streams by; `resolve_hits` then turns `<dir>/.git/objects/ab/cd...!blob` a
 pack-x.pack!<blob id>` locations into `<dir>/.git!<commit>:<path>` and says whether HEAD's tree still holds the
 blob (`present in HEAD`) or only history does (`history only`), as `kinko scan git` does. Objects are parsed by
 dulwich. The walk is bounded; when refs or commits are missing, or a bound is hit, the object-id location stays.
+In an image the walk runs after every layer was scanned, on all its layers' files at once (`merged`): a `.git`
+copied in one layer and moved on by `git pull` or `git commit` in a later one is walked as the final image holds it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 from kinko.scan.interface import Finding
 
 MAX_GIT_BYTES = 256 << 20  # `.git` bytes one layer keeps for the walk; past it, blobs keep their object-id location
+#: a layer's `.git` files up to this size go back with its scan for the walk over all layers (larger: walked alone)
+CROSS_LAYER_BYTES = 16 << 20
 MAX_COMMITS = 5_000
 MAX_TREES = 50_000
 _DIR = re.compile(r"^((?:.*/)?\.git)/(.+)$")
@@ -105,6 +109,23 @@ def resolve_hits(hits: list[tuple[str, Finding]], git: GitFiles) -> list[tuple[s
             object_ref=f"git blob {blob[1].decode()} in commit {commit[:12]}, {status}",
         )
         out.append((path, replace(finding, location=location)))
+    return out
+
+
+def unresolved(hits: list[tuple[str, Finding]]) -> bool:
+    """Some finding is still at a git object's location (its layer's `.git` files did not say where it sits)."""
+    return any(_blob_of(finding.location.path) is not None for _, finding in hits)
+
+
+def merged(layers: Iterable[GitFiles]) -> GitFiles:
+    """The `.git` files of several layers, lowest first, as the image's final filesystem holds them: a later
+    layer's file replaces an earlier one's (refs move on; objects are named by their content, so they agree)."""
+    out = GitFiles()
+    for git in layers:
+        for root, entry in git.dirs.items():
+            into = out.dirs.setdefault(root, _Dir())
+            into.over = into.over or entry.over
+            into.files.update(entry.files)
     return out
 
 

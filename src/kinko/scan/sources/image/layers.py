@@ -20,7 +20,7 @@ import zstandard
 from kinko.scan.findings import matches_to_findings as to_findings
 from kinko.scan.findings import new_in_part
 from kinko.scan.interface import Detector, FileStatus, Finding, Location, Match
-from kinko.scan.sources.gitwhere import GitFiles, resolve_hits
+from kinko.scan.sources.gitwhere import CROSS_LAYER_BYTES, GitFiles, resolve_hits
 from kinko.scan.sources.image.archive import BlobRef, clean_member_name, printable_name
 from kinko.scan.sources.image.embedded import is_yaml, k8s_secret_values
 from kinko.scan.sources.image.limits import GZIP_MAGIC, Inflate, compression_of, is_run
@@ -53,7 +53,7 @@ class LayerScan:
     warnings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # parts of the layer not scanned (the scan is incomplete)
     bytes_scanned: int = 0
-    git: GitFiles = field(default_factory=GitFiles, repr=False)  # emptied before the scan is returned
+    git: GitFiles = field(default_factory=GitFiles, repr=False)  # for the cross-layer pass (source.py)
 
 
 class _Window(io.RawIOBase):
@@ -148,8 +148,10 @@ def scan_layer_stream(job: LayerJob, detector: Detector, raw: io.RawIOBase) -> L
 
 
 def _git_places(out: LayerScan) -> LayerScan:
-    """Findings in git objects of a `.git` directory in this layer, moved to their commit and path when known."""
-    if out.git.dirs:
+    """A layer's `.git` files go back with its scan when they are small: the findings in its git objects are placed
+    after every layer was scanned, on the image's final `.git` (source.py), since a later layer may have moved its
+    refs or added the commits. Larger ones are used here, on this layer's files alone, and dropped."""
+    if out.git.dirs and out.git.size > CROSS_LAYER_BYTES:
         out.hits = resolve_hits(out.hits, out.git)
         out.git = GitFiles()
     return out

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from kinko.scan.findings import matches_to_findings
 from kinko.scan.interface import Detector, FileStatus, Finding, Location, ScanResult, ScanWarning, Source
+from kinko.scan.sources.gitwhere import GitFiles, merged, resolve_hits, unresolved
 from kinko.scan.sources.image.archive import ImageLayout, cpu_workers, load_image
 from kinko.scan.sources.image.layers import LayerJob, LayerScan, Limits, scan_layer
 from kinko.scan.sources.image.outer_stream import scan_stream_layers
@@ -82,6 +83,7 @@ class ImageSource(Source):
             result.warnings.append(
                 ScanWarning(artifact, "a layer is missing: deleted/present status may be wrong for lower layers")
             )
+        _git_across_layers(scans)
         findings = _resolve_status(scans, len(layout.layers))
         findings.sort(key=lambda f: (f.location.layer_index or 0, f.location.path, f.location.line or 0, f.rule_id))
         yield from findings
@@ -277,6 +279,19 @@ def _ancestors(path: str) -> list[str]:
         if not path:
             return out
         out.append(path)
+
+
+def _git_across_layers(scans: list[LayerScan]) -> None:
+    """Findings in git objects placed at their commit and path on every layer's `.git` files at once (the final
+    `.git`: refs as the last layer left them), then the files are dropped."""
+    ordered = sorted(scans, key=lambda s: s.index)
+    if any(unresolved(s.hits) for s in ordered) and any(s.git.dirs for s in ordered):
+        git = merged(s.git for s in ordered)
+        for scan in ordered:
+            if unresolved(scan.hits):
+                scan.hits = resolve_hits(scan.hits, git)
+    for scan in ordered:
+        scan.git = GitFiles()
 
 
 def _resolve_status(scans: list[LayerScan], n_layers: int) -> list[Finding]:
